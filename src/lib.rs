@@ -1,0 +1,1 @@
+//! infergate: a shard-per-core inference gateway for AI agent fleets.

@@ -1,1 +1,12 @@
 //! infergate: a shard-per-core inference gateway for AI agent fleets.
+//!
+//! The parts follow DESIGN.md: `http` (server side of HTTP/1.1), `api` (endpoints, request
+//! views, errors), `route` (the route table), `policy` (gateway keys), `upstream` (pools and
+//! the provider client), `translate` (stream scanning), `observe` (request records), `proxy`
+//! (the phases of one proxied request), `shard` (runtimes and listeners), `admin`, `config`.
+
+pub mod api;
+pub mod config;
+pub mod http;
+pub mod policy;
+pub mod route;

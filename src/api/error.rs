@@ -1,0 +1,128 @@
+//! Errors as the client's dialect expects them: OpenAI's `{"error":{...}}` shape.
+
+use bytes::Bytes;
+
+/// The kind of an error, which fixes its HTTP status and OpenAI `type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// 400: the request is malformed or has wrong types.
+    InvalidRequest,
+    /// 401: missing or unknown gateway key.
+    Authentication,
+    /// 404: unknown model or path.
+    NotFound,
+    /// 405: wrong method for the path.
+    MethodNotAllowed,
+    /// 408: the client was too slow.
+    RequestTimeout,
+    /// 413: body too large.
+    PayloadTooLarge,
+    /// 431: head too large.
+    HeadersTooLarge,
+    /// 502: every target failed.
+    UpstreamFailed,
+    /// 503: no target is available.
+    Unavailable,
+    /// 504: the upstream did not answer in time.
+    UpstreamTimeout,
+    /// 500: a bug in the gateway.
+    Internal,
+}
+
+impl ErrorKind {
+    /// The HTTP status.
+    pub fn status(self) -> u16 {
+        match self {
+            Self::InvalidRequest => 400,
+            Self::Authentication => 401,
+            Self::NotFound => 404,
+            Self::MethodNotAllowed => 405,
+            Self::RequestTimeout => 408,
+            Self::PayloadTooLarge => 413,
+            Self::HeadersTooLarge => 431,
+            Self::UpstreamFailed => 502,
+            Self::Unavailable => 503,
+            Self::UpstreamTimeout => 504,
+            Self::Internal => 500,
+        }
+    }
+
+    fn openai_type(self) -> &'static str {
+        match self {
+            Self::InvalidRequest
+            | Self::NotFound
+            | Self::MethodNotAllowed
+            | Self::RequestTimeout
+            | Self::PayloadTooLarge
+            | Self::HeadersTooLarge => "invalid_request_error",
+            Self::Authentication => "authentication_error",
+            Self::UpstreamFailed | Self::Unavailable | Self::UpstreamTimeout => "upstream_error",
+            Self::Internal => "server_error",
+        }
+    }
+}
+
+/// An error the gateway answers itself.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    /// What kind (status and type).
+    pub kind: ErrorKind,
+    /// Human-readable message; never contains a provider key.
+    pub message: String,
+    /// Machine-readable code, e.g. `model_not_found`.
+    pub code: &'static str,
+    /// The request field at fault, if any.
+    pub param: Option<&'static str>,
+}
+
+impl ApiError {
+    /// A new error.
+    pub fn new(kind: ErrorKind, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            code,
+            param: None,
+        }
+    }
+
+    /// Names the offending request field.
+    pub fn with_param(mut self, param: &'static str) -> Self {
+        self.param = Some(param);
+        self
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> u16 {
+        self.kind.status()
+    }
+
+    /// The body in OpenAI's error shape.
+    pub fn to_openai_json(&self) -> Bytes {
+        let v = serde_json::json!({
+            "error": {
+                "message": self.message,
+                "type": self.kind.openai_type(),
+                "param": self.param,
+                "code": self.code,
+            }
+        });
+        Bytes::from(v.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn openai_shape() {
+        let e = ApiError::new(ErrorKind::NotFound, "model_not_found", "no such model: x")
+            .with_param("model");
+        let v: serde_json::Value = serde_json::from_slice(&e.to_openai_json()).unwrap();
+        assert_eq!(v["error"]["code"], "model_not_found");
+        assert_eq!(v["error"]["type"], "invalid_request_error");
+        assert_eq!(v["error"]["param"], "model");
+        assert_eq!(e.status(), 404);
+    }
+}

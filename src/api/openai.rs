@@ -1,0 +1,252 @@
+//! The borrowed view of an OpenAI-dialect request body: the few fields the gateway acts on,
+//! read with simd-json from a scratch copy so the original bytes stay forwardable.
+
+use simd_json::prelude::*;
+use simd_json::{Buffers, Tape};
+
+use super::json_scan::{find_top_level_value, JsonSpan};
+use super::Endpoint;
+
+/// Why a request body was refused (each becomes a 400 naming the field).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestBodyError {
+    /// Not JSON at all.
+    #[error("request body is not valid JSON: {0}")]
+    InvalidJson(String),
+    /// JSON, but not an object.
+    #[error("request body must be a JSON object")]
+    NotAnObject,
+    /// A required field is absent.
+    #[error("missing required parameter: '{0}'")]
+    Missing(&'static str),
+    /// A field has the wrong JSON type.
+    #[error("invalid type for '{field}': expected {expected}")]
+    WrongType {
+        /// The field.
+        field: &'static str,
+        /// What it should be.
+        expected: &'static str,
+    },
+}
+
+impl RequestBodyError {
+    /// The field at fault, for the error's `param`.
+    pub fn param(&self) -> Option<&'static str> {
+        match self {
+            Self::Missing(f) => Some(f),
+            Self::WrongType { field, .. } => Some(field),
+            _ => None,
+        }
+    }
+}
+
+/// What the gateway needs from a chat or embeddings request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatRequestView {
+    /// The model alias asked for.
+    pub model: String,
+    /// Where the `"model"` value (with its quotes) sits in the original bytes.
+    pub model_span: JsonSpan,
+    /// `"stream": true`.
+    pub stream: bool,
+    /// `stream_options.include_usage`.
+    pub include_usage: bool,
+}
+
+/// Per-shard reusable buffers for parsing request bodies (no allocation per request once warm).
+pub struct JsonScratch {
+    bytes: Vec<u8>,
+    buffers: Buffers,
+    tape: Option<Tape<'static>>,
+}
+
+impl Default for JsonScratch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl JsonScratch {
+    /// Empty scratch space.
+    pub fn new() -> Self {
+        Self {
+            bytes: Vec::with_capacity(16 * 1024),
+            buffers: Buffers::new(16 * 1024),
+            tape: Some(Tape::null()),
+        }
+    }
+
+    /// Validates `body` as JSON and reads the view for `endpoint`.
+    pub fn parse(
+        &mut self,
+        endpoint: Endpoint,
+        body: &[u8],
+    ) -> Result<ChatRequestView, RequestBodyError> {
+        self.bytes.clear();
+        self.bytes.extend_from_slice(body);
+        self.bytes
+            .resize(body.len() + simd_json::INPUT_PADDING, 0);
+        let mut tape = self.tape.take().unwrap_or_else(Tape::null).reset();
+        let result = simd_json::fill_tape_padded(
+            &mut self.bytes,
+            body.len(),
+            &mut self.buffers,
+            &mut tape,
+        )
+        .map_err(|e| RequestBodyError::InvalidJson(e.to_string()))
+        .and_then(|()| read_view(endpoint, &tape, body));
+        self.tape = Some(tape.reset());
+        result
+    }
+}
+
+fn read_view(
+    endpoint: Endpoint,
+    tape: &Tape<'_>,
+    body: &[u8],
+) -> Result<ChatRequestView, RequestBodyError> {
+    let root = tape.as_value();
+    if !root.is_object() {
+        return Err(RequestBodyError::NotAnObject);
+    }
+    let model = match root.get("model") {
+        None => return Err(RequestBodyError::Missing("model")),
+        Some(v) => v
+            .as_str()
+            .ok_or(RequestBodyError::WrongType {
+                field: "model",
+                expected: "a string",
+            })?
+            .to_string(),
+    };
+    let stream = match root.get("stream") {
+        None => false,
+        Some(v) if v.is_null() => false,
+        Some(v) => v.as_bool().ok_or(RequestBodyError::WrongType {
+            field: "stream",
+            expected: "a boolean",
+        })?,
+    };
+    let include_usage = root
+        .get("stream_options")
+        .and_then(|o| o.get("include_usage"))
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false);
+    match endpoint {
+        Endpoint::ChatCompletions => match root.get("messages") {
+            None => return Err(RequestBodyError::Missing("messages")),
+            Some(v) if !v.is_array() => {
+                return Err(RequestBodyError::WrongType {
+                    field: "messages",
+                    expected: "an array",
+                })
+            }
+            Some(_) => {}
+        },
+        Endpoint::Embeddings => match root.get("input") {
+            None => return Err(RequestBodyError::Missing("input")),
+            Some(v) if !(v.is_str() || v.is_array()) => {
+                return Err(RequestBodyError::WrongType {
+                    field: "input",
+                    expected: "a string or an array",
+                })
+            }
+            Some(_) => {}
+        },
+        Endpoint::Models => {}
+    }
+    let model_span =
+        find_top_level_value(body, "model").ok_or(RequestBodyError::Missing("model"))?;
+    Ok(ChatRequestView {
+        model,
+        model_span,
+        stream,
+        include_usage,
+    })
+}
+
+/// Token usage as providers report it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Usage {
+    /// Prompt (input) tokens.
+    pub input_tokens: u64,
+    /// Completion (output) tokens.
+    pub output_tokens: u64,
+}
+
+impl Usage {
+    /// Reads an OpenAI `usage` object (`prompt_tokens`, `completion_tokens`).
+    pub fn from_openai_json(usage: &[u8]) -> Option<Self> {
+        #[derive(serde::Deserialize)]
+        struct Raw {
+            prompt_tokens: Option<u64>,
+            completion_tokens: Option<u64>,
+        }
+        let raw: Raw = serde_json::from_slice(usage).ok()?;
+        Some(Self {
+            input_tokens: raw.prompt_tokens.unwrap_or(0),
+            output_tokens: raw.completion_tokens.unwrap_or(0),
+        })
+    }
+
+    /// Reads `usage` from a whole OpenAI response body without parsing the rest.
+    pub fn from_openai_body(body: &[u8]) -> Option<Self> {
+        let span = find_top_level_value(body, "usage")?;
+        Self::from_openai_json(&body[span.start..span.end])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(body: &str) -> Result<ChatRequestView, RequestBodyError> {
+        JsonScratch::new().parse(Endpoint::ChatCompletions, body.as_bytes())
+    }
+
+    #[test]
+    fn reads_model_and_stream() {
+        let body = r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"stream":true,"stream_options":{"include_usage":true}}"#;
+        let v = parse(body).unwrap();
+        assert_eq!(v.model, "gpt-4o-mini");
+        assert!(v.stream && v.include_usage);
+        assert_eq!(&body[v.model_span.start..v.model_span.end], "\"gpt-4o-mini\"");
+    }
+
+    #[test]
+    fn scratch_is_reusable() {
+        let mut s = JsonScratch::new();
+        for i in 0..3 {
+            let body = format!(r#"{{"model":"m{i}","messages":[]}}"#);
+            assert_eq!(s.parse(Endpoint::ChatCompletions, body.as_bytes()).unwrap().model, format!("m{i}"));
+        }
+    }
+
+    #[test]
+    fn refuses_bad_bodies() {
+        assert!(matches!(parse("{nope"), Err(RequestBodyError::InvalidJson(_))));
+        assert_eq!(parse("[]"), Err(RequestBodyError::NotAnObject));
+        assert_eq!(parse(r#"{"messages":[]}"#), Err(RequestBodyError::Missing("model")));
+        assert_eq!(
+            parse(r#"{"model":7,"messages":[]}"#),
+            Err(RequestBodyError::WrongType { field: "model", expected: "a string" })
+        );
+        assert_eq!(
+            parse(r#"{"model":"m","messages":[],"stream":"yes"}"#),
+            Err(RequestBodyError::WrongType { field: "stream", expected: "a boolean" })
+        );
+        assert_eq!(
+            parse(r#"{"model":"m","messages":{}}"#),
+            Err(RequestBodyError::WrongType { field: "messages", expected: "an array" })
+        );
+    }
+
+    #[test]
+    fn usage_from_body() {
+        let body = br#"{"id":"x","choices":[{"message":{"content":"usage"}}],"usage":{"prompt_tokens":12,"completion_tokens":5,"total_tokens":17}}"#;
+        assert_eq!(
+            Usage::from_openai_body(body),
+            Some(Usage { input_tokens: 12, output_tokens: 5 })
+        );
+    }
+}

@@ -1,0 +1,277 @@
+//! The TOML configuration: what an operator writes, read into plain structs.
+//!
+//! `Config` is only the file's shape. It is validated and compiled into an immutable
+//! [`crate::route::RouteTable`] by [`crate::route::RouteTable::compile`]; a config that does
+//! not compile is refused with the reason and never replaces the table that serves.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Why a configuration file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file that was asked for.
+        path: PathBuf,
+        /// The underlying IO error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or does not have the config's shape.
+    #[error("invalid config {path}: {message}")]
+    Parse {
+        /// The file that was read.
+        path: PathBuf,
+        /// What the TOML parser said, with line and column.
+        message: String,
+    },
+    /// The file parsed but says something that cannot work (unknown provider, no targets...).
+    #[error("invalid config: {0}")]
+    Invalid(String),
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The client-facing listener and its limits.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// The admin listener (reload, health); off when absent.
+    #[serde(default)]
+    pub admin: Option<AdminConfig>,
+    /// The request log (one JSON line per request).
+    #[serde(default)]
+    pub log: LogConfig,
+    /// Gateway keys that clients present; the gateway runs open when there are none.
+    #[serde(default)]
+    pub auth: AuthConfig,
+    /// Upstream providers by name.
+    #[serde(default)]
+    pub providers: BTreeMap<String, ProviderConfig>,
+    /// Model aliases that clients ask for, each with its ordered targets.
+    #[serde(default)]
+    pub models: BTreeMap<String, ModelConfig>,
+}
+
+impl Config {
+    /// Reads and parses a config file (no validation beyond the shape: see `RouteTable::compile`).
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|e| match e {
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                path: path.to_path_buf(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses config text.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: PathBuf::from("<text>"),
+            message: e.to_string(),
+        })
+    }
+}
+
+/// The client-facing HTTP listener and the limits it enforces.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address every shard listens on (SO_REUSEPORT).
+    pub listen: String,
+    /// Number of shards (threads, one runtime each); defaults to the number of cores.
+    pub shards: Option<usize>,
+    /// Largest request head (request line + headers) accepted, in bytes; larger gets 431.
+    pub max_header_bytes: usize,
+    /// Most headers accepted in one request; more gets 431.
+    pub max_headers: usize,
+    /// Largest request body accepted, in bytes; larger gets 413.
+    pub max_body_bytes: usize,
+    /// Time a client has to send a complete request head once it started one.
+    pub header_timeout_ms: u64,
+    /// How long an idle keep-alive connection is kept open.
+    pub keepalive_timeout_ms: u64,
+    /// How long shutdown waits for requests in flight before closing them.
+    pub drain_timeout_ms: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".to_string(),
+            shards: None,
+            max_header_bytes: 32 * 1024,
+            max_headers: 100,
+            max_body_bytes: 16 * 1024 * 1024,
+            header_timeout_ms: 10_000,
+            keepalive_timeout_ms: 75_000,
+            drain_timeout_ms: 15_000,
+        }
+    }
+}
+
+/// The admin listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Bind address; keep it on loopback or a private interface.
+    pub listen: String,
+}
+
+/// Where request records go.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// JSONL file for request records; `""` turns the log off.
+    pub path: String,
+    /// Size at which the file is rotated to `PATH.1`.
+    pub max_bytes: u64,
+    /// How many rotated files are kept.
+    pub keep: usize,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            path: "infergate-requests.jsonl".to_string(),
+            max_bytes: 256 * 1024 * 1024,
+            keep: 3,
+        }
+    }
+}
+
+/// Gateway keys.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Accepted keys, stored as SHA-256 hashes.
+    #[serde(default)]
+    pub keys: Vec<KeyConfig>,
+}
+
+/// One gateway key: a name for the record and the SHA-256 (hex) of the secret.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyConfig {
+    /// Who holds the key (appears in the request record).
+    pub name: String,
+    /// Lowercase or uppercase hex SHA-256 of the key the client sends.
+    pub sha256: String,
+}
+
+/// The dialect and transport a provider speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProviderKind {
+    /// OpenAI's API, or any provider that speaks it.
+    Openai,
+    /// A built-in provider that answers locally (offline use and testing agents).
+    Mock,
+}
+
+/// One upstream provider.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    /// Which dialect it speaks.
+    pub kind: ProviderKind,
+    /// Base URL including the API prefix, e.g. `https://api.openai.com/v1`.
+    pub base_url: Option<String>,
+    /// Environment variable that holds the API key; a provider whose variable is unset is skipped.
+    pub api_key_env: Option<String>,
+    /// TCP (and TLS) connect timeout.
+    #[serde(default = "default_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+    /// Time from sending the request to the response head.
+    #[serde(default = "default_first_byte_timeout_ms")]
+    pub first_byte_timeout_ms: u64,
+    /// Time for the whole call, body or stream included.
+    #[serde(default = "default_total_timeout_ms")]
+    pub total_timeout_ms: u64,
+    /// Idle connections kept per shard.
+    #[serde(default = "default_max_idle")]
+    pub max_idle_per_shard: usize,
+}
+
+fn default_connect_timeout_ms() -> u64 {
+    5_000
+}
+fn default_first_byte_timeout_ms() -> u64 {
+    60_000
+}
+fn default_total_timeout_ms() -> u64 {
+    600_000
+}
+fn default_max_idle() -> usize {
+    64
+}
+
+/// One model alias.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// Where requests for this alias go, in fallback order.
+    pub targets: Vec<TargetConfig>,
+}
+
+/// One target of a model alias.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetConfig {
+    /// A key of `[providers]`.
+    pub provider: String,
+    /// The model name the provider knows.
+    pub model: String,
+    /// Share of first attempts; when any target of an alias has a weight, the first attempt is
+    /// drawn by weight (unweighted targets count 1, weight 0 is fallback only).
+    pub weight: Option<u32>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_issue_example() {
+        let cfg = Config::parse(
+            r#"
+[server]
+listen = "127.0.0.1:8080"
+[admin]
+listen = "127.0.0.1:8081"
+[log]
+path = "infergate-requests.jsonl"
+[providers.primary]
+kind = "openai"
+base_url = "http://127.0.0.1:9000/v1"
+[providers.backup]
+kind = "openai"
+base_url = "http://127.0.0.1:9001/v1"
+[models."gpt-4o-mini"]
+targets = [
+  { provider = "primary", model = "gpt-4o-mini-2024-07-18" },
+  { provider = "backup", model = "gpt-4o-mini" },
+]
+"#,
+        )
+        .unwrap();
+        assert_eq!(cfg.models["gpt-4o-mini"].targets.len(), 2);
+        assert_eq!(cfg.providers["primary"].kind, ProviderKind::Openai);
+        assert_eq!(cfg.admin.unwrap().listen, "127.0.0.1:8081");
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let err = Config::parse("[server]\nlisten = \"x\"\nshardz = 2\n").unwrap_err();
+        assert!(err.to_string().contains("shardz"), "{err}");
+    }
+}

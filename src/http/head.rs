@@ -1,0 +1,155 @@
+//! A parsed request head whose strings are slices of one frozen `Bytes` (no copies).
+
+use bytes::Bytes;
+
+/// The request methods the gateway serves (others are answered 405).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// GET
+    Get,
+    /// POST
+    Post,
+    /// HEAD
+    Head,
+    /// Anything else.
+    Other,
+}
+
+impl Method {
+    fn parse(s: &str) -> Self {
+        match s {
+            "GET" => Method::Get,
+            "POST" => Method::Post,
+            "HEAD" => Method::Head,
+            _ => Method::Other,
+        }
+    }
+}
+
+/// Header names and values as ranges into the head's bytes.
+#[derive(Debug, Clone, Default)]
+pub struct HeaderList {
+    raw: Bytes,
+    spans: Vec<(u32, u32, u32, u32)>,
+}
+
+impl HeaderList {
+    /// The first value of a header (case-insensitive name).
+    pub fn get(&self, name: &str) -> Option<&[u8]> {
+        self.iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    }
+
+    /// The first value as text, when it is valid UTF-8.
+    pub fn get_str(&self, name: &str) -> Option<&str> {
+        self.get(name).and_then(|v| std::str::from_utf8(v).ok())
+    }
+
+    /// All headers in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> + '_ {
+        self.spans.iter().map(move |&(n, nl, v, vl)| {
+            let name = &self.raw[n as usize..(n + nl) as usize];
+            // httparse validated header names as tokens (ASCII).
+            let name = std::str::from_utf8(name).unwrap_or("");
+            (name, &self.raw[v as usize..(v + vl) as usize])
+        })
+    }
+
+    /// Number of headers.
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    /// True when there are no headers.
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+}
+
+/// A request head: method, path, version and headers.
+#[derive(Debug, Clone)]
+pub struct RequestHead {
+    /// The method.
+    pub method: Method,
+    path: (u32, u32),
+    /// 0 for HTTP/1.0, 1 for HTTP/1.1.
+    pub version: u8,
+    /// The headers.
+    pub headers: HeaderList,
+}
+
+/// Where a parsed head's parts are, as (offset, length) pairs into the head's bytes.
+pub(crate) struct HeadSpans {
+    pub method: (usize, usize),
+    pub path: (usize, usize),
+    pub version: u8,
+    pub headers: Vec<(u32, u32, u32, u32)>,
+}
+
+impl HeadSpans {
+    /// Records where httparse found each part of a head that lies in `buf`.
+    pub fn capture(buf: &[u8], req: &httparse::Request<'_, '_>) -> Self {
+        let base = buf.as_ptr() as usize;
+        let span = |s: &[u8]| (s.as_ptr() as usize - base, s.len());
+        Self {
+            method: req.method.map_or((0, 0), |m| span(m.as_bytes())),
+            path: req.path.map_or((0, 0), |p| span(p.as_bytes())),
+            version: req.version.unwrap_or(1),
+            headers: req
+                .headers
+                .iter()
+                .map(|h| {
+                    let (n, nl) = span(h.name.as_bytes());
+                    let (v, vl) = span(h.value);
+                    (n as u32, nl as u32, v as u32, vl as u32)
+                })
+                .collect(),
+        }
+    }
+}
+
+impl RequestHead {
+    /// Builds the head over `raw`, the frozen bytes the spans were captured in.
+    pub(crate) fn from_spans(raw: Bytes, spans: HeadSpans) -> Self {
+        let (mo, ml) = spans.method;
+        let method = std::str::from_utf8(&raw[mo..mo + ml]).map_or(Method::Other, Method::parse);
+        Self {
+            method,
+            path: (spans.path.0 as u32, spans.path.1 as u32),
+            version: spans.version,
+            headers: HeaderList {
+                raw,
+                spans: spans.headers,
+            },
+        }
+    }
+
+    /// The request target, query string included.
+    pub fn target(&self) -> &str {
+        let (p, l) = self.path;
+        std::str::from_utf8(&self.headers.raw[p as usize..(p + l) as usize]).unwrap_or("")
+    }
+
+    /// The path without the query string.
+    pub fn path(&self) -> &str {
+        let t = self.target();
+        t.split_once('?').map_or(t, |(p, _)| p)
+    }
+
+    /// Whether the client wants the connection kept open after this request.
+    pub fn wants_keep_alive(&self) -> bool {
+        let conn = self.headers.get("connection");
+        let has = |tok: &str| {
+            conn.is_some_and(|v| {
+                v.split(|&b| b == b',')
+                    .any(|t| t.trim_ascii().eq_ignore_ascii_case(tok.as_bytes()))
+            })
+        };
+        if self.version == 0 {
+            has("keep-alive")
+        } else {
+            !has("close")
+        }
+    }
+}

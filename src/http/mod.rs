@@ -1,0 +1,14 @@
+//! HTTP/1.1 on monoio's owned-buffer IO: the server side (request heads, bodies, limits,
+//! keep-alive) and the pieces the upstream client shares (chunked decoding, head parsing).
+
+mod chunked;
+mod error;
+mod head;
+mod response;
+mod server;
+
+pub use chunked::{ChunkedDecoder, ChunkedError};
+pub use error::HttpError;
+pub use head::{HeaderList, Method, RequestHead};
+pub use response::{status_reason, BodyFraming, ResponseHead};
+pub use server::{ServerConn, ServerLimits};

@@ -1,0 +1,11 @@
+//! Routing: the immutable [`RouteTable`] compiled from a [`Config`], and the lock-free
+//! [`SharedRouteTable`] that shards read on every request and reloads swap whole.
+//!
+//! Nothing in a table changes after it is built. Anything that must survive a swap
+//! (connection pools, resolved addresses) is keyed by stable names outside the table.
+
+mod provider;
+mod table;
+
+pub use provider::{Provider, ProviderAddr, Scheme};
+pub use table::{AttemptPlan, ModelRoute, RouteTable, SharedRouteTable, Target};

@@ -1,0 +1,241 @@
+//! A provider as the data plane sees it: where it is, how to authenticate, its timeouts.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+
+use crate::config::{ConfigError, ProviderConfig, ProviderKind};
+
+/// Whether a provider is reached over plain TCP or TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    /// `http://` (local providers, mocks).
+    Http,
+    /// `https://` through rustls.
+    Https,
+}
+
+/// A provider's network address, parsed from its `base_url`.
+#[derive(Debug)]
+pub struct ProviderAddr {
+    /// http or https.
+    pub scheme: Scheme,
+    /// Host name or IP literal (used for SNI and the Host header).
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+    /// The `Host` header value (`host` or `host:port`).
+    pub authority: String,
+    /// The path prefix before the endpoint, e.g. `/v1` (no trailing slash).
+    pub path_prefix: String,
+    /// Resolved socket addresses; refreshed off-shard by [`Provider::refresh_addrs`].
+    pub resolved: ArcSwap<Vec<SocketAddr>>,
+}
+
+/// A provider API key. Its `Debug` never shows the value, so no log line can leak it.
+struct ApiKey(String);
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ApiKey(<redacted>)")
+    }
+}
+
+/// An upstream provider, compiled from config.
+#[derive(Debug)]
+pub struct Provider {
+    /// The config key; also the name in records and `x-infergate-provider`.
+    pub name: String,
+    /// The dialect it speaks.
+    pub kind: ProviderKind,
+    /// Where it is (absent for the built-in mock).
+    pub addr: Option<ProviderAddr>,
+    /// The API key read from the environment; never logged or echoed.
+    api_key: Option<ApiKey>,
+    /// Why the provider can't be used right now (its key variable is unset), if so.
+    pub unavailable: Option<String>,
+    /// Connect timeout (TCP and TLS).
+    pub connect_timeout: Duration,
+    /// Time from the request's last byte to the response head.
+    pub first_byte_timeout: Duration,
+    /// Whole-call bound.
+    pub total_timeout: Duration,
+    /// Idle connections kept per shard.
+    pub max_idle_per_shard: usize,
+    /// Connection pool key: every attribute that makes two connections interchangeable.
+    pub pool_key: Arc<str>,
+}
+
+impl Provider {
+    /// Builds a provider from its config, reading the API key from the environment.
+    pub fn compile(name: &str, cfg: &ProviderConfig) -> Result<Self, ConfigError> {
+        let addr = match (cfg.kind, &cfg.base_url) {
+            (ProviderKind::Mock, _) => None,
+            (_, Some(url)) => Some(parse_base_url(name, url)?),
+            (_, None) => {
+                return Err(ConfigError::Invalid(format!(
+                    "provider {name}: base_url is required for kind {:?}",
+                    cfg.kind
+                )))
+            }
+        };
+        let (api_key, unavailable) = match &cfg.api_key_env {
+            Some(var) => match std::env::var(var) {
+                Ok(v) if !v.trim().is_empty() => (Some(ApiKey(v.trim().to_string())), None),
+                _ => (None, Some(format!("environment variable {var} is not set"))),
+            },
+            None => (None, None),
+        };
+        let pool_key = match &addr {
+            Some(a) => format!(
+                "{}|{:?}|{}|{}",
+                name, a.scheme, a.authority, a.path_prefix
+            ),
+            None => format!("{name}|mock"),
+        };
+        Ok(Self {
+            name: name.to_string(),
+            kind: cfg.kind,
+            addr,
+            api_key,
+            unavailable,
+            connect_timeout: Duration::from_millis(cfg.connect_timeout_ms),
+            first_byte_timeout: Duration::from_millis(cfg.first_byte_timeout_ms),
+            total_timeout: Duration::from_millis(cfg.total_timeout_ms),
+            max_idle_per_shard: cfg.max_idle_per_shard,
+            pool_key: Arc::from(pool_key),
+        })
+    }
+
+    /// The API key, for the upstream request only.
+    pub fn api_key(&self) -> Option<&str> {
+        self.api_key.as_ref().map(|k| k.0.as_str())
+    }
+
+    /// Resolves the host again (a blocking call: run it off the shards).
+    pub fn refresh_addrs(&self) -> std::io::Result<usize> {
+        let Some(addr) = &self.addr else {
+            return Ok(0);
+        };
+        let found: Vec<SocketAddr> = (addr.host.as_str(), addr.port).to_socket_addrs()?.collect();
+        let n = found.len();
+        if n > 0 {
+            addr.resolved.store(Arc::new(found));
+        }
+        Ok(n)
+    }
+}
+
+fn parse_base_url(name: &str, url: &str) -> Result<ProviderAddr, ConfigError> {
+    let bad = |why: &str| ConfigError::Invalid(format!("provider {name}: base_url {url:?}: {why}"));
+    let (scheme, rest) = if let Some(r) = url.strip_prefix("https://") {
+        (Scheme::Https, r)
+    } else if let Some(r) = url.strip_prefix("http://") {
+        (Scheme::Http, r)
+    } else {
+        return Err(bad("must start with http:// or https://"));
+    };
+    let (hostport, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    if hostport.is_empty() {
+        return Err(bad("no host"));
+    }
+    let default_port = if scheme == Scheme::Https { 443 } else { 80 };
+    let (host, port) = if let Some(h) = hostport.strip_prefix('[') {
+        // IPv6 literal: [::1]:port
+        let end = h.find(']').ok_or_else(|| bad("unterminated IPv6 literal"))?;
+        let port = match &h[end + 1..] {
+            "" => default_port,
+            p => p
+                .strip_prefix(':')
+                .and_then(|p| p.parse().ok())
+                .ok_or_else(|| bad("bad port"))?,
+        };
+        (h[..end].to_string(), port)
+    } else {
+        match hostport.rsplit_once(':') {
+            Some((h, p)) => (h.to_string(), p.parse().map_err(|_| bad("bad port"))?),
+            None => (hostport.to_string(), default_port),
+        }
+    };
+    let authority = if port == default_port {
+        if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host.clone()
+        }
+    } else if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    // Literal IPs resolve without DNS; names are resolved by `refresh_addrs`.
+    let resolved: Vec<SocketAddr> = match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => vec![SocketAddr::new(ip, port)],
+        Err(_) => Vec::new(),
+    };
+    Ok(ProviderAddr {
+        scheme,
+        host,
+        port,
+        authority,
+        path_prefix: path.trim_end_matches('/').to_string(),
+        resolved: ArcSwap::from_pointee(resolved),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(url: &str) -> ProviderConfig {
+        ProviderConfig {
+            kind: ProviderKind::Openai,
+            base_url: Some(url.to_string()),
+            api_key_env: None,
+            connect_timeout_ms: 1,
+            first_byte_timeout_ms: 1,
+            total_timeout_ms: 1,
+            max_idle_per_shard: 1,
+        }
+    }
+
+    #[test]
+    fn parses_urls() {
+        let p = Provider::compile("p", &cfg("https://api.openai.com/v1/")).unwrap();
+        let a = p.addr.unwrap();
+        assert_eq!((a.scheme, a.port), (Scheme::Https, 443));
+        assert_eq!(a.authority, "api.openai.com");
+        assert_eq!(a.path_prefix, "/v1");
+        let p = Provider::compile("p", &cfg("http://127.0.0.1:9000/v1")).unwrap();
+        let a = p.addr.unwrap();
+        assert_eq!(a.authority, "127.0.0.1:9000");
+        assert_eq!(a.resolved.load().len(), 1);
+        let p = Provider::compile("p", &cfg("http://[::1]:9000")).unwrap();
+        assert_eq!(p.addr.unwrap().authority, "[::1]:9000");
+        assert!(Provider::compile("p", &cfg("ftp://x")).is_err());
+    }
+
+    #[test]
+    fn missing_key_env_marks_unavailable() {
+        let mut c = cfg("http://127.0.0.1:1/v1");
+        c.api_key_env = Some("INFERGATE_TEST_SURELY_UNSET_VAR".into());
+        let p = Provider::compile("p", &c).unwrap();
+        assert!(p.unavailable.as_deref().unwrap().contains("INFERGATE_TEST_SURELY_UNSET_VAR"));
+        assert!(p.api_key().is_none());
+    }
+
+    #[test]
+    fn debug_never_shows_the_key() {
+        std::env::set_var("INFERGATE_TEST_KEY_DEBUG", "sk-very-secret");
+        let mut c = cfg("http://127.0.0.1:1/v1");
+        c.api_key_env = Some("INFERGATE_TEST_KEY_DEBUG".into());
+        let p = Provider::compile("p", &c).unwrap();
+        assert_eq!(p.api_key(), Some("sk-very-secret"));
+        assert!(!format!("{p:?}").contains("sk-very-secret"));
+    }
+}

@@ -10,3 +10,6 @@ pub mod config;
 pub mod http;
 pub mod policy;
 pub mod route;
+pub mod upstream;
+pub mod translate;
+pub mod observe;

@@ -33,7 +33,25 @@ pub struct HeaderList {
     spans: Vec<(u32, u32, u32, u32)>,
 }
 
+/// Spans of httparse's headers relative to `base`, the buffer they were parsed from.
+pub(crate) fn header_spans(base: &[u8], headers: &[httparse::Header<'_>]) -> Vec<(u32, u32, u32, u32)> {
+    let base = base.as_ptr() as usize;
+    headers
+        .iter()
+        .map(|h| {
+            let n = h.name.as_ptr() as usize - base;
+            let v = h.value.as_ptr() as usize - base;
+            (n as u32, h.name.len() as u32, v as u32, h.value.len() as u32)
+        })
+        .collect()
+}
+
 impl HeaderList {
+    /// Builds a list over `raw` from spans captured by [`header_spans`] on the same bytes.
+    pub(crate) fn from_spans(raw: Bytes, spans: Vec<(u32, u32, u32, u32)>) -> Self {
+        Self { raw, spans }
+    }
+
     /// The first value of a header (case-insensitive name).
     pub fn get(&self, name: &str) -> Option<&[u8]> {
         self.iter()
@@ -96,15 +114,7 @@ impl HeadSpans {
             method: req.method.map_or((0, 0), |m| span(m.as_bytes())),
             path: req.path.map_or((0, 0), |p| span(p.as_bytes())),
             version: req.version.unwrap_or(1),
-            headers: req
-                .headers
-                .iter()
-                .map(|h| {
-                    let (n, nl) = span(h.name.as_bytes());
-                    let (v, vl) = span(h.value);
-                    (n as u32, nl as u32, v as u32, vl as u32)
-                })
-                .collect(),
+            headers: header_spans(buf, req.headers),
         }
     }
 }

@@ -1,0 +1,107 @@
+//! The request record: what happened to one request, every attempt included.
+
+use serde::Serialize;
+
+use crate::translate::FinishReason;
+
+/// One try at one target.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttemptRecord {
+    /// Provider name.
+    pub provider: String,
+    /// Upstream model name.
+    pub model: String,
+    /// HTTP status from the provider (absent when none arrived).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// Why the attempt failed or was skipped (`connect`, `first_byte_timeout`, `skipped: ...`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Time spent on this attempt, in milliseconds.
+    pub latency_ms: f64,
+}
+
+/// One request, as written to the log.
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestRecord {
+    /// `x-infergate-request-id`.
+    pub request_id: String,
+    /// Start time, RFC 3339 UTC.
+    pub time: String,
+    /// Which shard served it.
+    pub shard: usize,
+    /// The endpoint (`chat.completions`, `embeddings`, `models`).
+    pub endpoint: &'static str,
+    /// The gateway key's name, when keys are configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// The model alias asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// The provider that answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    /// The upstream model that answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream_model: Option<String>,
+    /// Every attempt in order.
+    pub attempts: Vec<AttemptRecord>,
+    /// Whether the client asked for a stream.
+    pub stream: bool,
+    /// Status sent to the client (499 when the client went away).
+    pub status: u16,
+    /// The gateway's error code, when it answered an error itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Total time, milliseconds.
+    pub latency_ms: f64,
+    /// Time to the first response byte sent to the client, milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttfb_ms: Option<f64>,
+    /// Input tokens, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tokens_in: Option<u64>,
+    /// Output tokens, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tokens_out: Option<u64>,
+    /// The stream's finish reason, when seen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finish_reason: Option<FinishReason>,
+    /// Request body size in bytes.
+    pub bytes_in: usize,
+    /// Response body size in bytes.
+    pub bytes_out: u64,
+}
+
+/// Formats a Unix time in milliseconds as RFC 3339 UTC (`2026-11-23T12:00:00.123Z`).
+pub fn rfc3339_millis(unix_ms: u64) -> String {
+    let secs = unix_ms / 1000;
+    let ms = unix_ms % 1000;
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    let (h, m, s) = (rem / 3600, (rem % 3600) / 60, rem % 60);
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if mo <= 2 { y + 1 } else { y };
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{m:02}:{s:02}.{ms:03}Z")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_times() {
+        assert_eq!(rfc3339_millis(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339_millis(1_795_435_200_123), "2026-11-23T12:00:00.123Z");
+        assert_eq!(rfc3339_millis(951_782_400_000), "2000-02-29T00:00:00.000Z");
+    }
+}

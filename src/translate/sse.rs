@@ -1,0 +1,194 @@
+//! `SseScanner`: finds event boundaries in a Server-Sent Events byte stream and reads the few
+//! fields the gateway records (usage, finish reason, `[DONE]`), without allocating.
+
+use memchr::memmem;
+
+use crate::api::{find_top_level_value, Usage};
+
+/// Incremental scanner over a buffer of SSE bytes that grows at the end and is consumed at the
+/// front (the relay forwards complete events and keeps any partial one).
+#[derive(Debug, Default)]
+pub struct SseScanner {
+    /// Where the current (incomplete) event starts in the buffer.
+    event_start: usize,
+    /// How far lines have been examined.
+    scan_pos: usize,
+    /// Usage from the last event that carried one.
+    usage: Option<Usage>,
+    finish_reason: Option<FinishReason>,
+    done: bool,
+    events: u64,
+}
+
+/// The finish reasons OpenAI streams report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishReason {
+    /// Natural end or a stop sequence.
+    Stop,
+    /// `max_tokens` reached.
+    Length,
+    /// The model called tools.
+    ToolCalls,
+    /// Filtered by the provider.
+    ContentFilter,
+    /// Legacy function call.
+    FunctionCall,
+    /// Anything else.
+    Other,
+}
+
+impl FinishReason {
+    fn parse(s: &[u8]) -> Self {
+        match s {
+            b"stop" => Self::Stop,
+            b"length" => Self::Length,
+            b"tool_calls" => Self::ToolCalls,
+            b"content_filter" => Self::ContentFilter,
+            b"function_call" => Self::FunctionCall,
+            _ => Self::Other,
+        }
+    }
+}
+
+impl SseScanner {
+    /// A scanner at the start of a stream.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Examines `buf` from where the last call stopped; returns the offset just past the last
+    /// complete event (0 when none is complete yet).
+    pub fn scan(&mut self, buf: &[u8]) -> usize {
+        let mut boundary = 0;
+        while let Some(nl) = memchr::memchr(b'\n', &buf[self.scan_pos..]) {
+            let line_start = self.scan_pos;
+            let line_end = line_start + nl; // index of '\n'
+            let mut line = &buf[line_start..line_end];
+            if line.last() == Some(&b'\r') {
+                line = &line[..line.len() - 1];
+            }
+            self.scan_pos = line_end + 1;
+            if line.is_empty() {
+                if self.event_start < line_start {
+                    self.events += 1;
+                    let event = &buf[self.event_start..line_start];
+                    self.read_event(event);
+                }
+                self.event_start = self.scan_pos;
+                boundary = self.scan_pos;
+            }
+        }
+        boundary
+    }
+
+    /// Tells the scanner that the first `n` bytes were forwarded and removed from the buffer.
+    pub fn consumed(&mut self, n: usize) {
+        self.event_start = self.event_start.saturating_sub(n);
+        self.scan_pos = self.scan_pos.saturating_sub(n);
+    }
+
+    fn read_event(&mut self, event: &[u8]) {
+        for line in event.split(|&b| b == b'\n') {
+            let Some(data) = line.strip_prefix(b"data:") else {
+                continue;
+            };
+            let data = data.strip_prefix(b" ").unwrap_or(data);
+            let data = data.strip_suffix(b"\r").unwrap_or(data);
+            if data == b"[DONE]" {
+                self.done = true;
+                continue;
+            }
+            if let Some(reason) = find_finish_reason(data) {
+                self.finish_reason = Some(reason);
+            }
+            if memmem::find(data, b"\"usage\"").is_some() {
+                if let Some(span) = find_top_level_value(data, "usage") {
+                    if let Some(u) = Usage::from_openai_json(&data[span.start..span.end]) {
+                        self.usage = Some(u);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Usage, when the stream reported it (`stream_options.include_usage`).
+    pub fn usage(&self) -> Option<Usage> {
+        self.usage
+    }
+
+    /// The last non-null finish reason seen.
+    pub fn finish_reason(&self) -> Option<FinishReason> {
+        self.finish_reason
+    }
+
+    /// True once `data: [DONE]` was seen.
+    pub fn saw_done(&self) -> bool {
+        self.done
+    }
+
+    /// Complete events seen.
+    pub fn events(&self) -> u64 {
+        self.events
+    }
+}
+
+fn find_finish_reason(data: &[u8]) -> Option<FinishReason> {
+    const KEY: &[u8] = b"\"finish_reason\"";
+    let at = memmem::find(data, KEY)?;
+    let rest = &data[at + KEY.len()..];
+    let rest = rest.trim_ascii_start().strip_prefix(b":")?.trim_ascii_start();
+    let rest = rest.strip_prefix(b"\"")?;
+    let end = memchr::memchr(b'"', rest)?;
+    Some(FinishReason::parse(&rest[..end]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STREAM: &str = concat!(
+        "data: {\"choices\":[{\"delta\":{\"role\":\"assistant\"},\"finish_reason\":null}]}\n\n",
+        "data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"},\"finish_reason\":null}]}\n\n",
+        ": keep-alive comment\n\n",
+        "data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}]}\r\n\r\n",
+        "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":2,\"total_tokens\":11}}\n\n",
+        "data: [DONE]\n\n"
+    );
+
+    /// Feeds the stream in pieces of `step` bytes the way the relay does: append, scan,
+    /// forward up to the boundary, keep the rest.
+    fn relay(step: usize) -> (SseScanner, String) {
+        let mut s = SseScanner::new();
+        let mut buf: Vec<u8> = Vec::new();
+        let mut out = String::new();
+        for piece in STREAM.as_bytes().chunks(step) {
+            buf.extend_from_slice(piece);
+            let b = s.scan(&buf);
+            out.push_str(std::str::from_utf8(&buf[..b]).unwrap());
+            buf.drain(..b);
+            s.consumed(b);
+        }
+        assert!(buf.is_empty());
+        (s, out)
+    }
+
+    #[test]
+    fn reads_usage_finish_and_done_at_any_split() {
+        for step in 1..STREAM.len() {
+            let (s, out) = relay(step);
+            assert_eq!(out, STREAM, "step {step}");
+            assert_eq!(s.usage(), Some(Usage { input_tokens: 9, output_tokens: 2 }));
+            assert_eq!(s.finish_reason(), Some(FinishReason::Stop));
+            assert!(s.saw_done());
+            assert_eq!(s.events(), 6);
+        }
+    }
+
+    #[test]
+    fn partial_event_is_not_a_boundary() {
+        let mut s = SseScanner::new();
+        assert_eq!(s.scan(b"data: {\"a\":1}\n"), 0);
+        assert_eq!(s.scan(b"data: {\"a\":1}\n\ndata: {\"b\""), 15);
+    }
+}

@@ -1,0 +1,250 @@
+//! The HTTP/1.1 client half: write a request to a provider, read its response head and,
+//! for non-streamed calls, its whole body.
+
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use monoio::io::AsyncWriteRentExt;
+
+use super::conn::UpstreamConn;
+use super::error::UpstreamError;
+use crate::http::{header_spans, ChunkedDecoder, HeaderList};
+
+/// How the response body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyKind {
+    /// `Content-Length: n`.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+    /// Until the connection closes.
+    UntilClose,
+    /// No body (204, 304, HEAD).
+    Empty,
+}
+
+/// A provider's response head.
+#[derive(Debug)]
+pub struct UpstreamResponseHead {
+    /// The status code.
+    pub status: u16,
+    /// The headers, as sent.
+    pub headers: HeaderList,
+    /// How the body is framed.
+    pub body: BodyKind,
+    /// Whether the connection may be reused after the body.
+    pub keep_alive: bool,
+}
+
+impl UpstreamResponseHead {
+    /// True for `text/event-stream` responses.
+    pub fn is_event_stream(&self) -> bool {
+        self.headers
+            .get("content-type")
+            .is_some_and(|v| v.len() >= 17 && v[..17].eq_ignore_ascii_case(b"text/event-stream"))
+    }
+}
+
+/// Writes a request: `head` (already complete, ending in CRLFCRLF) and the body parts.
+pub async fn send_request(
+    conn: &mut UpstreamConn,
+    mut head: Vec<u8>,
+    body: &[Bytes],
+) -> Result<Vec<u8>, UpstreamError> {
+    const COPY_LIMIT: usize = 16 * 1024;
+    let total: usize = body.iter().map(Bytes::len).sum();
+    let head_len = head.len();
+    if total <= COPY_LIMIT {
+        for part in body {
+            head.extend_from_slice(part);
+        }
+        let (res, mut head) = conn.io.write_all(head).await;
+        res.map_err(UpstreamError::Write)?;
+        head.truncate(head_len);
+        Ok(head)
+    } else {
+        let (res, head) = conn.io.write_all(head).await;
+        res.map_err(UpstreamError::Write)?;
+        for part in body {
+            let (res, _) = conn.io.write_all(part.clone()).await;
+            res.map_err(UpstreamError::Write)?;
+        }
+        Ok(head)
+    }
+}
+
+/// Reads the response head within `timeout`. Interim 1xx responses are skipped.
+pub async fn read_response_head(
+    conn: &mut UpstreamConn,
+    timeout: Duration,
+    head_request: bool,
+) -> Result<UpstreamResponseHead, UpstreamError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if !conn.buf.is_empty() {
+            if let Some(head) = try_parse_response(&mut conn.buf, head_request)? {
+                if (100..200).contains(&head.status) {
+                    continue;
+                }
+                return Ok(head);
+            }
+            if conn.buf.len() > 64 * 1024 {
+                return Err(UpstreamError::Malformed("response head too large"));
+            }
+        }
+        let left = deadline
+            .checked_duration_since(Instant::now())
+            .ok_or(UpstreamError::FirstByteTimeout)?;
+        let had_bytes = !conn.buf.is_empty();
+        let n = monoio::time::timeout(left, conn.read_more())
+            .await
+            .map_err(|_| UpstreamError::FirstByteTimeout)?
+            .map_err(|e| {
+                if had_bytes {
+                    UpstreamError::Read(e)
+                } else {
+                    // A reset before any byte is what a stale keep-alive connection looks like.
+                    UpstreamError::ClosedBeforeResponse
+                }
+            })?;
+        if n == 0 {
+            return Err(if had_bytes {
+                UpstreamError::Malformed("connection closed inside the response head")
+            } else {
+                UpstreamError::ClosedBeforeResponse
+            });
+        }
+    }
+}
+
+fn try_parse_response(
+    buf: &mut BytesMut,
+    head_request: bool,
+) -> Result<Option<UpstreamResponseHead>, UpstreamError> {
+    let mut storage = [httparse::EMPTY_HEADER; 128];
+    let mut resp = httparse::Response::new(&mut storage);
+    let n = match resp.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(_) => return Err(UpstreamError::Malformed("invalid response head")),
+    };
+    let status = resp.code.unwrap_or(0);
+    let version = resp.version.unwrap_or(1);
+    let spans = header_spans(buf, resp.headers);
+    let raw = buf.split_to(n).freeze();
+    let headers = HeaderList::from_spans(raw, spans);
+    let chunked = headers
+        .get("transfer-encoding")
+        .is_some_and(|v| v.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+    let length = headers
+        .get_str("content-length")
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let body = if head_request || status == 204 || status == 304 || (100..200).contains(&status) {
+        BodyKind::Empty
+    } else if chunked {
+        BodyKind::Chunked
+    } else if let Some(n) = length {
+        if n == 0 {
+            BodyKind::Empty
+        } else {
+            BodyKind::Length(n)
+        }
+    } else {
+        BodyKind::UntilClose
+    };
+    let conn_hdr = headers.get("connection");
+    let says = |tok: &[u8]| {
+        conn_hdr.is_some_and(|v| {
+            v.split(|&b| b == b',')
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(tok))
+        })
+    };
+    let keep_alive = body != BodyKind::UntilClose
+        && if version == 0 { says(b"keep-alive") } else { !says(b"close") };
+    Ok(Some(UpstreamResponseHead {
+        status,
+        headers,
+        body,
+        keep_alive,
+    }))
+}
+
+/// Reads a whole (non-streamed) body, at most `max` bytes, before `deadline`.
+pub async fn read_full_body(
+    conn: &mut UpstreamConn,
+    kind: BodyKind,
+    max: usize,
+    deadline: Instant,
+) -> Result<Bytes, UpstreamError> {
+    let left = || {
+        deadline
+            .checked_duration_since(Instant::now())
+            .ok_or(UpstreamError::BodyTimeout)
+    };
+    match kind {
+        BodyKind::Empty => Ok(Bytes::new()),
+        BodyKind::Length(n) => {
+            let n = usize::try_from(n).map_err(|_| UpstreamError::BodyTooLarge)?;
+            if n > max {
+                return Err(UpstreamError::BodyTooLarge);
+            }
+            while conn.buf.len() < n {
+                let missing = n - conn.buf.len();
+                if conn.buf.capacity() - conn.buf.len() < missing {
+                    conn.buf.reserve(missing);
+                }
+                let read = monoio::time::timeout(left()?, conn.read_more())
+                    .await
+                    .map_err(|_| UpstreamError::BodyTimeout)?
+                    .map_err(UpstreamError::Read)?;
+                if read == 0 {
+                    return Err(UpstreamError::Malformed("connection closed inside the body"));
+                }
+            }
+            Ok(conn.buf.split_to(n).freeze())
+        }
+        BodyKind::Chunked => {
+            let mut decoder = ChunkedDecoder::new();
+            let mut body = BytesMut::new();
+            loop {
+                let mut too_large = false;
+                let used = decoder
+                    .feed(&conn.buf, |d| {
+                        if body.len() + d.len() > max {
+                            too_large = true;
+                        } else {
+                            body.extend_from_slice(d);
+                        }
+                    })
+                    .map_err(|_| UpstreamError::Malformed("invalid chunked body"))?;
+                let _ = conn.buf.split_to(used);
+                if too_large {
+                    return Err(UpstreamError::BodyTooLarge);
+                }
+                if decoder.is_done() {
+                    return Ok(body.freeze());
+                }
+                let read = monoio::time::timeout(left()?, conn.read_more())
+                    .await
+                    .map_err(|_| UpstreamError::BodyTimeout)?
+                    .map_err(UpstreamError::Read)?;
+                if read == 0 {
+                    return Err(UpstreamError::Malformed("connection closed inside the body"));
+                }
+            }
+        }
+        BodyKind::UntilClose => loop {
+            if conn.buf.len() > max {
+                return Err(UpstreamError::BodyTooLarge);
+            }
+            let read = monoio::time::timeout(left()?, conn.read_more())
+                .await
+                .map_err(|_| UpstreamError::BodyTimeout)?
+                .map_err(UpstreamError::Read)?;
+            if read == 0 {
+                let n = conn.buf.len();
+                return Ok(conn.buf.split_to(n).freeze());
+            }
+        },
+    }
+}

@@ -1,0 +1,148 @@
+//! A connection to a provider: plain TCP or TLS (rustls through monoio-rustls), with its read
+//! buffer, so bytes read past one response stay with the connection.
+
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use monoio::buf::{IoBuf, IoBufMut, IoVecBuf, IoVecBufMut};
+use monoio::io::{AsyncReadRent, AsyncWriteRent};
+use monoio::net::TcpStream;
+use monoio::BufResult;
+use monoio_rustls::{ClientTlsStream, TlsConnector};
+use rustls::pki_types::ServerName;
+
+use super::error::UpstreamError;
+use crate::route::{Provider, Scheme};
+
+/// The transport of an upstream connection.
+pub enum UpstreamIo {
+    /// Plain TCP.
+    Plain(TcpStream),
+    /// TLS over TCP.
+    Tls(Box<ClientTlsStream<TcpStream>>),
+}
+
+impl AsyncReadRent for UpstreamIo {
+    async fn read<T: IoBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
+        match self {
+            UpstreamIo::Plain(s) => s.read(buf).await,
+            UpstreamIo::Tls(s) => s.read(buf).await,
+        }
+    }
+
+    async fn readv<T: IoVecBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
+        match self {
+            UpstreamIo::Plain(s) => s.readv(buf).await,
+            UpstreamIo::Tls(s) => s.readv(buf).await,
+        }
+    }
+}
+
+impl AsyncWriteRent for UpstreamIo {
+    async fn write<T: IoBuf>(&mut self, buf: T) -> BufResult<usize, T> {
+        match self {
+            UpstreamIo::Plain(s) => s.write(buf).await,
+            UpstreamIo::Tls(s) => s.write(buf).await,
+        }
+    }
+
+    async fn writev<T: IoVecBuf>(&mut self, buf: T) -> BufResult<usize, T> {
+        match self {
+            UpstreamIo::Plain(s) => s.writev(buf).await,
+            UpstreamIo::Tls(s) => s.writev(buf).await,
+        }
+    }
+
+    async fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            UpstreamIo::Plain(s) => s.flush().await,
+            UpstreamIo::Tls(s) => s.flush().await,
+        }
+    }
+
+    async fn shutdown(&mut self) -> std::io::Result<()> {
+        match self {
+            UpstreamIo::Plain(s) => s.shutdown().await,
+            UpstreamIo::Tls(s) => s.shutdown().await,
+        }
+    }
+}
+
+/// A connection with its read buffer and whether it came from the pool.
+pub struct UpstreamConn {
+    /// The transport.
+    pub io: UpstreamIo,
+    /// Bytes read but not yet consumed.
+    pub buf: BytesMut,
+    /// True when it served an earlier request (a failure before the response may be staleness).
+    pub reused: bool,
+}
+
+impl UpstreamConn {
+    /// Reads once into the buffer's spare capacity; `Ok(0)` is EOF.
+    pub async fn read_more(&mut self) -> std::io::Result<usize> {
+        if self.buf.capacity() - self.buf.len() < 4096 {
+            self.buf.reserve(16 * 1024);
+        }
+        let buf = std::mem::take(&mut self.buf);
+        let (len, cap) = (buf.len(), buf.capacity());
+        let (res, slice) = self.io.read(buf.slice_mut(len..cap)).await;
+        self.buf = slice.into_inner();
+        res
+    }
+}
+
+/// The process-wide TLS client configuration (webpki roots, HTTP/1.1 ALPN).
+pub fn tls_connector() -> TlsConnector {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map(|b| b.with_root_certificates(roots).with_no_client_auth());
+    match config {
+        Ok(mut c) => {
+            c.alpn_protocols = vec![b"http/1.1".to_vec()];
+            TlsConnector::from(c)
+        }
+        // ring supports the default versions; this branch only exists to avoid a panic path.
+        Err(_) => TlsConnector::from(
+            rustls::ClientConfig::builder()
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth(),
+        ),
+    }
+}
+
+/// Opens a new connection to a provider within its connect timeout.
+pub async fn connect(provider: &Provider, tls: &TlsConnector) -> Result<UpstreamConn, UpstreamError> {
+    let addr = provider.addr.as_ref().ok_or(UpstreamError::NoAddress)?;
+    let resolved = addr.resolved.load();
+    let target = *resolved.first().ok_or(UpstreamError::NoAddress)?;
+    let fut = async {
+        let tcp = TcpStream::connect_addr(target)
+            .await
+            .map_err(UpstreamError::Connect)?;
+        let _ = tcp.set_nodelay(true);
+        match addr.scheme {
+            Scheme::Http => Ok(UpstreamIo::Plain(tcp)),
+            Scheme::Https => {
+                let name = ServerName::try_from(addr.host.clone())
+                    .map_err(|e| UpstreamError::Tls(e.to_string()))?;
+                let stream = tls
+                    .connect(name, tcp)
+                    .await
+                    .map_err(|e| UpstreamError::Tls(e.to_string()))?;
+                Ok(UpstreamIo::Tls(Box::new(stream)))
+            }
+        }
+    };
+    let io = monoio::time::timeout(provider.connect_timeout, fut)
+        .await
+        .map_err(|_| UpstreamError::ConnectTimeout)??;
+    Ok(UpstreamConn {
+        io,
+        buf: BytesMut::with_capacity(16 * 1024),
+        reused: false,
+    })
+}

@@ -1,0 +1,72 @@
+//! Upstream failures, each saying whether another target may be tried.
+
+/// Why a call to a provider failed.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    /// The provider has no resolved address (DNS failed or pending).
+    #[error("no address for the provider's host")]
+    NoAddress,
+    /// TCP connect failed.
+    #[error("connect failed: {0}")]
+    Connect(std::io::Error),
+    /// TCP or TLS connect took longer than `connect_timeout_ms`.
+    #[error("connect timed out")]
+    ConnectTimeout,
+    /// The TLS handshake failed.
+    #[error("TLS handshake failed: {0}")]
+    Tls(String),
+    /// Sending the request failed.
+    #[error("sending the request failed: {0}")]
+    Write(std::io::Error),
+    /// The connection closed before any response byte: on a reused connection, it was stale.
+    #[error("connection closed before the response")]
+    ClosedBeforeResponse,
+    /// No response head within `first_byte_timeout_ms`.
+    #[error("no response within the first-byte timeout")]
+    FirstByteTimeout,
+    /// Reading the response failed.
+    #[error("reading the response failed: {0}")]
+    Read(std::io::Error),
+    /// The response took longer than `total_timeout_ms` or stalled.
+    #[error("the response did not complete in time")]
+    BodyTimeout,
+    /// The response is not valid HTTP/1.1.
+    #[error("malformed response from the provider: {0}")]
+    Malformed(&'static str),
+    /// The response body is larger than the gateway buffers.
+    #[error("response body too large")]
+    BodyTooLarge,
+}
+
+impl UpstreamError {
+    /// True when nothing reached the client yet and another target may be tried.
+    pub fn retryable(&self) -> bool {
+        !matches!(self, UpstreamError::BodyTooLarge)
+    }
+
+    /// True when the failure is the signature of a stale pooled connection: retry the same
+    /// target on a fresh connection without counting an attempt.
+    pub fn stale_connection(&self) -> bool {
+        matches!(
+            self,
+            UpstreamError::Write(_) | UpstreamError::ClosedBeforeResponse
+        )
+    }
+
+    /// A short machine-readable kind for records.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            UpstreamError::NoAddress => "no_address",
+            UpstreamError::Connect(_) => "connect",
+            UpstreamError::ConnectTimeout => "connect_timeout",
+            UpstreamError::Tls(_) => "tls",
+            UpstreamError::Write(_) => "write",
+            UpstreamError::ClosedBeforeResponse => "closed",
+            UpstreamError::FirstByteTimeout => "first_byte_timeout",
+            UpstreamError::Read(_) => "read",
+            UpstreamError::BodyTimeout => "body_timeout",
+            UpstreamError::Malformed(_) => "malformed",
+            UpstreamError::BodyTooLarge => "body_too_large",
+        }
+    }
+}

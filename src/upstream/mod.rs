@@ -1,0 +1,13 @@
+//! Upstream: connections to providers (plain TCP or rustls), a per-shard pool, the HTTP/1.1
+//! client that sends a request and reads the response, and the built-in mock provider.
+
+mod client;
+mod conn;
+mod error;
+pub mod mock;
+mod pool;
+
+pub use client::{read_full_body, send_request, read_response_head, BodyKind, UpstreamResponseHead};
+pub use conn::{connect, tls_connector, UpstreamConn, UpstreamIo};
+pub use error::UpstreamError;
+pub use pool::ConnPool;

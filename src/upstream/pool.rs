@@ -1,0 +1,57 @@
+//! The per-shard pool of idle upstream connections. It is shard-local (`RefCell`, no lock):
+//! a connection lives and dies on the shard that opened it.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::conn::UpstreamConn;
+
+/// Idle connections are dropped after this long (providers close idle sockets too).
+const IDLE_TTL: Duration = Duration::from_secs(50);
+
+/// Idle connections by pool key (see [`crate::route::Provider::pool_key`]).
+#[derive(Default)]
+pub struct ConnPool {
+    idle: RefCell<HashMap<Arc<str>, Vec<(UpstreamConn, Instant)>>>,
+}
+
+impl ConnPool {
+    /// An empty pool.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Takes the most recently used idle connection for `key`, if any is fresh enough.
+    pub fn take(&self, key: &Arc<str>) -> Option<UpstreamConn> {
+        let mut idle = self.idle.borrow_mut();
+        let list = idle.get_mut(key)?;
+        while let Some((mut conn, since)) = list.pop() {
+            if since.elapsed() < IDLE_TTL {
+                conn.reused = true;
+                return Some(conn);
+            }
+        }
+        None
+    }
+
+    /// Returns a connection whose last response was read completely.
+    pub fn put(&self, key: &Arc<str>, mut conn: UpstreamConn, max_idle: usize) {
+        if max_idle == 0 || !conn.buf.is_empty() {
+            // Leftover bytes mean the framing went wrong: never reuse such a connection.
+            return;
+        }
+        conn.buf.clear();
+        let mut idle = self.idle.borrow_mut();
+        let list = idle.entry(Arc::clone(key)).or_default();
+        if list.len() < max_idle {
+            list.push((conn, Instant::now()));
+        }
+    }
+
+    /// Number of idle connections for `key` (for tests and stats).
+    pub fn idle_count(&self, key: &Arc<str>) -> usize {
+        self.idle.borrow().get(key).map_or(0, Vec::len)
+    }
+}

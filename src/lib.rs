@@ -13,3 +13,6 @@ pub mod route;
 pub mod upstream;
 pub mod translate;
 pub mod observe;
+pub mod proxy;
+pub mod shard;
+pub mod admin;

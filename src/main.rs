@@ -1,1 +1,153 @@
-fn main() {}
+//! The `infergate` binary: serve, check a config, hash a gateway key.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use clap::{Parser, Subcommand};
+
+use infergate::admin::{spawn_signal_thread, spawn_watch_thread, start_admin_server, AdminInfo, ConfigReloader};
+use infergate::config::Config;
+use infergate::observe::LogWriter;
+use infergate::proxy::Lifecycle;
+use infergate::shard::{self, DriverChoice, ShardShared};
+use infergate::upstream::tls_connector;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// An inference gateway for AI agent fleets.
+#[derive(Parser)]
+#[command(name = "infergate", version, about)]
+struct Cli {
+    /// Config file to serve (TOML).
+    #[arg(long, short, global = true)]
+    config: Option<PathBuf>,
+    /// Number of shards (default: the config's, else one per core).
+    #[arg(long, global = true)]
+    shards: Option<usize>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve (the default).
+    Serve,
+    /// Validate a config file without serving; exits non-zero with the reason if invalid.
+    CheckConfig {
+        /// The file to check.
+        file: PathBuf,
+    },
+    /// Print the SHA-256 of a gateway key, for `[auth] keys`.
+    HashKey {
+        /// The key clients will send.
+        key: String,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("INFERGATE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Command::CheckConfig { file }) => check_config(&file),
+        Some(Command::HashKey { key }) => {
+            println!("{}", infergate::policy::sha256_hex(&key));
+            Ok(())
+        }
+        Some(Command::Serve) | None => serve(cli.config, cli.shards),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("infergate: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn check_config(file: &std::path::Path) -> Result<(), String> {
+    let cfg = Config::load(file).map_err(|e| e.to_string())?;
+    let table = infergate::route::RouteTable::compile(&cfg).map_err(|e| e.to_string())?;
+    println!(
+        "{}: ok ({} model(s), {} provider(s))",
+        file.display(),
+        table.models.len(),
+        table.providers.len()
+    );
+    for p in table.providers.values() {
+        if let Some(why) = &p.unavailable {
+            println!("  note: provider {} will be skipped: {why}", p.name);
+        }
+    }
+    Ok(())
+}
+
+fn serve(config: Option<PathBuf>, shards_flag: Option<usize>) -> Result<(), String> {
+    let path = config.unwrap_or_else(|| PathBuf::from("config/quickstart.toml"));
+    let cfg = Config::load(&path).map_err(|e| e.to_string())?;
+    let table = ConfigReloader::compile(&cfg).map_err(|e| e.to_string())?;
+    if table.keys.is_open() {
+        tracing::warn!("NO GATEWAY KEYS CONFIGURED: the gateway is OPEN to anyone who can reach {}. Add [auth] keys (see `infergate hash-key`).", cfg.server.listen);
+    }
+    for p in table.providers.values() {
+        if let Some(why) = &p.unavailable {
+            tracing::warn!(provider = %p.name, "provider skipped: {why}");
+        }
+    }
+    let table = Arc::new(ArcSwap::from_pointee(table));
+    let lifecycle = Arc::new(Lifecycle::new());
+    let (log_writer, records) = LogWriter::start(&cfg.log).map_err(|e| format!("request log {}: {e}", cfg.log.path))?;
+    let reloader = ConfigReloader::new(path.clone(), Arc::clone(&table));
+    spawn_signal_thread(Some(Arc::clone(&reloader)), Arc::clone(&lifecycle)).map_err(|e| e.to_string())?;
+    spawn_watch_thread(Arc::clone(&reloader), Arc::clone(&lifecycle)).map_err(|e| e.to_string())?;
+
+    let count = shards_flag
+        .or(cfg.server.shards)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+    let shared = ShardShared {
+        table: Arc::clone(&table),
+        records: records.clone(),
+        lifecycle: Arc::clone(&lifecycle),
+        tls: tls_connector(),
+    };
+    let shards = shard::start(count, &cfg.server.listen, DriverChoice::from_env(), shared).map_err(|e| e.to_string())?;
+    let driver = shards.driver.as_str();
+    tracing::info!(shards = count, driver, addr = %shards.local_addr, "serving");
+    println!(
+        "infergate listening on http://{} ({count} shard(s), {driver} driver)",
+        shards.local_addr
+    );
+    if let Some(admin) = &cfg.admin {
+        let info = AdminInfo {
+            table: Arc::clone(&table),
+            reloader: Some(Arc::clone(&reloader)),
+            lifecycle: Arc::clone(&lifecycle),
+            shards: count,
+            driver,
+        };
+        let addr = start_admin_server(&admin.listen, info).map_err(|e| format!("admin listener {}: {e}", admin.listen))?;
+        println!("admin listening on http://{addr}");
+    }
+    if let Some(alias) = cfg.models.keys().next() {
+        println!(
+            "try: curl -s http://{}/v1/chat/completions -H 'content-type: application/json' -d '{{\"model\":\"{alias}\",\"messages\":[{{\"role\":\"user\",\"content\":\"Hello!\"}}]}}'",
+            shards.local_addr
+        );
+    }
+    use std::io::Write as _;
+    let _ = std::io::stdout().flush();
+    shards.join();
+    drop(records);
+    drop(table);
+    log_writer.join();
+    tracing::info!("stopped");
+    Ok(())
+}

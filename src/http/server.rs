@@ -106,7 +106,11 @@ impl ServerConn {
                         .ok_or(HttpError::Timeout)?
                 }
             };
-            let n = self.read_more(wait).await?;
+            let n = match self.read_more(wait).await {
+                // Idle between requests: the keep-alive timeout closes quietly.
+                Err(HttpError::Timeout) if started.is_none() => return Err(HttpError::Closed),
+                other => other?,
+            };
             if n == 0 {
                 return if self.buf.is_empty() {
                     Err(HttpError::Closed)

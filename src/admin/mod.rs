@@ -1,0 +1,10 @@
+//! Admin: the control side of the gateway, off the data plane. Reloads (admin API, SIGHUP,
+//! file change), signal handling, DNS refresh, and a small HTTP listener of its own.
+
+mod reload;
+mod server;
+mod watch;
+
+pub use reload::ConfigReloader;
+pub use server::{start_admin_server, AdminInfo};
+pub use watch::{spawn_signal_thread, spawn_watch_thread};

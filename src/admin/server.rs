@@ -1,0 +1,136 @@
+//! The admin HTTP listener: `GET /admin/health`, `POST /admin/reload`. It runs on its own
+//! thread and runtime so control traffic never competes with a shard.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use monoio::net::TcpListener;
+use monoio::{LegacyDriver, RuntimeBuilder};
+
+use super::reload::ConfigReloader;
+use crate::config::ServerConfig;
+use crate::http::{write_head_and_body, BodyFraming, HttpError, Method, ResponseHead, ServerConn, ServerLimits};
+use crate::proxy::Lifecycle;
+use crate::route::SharedRouteTable;
+
+/// Facts the health endpoint reports.
+#[derive(Clone)]
+pub struct AdminInfo {
+    /// The table being served.
+    pub table: SharedRouteTable,
+    /// The reloader, when serving from a file.
+    pub reloader: Option<Arc<ConfigReloader>>,
+    /// Shutdown state.
+    pub lifecycle: Arc<Lifecycle>,
+    /// Number of shards.
+    pub shards: usize,
+    /// The IO driver's name.
+    pub driver: &'static str,
+}
+
+/// Binds the admin listener and serves it on a new thread; returns the bound address.
+pub fn start_admin_server(listen: &str, info: AdminInfo) -> std::io::Result<std::net::SocketAddr> {
+    let std_listener = std::net::TcpListener::bind(listen)?;
+    std_listener.set_nonblocking(true)?;
+    let addr = std_listener.local_addr()?;
+    std::thread::Builder::new()
+        .name("infergate-admin".into())
+        .spawn(move || {
+            let rt = RuntimeBuilder::<LegacyDriver>::new().enable_timer().build();
+            let mut rt = match rt {
+                Ok(rt) => rt,
+                Err(e) => {
+                    tracing::error!(error = %e, "admin runtime failed to start");
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                let listener = match TcpListener::from_std(std_listener) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        tracing::error!(error = %e, "admin listener failed");
+                        return;
+                    }
+                };
+                loop {
+                    match listener.accept().await {
+                        Ok((stream, _)) => {
+                            monoio::spawn(serve(ServerConn::new(stream), info.clone()));
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "admin accept failed");
+                            monoio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                    }
+                }
+            });
+        })?;
+    Ok(addr)
+}
+
+async fn serve(mut conn: ServerConn, info: AdminInfo) {
+    let limits = ServerLimits::from_config(&ServerConfig::default());
+    loop {
+        let head = match conn.read_head(&limits).await {
+            Ok(h) => h,
+            Err(HttpError::Closed) | Err(_) => return,
+        };
+        if conn.read_body(&head, &limits).await.is_err() {
+            return;
+        }
+        let (status, body) = match (head.method, head.path()) {
+            (Method::Get, "/admin/health") | (Method::Get, "/health") => (200, health(&info)),
+            (Method::Post, "/admin/reload") => match &info.reloader {
+                Some(r) => {
+                    let r = Arc::clone(r);
+                    // Reading, compiling and resolving are blocking: do them off this runtime.
+                    let result = std::thread::spawn(move || r.reload("admin API")).join();
+                    match result {
+                        Ok(Ok(version)) => (200, serde_json::json!({"reloaded": true, "version": version})),
+                        Ok(Err(e)) => (400, serde_json::json!({"reloaded": false, "error": e.to_string()})),
+                        Err(_) => (500, serde_json::json!({"reloaded": false, "error": "reload panicked"})),
+                    }
+                }
+                None => (409, serde_json::json!({"reloaded": false, "error": "not serving from a config file"})),
+            },
+            _ => (404, serde_json::json!({"error": "unknown admin path"})),
+        };
+        let body = Bytes::from(body.to_string());
+        let keep = head.wants_keep_alive();
+        let head = ResponseHead::new(Vec::new(), status)
+            .header("content-type", b"application/json")
+            .finish(BodyFraming::Length(body.len()), keep);
+        if write_head_and_body(conn.io(), head, body).await.is_err() || !keep {
+            return;
+        }
+    }
+}
+
+fn health(info: &AdminInfo) -> serde_json::Value {
+    let table = info.table.load();
+    let providers: serde_json::Map<String, serde_json::Value> = table
+        .providers
+        .values()
+        .map(|p| {
+            (
+                p.name.clone(),
+                serde_json::json!({
+                    "available": p.unavailable.is_none(),
+                    "reason": p.unavailable,
+                }),
+            )
+        })
+        .collect();
+    let mut models: Vec<&str> = table.models.keys().map(|k| &**k).collect();
+    models.sort_unstable();
+    serde_json::json!({
+        "status": if info.lifecycle.is_draining() { "draining" } else { "ok" },
+        "table_version": table.version,
+        "shards": info.shards,
+        "driver": info.driver,
+        "models": models,
+        "providers": providers,
+        "auth": if table.keys.is_open() { "open" } else { "keys" },
+    })
+}

@@ -1,0 +1,67 @@
+//! Control threads: signals (SIGHUP reloads, SIGTERM/SIGINT drain) and a watcher that reloads
+//! on file change and refreshes provider DNS.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+use super::reload::ConfigReloader;
+use crate::proxy::Lifecycle;
+
+/// Starts the signal thread. SIGTERM or SIGINT begins the drain; a second one exits at once.
+pub fn spawn_signal_thread(
+    reloader: Option<Arc<ConfigReloader>>,
+    lifecycle: Arc<Lifecycle>,
+) -> std::io::Result<()> {
+    let mut signals = Signals::new([SIGHUP, SIGINT, SIGTERM])?;
+    std::thread::Builder::new()
+        .name("infergate-signals".into())
+        .spawn(move || {
+            for sig in signals.forever() {
+                match sig {
+                    SIGHUP => match &reloader {
+                        Some(r) => {
+                            let _ = r.reload("SIGHUP");
+                        }
+                        None => tracing::warn!("SIGHUP ignored: no config file to reload"),
+                    },
+                    _ => {
+                        if lifecycle.is_draining() {
+                            tracing::warn!("second signal: exiting now");
+                            std::process::exit(130);
+                        }
+                        tracing::info!("shutting down: no new connections, draining requests in flight");
+                        lifecycle.begin_drain();
+                    }
+                }
+            }
+        })?;
+    Ok(())
+}
+
+/// Starts the watcher: the config file's mtime every 500 ms, provider DNS every 30 s.
+pub fn spawn_watch_thread(reloader: Arc<ConfigReloader>, lifecycle: Arc<Lifecycle>) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("infergate-watch".into())
+        .spawn(move || {
+            let mut last_dns = Instant::now();
+            while !lifecycle.is_draining() {
+                std::thread::sleep(Duration::from_millis(500));
+                reloader.reload_if_changed();
+                if last_dns.elapsed() >= Duration::from_secs(30) {
+                    last_dns = Instant::now();
+                    let table = reloader.table().load_full();
+                    for p in table.providers.values() {
+                        if p.addr.is_some() && p.unavailable.is_none() {
+                            if let Err(e) = p.refresh_addrs() {
+                                tracing::warn!(provider = %p.name, error = %e, "DNS refresh failed; keeping the old addresses");
+                            }
+                        }
+                    }
+                }
+            }
+        })?;
+    Ok(())
+}

@@ -1,0 +1,454 @@
+//! Forwarding: try the alias's targets in plan order until one answers. A failure before any
+//! byte reached the client (connect error, 5xx, 429, first-byte timeout) moves to the next
+//! target; once the client has bytes, the response is relayed to its end.
+
+use std::io::Write as _;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::headers::{forward_to_upstream, pass_to_client};
+use super::relay::{relay_stream, RelayEnd};
+use super::respond::{write_error, RequestMeta};
+use super::{ms_since, ShardCtx};
+use crate::api::{ApiError, ChatRequestView, Endpoint, ErrorKind, Usage};
+use crate::config::ProviderKind;
+use crate::http::{write_head_and_body, BodyFraming, RequestHead, ServerConn};
+use crate::observe::{AttemptRecord, RequestRecord};
+use crate::route::{ModelRoute, Provider, Target};
+use crate::upstream::{
+    connect, mock, read_full_body, read_response_head, send_request, UpstreamConn,
+    UpstreamError, UpstreamResponseHead,
+};
+
+/// Largest non-streamed upstream body the gateway buffers.
+const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
+
+/// What the forward phase needs from the earlier phases.
+pub struct ForwardInput<'a> {
+    /// The client's request head.
+    pub head: &'a RequestHead,
+    /// Which endpoint.
+    pub endpoint: Endpoint,
+    /// The parsed view of the body.
+    pub view: &'a ChatRequestView,
+    /// The original body bytes.
+    pub body: Bytes,
+    /// The alias's route.
+    pub route: &'a ModelRoute,
+    /// Whether the client connection stays open afterwards.
+    pub keep_alive: bool,
+}
+
+/// A failed attempt whose response may still be the final answer.
+enum Failure {
+    /// The provider answered with an error status; its body is kept to pass on.
+    Status {
+        status: u16,
+        content_type: Option<Bytes>,
+        body: Bytes,
+    },
+    /// No usable response.
+    Transport(UpstreamError),
+}
+
+/// Runs the forward, respond and record phases. Returns whether the connection stays open.
+pub async fn forward(
+    ctx: &ShardCtx,
+    conn: &mut ServerConn,
+    meta: &mut RequestMeta,
+    input: ForwardInput<'_>,
+) -> bool {
+    let mut rec = meta.base_record(input.endpoint, 0);
+    rec.bytes_in = input.body.len();
+    let plan = input.route.plan(fastrand::u32(..));
+    let mut last: Option<Failure> = None;
+    let mut skipped: Vec<String> = Vec::new();
+    for &index in plan.indexes() {
+        let target = &input.route.targets[index as usize];
+        let provider = &target.provider;
+        if let Some(why) = &provider.unavailable {
+            skipped.push(format!("{}: {why}", provider.name));
+            continue;
+        }
+        let attempt_start = Instant::now();
+        if provider.kind == ProviderKind::Mock {
+            return answer_from_mock(ctx, conn, meta, &input, target, rec, attempt_start).await;
+        }
+        let result = call(ctx, provider, target, &input).await;
+        let (upstream, resp) = match result {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!(provider = %provider.name, error = %e, "attempt failed");
+                rec.attempts.push(attempt(target, None, Some(e.kind().to_string()), attempt_start));
+                let retry = e.retryable();
+                last = Some(Failure::Transport(e));
+                if retry {
+                    continue;
+                }
+                break;
+            }
+        };
+        if resp.status >= 500 || resp.status == 429 {
+            let (failure, upstream) = keep_error_body(upstream, &resp).await;
+            if let Some(c) = upstream {
+                ctx.pool.put(&provider.pool_key, c, provider.max_idle_per_shard);
+            }
+            rec.attempts.push(attempt(target, Some(resp.status), None, attempt_start));
+            last = Some(failure);
+            continue;
+        }
+        // Committed: this response goes to the client.
+        rec.provider = Some(provider.name.clone());
+        rec.upstream_model = Some(target.model.to_string());
+        return respond_with(ctx, conn, meta, &input, target, upstream, resp, rec, attempt_start)
+            .await;
+    }
+    // Every target failed or was skipped.
+    let attempts = rec.attempts.len();
+    let (status, keep) = match last {
+        Some(Failure::Status {
+            status,
+            content_type,
+            body,
+        }) => {
+            // The provider speaks the client's dialect: its error body is passed on as is.
+            let n = body.len();
+            let mut head = meta
+                .head(status)
+                .header_display("x-infergate-attempts", attempts);
+            if let Some(ct) = &content_type {
+                head = head.header("content-type", ct);
+            }
+            let head = head.finish(BodyFraming::Length(n), input.keep_alive);
+            let ok = write_head_and_body(conn.io(), head, body).await.is_ok();
+            rec.bytes_out = n as u64;
+            rec.error = Some("all_targets_failed".into());
+            (status, ok && input.keep_alive)
+        }
+        other => {
+            let err = match other {
+                Some(Failure::Transport(e)) => {
+                    let kind = match e {
+                        UpstreamError::FirstByteTimeout
+                        | UpstreamError::ConnectTimeout
+                        | UpstreamError::BodyTimeout => ErrorKind::UpstreamTimeout,
+                        _ => ErrorKind::UpstreamFailed,
+                    };
+                    ApiError::new(
+                        kind,
+                        "upstream_failed",
+                        format!(
+                            "All {attempts} attempt(s) for model `{}` failed; the last: {e}.",
+                            input.route.alias
+                        ),
+                    )
+                }
+                _ => ApiError::new(
+                    ErrorKind::Unavailable,
+                    "no_available_target",
+                    format!(
+                        "No target of model `{}` is available ({}).",
+                        input.route.alias,
+                        skipped.join("; ")
+                    ),
+                ),
+            };
+            let ok = write_error(conn, meta, &err, input.keep_alive).await.is_ok();
+            rec.error = Some(err.code.to_string());
+            (err.status(), ok && input.keep_alive)
+        }
+    };
+    rec.status = status;
+    rec.latency_ms = ms_since(meta.started);
+    ctx.records.send(rec);
+    keep
+}
+
+fn attempt(target: &Target, status: Option<u16>, error: Option<String>, start: Instant) -> AttemptRecord {
+    AttemptRecord {
+        provider: target.provider.name.clone(),
+        model: target.model.to_string(),
+        status,
+        error,
+        latency_ms: ms_since(start),
+    }
+}
+
+/// Reads an error response's body (briefly) so it can be the final answer if no target succeeds.
+async fn keep_error_body(
+    mut upstream: UpstreamConn,
+    resp: &UpstreamResponseHead,
+) -> (Failure, Option<UpstreamConn>) {
+    let deadline = Instant::now() + std::time::Duration::from_secs(5);
+    let content_type = resp.headers.get("content-type").map(Bytes::copy_from_slice);
+    match read_full_body(&mut upstream, resp.body, 1024 * 1024, deadline).await {
+        Ok(body) => (
+            Failure::Status {
+                status: resp.status,
+                content_type,
+                body,
+            },
+            resp.keep_alive.then_some(upstream),
+        ),
+        Err(e) => (Failure::Transport(e), None),
+    }
+}
+
+/// The request head sent upstream for `target`.
+fn upstream_head(provider: &Provider, input: &ForwardInput<'_>, body_len: usize) -> Vec<u8> {
+    let mut h = Vec::with_capacity(512);
+    let (authority, prefix) = match &provider.addr {
+        Some(a) => (a.authority.as_str(), a.path_prefix.as_str()),
+        None => ("", ""),
+    };
+    let _ = write!(
+        h,
+        "POST {prefix}{} HTTP/1.1\r\nhost: {authority}\r\ncontent-type: application/json\r\ncontent-length: {body_len}\r\n",
+        input.endpoint.upstream_suffix()
+    );
+    if let Some(key) = provider.api_key() {
+        h.extend_from_slice(b"authorization: Bearer ");
+        h.extend_from_slice(key.as_bytes());
+        h.extend_from_slice(b"\r\n");
+    }
+    let mut client_accept = false;
+    for (name, value) in input.head.headers.iter() {
+        if forward_to_upstream(name) {
+            client_accept |= name.eq_ignore_ascii_case("accept");
+            h.extend_from_slice(name.as_bytes());
+            h.extend_from_slice(b": ");
+            h.extend_from_slice(value);
+            h.extend_from_slice(b"\r\n");
+        }
+    }
+    if !client_accept {
+        h.extend_from_slice(if input.view.stream {
+            b"accept: text/event-stream\r\n"
+        } else {
+            b"accept: application/json\r\n"
+        });
+    }
+    h.extend_from_slice(b"\r\n");
+    h
+}
+
+/// The body for `target`: the original bytes, or the original with the model name spliced
+/// in (two zero-copy slices around the new name).
+fn upstream_body(input: &ForwardInput<'_>, target: &Target) -> ([Bytes; 3], usize) {
+    if *target.model == *input.view.model {
+        let n = input.body.len();
+        return ([input.body.clone(), Bytes::new(), Bytes::new()], n);
+    }
+    let span = input.view.model_span;
+    let model = Bytes::from(serde_json::Value::from(&*target.model).to_string());
+    let parts = [
+        input.body.slice(..span.start),
+        model,
+        input.body.slice(span.end..),
+    ];
+    let n = parts.iter().map(Bytes::len).sum();
+    (parts, n)
+}
+
+/// One attempt at one target: a pooled connection (retried once on a fresh one when the
+/// pooled one turns out stale), the request, the response head.
+async fn call(
+    ctx: &ShardCtx,
+    provider: &Provider,
+    target: &Target,
+    input: &ForwardInput<'_>,
+) -> Result<(UpstreamConn, UpstreamResponseHead), UpstreamError> {
+    let (body, len) = upstream_body(input, target);
+    let head = upstream_head(provider, input, len);
+    let mut pooled = ctx.pool.take(&provider.pool_key);
+    loop {
+        let was_pooled = pooled.is_some();
+        let mut c = match pooled.take() {
+            Some(c) => c,
+            None => connect(provider, &ctx.tls).await?,
+        };
+        let sent = send_request(&mut c, head.clone(), &body).await;
+        let result = match sent {
+            Ok(_) => read_response_head(&mut c, provider.first_byte_timeout, false).await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(resp) => return Ok((c, resp)),
+            Err(e) if was_pooled && e.stale_connection() => {
+                tracing::debug!(provider = %provider.name, "stale pooled connection; reconnecting");
+                // Try the next pooled connection, or a fresh one.
+                pooled = ctx.pool.take(&provider.pool_key);
+                continue;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Relays a committed response (whole or streamed) and records the request.
+#[allow(clippy::too_many_arguments)]
+async fn respond_with(
+    ctx: &ShardCtx,
+    conn: &mut ServerConn,
+    meta: &RequestMeta,
+    input: &ForwardInput<'_>,
+    target: &Target,
+    mut upstream: UpstreamConn,
+    resp: UpstreamResponseHead,
+    mut rec: RequestRecord,
+    attempt_start: Instant,
+) -> bool {
+    let provider = &target.provider;
+    let attempts = rec.attempts.len() + 1;
+    let mut head = meta
+        .head(resp.status)
+        .header("x-infergate-provider", provider.name.as_bytes())
+        .header_display("x-infergate-attempts", attempts);
+    for (name, value) in resp.headers.iter() {
+        if pass_to_client(name) {
+            head = head.header(name, value);
+        }
+    }
+    rec.status = resp.status;
+    let keep;
+    if resp.is_event_stream() && (200..300).contains(&resp.status) {
+        let head = head
+            .header("x-accel-buffering", b"no")
+            .finish(BodyFraming::Chunked, input.keep_alive);
+        let deadline = meta.started + provider.total_timeout;
+        let end = relay_stream(
+            conn.io(),
+            head,
+            &mut upstream,
+            resp.body,
+            deadline,
+            provider.first_byte_timeout,
+        )
+        .await;
+        rec.ttfb_ms = Some(end.ttfb_ms(meta.started));
+        rec.bytes_out = end.bytes_out;
+        rec.finish_reason = end.finish_reason;
+        if let Some(u) = end.usage {
+            rec.tokens_in = Some(u.input_tokens);
+            rec.tokens_out = Some(u.output_tokens);
+        }
+        match end.end {
+            RelayEnd::Complete { upstream_reusable } => {
+                if upstream_reusable && resp.keep_alive {
+                    ctx.pool.put(&provider.pool_key, upstream, provider.max_idle_per_shard);
+                }
+                keep = input.keep_alive;
+            }
+            RelayEnd::ClientGone => {
+                rec.status = 499;
+                rec.error = Some("client_closed".into());
+                keep = false;
+            }
+            RelayEnd::UpstreamFailed(kind) => {
+                rec.error = Some(format!("upstream_stream_{kind}"));
+                keep = input.keep_alive;
+            }
+        }
+        rec.attempts
+            .push(attempt(target, Some(resp.status), rec.error.clone(), attempt_start));
+    } else {
+        let deadline = meta.started + provider.total_timeout;
+        match read_full_body(&mut upstream, resp.body, MAX_UPSTREAM_BODY, deadline).await {
+            Ok(body) => {
+                if resp.keep_alive {
+                    ctx.pool.put(&provider.pool_key, upstream, provider.max_idle_per_shard);
+                }
+                if let Some(u) = Usage::from_openai_body(&body) {
+                    rec.tokens_in = Some(u.input_tokens);
+                    rec.tokens_out = Some(u.output_tokens);
+                }
+                rec.bytes_out = body.len() as u64;
+                let head = head.finish(BodyFraming::Length(body.len()), input.keep_alive);
+                rec.ttfb_ms = Some(ms_since(meta.started));
+                let ok = write_head_and_body(conn.io(), head, body).await.is_ok();
+                if !ok {
+                    rec.status = 499;
+                    rec.error = Some("client_closed".into());
+                }
+                keep = ok && input.keep_alive;
+                rec.attempts
+                    .push(attempt(target, Some(resp.status), None, attempt_start));
+            }
+            Err(e) => {
+                // Nothing was sent to the client yet, but the body is lost: report it.
+                rec.attempts.push(attempt(
+                    target,
+                    Some(resp.status),
+                    Some(e.kind().to_string()),
+                    attempt_start,
+                ));
+                let err = ApiError::new(
+                    ErrorKind::UpstreamFailed,
+                    "upstream_failed",
+                    format!("The provider's response could not be read: {e}."),
+                );
+                let ok = write_error(conn, meta, &err, input.keep_alive).await.is_ok();
+                rec.status = err.status();
+                rec.error = Some(err.code.to_string());
+                keep = ok && input.keep_alive;
+            }
+        }
+    }
+    rec.latency_ms = ms_since(meta.started);
+    ctx.records.send(rec);
+    keep
+}
+
+/// Answers from the built-in mock provider.
+async fn answer_from_mock(
+    ctx: &ShardCtx,
+    conn: &mut ServerConn,
+    meta: &RequestMeta,
+    input: &ForwardInput<'_>,
+    target: &Target,
+    mut rec: RequestRecord,
+    attempt_start: Instant,
+) -> bool {
+    let reply = mock::reply(input.endpoint, &input.body, &target.model, input.view.stream);
+    let attempts = rec.attempts.len() + 1;
+    let head = meta
+        .head(reply.status)
+        .header("x-infergate-provider", target.provider.name.as_bytes())
+        .header_display("x-infergate-attempts", attempts);
+    let (head, body) = match reply.body {
+        mock::MockBody::Json(b) => (
+            head.header("content-type", b"application/json")
+                .finish(BodyFraming::Length(b.len()), input.keep_alive),
+            b,
+        ),
+        mock::MockBody::Events(events) => {
+            let mut framed = Vec::new();
+            for e in &events {
+                let _ = write!(framed, "{:x}\r\n", e.len());
+                framed.extend_from_slice(e);
+                framed.extend_from_slice(b"\r\n");
+            }
+            framed.extend_from_slice(b"0\r\n\r\n");
+            (
+                head.header("content-type", b"text/event-stream")
+                    .header("cache-control", b"no-cache")
+                    .finish(BodyFraming::Chunked, input.keep_alive),
+                Bytes::from(framed),
+            )
+        }
+    };
+    rec.bytes_out = body.len() as u64;
+    rec.ttfb_ms = Some(ms_since(meta.started));
+    let ok = write_head_and_body(conn.io(), head, body).await.is_ok();
+    rec.status = if ok { reply.status } else { 499 };
+    rec.provider = Some(target.provider.name.clone());
+    rec.upstream_model = Some(target.model.to_string());
+    rec.tokens_in = Some(reply.usage.input_tokens);
+    rec.tokens_out = Some(reply.usage.output_tokens);
+    rec.attempts.push(attempt(target, Some(reply.status), None, attempt_start));
+    rec.latency_ms = ms_since(meta.started);
+    ctx.records.send(rec);
+    ok && input.keep_alive
+}
+

@@ -1,0 +1,234 @@
+//! The phases of one proxied request, in the order DESIGN.md gives them: accept/parse,
+//! authenticate, normalize, route, forward, respond, record. One connection's requests run
+//! here one after another on the shard that accepted it.
+
+mod context;
+mod forward;
+mod headers;
+mod relay;
+mod respond;
+
+pub use context::{Lifecycle, ShardCtx};
+
+use std::rc::Rc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use monoio::net::TcpStream;
+
+use crate::api::{ApiError, Endpoint, ErrorKind, RequestBodyError};
+use crate::http::{HttpError, Method, RequestHead, ServerConn, ServerLimits};
+use crate::policy::KeyCheck;
+use respond::{write_error, write_json, RequestMeta};
+
+/// Serves one client connection until it closes, errs, or the shard drains.
+pub async fn serve_connection(ctx: Rc<ShardCtx>, stream: TcpStream) {
+    let mut conn = ServerConn::new(stream);
+    loop {
+        let table = ctx.table.load_full();
+        let limits = ServerLimits::from_config(&table.server);
+        let head = match conn.read_head(&limits).await {
+            Ok(h) => h,
+            Err(HttpError::Closed) | Err(HttpError::Io(_)) => return,
+            Err(e) => {
+                tracing::debug!(error = %e, shard = ctx.shard_id, "bad request head");
+                reject_unreadable(&ctx, &mut conn, &e).await;
+                return;
+            }
+        };
+        let _inflight = ctx.enter();
+        let keep = handle_request(&ctx, &table, &mut conn, head, &limits).await;
+        if !keep || ctx.lifecycle.is_draining() {
+            return;
+        }
+    }
+}
+
+/// Answers a request whose head or body could not be read, then the connection closes.
+async fn reject_unreadable(ctx: &ShardCtx, conn: &mut ServerConn, e: &HttpError) {
+    let Some(status) = e.status() else { return };
+    let kind = match status {
+        431 => ErrorKind::HeadersTooLarge,
+        413 => ErrorKind::PayloadTooLarge,
+        408 => ErrorKind::RequestTimeout,
+        _ => ErrorKind::InvalidRequest,
+    };
+    let code = match status {
+        431 => "request_header_fields_too_large",
+        413 => "request_too_large",
+        408 => "request_timeout",
+        _ => "invalid_request",
+    };
+    let err = ApiError::new(kind, code, e.to_string());
+    let meta = RequestMeta::new(ctx.shard_id);
+    let _ = write_error(conn, &meta, &err, false).await;
+    ctx.records.send(meta.record_for_error(Endpoint::ChatCompletions, &err, 0));
+}
+
+/// Whether the request announced a body (a request answered without reading its body can't
+/// keep the connection).
+fn announces_body(head: &RequestHead) -> bool {
+    head.headers.get("transfer-encoding").is_some()
+        || head
+            .headers
+            .get_str("content-length")
+            .is_some_and(|v| v.trim() != "0")
+}
+
+/// The gateway key a client presented: `Authorization: Bearer K` or `x-api-key: K`.
+fn presented_key(head: &RequestHead) -> Option<&[u8]> {
+    if let Some(v) = head.headers.get("authorization") {
+        let v = v.trim_ascii();
+        if v.len() > 7 && v[..7].eq_ignore_ascii_case(b"bearer ") {
+            return Some(v[7..].trim_ascii());
+        }
+    }
+    head.headers.get("x-api-key").map(<[u8]>::trim_ascii)
+}
+
+async fn handle_request(
+    ctx: &ShardCtx,
+    table: &crate::route::RouteTable,
+    conn: &mut ServerConn,
+    head: RequestHead,
+    limits: &ServerLimits,
+) -> bool {
+    let mut meta = RequestMeta::new(ctx.shard_id);
+    let keep_alive = head.wants_keep_alive() && !ctx.lifecycle.is_draining();
+    let body_unread_keep = keep_alive && !announces_body(&head);
+
+    // Parse: which endpoint.
+    let Some(endpoint) = Endpoint::from_path(head.path()) else {
+        let err = ApiError::new(
+            ErrorKind::NotFound,
+            "unknown_url",
+            format!("Unknown request URL: {} {}", method_name(head.method), head.path()),
+        );
+        return finish_error(ctx, conn, &meta, Endpoint::ChatCompletions, &err, body_unread_keep, 0)
+            .await;
+    };
+    let want = if endpoint == Endpoint::Models { Method::Get } else { Method::Post };
+    if head.method != want {
+        let err = ApiError::new(
+            ErrorKind::MethodNotAllowed,
+            "method_not_allowed",
+            format!("{} is not allowed on {}", method_name(head.method), head.path()),
+        );
+        return finish_error(ctx, conn, &meta, endpoint, &err, body_unread_keep, 0).await;
+    }
+
+    // Authenticate, before any body is read or any upstream work.
+    match table.keys.check(presented_key(&head)) {
+        KeyCheck::Open => {}
+        KeyCheck::Accepted(name) => meta.key = Some(name.to_string()),
+        KeyCheck::Missing => {
+            let err = ApiError::new(
+                ErrorKind::Authentication,
+                "missing_api_key",
+                "You didn't provide an API key. Send a gateway key as 'Authorization: Bearer KEY' or 'x-api-key: KEY'.",
+            );
+            return finish_error(ctx, conn, &meta, endpoint, &err, body_unread_keep, 0).await;
+        }
+        KeyCheck::Rejected => {
+            let err = ApiError::new(
+                ErrorKind::Authentication,
+                "invalid_api_key",
+                "Incorrect API key provided.",
+            );
+            return finish_error(ctx, conn, &meta, endpoint, &err, body_unread_keep, 0).await;
+        }
+    }
+
+    if endpoint == Endpoint::Models {
+        let ok = write_json(conn, &meta, 200, table.models_json.clone(), keep_alive, &[])
+            .await
+            .is_ok();
+        let mut rec = meta.base_record(endpoint, 200);
+        rec.bytes_out = table.models_json.len() as u64;
+        ctx.records.send(rec);
+        return ok && keep_alive;
+    }
+
+    let body: Bytes = match conn.read_body(&head, limits).await {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::debug!(error = %e, "request body refused");
+            if e.status().is_some() {
+                reject_unreadable(ctx, conn, &e).await;
+            }
+            return false;
+        }
+    };
+
+    // Normalize: the borrowed view of the body.
+    let parsed = ctx.scratch.borrow_mut().parse(endpoint, &body);
+    let view = match parsed {
+        Ok(v) => v,
+        Err(e) => {
+            let code = match &e {
+                RequestBodyError::InvalidJson(_) | RequestBodyError::NotAnObject => "invalid_json",
+                RequestBodyError::Missing(_) => "missing_required_parameter",
+                RequestBodyError::WrongType { .. } => "invalid_type",
+            };
+            let mut err = ApiError::new(ErrorKind::InvalidRequest, code, e.to_string());
+            err.param = e.param();
+            return finish_error(ctx, conn, &meta, endpoint, &err, keep_alive, body.len()).await;
+        }
+    };
+    meta.model = Some(view.model.clone());
+    meta.stream = view.stream;
+
+    // Route.
+    let Some(route) = table.model(&view.model) else {
+        let err = ApiError::new(
+            ErrorKind::NotFound,
+            "model_not_found",
+            format!(
+                "The model `{}` does not exist or you do not have access to it.",
+                view.model
+            ),
+        )
+        .with_param("model");
+        return finish_error(ctx, conn, &meta, endpoint, &err, keep_alive, body.len()).await;
+    };
+
+    // Forward, respond, record.
+    let input = forward::ForwardInput {
+        head: &head,
+        endpoint,
+        view: &view,
+        body,
+        route,
+        keep_alive,
+    };
+    forward::forward(ctx, conn, &mut meta, input).await
+}
+
+async fn finish_error(
+    ctx: &ShardCtx,
+    conn: &mut ServerConn,
+    meta: &RequestMeta,
+    endpoint: Endpoint,
+    err: &ApiError,
+    keep_alive: bool,
+    bytes_in: usize,
+) -> bool {
+    tracing::debug!(status = err.status(), code = err.code, message = %err.message, "request refused");
+    let ok = write_error(conn, meta, err, keep_alive).await.is_ok();
+    ctx.records.send(meta.record_for_error(endpoint, err, bytes_in));
+    ok && keep_alive
+}
+
+fn method_name(m: Method) -> &'static str {
+    match m {
+        Method::Get => "GET",
+        Method::Post => "POST",
+        Method::Head => "HEAD",
+        Method::Other => "this method",
+    }
+}
+
+/// Time since `start` in milliseconds, for records.
+pub(crate) fn ms_since(start: Instant) -> f64 {
+    start.elapsed().as_secs_f64() * 1000.0
+}

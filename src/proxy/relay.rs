@@ -1,0 +1,307 @@
+//! `relay_stream`: passes an upstream SSE body to the client as it arrives.
+//!
+//! One buffer per stream, no allocation per event. Upstream bytes are read straight into the
+//! buffer behind a small reserved prefix; chunked framing from the provider is removed in
+//! place; the `SseScanner` finds where the last complete event ends; everything up to there
+//! goes to the client as one HTTP chunk (its size line written into the prefix), and a partial
+//! event stays for the next read. Forwarding only whole events is what lets a failure mid-way
+//! end the stream with a well-formed error event instead of half an event.
+
+use std::time::{Duration, Instant};
+
+use monoio::buf::{IoBuf, IoBufMut};
+use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+use monoio::net::TcpStream;
+
+use crate::api::Usage;
+use crate::http::ChunkedDecoder;
+use crate::translate::{FinishReason, SseScanner};
+use crate::upstream::{BodyKind, UpstreamConn};
+
+/// Room before the payload for the chunk size line (`ffffffff\r\n`).
+const PREFIX: usize = 16;
+/// Bytes read per call.
+const READ_SIZE: usize = 32 * 1024;
+/// A single event larger than this ends the stream (a provider bug or an attack).
+const MAX_PENDING: usize = 8 * 1024 * 1024;
+
+/// How a relayed stream ended.
+#[derive(Debug)]
+pub enum RelayEnd {
+    /// The upstream body ended properly and the client has all of it.
+    Complete {
+        /// The upstream connection's framing ended cleanly: it can go back to the pool.
+        upstream_reusable: bool,
+    },
+    /// Writing to the client failed: it went away. The upstream connection is dropped,
+    /// which cancels the provider's work.
+    ClientGone,
+    /// The provider failed mid-stream; the client got an error event and a proper end.
+    UpstreamFailed(&'static str),
+}
+
+/// What the relay saw.
+#[derive(Debug)]
+pub struct RelayResult {
+    /// How it ended.
+    pub end: RelayEnd,
+    /// Payload bytes sent to the client.
+    pub bytes_out: u64,
+    /// Usage, if the stream reported it.
+    pub usage: Option<Usage>,
+    /// The finish reason, if seen.
+    pub finish_reason: Option<FinishReason>,
+    /// When the response head was written.
+    pub head_sent_at: Option<Instant>,
+}
+
+impl RelayResult {
+    /// Time to first byte in ms relative to `start`.
+    pub fn ttfb_ms(&self, start: Instant) -> f64 {
+        self.head_sent_at
+            .map_or(0.0, |t| t.duration_since(start).as_secs_f64() * 1000.0)
+    }
+}
+
+/// How the upstream body is framed, with its running state.
+enum Framing {
+    Chunked(ChunkedDecoder),
+    Length(u64),
+    UntilClose,
+}
+
+/// Relays the stream. `head` is the client response head (chunked framing).
+pub async fn relay_stream(
+    client: &mut TcpStream,
+    head: Vec<u8>,
+    upstream: &mut UpstreamConn,
+    body: BodyKind,
+    deadline: Instant,
+    idle: Duration,
+) -> RelayResult {
+    let mut result = RelayResult {
+        end: RelayEnd::Complete {
+            upstream_reusable: false,
+        },
+        bytes_out: 0,
+        usage: None,
+        finish_reason: None,
+        head_sent_at: None,
+    };
+    let (res, _) = client.write_all(head).await;
+    if res.is_err() {
+        result.end = RelayEnd::ClientGone;
+        return result;
+    }
+    result.head_sent_at = Some(Instant::now());
+
+    let mut framing = match body {
+        BodyKind::Chunked => Framing::Chunked(ChunkedDecoder::new()),
+        BodyKind::Length(n) => Framing::Length(n),
+        BodyKind::UntilClose => Framing::UntilClose,
+        BodyKind::Empty => Framing::Length(0),
+    };
+    let mut scanner = SseScanner::new();
+    let mut out: Vec<u8> = Vec::with_capacity(PREFIX + READ_SIZE);
+    out.resize(PREFIX, 0);
+    let mut carry: Vec<u8> = Vec::new();
+    let mut ranges: Vec<(usize, usize)> = Vec::new();
+    let mut clean = true;
+    // Bytes read along with the response head are the first input.
+    let mut raw_start = out.len();
+    out.extend_from_slice(&upstream.buf);
+    upstream.buf.clear();
+    let mut upstream_done = matches!(framing, Framing::Length(0));
+    let mut eof = false;
+
+    loop {
+        // 1. Remove upstream framing from the raw bytes at out[raw_start..].
+        let raw_end = out.len();
+        if raw_end > raw_start {
+            match &mut framing {
+                Framing::Chunked(dec) => {
+                    ranges.clear();
+                    let base = out.as_ptr() as usize;
+                    let fed = dec.feed(&out[raw_start..raw_end], |s| {
+                        ranges.push((s.as_ptr() as usize - base, s.len()))
+                    });
+                    let used = match fed {
+                        Ok(used) => used,
+                        Err(_) => {
+                            return fail(client, &mut out, &mut result, "malformed_chunk").await;
+                        }
+                    };
+                    if raw_start + used < raw_end {
+                        clean = false; // bytes after the terminal chunk
+                    }
+                    let mut w = raw_start;
+                    for &(from, len) in &ranges {
+                        out.copy_within(from..from + len, w);
+                        w += len;
+                    }
+                    out.truncate(w);
+                    upstream_done = dec.is_done();
+                }
+                Framing::Length(left) => {
+                    let got = (raw_end - raw_start) as u64;
+                    if got >= *left {
+                        if got > *left {
+                            clean = false;
+                            out.truncate(raw_start + *left as usize);
+                        }
+                        *left = 0;
+                        upstream_done = true;
+                    } else {
+                        *left -= got;
+                    }
+                }
+                Framing::UntilClose => {}
+            }
+        }
+        if eof {
+            if matches!(framing, Framing::UntilClose) {
+                upstream_done = true;
+            } else if !upstream_done {
+                return fail(client, &mut out, &mut result, "closed").await;
+            }
+        }
+
+        // 2. Find complete events and send them.
+        let boundary = scanner.scan(&out[PREFIX..]);
+        let send_len = if upstream_done { out.len() - PREFIX } else { boundary };
+        if send_len > 0 {
+            carry.clear();
+            carry.extend_from_slice(&out[PREFIX + send_len..]);
+            out.truncate(PREFIX + send_len);
+            let start = write_size_line(&mut out, send_len);
+            out.extend_from_slice(b"\r\n");
+            let (res, slice) = client.write_all(out.slice(start..)).await;
+            out = slice.into_inner();
+            if res.is_err() {
+                result.end = RelayEnd::ClientGone;
+                return finish(result, &scanner);
+            }
+            result.bytes_out += send_len as u64;
+            out.truncate(PREFIX);
+            out.extend_from_slice(&carry);
+            scanner.consumed(send_len);
+        }
+        if upstream_done {
+            let (res, _) = client.write_all(&b"0\r\n\r\n"[..]).await;
+            result.end = if res.is_err() {
+                RelayEnd::ClientGone
+            } else {
+                RelayEnd::Complete {
+                    upstream_reusable: clean && !eof,
+                }
+            };
+            return finish(result, &scanner);
+        }
+
+        // 3. Read more from the provider.
+        if out.len() - PREFIX > MAX_PENDING {
+            return fail(client, &mut out, &mut result, "event_too_large").await;
+        }
+        if out.capacity() - out.len() < 4096 {
+            out.reserve(READ_SIZE);
+        }
+        let now = Instant::now();
+        let Some(left) = deadline.checked_duration_since(now) else {
+            return fail(client, &mut out, &mut result, "timeout").await;
+        };
+        raw_start = out.len();
+        let cap = out.capacity();
+        let read = upstream.io.read(out.slice_mut(raw_start..cap));
+        match monoio::time::timeout(left.min(idle), read).await {
+            Ok((Ok(0), slice)) => {
+                out = slice.into_inner();
+                eof = true;
+            }
+            Ok((Ok(_), slice)) => out = slice.into_inner(),
+            Ok((Err(_), slice)) => {
+                out = slice.into_inner();
+                out.truncate(raw_start);
+                return fail(client, &mut out, &mut result, "reset").await;
+            }
+            Err(_) => {
+                // The buffer went with the cancelled read; the error event needs a new one.
+                let mut fresh = vec![0u8; PREFIX];
+                return fail(client, &mut fresh, &mut result, "stalled").await;
+            }
+        }
+    }
+}
+
+fn finish(mut result: RelayResult, scanner: &SseScanner) -> RelayResult {
+    result.usage = scanner.usage();
+    result.finish_reason = scanner.finish_reason();
+    result
+}
+
+/// Writes the hex size line right before `out[PREFIX..]`; returns where the chunk starts.
+fn write_size_line(out: &mut [u8], len: usize) -> usize {
+    let mut digits = [0u8; 16];
+    let mut n = len;
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b"0123456789abcdef"[n & 15];
+        n >>= 4;
+        if n == 0 {
+            break;
+        }
+    }
+    let hex = &digits[i..];
+    let start = PREFIX - 2 - hex.len();
+    out[start..start + hex.len()].copy_from_slice(hex);
+    out[PREFIX - 2..PREFIX].copy_from_slice(b"\r\n");
+    start
+}
+
+/// Ends the client's stream with an OpenAI-style error event after a provider failure.
+/// Any partial event is dropped so the client never sees half an event.
+async fn fail(
+    client: &mut TcpStream,
+    out: &mut Vec<u8>,
+    result: &mut RelayResult,
+    kind: &'static str,
+) -> RelayResult {
+    tracing::warn!(kind, "provider stream failed mid-way; ending the client stream with an error event");
+    let event = format!(
+        "data: {{\"error\":{{\"message\":\"The provider's stream was interrupted ({kind}).\",\"type\":\"upstream_error\",\"param\":null,\"code\":\"upstream_stream_interrupted\"}}}}\n\n"
+    );
+    let mut chunk = std::mem::take(out);
+    chunk.clear();
+    let _ = std::io::Write::write_fmt(&mut chunk, format_args!("{:x}\r\n", event.len()));
+    chunk.extend_from_slice(event.as_bytes());
+    chunk.extend_from_slice(b"\r\n0\r\n\r\n");
+    let (res, _) = client.write_all(chunk).await;
+    let end = if res.is_err() {
+        RelayEnd::ClientGone
+    } else {
+        RelayEnd::UpstreamFailed(kind)
+    };
+    RelayResult {
+        end,
+        bytes_out: result.bytes_out,
+        usage: None,
+        finish_reason: None,
+        head_sent_at: result.head_sent_at,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn size_line_sits_right_before_the_payload() {
+        let mut out = vec![0u8; PREFIX];
+        out.extend_from_slice(&[b'x'; 300]);
+        let start = write_size_line(&mut out, 300);
+        assert_eq!(&out[start..PREFIX + 3], b"12c\r\nxxx");
+        let mut out = vec![0u8; PREFIX];
+        let start = write_size_line(&mut out, 0xffff_ffff);
+        assert_eq!(&out[start..PREFIX], b"ffffffff\r\n");
+    }
+}

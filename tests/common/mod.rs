@@ -1,0 +1,362 @@
+//! Shared harness for the integration tests: start the real `infergate` and `mockllm`
+//! binaries on ephemeral ports, talk to them over real sockets, stop them at the end.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Which IO driver the gateway under test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Driver {
+    /// The default: io_uring where available.
+    Uring,
+    /// Forced epoll (`INFERGATE_DRIVER=epoll`).
+    Epoll,
+}
+
+/// Generates one test per driver: `mod NAME { fn io_uring(); fn epoll(); }`.
+#[macro_export]
+macro_rules! both_drivers {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            #[test]
+            fn io_uring() {
+                ($body)($crate::common::Driver::Uring)
+            }
+            #[test]
+            fn epoll() {
+                ($body)($crate::common::Driver::Epoll)
+            }
+        }
+    };
+}
+
+/// The directory holding the workspace's binaries (target/debug or target/release).
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    // target/<profile>/deps/<test-binary>
+    exe.parent().unwrap().parent().unwrap().to_path_buf()
+}
+
+/// Path of the `mockllm` binary, building it if `cargo test` has not.
+pub fn mockllm_bin() -> PathBuf {
+    let p = bin_dir().join("mockllm");
+    if !p.exists() {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "-p", "loadtest", "--bin", "mockllm", "--bin", "loadgen"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .unwrap();
+        assert!(status.success(), "building mockllm failed");
+    }
+    p
+}
+
+/// Path of the `loadgen` binary.
+pub fn loadgen_bin() -> PathBuf {
+    mockllm_bin();
+    bin_dir().join("loadgen")
+}
+
+/// A child process killed when dropped.
+pub struct Proc {
+    pub child: Child,
+    pub lines: mpsc::Receiver<String>,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn_reader(child: &mut Child) -> mpsc::Receiver<String> {
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+fn wait_line(rx: &mpsc::Receiver<String>, prefix: &str, what: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) if line.starts_with(prefix) => return line,
+            Ok(_) => continue,
+            Err(_) => panic!("{what} did not print {prefix:?} in time"),
+        }
+    }
+}
+
+/// Extracts `host:port` from `... http://HOST:PORT ...`.
+fn addr_in(line: &str) -> String {
+    let rest = line.split("http://").nth(1).unwrap();
+    rest.split_whitespace().next().unwrap().to_string()
+}
+
+/// A running mockllm.
+pub struct Mock {
+    pub proc: Proc,
+    pub addr: String,
+}
+
+impl Mock {
+    /// Starts mockllm with extra CLI arguments.
+    pub fn start(args: &[&str]) -> Mock {
+        let mut child = Command::new(mockllm_bin())
+            .args(["--listen", "127.0.0.1:0", "--threads", "1"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let lines = spawn_reader(&mut child);
+        let line = wait_line(&lines, "mockllm listening on", "mockllm");
+        Mock {
+            addr: addr_in(&line),
+            proc: Proc { child, lines },
+        }
+    }
+
+    /// `http://ADDR/v1`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    /// `GET /mock/stats` as JSON.
+    pub fn stats(&self) -> serde_json::Value {
+        let resp = raw_request(
+            &self.addr,
+            &format!("GET /mock/stats HTTP/1.1\r\nhost: {}\r\nconnection: close\r\n\r\n", self.addr),
+        );
+        serde_json::from_str(resp.body_str()).unwrap()
+    }
+}
+
+/// A running gateway with its temp dir (config, request log, stderr).
+pub struct Gateway {
+    pub proc: Proc,
+    pub addr: String,
+    pub admin: String,
+    pub dir: tempfile::TempDir,
+}
+
+impl Gateway {
+    /// Writes `config` (a TOML body without `[server]`, `[admin]`, `[log]`) and starts the gateway.
+    pub fn start(config: &str, driver: Driver) -> Gateway {
+        Self::start_with_env(config, driver, &[])
+    }
+
+    /// Like `start`, with extra environment variables.
+    pub fn start_with_env(config: &str, driver: Driver, env: &[(&str, &str)]) -> Gateway {
+        let dir = tempfile::tempdir().unwrap();
+        let full = Self::full_config(config, dir.path());
+        let path = dir.path().join("infergate.toml");
+        std::fs::write(&path, full).unwrap();
+        let stderr = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_infergate"));
+        cmd.arg("--config")
+            .arg(&path)
+            .env("INFERGATE_LOG", "info,infergate=debug")
+            .stdout(Stdio::piped())
+            .stderr(stderr);
+        if driver == Driver::Epoll {
+            cmd.env("INFERGATE_DRIVER", "epoll");
+        } else {
+            cmd.env_remove("INFERGATE_DRIVER");
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let lines = spawn_reader(&mut child);
+        let line = wait_line(&lines, "infergate listening on", "infergate");
+        let want = if driver == Driver::Epoll { "epoll driver" } else { "driver" };
+        assert!(line.contains(want), "unexpected driver line: {line}");
+        let addr = addr_in(&line);
+        let admin = addr_in(&wait_line(&lines, "admin listening on", "infergate"));
+        Gateway {
+            proc: Proc { child, lines },
+            addr,
+            admin,
+            dir,
+        }
+    }
+
+    /// The full config text for a test body: server on port 0, admin on port 0, log in `dir`.
+    pub fn full_config(body: &str, dir: &Path) -> String {
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\nshards = 2\nmax_body_bytes = 65536\nmax_header_bytes = 8192\nmax_headers = 50\nheader_timeout_ms = 2000\ndrain_timeout_ms = 5000\n\n[admin]\nlisten = \"127.0.0.1:0\"\n\n[log]\npath = \"{}\"\n\n{body}",
+            dir.join("requests.jsonl").display()
+        )
+    }
+
+    /// Rewrites the config file (same server/admin/log sections).
+    pub fn rewrite_config(&self, body: &str) {
+        let full = Self::full_config(body, self.dir.path());
+        let tmp = self.dir.path().join("infergate.toml.tmp");
+        std::fs::write(&tmp, full).unwrap();
+        std::fs::rename(tmp, self.dir.path().join("infergate.toml")).unwrap();
+    }
+
+    /// `http://ADDR`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The request records written so far.
+    pub fn records(&self) -> Vec<serde_json::Value> {
+        let text = std::fs::read_to_string(self.dir.path().join("requests.jsonl")).unwrap_or_default();
+        text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    }
+
+    /// Waits until at least `n` records are written.
+    pub fn wait_records(&self, n: usize) -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let r = self.records();
+            if r.len() >= n || Instant::now() > deadline {
+                return r;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The gateway's stderr so far (for failure messages).
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
+    }
+
+    /// POSTs `/admin/reload`.
+    pub fn admin_reload(&self) -> RawResponse {
+        raw_request(
+            &self.admin,
+            &format!("POST /admin/reload HTTP/1.1\r\nhost: {}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n", self.admin),
+        )
+    }
+
+    /// Sends a signal to the gateway.
+    pub fn signal(&self, sig: &str) {
+        let st = Command::new("kill")
+            .args([&format!("-{sig}"), &self.proc.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+}
+
+/// A parsed HTTP response from `raw_request`.
+#[derive(Debug)]
+pub struct RawResponse {
+    pub status: u16,
+    pub head: String,
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    pub fn body_str(&self) -> &str {
+        std::str::from_utf8(&self.body).unwrap()
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body_str()))
+    }
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.head.lines().find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+        })
+    }
+}
+
+/// Sends raw bytes, reads until the server closes, parses one response.
+pub fn raw_request(addr: &str, request: &str) -> RawResponse {
+    raw_request_bytes(addr, request.as_bytes())
+}
+
+/// Like `raw_request` with arbitrary bytes.
+pub fn raw_request_bytes(addr: &str, request: &[u8]) -> RawResponse {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.write_all(request).unwrap();
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    parse_response(&buf)
+}
+
+/// Parses one HTTP/1.1 response (Content-Length or chunked, or to the end).
+pub fn parse_response(buf: &[u8]) -> RawResponse {
+    let end = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no response head in {:?}", String::from_utf8_lossy(buf)));
+    let head = String::from_utf8_lossy(&buf[..end]).to_string();
+    let status: u16 = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let rest = &buf[end + 4..];
+    let mut r = RawResponse { status, head, body: Vec::new() };
+    if r.header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+        r.body = dechunk(rest);
+    } else if let Some(n) = r.header("content-length") {
+        let n: usize = n.parse().unwrap();
+        r.body = rest[..n.min(rest.len())].to_vec();
+    } else {
+        r.body = rest.to_vec();
+    }
+    r
+}
+
+/// Decodes a complete chunked body.
+pub fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(nl) = b.windows(2).position(|w| w == b"\r\n") else { break };
+        let size = usize::from_str_radix(std::str::from_utf8(&b[..nl]).unwrap().split(';').next().unwrap().trim(), 16).unwrap();
+        b = &b[nl + 2..];
+        if size == 0 {
+            break;
+        }
+        out.extend_from_slice(&b[..size]);
+        b = &b[size + 2..];
+    }
+    out
+}
+
+/// A JSON POST with `connection: close`.
+pub fn post_json(addr: &str, path: &str, body: &str, extra_headers: &[(&str, &str)]) -> RawResponse {
+    let mut req = format!(
+        "POST {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n",
+        body.len()
+    );
+    for (k, v) in extra_headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    raw_request(addr, &req)
+}
+
+/// Runs curl with arguments.
+pub fn curl(args: &[&str]) -> Output {
+    Command::new("curl").args(["-sS", "--max-time", "20"]).args(args).output().unwrap()
+}
+
+/// A chat request body.
+pub fn chat_body(model: &str, stream: bool) -> String {
+    format!(
+        r#"{{"model":"{model}","stream":{stream},"messages":[{{"role":"user","content":"Say hello to the gateway"}}],"temperature":0.2,"x_unknown_field":{{"kept":true}}}}"#
+    )
+}

@@ -54,7 +54,17 @@ struct Args {
     embedding_dimensions: usize,
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mockllm: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     let fault_rate = match (args.fault, args.fault_rate) {
         (_, Some(rate)) if !(0.0..=1.0).contains(&rate) => {

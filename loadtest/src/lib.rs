@@ -1,0 +1,10 @@
+//! Load-testing tools for infergate: `mockllm` (an OpenAI-compatible provider simulator),
+//! `loadgen` (an open-loop, coordinated-omission-safe load generator) and `scenario`
+//! (direct vs. gateway vs. nginx, side by side). The binaries in `src/bin/` are thin
+//! wrappers around these modules so tests and other tools can reuse them.
+
+pub mod affinity;
+pub mod http1;
+pub mod loadgen;
+pub mod mock;
+pub mod scenario;

@@ -1,0 +1,144 @@
+//! Behaviour knobs: process-wide defaults (CLI) and their per-request overrides (headers).
+
+use std::time::Duration;
+
+use super::fault::Fault;
+
+/// Process-wide defaults for every request, set from the command line.
+#[derive(Debug, Clone)]
+pub struct MockConfig {
+    /// Delay before the first token (streaming) or before the whole answer.
+    pub ttft: Duration,
+    /// Delay between tokens.
+    pub itl: Duration,
+    /// Tokens in each completion (before `max_tokens` truncation).
+    pub tokens: u32,
+    /// Pad non-streaming chat bodies to about this many bytes.
+    pub body_bytes: Option<usize>,
+    /// Fault injected with probability `fault_rate` when a request names none.
+    pub fault: Option<Fault>,
+    /// Probability in [0, 1] of injecting `fault`.
+    pub fault_rate: f64,
+    /// Model ids listed by `GET /v1/models`.
+    pub models: Vec<String>,
+    /// Embedding size when the request does not set `dimensions`.
+    pub embedding_dimensions: usize,
+}
+
+impl Default for MockConfig {
+    fn default() -> Self {
+        Self {
+            ttft: Duration::ZERO,
+            itl: Duration::ZERO,
+            tokens: 16,
+            body_bytes: None,
+            fault: None,
+            fault_rate: 0.0,
+            models: vec![
+                "gpt-4o-mini".to_string(),
+                "gpt-4o".to_string(),
+                "text-embedding-3-small".to_string(),
+            ],
+            embedding_dimensions: 1536,
+        }
+    }
+}
+
+/// The knobs in effect for one request: the defaults, overridden by `x-mock-*` headers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RequestKnobs {
+    /// `x-mock-ttft-ms`.
+    pub ttft: Duration,
+    /// `x-mock-itl-ms`.
+    pub itl: Duration,
+    /// `x-mock-tokens`.
+    pub tokens: u32,
+    /// `x-mock-body-bytes`.
+    pub body_bytes: Option<usize>,
+    /// `x-mock-fault` (explicit), or the CLI fault drawn with its probability.
+    pub fault: Option<Fault>,
+}
+
+impl RequestKnobs {
+    /// The defaults of `config`, before headers; the CLI fault is drawn here.
+    pub fn from_config(config: &MockConfig) -> Self {
+        let fault = match config.fault {
+            Some(f) if config.fault_rate >= 1.0 || fastrand::f64() < config.fault_rate => Some(f),
+            _ => None,
+        };
+        Self {
+            ttft: config.ttft,
+            itl: config.itl,
+            tokens: config.tokens,
+            body_bytes: config.body_bytes,
+            fault,
+        }
+    }
+
+    /// Applies one request header if it is an `x-mock-*` knob.
+    /// Returns an error message for a knob with a bad value.
+    pub fn apply_header(&mut self, name: &str, value: &[u8]) -> Result<(), String> {
+        if name.len() < 7 || !name[..7].eq_ignore_ascii_case("x-mock-") {
+            return Ok(());
+        }
+        let value = std::str::from_utf8(value)
+            .map_err(|_| format!("{name} is not UTF-8"))?
+            .trim();
+        let bad = || format!("invalid value {value:?} for header {name}");
+        let knob = &name[7..];
+        if knob.eq_ignore_ascii_case("ttft-ms") {
+            self.ttft = Duration::from_millis(value.parse().map_err(|_| bad())?);
+        } else if knob.eq_ignore_ascii_case("itl-ms") {
+            self.itl = Duration::from_millis(value.parse().map_err(|_| bad())?);
+        } else if knob.eq_ignore_ascii_case("tokens") {
+            self.tokens = value.parse().map_err(|_| bad())?;
+        } else if knob.eq_ignore_ascii_case("body-bytes") {
+            self.body_bytes = Some(value.parse().map_err(|_| bad())?);
+        } else if knob.eq_ignore_ascii_case("fault") {
+            self.fault = if value == "none" {
+                None
+            } else {
+                Some(
+                    value
+                        .parse()
+                        .map_err(|e: super::FaultParseError| e.to_string())?,
+                )
+            };
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn headers_override_defaults() {
+        let mut k = RequestKnobs::from_config(&MockConfig::default());
+        k.apply_header("X-Mock-TTFT-ms", b"25").unwrap();
+        k.apply_header("x-mock-tokens", b"3").unwrap();
+        k.apply_header("x-mock-fault", b"status:429").unwrap();
+        k.apply_header("content-type", b"whatever").unwrap();
+        assert_eq!(k.ttft, Duration::from_millis(25));
+        assert_eq!(k.tokens, 3);
+        assert_eq!(k.fault, Some(Fault::Status(429)));
+        assert!(k.apply_header("x-mock-itl-ms", b"soon").is_err());
+    }
+
+    #[test]
+    fn cli_fault_drawn_with_probability() {
+        let config = MockConfig {
+            fault: Some(Fault::Reset),
+            fault_rate: 1.0,
+            ..MockConfig::default()
+        };
+        assert_eq!(RequestKnobs::from_config(&config).fault, Some(Fault::Reset));
+        let never = MockConfig {
+            fault_rate: 0.0,
+            ..config
+        };
+        assert_eq!(RequestKnobs::from_config(&never).fault, None);
+    }
+}

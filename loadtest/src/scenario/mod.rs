@@ -1,0 +1,321 @@
+//! scenario: one run that measures the direct path (loadgen → mockllm) and the same load
+//! through infergate and through nginx, and reports what each proxy adds.
+//!
+//! The load generator and mockllm share the first allowed CPU, the proxy gets the second,
+//! so the proxy's cost is not hidden by (or confused with) the load it is under.
+
+mod compare;
+mod process;
+mod proxy_config;
+
+pub use compare::{PathResult, RateResult, ScenarioReport};
+pub use process::{find_in_path, free_port, process_cpu_time, ChildProcess, ProcessError};
+pub use proxy_config::{infergate_toml, nginx_conf, NGINX_TEMPLATE};
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::loadgen::{self, LoadgenConfig, Mode, Target};
+
+/// Settings of a scenario run.
+#[derive(Debug, Clone)]
+pub struct ScenarioConfig {
+    /// The gateway binary; the infergate path is skipped (with a note) when it is missing.
+    pub infergate: PathBuf,
+    /// The mockllm binary.
+    pub mockllm: PathBuf,
+    /// Measure nginx too when it is on PATH.
+    pub nginx: bool,
+    /// Open-loop rates, requests per second.
+    pub rates: Vec<f64>,
+    /// Length of each measured run.
+    pub duration: Duration,
+    /// Unmeasured run per path before the measured ones (warms pools and caches).
+    pub warmup: Duration,
+    /// Streaming chat requests.
+    pub stream: bool,
+    /// Chat body size.
+    pub body_bytes: usize,
+    /// Connections of the closed-loop (max throughput) run; 0 skips it.
+    pub closed_loop_connections: usize,
+    /// Tokens per mock completion.
+    pub mock_tokens: u32,
+}
+
+/// Why a scenario could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    /// A child process failed to start.
+    #[error(transparent)]
+    Process(#[from] ProcessError),
+    /// Filesystem or socket set-up failed.
+    #[error("setup: {0}")]
+    Io(#[from] std::io::Error),
+    /// A load run failed as a whole.
+    #[error("loadgen: {0}")]
+    Loadgen(#[from] loadgen::LoadgenError),
+    /// A child printed an address that could not be used.
+    #[error("bad address from {name}: {text:?}")]
+    BadAddress { name: String, text: String },
+}
+
+/// A proxied (or direct) way to reach the mock.
+struct MeasuredPath {
+    name: &'static str,
+    url: String,
+    /// The proxy process, whose CPU time is charged to the path (None: direct).
+    proxy: Option<ChildProcess>,
+}
+
+/// A temporary directory removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> std::io::Result<Self> {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let dir =
+            std::env::temp_dir().join(format!("infergate-scenario-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        Ok(Self(dir))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs the whole scenario; every child process is gone when it returns (even on error).
+/// `progress` receives one line per step, for people watching.
+pub fn run(
+    config: &ScenarioConfig,
+    progress: &mut dyn FnMut(&str),
+) -> Result<ScenarioReport, ScenarioError> {
+    let cpus = crate::affinity::allowed_cpus();
+    let load_cpus = vec![cpus[0]];
+    let proxy_cpus = vec![*cpus.get(1).unwrap_or(&cpus[0])];
+    let mut notes = Vec::new();
+    if cpus.len() < 2 {
+        notes.push("only one CPU allowed: load and proxy share it".to_string());
+    }
+    // This thread (and the loadgen threads it starts) run on the load CPU.
+    crate::affinity::set_process_affinity(0, &load_cpus)?;
+    let dir = TempDir::new()?;
+
+    let mock = ChildProcess::spawn(
+        "mockllm",
+        &config.mockllm,
+        &[
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+            "--threads".into(),
+            "1".into(),
+            "--tokens".into(),
+            config.mock_tokens.to_string(),
+        ],
+        &load_cpus,
+        &dir.0.join("mockllm.stderr"),
+    )?;
+    let mock_url = mock.wait_for_line("mockllm listening on ", Duration::from_secs(10))?;
+    let mock_port = port_of(&mock_url, "mockllm")?;
+    progress(&format!("mockllm at {mock_url} (cpu {})", load_cpus[0]));
+
+    let mut paths = vec![MeasuredPath {
+        name: "direct",
+        url: mock_url.clone(),
+        proxy: None,
+    }];
+    if config.infergate.is_file() {
+        paths.push(start_infergate(config, &dir.0, mock_port, &proxy_cpus)?);
+        progress(&format!(
+            "infergate at {} (cpu {})",
+            paths[paths.len() - 1].url,
+            proxy_cpus[0]
+        ));
+    } else {
+        notes.push(format!(
+            "infergate skipped: {} not found (cargo build --release)",
+            config.infergate.display()
+        ));
+    }
+    match find_in_path("nginx") {
+        Some(nginx) if config.nginx => {
+            paths.push(start_nginx(&nginx, &dir.0, mock_port, &proxy_cpus)?);
+            progress(&format!(
+                "nginx at {} (cpu {})",
+                paths[paths.len() - 1].url,
+                proxy_cpus[0]
+            ));
+        }
+        Some(_) => {}
+        None => notes.push("nginx skipped: not on PATH".to_string()),
+    }
+
+    if !config.warmup.is_zero() {
+        for path in &paths {
+            progress(&format!("warm-up {} for {:?}", path.name, config.warmup));
+            let rate = config.rates.first().copied().unwrap_or(1000.0);
+            measure(config, path, Mode::OpenLoop { rate }, config.warmup)?;
+        }
+    }
+    let mut rates = Vec::new();
+    for &rate in &config.rates {
+        let mut results = Vec::new();
+        for path in &paths {
+            progress(&format!(
+                "{} at {rate} req/s for {:?}",
+                path.name, config.duration
+            ));
+            results.push(measure(
+                config,
+                path,
+                Mode::OpenLoop { rate },
+                config.duration,
+            )?);
+        }
+        rates.push(RateResult {
+            mode: format!("open-loop {rate} req/s"),
+            paths: results,
+        });
+    }
+    if config.closed_loop_connections > 0 {
+        let mode = Mode::ClosedLoop {
+            connections: config.closed_loop_connections,
+        };
+        let mut results = Vec::new();
+        for path in &paths {
+            progress(&format!(
+                "{} closed loop, {} connections, for {:?}",
+                path.name, config.closed_loop_connections, config.duration
+            ));
+            results.push(measure(config, path, mode, config.duration)?);
+        }
+        rates.push(RateResult {
+            mode: format!("closed-loop {} connections", config.closed_loop_connections),
+            paths: results,
+        });
+    }
+    drop(paths);
+    drop(mock);
+    Ok(ScenarioReport {
+        stream: config.stream,
+        body_bytes: config.body_bytes,
+        duration_s: config.duration.as_secs_f64(),
+        load_cpu: load_cpus[0],
+        proxy_cpu: proxy_cpus[0],
+        notes,
+        runs: rates,
+    })
+}
+
+fn measure(
+    config: &ScenarioConfig,
+    path: &MeasuredPath,
+    mode: Mode,
+    duration: Duration,
+) -> Result<PathResult, ScenarioError> {
+    let url = format!("{}/v1/chat/completions", path.url);
+    let target = Target::parse(&url).map_err(|_| ScenarioError::BadAddress {
+        name: path.name.to_string(),
+        text: url.clone(),
+    })?;
+    let mut lg = LoadgenConfig::new(target, url);
+    lg.mode = mode;
+    lg.duration = duration;
+    lg.max_connections = 512;
+    lg.stream = config.stream;
+    lg.body_bytes = config.body_bytes;
+    lg.timeout = Duration::from_secs(5);
+    let cpu_before = path.proxy.as_ref().and_then(ChildProcess::cpu_time);
+    let report = loadgen::run(&lg)?;
+    let cpu_after = path.proxy.as_ref().and_then(ChildProcess::cpu_time);
+    let cpu_us_per_request = match (cpu_before, cpu_after) {
+        (Some(before), Some(after)) if report.requests.ok > 0 => {
+            Some(after.saturating_sub(before).as_secs_f64() * 1e6 / report.requests.ok as f64)
+        }
+        _ => None,
+    };
+    Ok(PathResult {
+        path: path.name.to_string(),
+        cpu_us_per_request,
+        report,
+    })
+}
+
+fn start_infergate(
+    config: &ScenarioConfig,
+    dir: &Path,
+    mock_port: u16,
+    cpus: &[usize],
+) -> Result<MeasuredPath, ScenarioError> {
+    let config_path = dir.join("infergate.toml");
+    let toml = infergate_toml(
+        free_port()?,
+        free_port()?,
+        &dir.join("requests.jsonl"),
+        mock_port,
+    );
+    std::fs::write(&config_path, toml)?;
+    let child = ChildProcess::spawn(
+        "infergate",
+        &config.infergate,
+        &["--config".into(), config_path.display().to_string()],
+        cpus,
+        &dir.join("infergate.stderr"),
+    )?;
+    let url = child.wait_for_line("infergate listening on ", Duration::from_secs(15))?;
+    port_of(&url, "infergate")?;
+    Ok(MeasuredPath {
+        name: "infergate",
+        url,
+        proxy: Some(child),
+    })
+}
+
+fn start_nginx(
+    nginx: &Path,
+    dir: &Path,
+    mock_port: u16,
+    cpus: &[usize],
+) -> Result<MeasuredPath, ScenarioError> {
+    let nginx_dir = dir.join("nginx");
+    std::fs::create_dir_all(&nginx_dir)?;
+    let port = free_port()?;
+    let conf_path = nginx_dir.join("nginx.conf");
+    std::fs::write(&conf_path, nginx_conf(&nginx_dir, port, mock_port))?;
+    let child = ChildProcess::spawn(
+        "nginx",
+        nginx,
+        &[
+            "-p".into(),
+            format!("{}/", nginx_dir.display()),
+            "-c".into(),
+            conf_path.display().to_string(),
+        ],
+        cpus,
+        &nginx_dir.join("nginx.stderr"),
+    )?;
+    child.wait_for_port(
+        std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        Duration::from_secs(10),
+    )?;
+    Ok(MeasuredPath {
+        name: "nginx",
+        url: format!("http://127.0.0.1:{port}"),
+        proxy: Some(child),
+    })
+}
+
+/// The port of `http://127.0.0.1:PORT[/...]`.
+fn port_of(url: &str, name: &str) -> Result<u16, ScenarioError> {
+    Target::parse(url)
+        .map(|t| t.addr.port())
+        .map_err(|_| ScenarioError::BadAddress {
+            name: name.to_string(),
+            text: url.to_string(),
+        })
+}

@@ -1,0 +1,71 @@
+//! Configuration files the scenario writes for the proxies it measures.
+
+use std::path::Path;
+
+/// nginx configuration template shipped with the crate (`loadtest/nginx.conf.template`).
+pub const NGINX_TEMPLATE: &str = include_str!("../../nginx.conf.template");
+
+/// An infergate config with one shard, routing `gpt-4o-mini` to the mock at `mock_port`.
+pub fn infergate_toml(
+    listen_port: u16,
+    admin_port: u16,
+    log_path: &Path,
+    mock_port: u16,
+) -> String {
+    format!(
+        r#"[server]
+listen = "127.0.0.1:{listen_port}"
+shards = 1
+
+[admin]
+listen = "127.0.0.1:{admin_port}"
+
+[log]
+path = "{log}"
+
+[providers.mock]
+kind = "openai"
+base_url = "http://127.0.0.1:{mock_port}/v1"
+
+[models."gpt-4o-mini"]
+targets = [ {{ provider = "mock", model = "gpt-4o-mini" }} ]
+"#,
+        log = log_path
+            .display()
+            .to_string()
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+    )
+}
+
+/// The nginx config: listen on `listen_port`, proxy to the mock at `mock_port`, files in `dir`.
+pub fn nginx_conf(dir: &Path, listen_port: u16, mock_port: u16) -> String {
+    NGINX_TEMPLATE
+        .replace("{{DIR}}", &dir.display().to_string())
+        .replace("{{LISTEN_PORT}}", &listen_port.to_string())
+        .replace("{{UPSTREAM_PORT}}", &mock_port.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn infergate_config_names_every_port() {
+        let toml = infergate_toml(1001, 1002, Path::new("/tmp/x/requests.jsonl"), 1003);
+        assert!(toml.contains("listen = \"127.0.0.1:1001\""));
+        assert!(toml.contains("listen = \"127.0.0.1:1002\""));
+        assert!(toml.contains("base_url = \"http://127.0.0.1:1003/v1\""));
+        assert!(toml.contains("path = \"/tmp/x/requests.jsonl\""));
+        assert!(toml.contains("[models.\"gpt-4o-mini\"]"));
+    }
+
+    #[test]
+    fn nginx_template_is_fully_filled() {
+        let conf = nginx_conf(Path::new("/tmp/n"), 2001, 2002);
+        assert!(!conf.contains("{{"));
+        assert!(conf.contains("listen 127.0.0.1:2001;"));
+        assert!(conf.contains("server 127.0.0.1:2002;"));
+        assert!(conf.contains("proxy_buffering off;"));
+    }
+}

@@ -360,3 +360,83 @@ pub fn chat_body(model: &str, stream: bool) -> String {
         r#"{{"model":"{model}","stream":{stream},"messages":[{{"role":"user","content":"Say hello to the gateway"}}],"temperature":0.2,"x_unknown_field":{{"kept":true}}}}"#
     )
 }
+
+/// A minimal upstream that records the exact bytes of each request it gets and answers with a
+/// fixed chat completion. With `close_after_each`, it closes every connection after one
+/// response *without* saying so, like a provider whose idle timeout fired.
+pub struct CaptureUpstream {
+    pub addr: String,
+    pub requests: std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+    pub connections: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl CaptureUpstream {
+    pub fn start(close_after_each: bool) -> CaptureUpstream {
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (reqs, conns) = (requests.clone(), connections.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut s) = stream else { return };
+                conns.fetch_add(1, Ordering::SeqCst);
+                let reqs = reqs.clone();
+                std::thread::spawn(move || loop {
+                    let Some(req) = read_one_request(&mut s) else { return };
+                    reqs.lock().unwrap().push(req);
+                    let body = r#"{"id":"chatcmpl-cap","object":"chat.completion","created":1,"model":"captured","choices":[{"index":0,"message":{"role":"assistant","content":"captured"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}"#;
+                    let resp = format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}", body.len());
+                    if s.write_all(resp.as_bytes()).is_err() {
+                        return;
+                    }
+                    if close_after_each {
+                        let _ = s.shutdown(std::net::Shutdown::Both);
+                        return;
+                    }
+                });
+            }
+        });
+        CaptureUpstream { addr, requests, connections }
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    /// The n-th captured request as (head, body).
+    pub fn request(&self, n: usize) -> (String, Vec<u8>) {
+        let all = self.requests.lock().unwrap();
+        let raw = &all[n];
+        let end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+        (String::from_utf8_lossy(&raw[..end]).to_string(), raw[end + 4..].to_vec())
+    }
+}
+
+fn read_one_request(s: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut buf = Vec::new();
+    let mut tmp = [0u8; 8192];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse().unwrap());
+            while buf.len() < end + 4 + len {
+                let n = s.read(&mut tmp).ok()?;
+                if n == 0 {
+                    return None;
+                }
+                buf.extend_from_slice(&tmp[..n]);
+            }
+            return Some(buf[..end + 4 + len].to_vec());
+        }
+        let n = s.read(&mut tmp).ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&tmp[..n]);
+    }
+}

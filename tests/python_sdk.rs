@@ -1,0 +1,43 @@
+//! The official `openai` Python SDK talks to the real gateway (chat, stream, embeddings,
+//! models, errors). `.ci/run` installs the SDK; without it this test fails, it does not skip.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+use common::*;
+use std::process::Command;
+
+both_drivers!(openai_python_sdk, |d| {
+    let m = Mock::start(&["--tokens", "12"]);
+    let cfg = format!(
+        r#"
+[auth]
+keys = [{{ name = "sdk", sha256 = "{}" }}]
+
+[providers.primary]
+kind = "openai"
+base_url = "{url}"
+
+[providers.backup]
+kind = "openai"
+base_url = "{url}"
+
+[models."gpt-4o-mini"]
+targets = [{{ provider = "primary", model = "gpt-4o-mini" }}, {{ provider = "backup", model = "gpt-4o-mini" }}]
+
+[models."text-embedding-3-small"]
+targets = [{{ provider = "primary", model = "text-embedding-3-small" }}]
+"#,
+        infergate::policy::sha256_hex("sdk-key"),
+        url = m.base_url()
+    );
+    let g = Gateway::start(&cfg, d);
+    let out = Command::new("python3")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/openai_sdk_check.py"))
+        .env("INFERGATE_URL", g.url())
+        .env("INFERGATE_KEY", "sdk-key")
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "openai SDK checks failed:\n{text}\ngateway stderr:\n{}", g.stderr());
+    assert!(text.contains(", 0 failed"), "{text}");
+});

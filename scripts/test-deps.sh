@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs and a fresh machine lacks; idempotent and quick when
+# everything is already there. Used by scripts/test.sh (the README's test command) and .ci/run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Python clients the integration tests drive the gateway with.
+if ! python3 -c 'import openai, anthropic' 2>/dev/null; then
+  echo "test-deps: installing the openai and anthropic Python SDKs"
+  python3 -m pip install --quiet --disable-pip-version-check openai anthropic
+fi
+
+# curl drives the gateway in tests.
+if ! command -v curl >/dev/null; then
+  echo "test-deps: installing curl"
+  apt-get update -qq && apt-get install -y -qq curl
+fi
+
+# The embedding model, when the embedder is part of this checkout.
+if [ -x scripts/fetch-model.sh ]; then
+  scripts/fetch-model.sh
+fi

@@ -185,6 +185,26 @@ fn fault_reset_mid_stream_cuts_the_stream() {
 }
 
 #[test]
+fn fault_stall_never_answers() {
+    let mock = Mock::start(&[]);
+    let url = format!("{}/v1/chat/completions", mock.url);
+    let out = curl(&[
+        "-sS",
+        "--max-time",
+        "1",
+        "-H",
+        "x-mock-fault: stall",
+        "--data-binary",
+        CHAT,
+        &url,
+    ]);
+    // 28: curl's "operation timed out".
+    assert_eq!(out.status.code(), Some(28), "{out:?}");
+    assert!(out.stdout.is_empty());
+    assert_eq!(mock.stats()["faults"]["stall"], 1);
+}
+
+#[test]
 fn cli_fault_applies_to_every_request() {
     let mock = Mock::start(&["--fault", "status:500"]);
     let (head, _) = split_head(&post(&mock, "/v1/chat/completions", CHAT, &[]).stdout);

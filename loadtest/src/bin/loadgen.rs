@@ -24,7 +24,7 @@ struct Args {
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     duration: Duration,
     /// Most connections (open loop); more are opened only while all are busy.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 256)]
     connections: usize,
     /// Closed-loop maximum-throughput mode with N concurrent connections (ignores --rate).
     #[arg(long, value_name = "N")]

@@ -65,14 +65,14 @@ pub struct WorkerShare {
 }
 
 impl LoadgenConfig {
-    /// Defaults for `target`: 1000 req/s open loop for 10 s, 64 connections, 1 thread.
+    /// Defaults for `target`: 1000 req/s open loop for 10 s, up to 256 connections, 1 thread.
     pub fn new(target: Target, url: impl Into<String>) -> Self {
         Self {
             target,
             url: url.into(),
             mode: Mode::OpenLoop { rate: 1000.0 },
             duration: Duration::from_secs(10),
-            max_connections: 64,
+            max_connections: 256,
             threads: 1,
             pin: false,
             stream: false,

@@ -293,3 +293,49 @@ fn io_kind(e: &std::io::Error) -> ErrorKind {
         ErrorKind::Io
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+    use super::*;
+
+    #[test]
+    fn scanner_finds_markers_split_across_reads() {
+        let mut s = SseScanner::default();
+        let mut payload = b"da".to_vec();
+        s.scan(&payload);
+        assert!(s.first_event.is_none());
+        payload.extend_from_slice(b"ta: {}\n\ndata: [DO");
+        s.scan(&payload);
+        assert!(s.first_event.is_some());
+        assert!(!s.saw_done);
+        payload.extend_from_slice(b"NE]\n\n");
+        s.scan(&payload);
+        assert!(s.saw_done);
+    }
+
+    #[test]
+    fn head_parsing_picks_framing_and_keep_alive() {
+        let head = b"HTTP/1.1 200 OK\r\ncontent-length: 12\r\n\r\n";
+        let Some((status, len, Framing::Length(12), true)) = parse_head(head).unwrap() else {
+            panic!("expected a kept-alive 12-byte body");
+        };
+        assert_eq!((status, len), (200, head.len()));
+        let head = b"HTTP/1.1 503 x\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n";
+        assert!(matches!(
+            parse_head(head).unwrap(),
+            Some((503, _, Framing::Chunked, false))
+        ));
+        assert!(matches!(
+            parse_head(b"HTTP/1.0 200 OK\r\n\r\n").unwrap(),
+            Some((200, _, Framing::UntilClose, false))
+        ));
+        assert!(parse_head(b"HTTP/1.1 200 OK\r\ncontent-le")
+            .unwrap()
+            .is_none());
+        assert_eq!(
+            parse_head(b"NOT HTTP\r\n\r\n").err(),
+            Some(ErrorKind::Protocol)
+        );
+    }
+}

@@ -156,7 +156,7 @@ pub fn start(
     for _ in 1..count {
         listeners.push(bind_reuseport(addr).map_err(|e| listen_err(addr, e))?);
     }
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cpus = allowed_cpus();
     let (ready_tx, ready_rx) = mpsc::channel::<Result<DriverKind, String>>();
     let mut handles = Vec::with_capacity(count);
     for (id, std_listener) in listeners.into_iter().enumerate() {
@@ -164,7 +164,10 @@ pub fn start(
         let ready = ready_tx.clone();
         let handle = std::thread::Builder::new()
             .name(format!("infergate-shard-{id}"))
-            .spawn(move || run_shard(id, id % cores, std_listener, shared, choice, ready))
+            .spawn({
+                let core = cpus[id % cpus.len()];
+                move || run_shard(id, core, std_listener, shared, choice, ready)
+            })
             .map_err(|e| ShardError::Start(id, e.to_string()))?;
         handles.push(handle);
     }
@@ -186,6 +189,25 @@ pub fn start(
         driver,
         handles,
     })
+}
+
+/// The CPUs this process may run on (respects `taskset`/cgroup pinning), in order.
+fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: cpu_set_t is plain data; sched_getaffinity fills it for the calling thread.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    let ok = unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) } == 0;
+    let cpus: Vec<usize> = if ok {
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    if cpus.is_empty() {
+        (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect()
+    } else {
+        cpus
+    }
 }
 
 fn run_shard(

@@ -11,10 +11,13 @@ use super::conn::UpstreamConn;
 /// Idle connections are dropped after this long (providers close idle sockets too).
 const IDLE_TTL: Duration = Duration::from_secs(50);
 
+/// An idle connection and when it went idle.
+type IdleConn = (UpstreamConn, Instant);
+
 /// Idle connections by pool key (see [`crate::route::Provider::pool_key`]).
 #[derive(Default)]
 pub struct ConnPool {
-    idle: RefCell<HashMap<Arc<str>, Vec<(UpstreamConn, Instant)>>>,
+    idle: RefCell<HashMap<Arc<str>, Vec<IdleConn>>>,
 }
 
 impl ConnPool {

@@ -267,7 +267,9 @@ fn start_infergate(
         cpus,
         &dir.join("infergate.stderr"),
     )?;
-    let url = child.wait_for_line("infergate listening on ", Duration::from_secs(15))?;
+    let line = child.wait_for_line("infergate listening on ", Duration::from_secs(15))?;
+    // The line goes on after the URL: "http://ADDR (N shard(s), DRIVER driver)".
+    let url = line.split_whitespace().next().unwrap_or_default().to_string();
     port_of(&url, "infergate")?;
     Ok(MeasuredPath {
         name: "infergate",

@@ -1,6 +1,6 @@
 """mockllm's Anthropic dialect through the official `anthropic` SDK.
 
-Run by tests/anthropic_sdk.rs with MOCK_URL set; prints "ok" when every check passed.
+Run by tests/sdk.rs with MOCK_URL set; prints "ok" when every check passed.
 """
 import os
 
@@ -8,7 +8,7 @@ import anthropic
 
 URL = os.environ["MOCK_URL"]
 client = anthropic.Anthropic(base_url=URL, api_key="test-key", max_retries=0)
-MODEL = "claude-sonnet-4-5"
+MODEL = "claude-mock-1"
 WEATHER = {
     "name": "get_weather",
     "description": "Current weather",

@@ -389,6 +389,18 @@ fn openai_tool_calls_single_parallel_and_result() {
     assert!(text.starts_with("Tool result: {\"temp\": 18}"), "{text}");
     let (_, out) = post(&mock, "/v1/chat/completions", &result.to_string(), &[]);
     assert!(!out.contains("tool_calls"));
+
+    let mut none = body.clone();
+    none["tool_choice"] = json!("none");
+    let (_, out) = post(&mock, "/v1/chat/completions", &none.to_string(), &[]);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["choices"][0]["finish_reason"], "stop");
+    let plain = json!({"model": "gpt-4o-mini", "tools": [openai_weather_tool()],
+        "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
+        "messages": [{"role": "user", "content": "hello"}]});
+    let (_, out) = post(&mock, "/v1/chat/completions", &plain.to_string(), &[]);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["choices"][0]["finish_reason"], "tool_calls");
 }
 
 fn gemini_url(model_method: &str) -> String {

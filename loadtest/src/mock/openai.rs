@@ -193,8 +193,18 @@ fn plan_calls(
                 .collect()
         })
         .unwrap_or_default();
+    // tool_choice {"type":"function","function":{"name"}} names the tool; "required"
+    // asks for one.
+    let chosen = match &chat.tool_choice {
+        Some(Value::String(s)) if s == "required" => specs.first().map(|t| t.name),
+        Some(choice) => choice
+            .get("function")
+            .and_then(|f| f.get("name"))
+            .and_then(Value::as_str),
+        None => None,
+    };
     let trigger = ToolTrigger {
-        forced: request.header("x-mock-tool-call"),
+        forced: request.header("x-mock-tool-call").or(chosen),
         count: knobs.tool_calls,
     };
     tools::plan(&specs, prompt, trigger)

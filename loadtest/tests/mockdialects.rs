@@ -617,4 +617,24 @@ fn client_leaving_a_stream_is_counted() {
     done["max_tokens"] = json!(3);
     anthropic(&mock, &done, &[]);
     assert_eq!(mock.stats()["streams_cancelled"], 1);
+
+    // Leaving a stalled OpenAI stream counts too.
+    let chat = r#"{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+    let url = format!("{}/v1/chat/completions", mock.url);
+    let out = curl(&[
+        "-sS",
+        "--max-time",
+        "0.5",
+        "-H",
+        "x-mock-fault: stall-mid-stream",
+        "--data-binary",
+        chat,
+        &url,
+    ]);
+    assert!(!out.status.success());
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while mock.stats()["streams_cancelled"] != 2 {
+        assert!(Instant::now() < deadline, "stalled stream not counted");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

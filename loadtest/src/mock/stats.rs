@@ -70,7 +70,8 @@ pub struct RequestCounts {
     pub gemini_generate: u64,
     /// Gemini `:streamGenerateContent`.
     pub gemini_stream: u64,
-    /// Requests answered 400 (malformed JSON, bad knob, bad framing, missing header).
+    /// Requests refused before any answer: 400s (malformed JSON, bad knob, bad framing,
+    /// missing `anthropic-version` or `max_tokens`) and 401/403 for missing credentials.
     pub bad_request: u64,
     /// Unknown paths.
     pub not_found: u64,

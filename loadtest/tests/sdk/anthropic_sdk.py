@@ -1,10 +1,16 @@
 """mockllm's Anthropic dialect through the official `anthropic` SDK.
 
-Run by tests/sdk.rs with MOCK_URL set; prints "ok" when every check passed.
+Run by tests/sdk.rs with MOCK_URL set; prints "ok" when every check passed,
+"skip" when the SDK is not installed.
 """
 import os
+import sys
 
-import anthropic
+try:
+    import anthropic
+except ImportError:
+    print("skip")
+    sys.exit(0)
 
 URL = os.environ["MOCK_URL"]
 client = anthropic.Anthropic(base_url=URL, api_key="test-key", max_retries=0)

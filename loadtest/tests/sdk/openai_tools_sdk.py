@@ -1,11 +1,17 @@
 """mockllm's OpenAI tool calls through the official `openai` SDK.
 
-Run by tests/sdk.rs with MOCK_URL set; prints "ok" when every check passed.
+Run by tests/sdk.rs with MOCK_URL set; prints "ok" when every check passed,
+"skip" when the SDK is not installed.
 """
 import json
 import os
+import sys
 
-import openai
+try:
+    import openai
+except ImportError:
+    print("skip")
+    sys.exit(0)
 
 client = openai.OpenAI(base_url=os.environ["MOCK_URL"] + "/v1", api_key="test-key", max_retries=0)
 TOOLS = [{

@@ -577,6 +577,8 @@ fn last_request_returns_what_was_sent() {
     assert_eq!(v["headers"]["anthropic-version"], "2023-06-01");
     assert_eq!(v["headers"]["x-custom"], "one");
     assert_eq!(v["body"], body);
+    let typed: loadtest::mock::LastRequest = serde_json::from_value(v).unwrap();
+    assert_eq!(typed.query, "");
     // Reading stats does not replace it.
     mock.stats();
     let out = curl(&["-sS", &format!("{}/mock/last-request", mock.url)]);

@@ -410,7 +410,8 @@ fn gemini_url(model_method: &str) -> String {
 #[test]
 fn gemini_generate_and_stream() {
     let mock = Mock::start(&[]);
-    let body = json!({"contents": [{"role": "user", "parts": [{"text": "hi gem"}]}],
+    let body = json!({"contents": [{"role": "user", "parts": [{"text": "hi gem"},
+            {"inlineData": {"mimeType": "image/png", "data": "iVBORw0KGgo="}}]}],
         "systemInstruction": {"parts": [{"text": "be brief"}]},
         "generationConfig": {"temperature": 0.1}});
     let (head, out) = post(

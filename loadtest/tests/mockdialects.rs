@@ -202,11 +202,13 @@ fn anthropic_headers_errors_and_count_tokens() {
         r#"{"model":"claude-x","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}"#;
     let (head, out) = post(&mock, "/v1/messages", body, &["x-api-key: k"]);
     assert!(head.starts_with("http/1.1 400"), "{head}");
-    let v: Value = serde_json::from_str(&out).unwrap();
+    let mut v: Value = serde_json::from_str(&out).unwrap();
+    let request_id = v["request_id"].take();
+    assert!(request_id.as_str().unwrap().starts_with("req_"));
     assert_eq!(
         v,
         json!({"type": "error", "error": {"type": "invalid_request_error",
-               "message": "anthropic-version: header is required"}})
+               "message": "anthropic-version: header is required"}, "request_id": null})
     );
     let (head, out) = post(
         &mock,

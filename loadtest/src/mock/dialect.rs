@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use super::respond::sse_event;
+use super::respond::{random_id, sse_event};
 use super::wire;
 
 /// A provider wire format.
@@ -10,7 +10,7 @@ use super::wire;
 pub enum Dialect {
     /// OpenAI Chat Completions / Embeddings: `{"error":{"message","type","param","code"}}`.
     OpenAi,
-    /// Anthropic Messages: `{"type":"error","error":{"type","message"}}`.
+    /// Anthropic Messages: `{"type":"error","error":{"type","message"},"request_id"}`.
     Anthropic,
     /// Google Gemini: `{"error":{"code","message","status"}}`.
     Gemini,
@@ -58,6 +58,7 @@ impl Dialect {
             Dialect::Anthropic => json!({
                 "type": "error",
                 "error": {"type": anthropic_error_type(status), "message": message},
+                "request_id": random_id("req_", 24),
             }),
             Dialect::Gemini => json!({
                 "error": {"code": status, "message": message, "status": google_status(status)},
@@ -84,11 +85,14 @@ mod tests {
 
     #[test]
     fn error_shapes() {
-        let a: serde_json::Value =
+        let mut a: serde_json::Value =
             serde_json::from_slice(&Dialect::Anthropic.error_body(529, "Overloaded")).unwrap();
+        let id = a["request_id"].take();
+        assert!(id.as_str().unwrap().starts_with("req_"));
         assert_eq!(
             a,
-            json!({"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}})
+            json!({"type":"error","error":{"type":"overloaded_error","message":"Overloaded"},
+                   "request_id": null})
         );
         let g: serde_json::Value =
             serde_json::from_slice(&Dialect::Gemini.error_body(429, "quota")).unwrap();

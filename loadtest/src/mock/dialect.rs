@@ -70,10 +70,16 @@ impl Dialect {
     /// The SSE event that reports an error after a 200 stream has begun: `data: {"error"…}`
     /// for OpenAI and Gemini, `event: error` with the error body for Anthropic.
     pub fn error_event(self, status: u16, message: &str) -> Vec<u8> {
-        let body = self.error_body(status, message);
         match self {
-            Dialect::Anthropic => sse_event(Some("error"), &body),
-            Dialect::OpenAi | Dialect::Gemini => sse_event(None, &body),
+            // The streaming reference shows the event without `request_id`.
+            Dialect::Anthropic => {
+                let body = json!({
+                    "type": "error",
+                    "error": {"type": anthropic_error_type(status), "message": message},
+                });
+                sse_event(Some("error"), body.to_string().as_bytes())
+            }
+            Dialect::OpenAi | Dialect::Gemini => sse_event(None, &self.error_body(status, message)),
         }
     }
 }
@@ -101,7 +107,10 @@ mod tests {
             json!({"error":{"code":429,"message":"quota","status":"RESOURCE_EXHAUSTED"}})
         );
         let e = Dialect::Anthropic.error_event(500, "boom");
-        assert!(e.starts_with(b"event: error\ndata: {"));
+        assert_eq!(
+            e,
+            b"event: error\ndata: {\"error\":{\"message\":\"boom\",\"type\":\"api_error\"},\"type\":\"error\"}\n\n"
+        );
         assert!(e.ends_with(b"}\n\n"));
     }
 }

@@ -57,6 +57,8 @@ pub struct RequestKnobs {
     pub body_bytes: Option<usize>,
     /// `x-mock-fault` (explicit), or the CLI fault drawn with its probability.
     pub fault: Option<Fault>,
+    /// `x-mock-tool-calls`: answer with this many tool calls when the request has tools.
+    pub tool_calls: Option<u32>,
 }
 
 impl RequestKnobs {
@@ -72,6 +74,7 @@ impl RequestKnobs {
             tokens: config.tokens,
             body_bytes: config.body_bytes,
             fault,
+            tool_calls: None,
         }
     }
 
@@ -94,6 +97,11 @@ impl RequestKnobs {
             self.tokens = value.parse().map_err(|_| bad())?;
         } else if knob.eq_ignore_ascii_case("body-bytes") {
             self.body_bytes = Some(value.parse().map_err(|_| bad())?);
+        } else if knob.eq_ignore_ascii_case("tool-calls") {
+            match value.parse() {
+                Ok(n @ 1..=16) => self.tool_calls = Some(n),
+                _ => return Err(bad()),
+            }
         } else if knob.eq_ignore_ascii_case("fault") {
             self.fault = if value == "none" {
                 None

@@ -15,12 +15,25 @@ pub enum Fault {
     Stall,
     /// Send the head and some of the body (some SSE events), then go silent.
     StallMidStream,
+    /// Streams: send half the events, then an error event in the dialect's format with
+    /// this status and end the stream. Non-streamed answers: this status, as `Status`.
+    ErrorMidStream(u16),
+}
+
+impl Fault {
+    /// Whether the fault strikes after the answer has begun.
+    pub fn is_mid_stream(self) -> bool {
+        matches!(
+            self,
+            Fault::ResetMidStream | Fault::StallMidStream | Fault::ErrorMidStream(_)
+        )
+    }
 }
 
 /// A fault string that is not one of the known forms.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "unknown fault {0:?}: expected status:CODE, reset, reset-mid-stream, stall or stall-mid-stream"
+    "unknown fault {0:?}: expected status:CODE, reset, reset-mid-stream, stall, stall-mid-stream or error-mid-stream[:CODE]"
 )]
 pub struct FaultParseError(pub String);
 
@@ -35,7 +48,14 @@ impl FromStr for Fault {
                 _ => Err(FaultParseError(s.to_string())),
             };
         }
+        if let Some(code) = s.strip_prefix("error-mid-stream:") {
+            return match code.trim().parse::<u16>() {
+                Ok(code) if (400..=599).contains(&code) => Ok(Fault::ErrorMidStream(code)),
+                _ => Err(FaultParseError(s.to_string())),
+            };
+        }
         match s {
+            "error-mid-stream" => Ok(Fault::ErrorMidStream(500)),
             "reset" => Ok(Fault::Reset),
             "reset-mid-stream" => Ok(Fault::ResetMidStream),
             "stall" => Ok(Fault::Stall),
@@ -63,6 +83,15 @@ mod tests {
             "stall-mid-stream".parse::<Fault>().unwrap(),
             Fault::StallMidStream
         );
+        assert_eq!(
+            "error-mid-stream:529".parse::<Fault>().unwrap(),
+            Fault::ErrorMidStream(529)
+        );
+        assert_eq!(
+            "error-mid-stream".parse::<Fault>().unwrap(),
+            Fault::ErrorMidStream(500)
+        );
+        assert!("error-mid-stream:200".parse::<Fault>().is_err());
         assert!("status:99".parse::<Fault>().is_err());
         assert!("boom".parse::<Fault>().is_err());
     }

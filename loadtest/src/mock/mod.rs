@@ -1,18 +1,28 @@
-//! mockllm: an OpenAI-compatible provider simulator with token pacing and fault injection.
+//! mockllm: a provider simulator (OpenAI, Anthropic and Gemini dialects) with token pacing
+//! and fault injection.
 //!
 //! Thread-per-core: each thread runs its own monoio runtime and its own SO_REUSEPORT
 //! listener on the same port, so the mock is never the bottleneck of a measurement.
 
+mod anthropic;
 mod config;
+mod deliver;
+mod dialect;
 mod fault;
+mod gemini;
 mod handler;
+mod last_request;
+mod openai;
 mod request;
+mod respond;
 mod server;
 mod stats;
 mod text;
+mod tools;
 mod wire;
 
 pub use config::{MockConfig, RequestKnobs};
 pub use fault::{Fault, FaultParseError};
+pub use last_request::LastRequest;
 pub use server::{MockServer, MockServerError};
 pub use stats::{MockStats, MockStatsSnapshot};

@@ -24,8 +24,14 @@ pub enum Method {
 #[derive(Debug)]
 pub struct Request {
     pub method: Method,
+    /// The method as sent (`POST`), for `GET /mock/last-request`.
+    pub method_name: String,
     /// Path without the query string.
     pub path: String,
+    /// The query string without `?` (empty when none).
+    pub query: String,
+    /// Every header, in order, names lowercased.
+    pub headers: Vec<(String, String)>,
     /// False for `Connection: close` or HTTP/1.0 without keep-alive.
     pub keep_alive: bool,
     /// Knobs in effect, or why an `x-mock-*` header was rejected.
@@ -152,8 +158,20 @@ fn parse_head(
         Some("POST") => Method::Post,
         _ => Method::Other,
     };
-    let path = req.path.unwrap_or("/");
-    let path = path.split('?').next().unwrap_or(path).to_string();
+    let target = req.path.unwrap_or("/");
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let (path, query) = (path.to_string(), query.to_string());
+    let method_name = req.method.unwrap_or("").to_string();
+    let headers = req
+        .headers
+        .iter()
+        .map(|h| {
+            (
+                h.name.to_ascii_lowercase(),
+                String::from_utf8_lossy(h.value).into_owned(),
+            )
+        })
+        .collect();
     let mut keep_alive = req.version == Some(1);
     let mut framing = Framing::None;
     let mut knobs = Ok(RequestKnobs::from_config(config));
@@ -185,7 +203,10 @@ fn parse_head(
     Ok(Some((
         Request {
             method,
+            method_name,
             path,
+            query,
+            headers,
             keep_alive,
             knobs,
             body: Vec::new(),
@@ -193,6 +214,26 @@ fn parse_head(
         framing,
         head_len,
     )))
+}
+
+impl Request {
+    /// The value of the first header called `name` (lowercase), trimmed.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.trim())
+    }
+
+    /// The value of query parameter `name` (not percent-decoded: keys and model ids do
+    /// not need it).
+    pub fn query_param(&self, name: &str) -> Option<&str> {
+        self.query
+            .split('&')
+            .filter_map(|pair| pair.split_once('=').or(Some((pair, ""))))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v)
+    }
 }
 
 fn contains_token(value: &[u8], token: &[u8]) -> bool {

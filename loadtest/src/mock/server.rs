@@ -12,6 +12,7 @@ use monoio::{FusionDriver, RuntimeBuilder};
 
 use super::config::MockConfig;
 use super::handler::{serve_connection, ServerContext};
+use super::last_request::LastRequestSlot;
 use super::stats::MockStats;
 use crate::affinity;
 
@@ -49,6 +50,7 @@ impl MockServer {
     ) -> Result<Self, MockServerError> {
         let config = Arc::new(config);
         let stats = Arc::new(MockStats::default());
+        let last_request = Arc::new(LastRequestSlot::default());
         let cpus = affinity::allowed_cpus();
         let mut handles = Vec::new();
         let mut addr = listen;
@@ -56,6 +58,7 @@ impl MockServer {
             let (tx, rx) = mpsc::channel();
             let config = config.clone();
             let stats = stats.clone();
+            let last_request = last_request.clone();
             let cpus = cpus.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("mockllm-{index}"))
@@ -63,7 +66,7 @@ impl MockServer {
                     if pin {
                         affinity::pin_current_thread(&cpus, index);
                     }
-                    server_thread(addr, config, stats, tx);
+                    server_thread(addr, config, stats, last_request, tx);
                 })
                 .map_err(|source| MockServerError::Start {
                     thread: index,
@@ -103,6 +106,7 @@ fn server_thread(
     addr: SocketAddr,
     config: Arc<MockConfig>,
     stats: Arc<MockStats>,
+    last_request: Arc<LastRequestSlot>,
     started: mpsc::Sender<std::io::Result<SocketAddr>>,
 ) {
     let runtime = RuntimeBuilder::<FusionDriver>::new()
@@ -134,7 +138,11 @@ fn server_thread(
         };
         let _ = started.send(Ok(bound));
         drop(started);
-        let ctx = Rc::new(ServerContext { config, stats });
+        let ctx = Rc::new(ServerContext {
+            config,
+            stats,
+            last_request,
+        });
         loop {
             match listener.accept().await {
                 Ok((stream, _peer)) => {

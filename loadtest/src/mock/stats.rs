@@ -7,28 +7,34 @@ use serde::Serialize;
 /// Counters shared by all server threads (relaxed atomics: counts, not ordering).
 #[derive(Debug, Default)]
 pub struct MockStats {
-    chat: AtomicU64,
-    chat_stream: AtomicU64,
-    embeddings: AtomicU64,
-    models: AtomicU64,
-    bad_request: AtomicU64,
-    not_found: AtomicU64,
+    requests: [AtomicU64; Endpoint::COUNT],
     fault_status: AtomicU64,
     fault_reset: AtomicU64,
     fault_reset_mid_stream: AtomicU64,
     fault_stall: AtomicU64,
     fault_stall_mid_stream: AtomicU64,
+    fault_error_mid_stream: AtomicU64,
+    streams_cancelled: AtomicU64,
 }
 
-/// The endpoint a request was routed to.
+/// The endpoint (and dialect) a request was routed to.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Endpoint {
     Chat,
     ChatStream,
     Embeddings,
     Models,
+    AnthropicMessages,
+    AnthropicMessagesStream,
+    AnthropicCountTokens,
+    GeminiGenerate,
+    GeminiStream,
     BadRequest,
     NotFound,
+}
+
+impl Endpoint {
+    const COUNT: usize = 11;
 }
 
 /// A point-in-time copy of [`MockStats`], as served in JSON.
@@ -38,20 +44,34 @@ pub struct MockStatsSnapshot {
     pub requests: RequestCounts,
     /// Faults injected by kind.
     pub faults: FaultCounts,
+    /// Streamed answers (any dialect) whose client went away before the end: a write
+    /// failed, or the client left a `stall-mid-stream`.
+    pub streams_cancelled: u64,
 }
 
 /// Requests by endpoint.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct RequestCounts {
-    /// Non-streaming chat completions.
+    /// Non-streaming OpenAI chat completions.
     pub chat: u64,
-    /// Streaming chat completions.
+    /// Streaming OpenAI chat completions.
     pub chat_stream: u64,
-    /// Embeddings.
+    /// OpenAI embeddings.
     pub embeddings: u64,
     /// Model listings.
     pub models: u64,
-    /// Requests answered 400 (malformed JSON, bad knob, bad framing).
+    /// Non-streaming Anthropic `POST /v1/messages`.
+    pub anthropic_messages: u64,
+    /// Streaming Anthropic `POST /v1/messages`.
+    pub anthropic_messages_stream: u64,
+    /// Anthropic `POST /v1/messages/count_tokens`.
+    pub anthropic_count_tokens: u64,
+    /// Gemini `:generateContent`.
+    pub gemini_generate: u64,
+    /// Gemini `:streamGenerateContent`.
+    pub gemini_stream: u64,
+    /// Requests refused before any answer: 400s (malformed JSON, bad knob, bad framing,
+    /// missing `anthropic-version` or `max_tokens`) and 401/403 for missing credentials.
     pub bad_request: u64,
     /// Unknown paths.
     pub not_found: u64,
@@ -72,19 +92,15 @@ pub struct FaultCounts {
     pub stall: u64,
     /// `stall-mid-stream`.
     pub stall_mid_stream: u64,
+    /// `error-mid-stream[:CODE]`.
+    pub error_mid_stream: u64,
 }
 
 impl MockStats {
     pub(crate) fn count_request(&self, endpoint: Endpoint) {
-        let counter = match endpoint {
-            Endpoint::Chat => &self.chat,
-            Endpoint::ChatStream => &self.chat_stream,
-            Endpoint::Embeddings => &self.embeddings,
-            Endpoint::Models => &self.models,
-            Endpoint::BadRequest => &self.bad_request,
-            Endpoint::NotFound => &self.not_found,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
+        if let Some(counter) = self.requests.get(endpoint as usize) {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     pub(crate) fn count_fault(&self, fault: super::Fault) {
@@ -94,37 +110,60 @@ impl MockStats {
             super::Fault::ResetMidStream => &self.fault_reset_mid_stream,
             super::Fault::Stall => &self.fault_stall,
             super::Fault::StallMidStream => &self.fault_stall_mid_stream,
+            super::Fault::ErrorMidStream(_) => &self.fault_error_mid_stream,
         };
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_stream_cancelled(&self) {
+        self.streams_cancelled.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Reads all counters.
     pub fn snapshot(&self) -> MockStatsSnapshot {
         let r = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        let requests = RequestCounts {
-            chat: r(&self.chat),
-            chat_stream: r(&self.chat_stream),
-            embeddings: r(&self.embeddings),
-            models: r(&self.models),
-            bad_request: r(&self.bad_request),
-            not_found: r(&self.not_found),
-            total: 0,
-        };
-        let total = requests.chat
-            + requests.chat_stream
-            + requests.embeddings
-            + requests.models
-            + requests.bad_request
-            + requests.not_found;
+        let req = |e: Endpoint| self.requests.get(e as usize).map(r).unwrap_or(0);
+        let total = self.requests.iter().map(r).sum();
         MockStatsSnapshot {
-            requests: RequestCounts { total, ..requests },
+            requests: RequestCounts {
+                chat: req(Endpoint::Chat),
+                chat_stream: req(Endpoint::ChatStream),
+                embeddings: req(Endpoint::Embeddings),
+                models: req(Endpoint::Models),
+                anthropic_messages: req(Endpoint::AnthropicMessages),
+                anthropic_messages_stream: req(Endpoint::AnthropicMessagesStream),
+                anthropic_count_tokens: req(Endpoint::AnthropicCountTokens),
+                gemini_generate: req(Endpoint::GeminiGenerate),
+                gemini_stream: req(Endpoint::GeminiStream),
+                bad_request: req(Endpoint::BadRequest),
+                not_found: req(Endpoint::NotFound),
+                total,
+            },
             faults: FaultCounts {
                 status: r(&self.fault_status),
                 reset: r(&self.fault_reset),
                 reset_mid_stream: r(&self.fault_reset_mid_stream),
                 stall: r(&self.fault_stall),
                 stall_mid_stream: r(&self.fault_stall_mid_stream),
+                error_mid_stream: r(&self.fault_error_mid_stream),
             },
+            streams_cancelled: r(&self.streams_cancelled),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_endpoint_has_a_counter() {
+        let stats = MockStats::default();
+        stats.count_request(Endpoint::NotFound);
+        stats.count_request(Endpoint::GeminiStream);
+        let s = stats.snapshot();
+        assert_eq!(s.requests.not_found, 1);
+        assert_eq!(s.requests.gemini_stream, 1);
+        assert_eq!(s.requests.total, 2);
     }
 }

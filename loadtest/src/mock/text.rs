@@ -18,6 +18,18 @@ const MAX_WORD: usize = 24;
 /// The reply as `count` tokens: "Echo:" then the words of `prompt`, cycled.
 /// Same prompt and count, same tokens: caches and tests can rely on it.
 pub fn reply_tokens(prompt: &str, count: u32) -> Vec<String> {
+    tokens_after("Echo:", prompt, count)
+}
+
+/// The answer to a tool result: "Tool result:" then the words of `result`; at least
+/// `count` tokens (cycling the words), and enough to hold every word once.
+pub fn tool_result_tokens(result: &str, count: u32) -> Vec<String> {
+    let words = u32::try_from(result.split_whitespace().count()).unwrap_or(u32::MAX);
+    tokens_after("Tool result:", result, count.max(words.saturating_add(1)))
+}
+
+/// `count` tokens: `lead` then the words of `prompt`, cycled (filler words when none).
+fn tokens_after(lead: &str, prompt: &str, count: u32) -> Vec<String> {
     let words: Vec<&str> = prompt
         .split_whitespace()
         .map(|w| truncate_word(w, MAX_WORD))
@@ -25,7 +37,7 @@ pub fn reply_tokens(prompt: &str, count: u32) -> Vec<String> {
     (0..count as usize)
         .map(|i| {
             if i == 0 {
-                "Echo:".to_string()
+                lead.to_string()
             } else if words.is_empty() {
                 format!(" {}", FILLER[(i - 1) % FILLER.len()])
             } else {

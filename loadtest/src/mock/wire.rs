@@ -15,6 +15,12 @@ pub struct ChatRequest {
     pub max_tokens: Option<u32>,
     #[serde(default)]
     pub max_completion_tokens: Option<u32>,
+    /// `[{"type":"function","function":{"name","parameters"}}]`, kept as JSON.
+    #[serde(default)]
+    pub tools: Option<serde_json::Value>,
+    /// `"none"` turns tool calls off.
+    #[serde(default)]
+    pub tool_choice: Option<serde_json::Value>,
 }
 
 /// One chat message; `content` is a string, an array of parts, or absent.

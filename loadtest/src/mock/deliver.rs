@@ -1,0 +1,170 @@
+//! Delivering a prepared answer the same way in every dialect: faults before it, token
+//! pacing, mid-stream faults, and counting streams whose client went away.
+
+use monoio::net::TcpStream;
+
+use super::config::RequestKnobs;
+use super::dialect::Dialect;
+use super::fault::Fault;
+use super::respond::{
+    push_chunk, reset, response_head, sleep_if_any, wait_for_client_to_leave, write, write_json,
+    Next, LAST_CHUNK,
+};
+use super::stats::MockStats;
+
+/// An answer as SSE events (each already framed, `event:`/`data:` lines and blank line).
+#[derive(Debug, Default)]
+pub struct EventStream {
+    /// Sent together after `ttft` (message start, role delta…).
+    pub lead: Vec<Vec<u8>>,
+    /// One per token or piece, `itl` apart; mid-stream faults strike after half of them.
+    pub paced: Vec<Vec<u8>>,
+    /// Sent together at the end (finish, usage, `[DONE]`, `message_stop`…).
+    pub tail: Vec<Vec<u8>>,
+}
+
+/// Injects the faults that happen before any answer; returns `Some` when it did.
+/// `error-mid-stream` counts as a status fault for answers that are not streamed.
+pub async fn fault_before_answer(
+    stream: &mut TcpStream,
+    knobs: &RequestKnobs,
+    streaming: bool,
+    dialect: Dialect,
+    keep_alive: bool,
+    stats: &MockStats,
+) -> Option<std::io::Result<Next>> {
+    let fault = knobs.fault?;
+    let status = match fault {
+        Fault::Status(status) => status,
+        Fault::ErrorMidStream(status) if !streaming => status,
+        Fault::Reset => {
+            stats.count_fault(fault);
+            reset(stream);
+            return Some(Ok(Next::Close));
+        }
+        Fault::Stall => {
+            stats.count_fault(fault);
+            wait_for_client_to_leave(stream).await;
+            return Some(Ok(Next::Close));
+        }
+        Fault::ResetMidStream | Fault::StallMidStream | Fault::ErrorMidStream(_) => return None,
+    };
+    stats.count_fault(fault);
+    let message = format!("mockllm injected fault: status {status}");
+    let extra = if status == 429 {
+        "retry-after: 1\r\n"
+    } else {
+        ""
+    };
+    let body = dialect.error_body(status, &message);
+    Some(write_json(stream, status, &body, keep_alive, extra).await)
+}
+
+/// Sends a complete JSON answer, or half of it then the mid-stream fault.
+pub async fn send_json(
+    stream: &mut TcpStream,
+    body: &[u8],
+    knobs: &RequestKnobs,
+    keep_alive: bool,
+    stats: &MockStats,
+) -> std::io::Result<Next> {
+    match knobs.fault {
+        Some(fault @ (Fault::ResetMidStream | Fault::StallMidStream)) => {
+            stats.count_fault(fault);
+            let mut out =
+                response_head(200, "application/json", Some(body.len()), true, "").into_bytes();
+            out.extend_from_slice(&body[..body.len() / 2]);
+            write(stream, out).await?;
+            mid_stream_fault(stream, fault).await
+        }
+        _ => write_json(stream, 200, body, keep_alive, "").await,
+    }
+}
+
+/// Streams `events` as `text/event-stream`, paced by the knobs, with any mid-stream fault.
+/// A write that fails means the client went away: counted in `streams_cancelled`.
+pub async fn send_events(
+    stream: &mut TcpStream,
+    events: EventStream,
+    knobs: &RequestKnobs,
+    dialect: Dialect,
+    keep_alive: bool,
+    stats: &MockStats,
+) -> std::io::Result<Next> {
+    let result = send_events_inner(stream, events, knobs, dialect, keep_alive, stats).await;
+    if result.is_err() {
+        stats.count_stream_cancelled();
+    }
+    result
+}
+
+async fn send_events_inner(
+    stream: &mut TcpStream,
+    events: EventStream,
+    knobs: &RequestKnobs,
+    dialect: Dialect,
+    keep_alive: bool,
+    stats: &MockStats,
+) -> std::io::Result<Next> {
+    let fault = knobs.fault.filter(|f| f.is_mid_stream());
+    if let Some(f) = fault {
+        stats.count_fault(f);
+    }
+    let fault_after = fault.map(|_| events.paced.len() / 2);
+    sleep_if_any(knobs.ttft).await;
+    let mut out = response_head(
+        200,
+        "text/event-stream; charset=utf-8",
+        None,
+        keep_alive,
+        "cache-control: no-cache\r\n",
+    )
+    .into_bytes();
+    for event in &events.lead {
+        push_chunk(&mut out, event);
+    }
+    write(stream, out).await?;
+    for (i, event) in events.paced.iter().enumerate() {
+        if fault_after == Some(i) {
+            break;
+        }
+        if i > 0 {
+            sleep_if_any(knobs.itl).await;
+        }
+        let mut out = Vec::with_capacity(event.len() + 16);
+        push_chunk(&mut out, event);
+        write(stream, out).await?;
+    }
+    if let Some(fault) = fault {
+        if let Fault::ErrorMidStream(status) = fault {
+            let message = format!("mockllm injected fault: error mid-stream {status}");
+            let mut out = Vec::with_capacity(256);
+            push_chunk(&mut out, &dialect.error_event(status, &message));
+            out.extend_from_slice(LAST_CHUNK);
+            write(stream, out).await?;
+            return Ok(Next::after(keep_alive));
+        }
+        if fault == Fault::StallMidStream {
+            // The client leaving a stalled stream is a stream cancelled before its end.
+            wait_for_client_to_leave(stream).await;
+            stats.count_stream_cancelled();
+            return Ok(Next::Close);
+        }
+        return mid_stream_fault(stream, fault).await;
+    }
+    let mut out = Vec::with_capacity(1024);
+    for event in &events.tail {
+        push_chunk(&mut out, event);
+    }
+    out.extend_from_slice(LAST_CHUNK);
+    write(stream, out).await?;
+    Ok(Next::after(keep_alive))
+}
+
+async fn mid_stream_fault(stream: &mut TcpStream, fault: Fault) -> std::io::Result<Next> {
+    match fault {
+        Fault::StallMidStream => wait_for_client_to_leave(stream).await,
+        _ => reset(stream),
+    }
+    Ok(Next::Close)
+}

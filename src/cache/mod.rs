@@ -1,0 +1,3 @@
+//! Response caches: exact (request hash) and semantic (embedding similarity plus a guard).
+
+pub mod key;

@@ -1,0 +1,718 @@
+//! Semantic index: per scope, the nearest cached prompt by cosine of L2-normalized embeddings.
+//!
+//! # Layout
+//!
+//! Each [`ScopeHash`] owns a flat index: vectors live contiguously in chunks (16 slots at
+//! first, doubling up to [`MAX_CHUNK_SLOTS`], so a scope with one entry costs ~25 KiB, not a
+//! full chunk), next to a 384-bit sign sketch per vector and a small slot record (deadline,
+//! insertion order, the cached entry). Expired slots are reused by the next insert; when a
+//! scope is full, its oldest entry is replaced.
+//!
+//! # Search
+//!
+//! Cosine is a dot product (vectors are unit length). Up to [`EXACT_SCAN_LIMIT`] live entries
+//! the scan is exact. Beyond that a full scan of f32 vectors is memory-bound (100k × 1.5 KiB
+//! = 150 MiB per query, ~10 ms), so the index first ranks every slot by the Hamming distance
+//! of the sign sketches (48 bytes per vector; the fraction of differing signs estimates the
+//! angle) and re-ranks the [`RERANK`] nearest exactly. A cache hit needs cosine ≥ ~0.8,
+//! i.e. an angle whose sketch distance (~80 of 384 bits) is far below unrelated vectors'
+//! (~190), so the prefilter loses nothing that matters. Dot products use 8 independent
+//! accumulators so LLVM vectorizes them, compiled twice: baseline and AVX2+FMA, picked at run
+//! time.
+//!
+//! # Concurrency
+//!
+//! Lookups come from every shard and must never block; inserts are rarer (one per upstream
+//! answer). Each scope publishes an immutable snapshot (`arc_swap::ArcSwap<Vec<Arc<Chunk>>>`):
+//! a reader loads it without locking and scans it. An insert, serialized per scope by a mutex
+//! that only writers take, copies the one chunk it changes, and swaps in a new snapshot that
+//! shares every other chunk. Readers in progress keep the snapshot they loaded. The scopes
+//! themselves sit in a lock-free `papaya::HashMap`, capped by [`SemanticIndexConfig::max_scopes`]
+//! (scopes whose entries all expired are dropped to make room).
+//!
+//! The GPU backend implements the same [`VectorIndex`] trait on device memory.
+
+use std::collections::BinaryHeap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use thiserror::Error;
+
+use super::exact::CachedResponse;
+use super::key::ScopeHash;
+
+/// Embedding width of all-MiniLM-L6-v2, the model the semantic cache uses.
+pub const DIM: usize = 384;
+/// Largest number of slots in one chunk (what one insert copies at most: 384 KiB of vectors).
+pub const MAX_CHUNK_SLOTS: usize = 256;
+/// Scopes with at most this many live entries are scanned exactly.
+pub const EXACT_SCAN_LIMIT: usize = 2048;
+/// How many sketch-nearest entries are re-ranked exactly in larger scopes.
+pub const RERANK: usize = 64;
+
+const FIRST_CHUNK_SLOTS: usize = 16;
+const SKETCH_WORDS: usize = DIM / 64;
+
+/// Why an insert was refused.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum IndexError {
+    /// The vector does not have [`DIM`] components.
+    #[error("vector has {got} components, expected {DIM}")]
+    Dimension {
+        /// Components received.
+        got: usize,
+    },
+    /// The vector has a zero, infinite or NaN norm.
+    #[error("vector cannot be normalized")]
+    NotNormalizable,
+    /// The index already holds `max_scopes` scopes with live entries.
+    #[error("too many semantic cache scopes ({0})")]
+    TooManyScopes(usize),
+}
+
+/// What a semantic hit serves: the answer and the prompt it answered, for the guard.
+#[derive(Debug)]
+pub struct SemanticEntry {
+    /// The last user text the answer was for (compared with the query by the guard).
+    pub prompt: String,
+    /// Whether the embedder cut `prompt` at its token window.
+    pub truncated: bool,
+    /// The cached answer.
+    pub response: Arc<CachedResponse>,
+}
+
+/// The nearest cached entry of a scope, with its cosine similarity to the query.
+#[derive(Clone, Debug)]
+pub struct Candidate {
+    /// Cosine similarity (dot product of unit vectors).
+    pub similarity: f32,
+    /// The cached entry.
+    pub entry: Arc<SemanticEntry>,
+}
+
+/// Nearest-neighbour search per scope; implemented on the CPU here and on the GPU later.
+pub trait VectorIndex: Send + Sync {
+    /// The live entry of `scope` most similar to `query` (unit length, [`DIM`] components),
+    /// when its similarity reaches the index's threshold.
+    fn search(&self, scope: &ScopeHash, query: &[f32], now: Instant) -> Option<Candidate>;
+
+    /// Adds `vector` (normalized on the way in) with its entry, live for `ttl` from `now`.
+    fn insert(
+        &self,
+        scope: ScopeHash,
+        vector: &[f32],
+        entry: Arc<SemanticEntry>,
+        ttl: Duration,
+        now: Instant,
+    ) -> Result<(), IndexError>;
+}
+
+/// Sizing and threshold of a [`SemanticIndex`].
+#[derive(Clone, Debug)]
+pub struct SemanticIndexConfig {
+    /// Entries per scope; the oldest is replaced when full.
+    pub max_entries_per_scope: usize,
+    /// Scopes in the whole index.
+    pub max_scopes: usize,
+    /// Smallest cosine similarity returned by `search`.
+    pub threshold: f32,
+}
+
+impl Default for SemanticIndexConfig {
+    fn default() -> Self {
+        Self {
+            max_entries_per_scope: 100_000,
+            max_scopes: 10_000,
+            threshold: super::guard::DEFAULT_THRESHOLD,
+        }
+    }
+}
+
+#[derive(Clone, Default)]
+struct Slot {
+    /// `None`: empty.
+    expires_at: Option<Instant>,
+    seq: u64,
+    entry: Option<Arc<SemanticEntry>>,
+}
+
+impl Slot {
+    fn live(&self, now: Instant) -> bool {
+        self.expires_at.is_some_and(|t| t > now)
+    }
+}
+
+#[derive(Clone)]
+struct Chunk {
+    vectors: Box<[f32]>,
+    sketches: Box<[u64]>,
+    slots: Box<[Slot]>,
+}
+
+impl Chunk {
+    fn with_slots(n: usize) -> Self {
+        Self {
+            vectors: vec![0.0; n * DIM].into_boxed_slice(),
+            sketches: vec![0; n * SKETCH_WORDS].into_boxed_slice(),
+            slots: vec![Slot::default(); n].into_boxed_slice(),
+        }
+    }
+
+    fn vector(&self, i: usize) -> &[f32] {
+        self.vectors.get(i * DIM..(i + 1) * DIM).unwrap_or(&[])
+    }
+
+    fn sketch(&self, i: usize) -> &[u64] {
+        self.sketches
+            .get(i * SKETCH_WORDS..(i + 1) * SKETCH_WORDS)
+            .unwrap_or(&[])
+    }
+}
+
+type Snapshot = Vec<Arc<Chunk>>;
+
+struct ScopeIndex {
+    snapshot: ArcSwap<Snapshot>,
+    /// Serializes inserts into this scope; readers never take it.
+    writer: Mutex<u64>,
+}
+
+impl ScopeIndex {
+    fn new() -> Self {
+        Self {
+            snapshot: ArcSwap::from_pointee(Vec::new()),
+            writer: Mutex::new(0),
+        }
+    }
+
+    fn any_live(&self, now: Instant) -> bool {
+        self.snapshot
+            .load()
+            .iter()
+            .any(|c| c.slots.iter().any(|s| s.live(now)))
+    }
+}
+
+/// The CPU semantic index: one per process, shared by every shard.
+pub struct SemanticIndex {
+    cfg: SemanticIndexConfig,
+    scopes: papaya::HashMap<ScopeHash, Arc<ScopeIndex>>,
+}
+
+impl std::fmt::Debug for SemanticIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SemanticIndex")
+            .field("cfg", &self.cfg)
+            .field("scopes", &self.scopes.len())
+            .finish()
+    }
+}
+
+impl SemanticIndex {
+    /// Makes an empty index.
+    pub fn new(cfg: SemanticIndexConfig) -> Self {
+        Self {
+            cfg,
+            scopes: papaya::HashMap::new(),
+        }
+    }
+
+    /// Number of scopes held (live or not yet reclaimed).
+    pub fn scope_count(&self) -> usize {
+        self.scopes.len()
+    }
+
+    /// Live entries of one scope at `now`.
+    pub fn live_entries(&self, scope: &ScopeHash, now: Instant) -> usize {
+        let Some(index) = self.scopes.pin().get(scope).cloned() else {
+            return 0;
+        };
+        let snapshot = index.snapshot.load();
+        snapshot
+            .iter()
+            .map(|c| c.slots.iter().filter(|s| s.live(now)).count())
+            .sum()
+    }
+
+    /// The nearest live entry of `scope`, whatever its similarity.
+    pub fn nearest(&self, scope: &ScopeHash, query: &[f32], now: Instant) -> Option<Candidate> {
+        if query.len() != DIM {
+            return None;
+        }
+        let index = self.scopes.pin().get(scope).cloned()?;
+        let snapshot = index.snapshot.load();
+        let live: usize = snapshot
+            .iter()
+            .map(|c| c.slots.iter().filter(|s| s.live(now)).count())
+            .sum();
+        if live <= EXACT_SCAN_LIMIT {
+            exact_scan(&snapshot, query, now)
+        } else {
+            sketch_scan(&snapshot, query, now)
+        }
+    }
+
+    fn scope_for_insert(
+        &self,
+        scope: ScopeHash,
+        now: Instant,
+    ) -> Result<Arc<ScopeIndex>, IndexError> {
+        let scopes = self.scopes.pin();
+        if let Some(index) = scopes.get(&scope) {
+            return Ok(Arc::clone(index));
+        }
+        if scopes.len() >= self.cfg.max_scopes {
+            // Make room from scopes whose entries have all expired (rare: insert path only).
+            let dead: Vec<ScopeHash> = scopes
+                .iter()
+                .filter(|(_, idx)| !idx.any_live(now))
+                .map(|(k, _)| *k)
+                .collect();
+            for k in dead {
+                scopes.remove(&k);
+            }
+            if scopes.len() >= self.cfg.max_scopes {
+                return Err(IndexError::TooManyScopes(self.cfg.max_scopes));
+            }
+        }
+        Ok(Arc::clone(
+            scopes.get_or_insert_with(scope, || Arc::new(ScopeIndex::new())),
+        ))
+    }
+}
+
+impl VectorIndex for SemanticIndex {
+    fn search(&self, scope: &ScopeHash, query: &[f32], now: Instant) -> Option<Candidate> {
+        self.nearest(scope, query, now)
+            .filter(|c| c.similarity >= self.cfg.threshold)
+    }
+
+    fn insert(
+        &self,
+        scope: ScopeHash,
+        vector: &[f32],
+        entry: Arc<SemanticEntry>,
+        ttl: Duration,
+        now: Instant,
+    ) -> Result<(), IndexError> {
+        if vector.len() != DIM {
+            return Err(IndexError::Dimension { got: vector.len() });
+        }
+        let norm = dot(vector, vector).sqrt();
+        if !norm.is_finite() || norm == 0.0 {
+            return Err(IndexError::NotNormalizable);
+        }
+        let index = self.scope_for_insert(scope, now)?;
+        let mut seq = index
+            .writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *seq += 1;
+        let snapshot = index.snapshot.load_full();
+        let (chunk_at, slot_at) = pick_slot(&snapshot, self.cfg.max_entries_per_scope, now);
+
+        let mut chunks: Snapshot = (*snapshot).clone();
+        let mut chunk = match chunks.get(chunk_at) {
+            Some(c) => Chunk::clone(c),
+            None => {
+                let size = (FIRST_CHUNK_SLOTS << chunk_at.min(16)).min(MAX_CHUNK_SLOTS);
+                Chunk::with_slots(size)
+            }
+        };
+        if let Some(dst) = chunk.vectors.get_mut(slot_at * DIM..(slot_at + 1) * DIM) {
+            for (d, s) in dst.iter_mut().zip(vector) {
+                *d = s / norm;
+            }
+        }
+        let sketch = sign_sketch(chunk.vector(slot_at));
+        if let Some(dst) = chunk
+            .sketches
+            .get_mut(slot_at * SKETCH_WORDS..(slot_at + 1) * SKETCH_WORDS)
+        {
+            dst.copy_from_slice(&sketch);
+        }
+        if let Some(slot) = chunk.slots.get_mut(slot_at) {
+            *slot = Slot {
+                expires_at: Some(now.checked_add(ttl).unwrap_or(now)),
+                seq: *seq,
+                entry: Some(entry),
+            };
+        }
+        if chunk_at < chunks.len() {
+            chunks[chunk_at] = Arc::new(chunk);
+        } else {
+            chunks.push(Arc::new(chunk));
+        }
+        index.snapshot.store(Arc::new(chunks));
+        Ok(())
+    }
+}
+
+/// Where the next entry goes: a free or expired slot, else a new slot, else the oldest entry.
+fn pick_slot(snapshot: &Snapshot, capacity: usize, now: Instant) -> (usize, usize) {
+    let mut total = 0;
+    let mut oldest = (0, 0, u64::MAX);
+    for (ci, chunk) in snapshot.iter().enumerate() {
+        for (si, slot) in chunk.slots.iter().enumerate() {
+            if total >= capacity {
+                return (oldest.0, oldest.1);
+            }
+            total += 1;
+            if !slot.live(now) {
+                return (ci, si);
+            }
+            if slot.seq < oldest.2 {
+                oldest = (ci, si, slot.seq);
+            }
+        }
+    }
+    if total < capacity {
+        (snapshot.len(), 0)
+    } else {
+        (oldest.0, oldest.1)
+    }
+}
+
+fn exact_scan(snapshot: &Snapshot, query: &[f32], now: Instant) -> Option<Candidate> {
+    let mut best: Option<(f32, &Slot)> = None;
+    for chunk in snapshot.iter() {
+        for (i, slot) in chunk.slots.iter().enumerate() {
+            if !slot.live(now) {
+                continue;
+            }
+            let sim = dot(chunk.vector(i), query);
+            if best.is_none_or(|(b, _)| sim > b) {
+                best = Some((sim, slot));
+            }
+        }
+    }
+    let (similarity, slot) = best?;
+    Some(Candidate {
+        similarity,
+        entry: Arc::clone(slot.entry.as_ref()?),
+    })
+}
+
+fn sketch_scan(snapshot: &Snapshot, query: &[f32], now: Instant) -> Option<Candidate> {
+    let q = sign_sketch(query);
+    // Max-heap of (distance, chunk, slot): the worst of the kept RERANK is on top.
+    let mut heap: BinaryHeap<(u32, u32, u32)> = BinaryHeap::with_capacity(RERANK + 1);
+    for (ci, chunk) in snapshot.iter().enumerate() {
+        for (si, slot) in chunk.slots.iter().enumerate() {
+            if !slot.live(now) {
+                continue;
+            }
+            let d = hamming(&q, chunk.sketch(si));
+            if heap.len() < RERANK {
+                heap.push((d, ci as u32, si as u32));
+            } else if heap.peek().is_some_and(|top| d < top.0) {
+                heap.pop();
+                heap.push((d, ci as u32, si as u32));
+            }
+        }
+    }
+    let mut best: Option<(f32, &Slot)> = None;
+    for (_, ci, si) in heap {
+        let (ci, si) = (ci as usize, si as usize);
+        let Some(chunk) = snapshot.get(ci) else {
+            continue;
+        };
+        let Some(slot) = chunk.slots.get(si) else {
+            continue;
+        };
+        let sim = dot(chunk.vector(si), query);
+        if best.is_none_or(|(b, _)| sim > b) {
+            best = Some((sim, slot));
+        }
+    }
+    let (similarity, slot) = best?;
+    Some(Candidate {
+        similarity,
+        entry: Arc::clone(slot.entry.as_ref()?),
+    })
+}
+
+fn sign_sketch(v: &[f32]) -> [u64; SKETCH_WORDS] {
+    let mut out = [0u64; SKETCH_WORDS];
+    for (word, part) in out.iter_mut().zip(v.chunks_exact(64)) {
+        for (bit, x) in part.iter().enumerate() {
+            if *x > 0.0 {
+                *word |= 1 << bit;
+            }
+        }
+    }
+    out
+}
+
+#[inline]
+fn hamming(a: &[u64; SKETCH_WORDS], b: &[u64]) -> u32 {
+    a.iter().zip(b).map(|(x, y)| (x ^ y).count_ones()).sum()
+}
+
+/// Dot product of two equal-length slices, vectorized; picks AVX2+FMA at run time.
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU supports the features this function was compiled for.
+            return unsafe { dot_avx2_fma(a, b) };
+        }
+    }
+    dot_portable(a, b)
+}
+
+/// The baseline dot product: 8 independent accumulators let LLVM keep them in vector lanes.
+#[inline(always)]
+fn dot_portable(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let ca = a.chunks_exact(8);
+    let cb = b.chunks_exact(8);
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot_avx2_fma(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let ca = a.chunks_exact(8);
+    let cb = b.chunks_exact(8);
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for i in 0..8 {
+            acc[i] = x[i].mul_add(y[i], acc[i]);
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn unit(seed: u64) -> Vec<f32> {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let v: Vec<f32> = (0..DIM).map(|_| rng.f32() * 2.0 - 1.0).collect();
+        let n = dot(&v, &v).sqrt();
+        v.into_iter().map(|x| x / n).collect()
+    }
+
+    /// A unit vector at cosine ~`cos` from `base`.
+    fn near(base: &[f32], cos: f32, seed: u64) -> Vec<f32> {
+        let r = unit(seed);
+        let along = dot(&r, base);
+        let mut ortho: Vec<f32> = r.iter().zip(base).map(|(x, b)| x - along * b).collect();
+        let n = dot(&ortho, &ortho).sqrt();
+        ortho.iter_mut().for_each(|x| *x /= n);
+        let s = (1.0 - cos * cos).sqrt();
+        base.iter()
+            .zip(&ortho)
+            .map(|(b, o)| cos * b + s * o)
+            .collect()
+    }
+
+    fn entry(p: &str) -> Arc<SemanticEntry> {
+        Arc::new(SemanticEntry {
+            prompt: p.into(),
+            truncated: false,
+            response: Arc::new(CachedResponse {
+                status: 200,
+                content_type: "application/json".into(),
+                body: Bytes::from_static(b"{}"),
+            }),
+        })
+    }
+
+    fn index(per_scope: usize) -> SemanticIndex {
+        SemanticIndex::new(SemanticIndexConfig {
+            max_entries_per_scope: per_scope,
+            max_scopes: 4,
+            threshold: 0.8,
+        })
+    }
+
+    const S: ScopeHash = ScopeHash([1; 16]);
+    const TTL: Duration = Duration::from_secs(60);
+
+    #[test]
+    fn dot_matches_naive() {
+        let a = unit(1);
+        let b = unit(2);
+        let naive: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+        assert!((dot(&a, &b) - naive).abs() < 1e-5);
+        assert!((dot_portable(&a, &b) - naive).abs() < 1e-5);
+        assert!(
+            (dot(&a[..13], &b[..13])
+                - a[..13]
+                    .iter()
+                    .zip(&b[..13])
+                    .map(|(x, y)| x * y)
+                    .sum::<f32>())
+            .abs()
+                < 1e-5
+        );
+    }
+
+    #[test]
+    fn finds_nearest_above_threshold_in_its_scope_only() {
+        let idx = index(100);
+        let now = Instant::now();
+        let base = unit(10);
+        idx.insert(S, &base, entry("base"), TTL, now).unwrap();
+        for s in 0..20 {
+            idx.insert(S, &unit(100 + s), entry("other"), TTL, now)
+                .unwrap();
+        }
+        let q = near(&base, 0.9, 7);
+        let hit = idx.search(&S, &q, now).unwrap();
+        assert_eq!(hit.entry.prompt, "base");
+        assert!((hit.similarity - 0.9).abs() < 1e-3);
+        assert!(idx.search(&ScopeHash([2; 16]), &q, now).is_none());
+        let far = near(&base, 0.5, 8);
+        assert!(idx.search(&S, &far, now).is_none());
+        assert!(idx.nearest(&S, &far, now).is_some());
+    }
+
+    #[test]
+    fn ttl_expires_and_slots_are_reused() {
+        let idx = index(4);
+        let now = Instant::now();
+        let v = unit(1);
+        idx.insert(S, &v, entry("old"), Duration::from_secs(1), now)
+            .unwrap();
+        let later = now + Duration::from_secs(2);
+        assert!(idx.search(&S, &v, later).is_none());
+        idx.insert(S, &v, entry("new"), TTL, later).unwrap();
+        assert_eq!(idx.search(&S, &v, later).unwrap().entry.prompt, "new");
+        assert_eq!(idx.live_entries(&S, later), 1);
+        // Reused the expired slot: still one chunk with a single used slot.
+        let snap = idx.scopes.pin().get(&S).unwrap().snapshot.load_full();
+        assert_eq!(snap.len(), 1);
+        assert_eq!(
+            snap[0]
+                .slots
+                .iter()
+                .filter(|s| s.expires_at.is_some())
+                .count(),
+            1
+        );
+    }
+
+    #[test]
+    fn capacity_replaces_oldest() {
+        let idx = index(3);
+        let now = Instant::now();
+        let vs: Vec<_> = (0..4).map(|i| unit(50 + i)).collect();
+        for (i, v) in vs.iter().enumerate() {
+            idx.insert(S, v, entry(&format!("e{i}")), TTL, now).unwrap();
+        }
+        assert_eq!(idx.live_entries(&S, now), 3);
+        assert!(idx
+            .search(&S, &vs[0], now)
+            .is_none_or(|c| c.entry.prompt != "e0"));
+        assert_eq!(idx.search(&S, &vs[3], now).unwrap().entry.prompt, "e3");
+    }
+
+    #[test]
+    fn scope_cap_reclaims_dead_scopes() {
+        let idx = index(4);
+        let now = Instant::now();
+        let v = unit(3);
+        for s in 0..4u8 {
+            idx.insert(
+                ScopeHash([s; 16]),
+                &v,
+                entry("x"),
+                Duration::from_secs(1),
+                now,
+            )
+            .unwrap();
+        }
+        assert_eq!(
+            idx.insert(ScopeHash([9; 16]), &v, entry("x"), TTL, now),
+            Err(IndexError::TooManyScopes(4))
+        );
+        let later = now + Duration::from_secs(2);
+        idx.insert(ScopeHash([9; 16]), &v, entry("x"), TTL, later)
+            .unwrap();
+        assert_eq!(idx.scope_count(), 1);
+    }
+
+    #[test]
+    fn rejects_bad_vectors() {
+        let idx = index(4);
+        let now = Instant::now();
+        assert_eq!(
+            idx.insert(S, &[1.0; 3], entry("x"), TTL, now),
+            Err(IndexError::Dimension { got: 3 })
+        );
+        assert_eq!(
+            idx.insert(S, &[0.0; DIM], entry("x"), TTL, now),
+            Err(IndexError::NotNormalizable)
+        );
+    }
+
+    #[test]
+    fn sketch_prefilter_finds_near_duplicates_in_large_scope() {
+        let idx = index(10_000);
+        let now = Instant::now();
+        let n = EXACT_SCAN_LIMIT + 1000;
+        let targets: Vec<_> = (0..20).map(|i| unit(900_000 + i)).collect();
+        for i in 0..n as u64 {
+            let (v, p) = match targets.get(i as usize) {
+                Some(t) => (t.clone(), format!("t{i}")),
+                None => (unit(i + 1_000), "noise".to_string()),
+            };
+            idx.insert(S, &v, entry(&p), TTL, now).unwrap();
+        }
+        for (i, t) in targets.iter().enumerate() {
+            let q = near(t, 0.82, 77 + i as u64);
+            let hit = idx.search(&S, &q, now).expect("near duplicate found");
+            assert_eq!(hit.entry.prompt, format!("t{i}"));
+        }
+    }
+
+    #[test]
+    fn concurrent_readers_and_writer() {
+        let idx = Arc::new(index(1000));
+        let now = Instant::now();
+        let base = unit(5);
+        idx.insert(S, &base, entry("base"), TTL, now).unwrap();
+        let readers: Vec<_> = (0..4)
+            .map(|_| {
+                let idx = Arc::clone(&idx);
+                let base = base.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..200 {
+                        assert_eq!(idx.search(&S, &base, now).unwrap().entry.prompt, "base");
+                    }
+                })
+            })
+            .collect();
+        for i in 0..200 {
+            idx.insert(S, &unit(10_000 + i), entry("noise"), TTL, now)
+                .unwrap();
+        }
+        for r in readers {
+            r.join().unwrap();
+        }
+    }
+}

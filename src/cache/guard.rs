@@ -356,5 +356,32 @@ mod tests {
     fn typo_and_number_words_are_tolerated() {
         assert_eq!(reason("reset my password", "reset my pasword"), None);
         assert_eq!(reason("Plan a 3-day trip", "Plan a three-day trip"), None);
+        assert_eq!(reason("I was billed twice", "I was double-billed"), None);
+        assert_eq!(
+            reason(
+                "Which REST APIs are idempotent?",
+                "idempotent REST API methods"
+            ),
+            None
+        );
+        assert_eq!(
+            reason("How do I delete a repo?", "how to remove a repository"),
+            None
+        );
+    }
+
+    #[test]
+    fn names_match_on_word_boundaries() {
+        assert!(matches!(
+            reason(
+                "How do I sort a list in Java?",
+                "How do I sort a list in JavaScript?"
+            ),
+            Some(GuardReason::Entity(_) | GuardReason::Identifier(_))
+        ));
+        assert_eq!(
+            reason("Is Ann here?", "Is the annual report here?").is_some(),
+            true
+        );
     }
 }

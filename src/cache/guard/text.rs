@@ -5,7 +5,9 @@ use std::collections::{HashMap, HashSet};
 
 use unicode_script::{Script, UnicodeScript};
 
-use super::lexicon::{CARDINALS, DIRECTIONAL, FILLER, LANGUAGES, NEGATORS, ORDINALS, POLAR};
+use super::lexicon::{
+    CARDINALS, DIRECTIONAL, FILLER, LANGUAGES, MULTIPLIERS, NEGATORS, ORDINALS, POLAR, SYNONYMS,
+};
 
 /// One word of the prompt (a hyphenated compound yields one per part).
 struct Word {
@@ -93,6 +95,14 @@ pub(crate) fn light_stem(word: &str) -> String {
     word.to_string()
 }
 
+/// The one form a word's near-synonyms are compared under.
+pub(crate) fn canonical(stem: &str) -> String {
+    SYNONYMS
+        .iter()
+        .find(|(_, alts)| alts.contains(&stem))
+        .map_or_else(|| stem.to_string(), |(head, _)| (*head).to_string())
+}
+
 fn lookup(table: &[(&str, u64)], word: &str) -> Option<u64> {
     table.iter().find(|(w, _)| *w == word).map(|(_, v)| *v)
 }
@@ -124,7 +134,7 @@ impl Profile {
         let mut content = Vec::new();
         for w in &words {
             if is_subject_word(&w.lower) {
-                let s = light_stem(&w.lower);
+                let s = canonical(&light_stem(&w.lower));
                 if !content.contains(&s) {
                     content.push(s);
                 }
@@ -158,9 +168,22 @@ impl Profile {
     }
 
     /// Whether the other prompt's text contains `needle` (lowercase).
+    /// Whether this prompt says `needle` (lowercase): as a word or its plural, or as a
+    /// phrase starting and ending at word boundaries.
     pub(crate) fn mentions(&self, needle: &str) -> bool {
         let squashed: String = needle.split_whitespace().collect::<Vec<_>>().join(" ");
-        self.normalized.contains(&squashed) || self.vocab.contains(&squashed)
+        if self.vocab.contains(&squashed) || self.vocab.contains(&light_stem(&squashed)) {
+            return true;
+        }
+        let hay = self.normalized.as_str();
+        let word_char = |c: Option<char>| c.is_some_and(char::is_alphanumeric);
+        hay.match_indices(&squashed).any(|(at, m)| {
+            let before = hay[..at].chars().next_back();
+            let after = hay[at + m.len()..].chars().next();
+            let edge_ok =
+                |c: Option<char>, inner: Option<char>| !(word_char(c) && word_char(inner));
+            edge_ok(before, m.chars().next()) && edge_ok(after, m.chars().next_back())
+        })
     }
 }
 
@@ -171,6 +194,7 @@ fn is_subject_word(lower: &str) -> bool {
         && !lower.chars().any(|c| c.is_ascii_digit())
         && lookup(CARDINALS, lower).is_none()
         && lookup(ORDINALS, lower).is_none()
+        && !MULTIPLIERS.iter().any(|(w, _)| *w == lower)
 }
 
 /// Splits the cleaned text into words; counts `n't` negations on the way.
@@ -238,9 +262,20 @@ fn push_word(raw: &str, sentence_start: bool, negations: &mut usize, out: &mut V
     let compound = (parts.len() > 1).then(|| lower_parts.concat());
     for (k, (p, l)) in parts.iter().zip(&lower_parts).enumerate() {
         let first_upper = p.chars().next().is_some_and(char::is_uppercase);
-        let letters: Vec<char> = p.chars().filter(|c| c.is_alphabetic()).collect();
+        let mut letters: Vec<char> = p.chars().filter(|c| c.is_alphabetic()).collect();
+        // "APIs", "URLs": an acronym's plural is the acronym.
+        let acronym_plural = letters.len() >= 3
+            && letters.last() == Some(&'s')
+            && letters[..letters.len() - 1]
+                .iter()
+                .all(|c| c.is_uppercase());
+        let mut lower = (*l).to_string();
+        if acronym_plural {
+            letters.pop();
+            lower.pop();
+        }
         out.push(Word {
-            lower: (*l).to_string(),
+            lower,
             capitalized: first_upper,
             all_caps: letters.len() >= 2 && letters.iter().all(|c| c.is_uppercase()),
             sentence_start: sentence_start && k == 0,
@@ -373,6 +408,9 @@ fn numbers(cleaned: &str, words: &[Word]) -> Vec<String> {
         }
         if let Some(v) = lookup(ORDINALS, &w.lower) {
             word_numbers.push(format!("#{v}"));
+        }
+        if let Some((_, factor)) = MULTIPLIERS.iter().find(|(m, _)| *m == w.lower) {
+            word_numbers.push((*factor).to_string());
         }
     }
     if let Some(t) = pending_tens {

@@ -159,6 +159,22 @@ impl Chunk {
         }
     }
 
+    /// Stores `vector / norm` and its sign sketch in slot `i`.
+    fn write(&mut self, i: usize, vector: &[f32], norm: f32) {
+        if let Some(dst) = self.vectors.get_mut(i * DIM..(i + 1) * DIM) {
+            for (d, s) in dst.iter_mut().zip(vector) {
+                *d = s / norm;
+            }
+        }
+        let sketch = sign_sketch(self.vector(i));
+        if let Some(dst) = self
+            .sketches
+            .get_mut(i * SKETCH_WORDS..(i + 1) * SKETCH_WORDS)
+        {
+            dst.copy_from_slice(&sketch);
+        }
+    }
+
     fn vector(&self, i: usize) -> &[f32] {
         self.vectors.get(i * DIM..(i + 1) * DIM).unwrap_or(&[])
     }
@@ -296,82 +312,112 @@ impl VectorIndex for SemanticIndex {
         ttl: Duration,
         now: Instant,
     ) -> Result<(), IndexError> {
-        if vector.len() != DIM {
-            return Err(IndexError::Dimension { got: vector.len() });
-        }
-        let norm = dot(vector, vector).sqrt();
-        if !norm.is_finite() || norm == 0.0 {
-            return Err(IndexError::NotNormalizable);
+        self.insert_many(scope, [(vector, entry)], ttl, now)
+    }
+}
+
+impl SemanticIndex {
+    /// Inserts several entries into one scope and publishes them at once (each touched chunk
+    /// is copied once): for warm-up, restore and benchmarks. All or nothing on bad vectors.
+    pub fn insert_many<'v>(
+        &self,
+        scope: ScopeHash,
+        items: impl IntoIterator<Item = (&'v [f32], Arc<SemanticEntry>)>,
+        ttl: Duration,
+        now: Instant,
+    ) -> Result<(), IndexError> {
+        let items: Vec<(&[f32], Arc<SemanticEntry>)> = items.into_iter().collect();
+        let mut norms = Vec::with_capacity(items.len());
+        for (vector, _) in &items {
+            if vector.len() != DIM {
+                return Err(IndexError::Dimension { got: vector.len() });
+            }
+            let norm = dot(vector, vector).sqrt();
+            if !norm.is_finite() || norm == 0.0 {
+                return Err(IndexError::NotNormalizable);
+            }
+            norms.push(norm);
         }
         let index = self.scope_for_insert(scope, now)?;
         let mut seq = index
             .writer
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        *seq += 1;
-        let snapshot = index.snapshot.load_full();
-        let (chunk_at, slot_at) = pick_slot(&snapshot, self.cfg.max_entries_per_scope, now);
-
-        let mut chunks: Snapshot = (*snapshot).clone();
-        let mut chunk = match chunks.get(chunk_at) {
-            Some(c) => Chunk::clone(c),
-            None => {
+        let expires_at = now.checked_add(ttl).unwrap_or(now);
+        // Chunks shared with the published snapshot are copied on first write only.
+        let mut chunks: Snapshot = (*index.snapshot.load_full()).clone();
+        let mut hint = 0;
+        for ((vector, entry), norm) in items.into_iter().zip(norms) {
+            *seq += 1;
+            let (chunk_at, slot_at, flat) =
+                pick_slot(&chunks, self.cfg.max_entries_per_scope, now, hint);
+            hint = flat + 1;
+            if chunk_at == chunks.len() {
                 let size = (FIRST_CHUNK_SLOTS << chunk_at.min(16)).min(MAX_CHUNK_SLOTS);
-                Chunk::with_slots(size)
+                chunks.push(Arc::new(Chunk::with_slots(size)));
             }
-        };
-        if let Some(dst) = chunk.vectors.get_mut(slot_at * DIM..(slot_at + 1) * DIM) {
-            for (d, s) in dst.iter_mut().zip(vector) {
-                *d = s / norm;
-            }
-        }
-        let sketch = sign_sketch(chunk.vector(slot_at));
-        if let Some(dst) = chunk
-            .sketches
-            .get_mut(slot_at * SKETCH_WORDS..(slot_at + 1) * SKETCH_WORDS)
-        {
-            dst.copy_from_slice(&sketch);
-        }
-        if let Some(slot) = chunk.slots.get_mut(slot_at) {
-            *slot = Slot {
-                expires_at: Some(now.checked_add(ttl).unwrap_or(now)),
-                seq: *seq,
-                entry: Some(entry),
+            let Some(shared) = chunks.get_mut(chunk_at) else {
+                continue;
             };
-        }
-        if chunk_at < chunks.len() {
-            chunks[chunk_at] = Arc::new(chunk);
-        } else {
-            chunks.push(Arc::new(chunk));
+            let chunk = Arc::make_mut(shared);
+            chunk.write(slot_at, vector, norm);
+            if let Some(slot) = chunk.slots.get_mut(slot_at) {
+                *slot = Slot {
+                    expires_at: Some(expires_at),
+                    seq: *seq,
+                    entry: Some(entry),
+                };
+            }
         }
         index.snapshot.store(Arc::new(chunks));
         Ok(())
     }
 }
 
-/// Where the next entry goes: a free or expired slot, else a new slot, else the oldest entry.
-fn pick_slot(snapshot: &Snapshot, capacity: usize, now: Instant) -> (usize, usize) {
-    let mut total = 0;
-    let mut oldest = (0, 0, u64::MAX);
-    for (ci, chunk) in snapshot.iter().enumerate() {
-        for (si, slot) in chunk.slots.iter().enumerate() {
-            if total >= capacity {
-                return (oldest.0, oldest.1);
-            }
-            total += 1;
-            if !slot.live(now) {
-                return (ci, si);
-            }
-            if slot.seq < oldest.2 {
-                oldest = (ci, si, slot.seq);
+/// Where the next entry goes: a free or expired slot (searched from flat position `hint`
+/// first), else a new chunk, else the oldest entry. Returns (chunk, slot, flat position).
+fn pick_slot(
+    chunks: &Snapshot,
+    capacity: usize,
+    now: Instant,
+    hint: usize,
+) -> (usize, usize, usize) {
+    let mut flat = 0;
+    for (ci, chunk) in chunks.iter().enumerate() {
+        let len = chunk.slots.len();
+        if flat + len > hint {
+            for si in hint.saturating_sub(flat)..len {
+                if flat + si >= capacity {
+                    break;
+                }
+                if chunk.slots.get(si).is_some_and(|s| !s.live(now)) {
+                    return (ci, si, flat + si);
+                }
             }
         }
+        flat += len;
     }
-    if total < capacity {
-        (snapshot.len(), 0)
-    } else {
-        (oldest.0, oldest.1)
+    if flat < capacity {
+        return (chunks.len(), 0, flat);
     }
+    // Full: a free slot before the hint, else the oldest entry.
+    let mut oldest = (0, 0, 0, u64::MAX);
+    let mut flat = 0;
+    for (ci, chunk) in chunks.iter().enumerate() {
+        for (si, slot) in chunk.slots.iter().enumerate() {
+            if flat >= capacity {
+                return (oldest.0, oldest.1, oldest.2);
+            }
+            if !slot.live(now) {
+                return (ci, si, flat);
+            }
+            if slot.seq < oldest.3 {
+                oldest = (ci, si, flat, slot.seq);
+            }
+            flat += 1;
+        }
+    }
+    (oldest.0, oldest.1, oldest.2)
 }
 
 fn exact_scan(snapshot: &Snapshot, query: &[f32], now: Instant) -> Option<Candidate> {
@@ -676,13 +722,22 @@ mod tests {
         let now = Instant::now();
         let n = EXACT_SCAN_LIMIT + 1000;
         let targets: Vec<_> = (0..20).map(|i| unit(900_000 + i)).collect();
-        for i in 0..n as u64 {
-            let (v, p) = match targets.get(i as usize) {
-                Some(t) => (t.clone(), format!("t{i}")),
-                None => (unit(i + 1_000), "noise".to_string()),
+        let vectors: Vec<Vec<f32>> = (0..n as u64)
+            .map(|i| match targets.get(i as usize) {
+                Some(t) => t.clone(),
+                None => unit(i + 1_000),
+            })
+            .collect();
+        let items = vectors.iter().enumerate().map(|(i, v)| {
+            let p = if i < targets.len() {
+                format!("t{i}")
+            } else {
+                "noise".into()
             };
-            idx.insert(S, &v, entry(&p), TTL, now).unwrap();
-        }
+            (v.as_slice(), entry(&p))
+        });
+        idx.insert_many(S, items, TTL, now).unwrap();
+        assert_eq!(idx.live_entries(&S, now), n);
         for (i, t) in targets.iter().enumerate() {
             let q = near(t, 0.82, 77 + i as u64);
             let hit = idx.search(&S, &q, now).expect("near duplicate found");

@@ -379,9 +379,6 @@ mod tests {
             ),
             Some(GuardReason::Entity(_) | GuardReason::Identifier(_))
         ));
-        assert_eq!(
-            reason("Is Ann here?", "Is the annual report here?").is_some(),
-            true
-        );
+        assert!(reason("Is Ann here?", "Is the annual report here?").is_some());
     }
 }

@@ -4,21 +4,21 @@
 //!
 //! Each [`ScopeHash`] owns a flat index: vectors live contiguously in chunks (16 slots at
 //! first, doubling up to [`MAX_CHUNK_SLOTS`], so a scope with one entry costs ~25 KiB, not a
-//! full chunk), next to a 384-bit sign sketch per vector and a small slot record (deadline,
-//! insertion order, the cached entry). Expired slots are reused by the next insert; when a
+//! full chunk), next to a 384-bit sign sketch per vector, a packed array of deadlines (so the
+//! scan touches 56 bytes per entry) and a slot record (insertion order, the cached entry). Expired slots are reused by the next insert; when a
 //! scope is full, its oldest entry is replaced.
 //!
 //! # Search
 //!
-//! Cosine is a dot product (vectors are unit length). Up to [`EXACT_SCAN_LIMIT`] live entries
-//! the scan is exact. Beyond that a full scan of f32 vectors is memory-bound (100k × 1.5 KiB
+//! Cosine is a dot product (vectors are unit length). Up to [`EXACT_SCAN_LIMIT`] slots the
+//! scan is exact. Beyond that a full scan of f32 vectors is memory-bound (100k × 1.5 KiB
 //! = 150 MiB per query, ~10 ms), so the index first ranks every slot by the Hamming distance
 //! of the sign sketches (48 bytes per vector; the fraction of differing signs estimates the
 //! angle) and re-ranks the [`RERANK`] nearest exactly. A cache hit needs cosine ≥ ~0.8,
 //! i.e. an angle whose sketch distance (~80 of 384 bits) is far below unrelated vectors'
 //! (~190), so the prefilter loses nothing that matters. Dot products use 8 independent
-//! accumulators so LLVM vectorizes them, compiled twice: baseline and AVX2+FMA, picked at run
-//! time.
+//! accumulators so LLVM vectorizes them; the scans are compiled twice, baseline and
+//! AVX2+FMA+POPCNT (the x86-64 baseline has no popcount instruction), picked at run time.
 //!
 //! # Concurrency
 //!
@@ -46,7 +46,7 @@ use super::key::ScopeHash;
 pub const DIM: usize = 384;
 /// Largest number of slots in one chunk (what one insert copies at most: 384 KiB of vectors).
 pub const MAX_CHUNK_SLOTS: usize = 256;
-/// Scopes with at most this many live entries are scanned exactly.
+/// Scopes with at most this many slots are scanned exactly.
 pub const EXACT_SCAN_LIMIT: usize = 2048;
 /// How many sketch-nearest entries are re-ranked exactly in larger scopes.
 pub const RERANK: usize = 64;
@@ -129,24 +129,22 @@ impl Default for SemanticIndexConfig {
     }
 }
 
+/// Deadline of an empty slot.
+const EMPTY: i64 = i64::MIN;
+
 #[derive(Clone, Default)]
 struct Slot {
-    /// `None`: empty.
-    expires_at: Option<Instant>,
     seq: u64,
     entry: Option<Arc<SemanticEntry>>,
-}
-
-impl Slot {
-    fn live(&self, now: Instant) -> bool {
-        self.expires_at.is_some_and(|t| t > now)
-    }
 }
 
 #[derive(Clone)]
 struct Chunk {
     vectors: Box<[f32]>,
     sketches: Box<[u64]>,
+    /// Expiry per slot in nanoseconds from the index's epoch ([`EMPTY`] when unused), packed
+    /// apart from the slot records so the scan reads only sketches and deadlines.
+    deadlines: Box<[i64]>,
     slots: Box<[Slot]>,
 }
 
@@ -155,8 +153,17 @@ impl Chunk {
         Self {
             vectors: vec![0.0; n * DIM].into_boxed_slice(),
             sketches: vec![0; n * SKETCH_WORDS].into_boxed_slice(),
+            deadlines: vec![EMPTY; n].into_boxed_slice(),
             slots: vec![Slot::default(); n].into_boxed_slice(),
         }
+    }
+
+    fn live(&self, i: usize, now: i64) -> bool {
+        self.deadlines.get(i).is_some_and(|d| *d > now)
+    }
+
+    fn live_count(&self, now: i64) -> usize {
+        self.deadlines.iter().filter(|d| **d > now).count()
     }
 
     /// Stores `vector / norm` and its sign sketch in slot `i`.
@@ -178,12 +185,6 @@ impl Chunk {
     fn vector(&self, i: usize) -> &[f32] {
         self.vectors.get(i * DIM..(i + 1) * DIM).unwrap_or(&[])
     }
-
-    fn sketch(&self, i: usize) -> &[u64] {
-        self.sketches
-            .get(i * SKETCH_WORDS..(i + 1) * SKETCH_WORDS)
-            .unwrap_or(&[])
-    }
 }
 
 type Snapshot = Vec<Arc<Chunk>>;
@@ -202,11 +203,8 @@ impl ScopeIndex {
         }
     }
 
-    fn any_live(&self, now: Instant) -> bool {
-        self.snapshot
-            .load()
-            .iter()
-            .any(|c| c.slots.iter().any(|s| s.live(now)))
+    fn any_live(&self, now: i64) -> bool {
+        self.snapshot.load().iter().any(|c| c.live_count(now) > 0)
     }
 }
 
@@ -214,6 +212,8 @@ impl ScopeIndex {
 pub struct SemanticIndex {
     cfg: SemanticIndexConfig,
     scopes: papaya::HashMap<ScopeHash, Arc<ScopeIndex>>,
+    /// Origin of the packed deadlines.
+    epoch: Instant,
 }
 
 impl std::fmt::Debug for SemanticIndex {
@@ -231,6 +231,17 @@ impl SemanticIndex {
         Self {
             cfg,
             scopes: papaya::HashMap::new(),
+            epoch: Instant::now(),
+        }
+    }
+
+    /// `t` in signed nanoseconds from the epoch (callers may pass instants before it).
+    fn ticks(&self, t: Instant) -> i64 {
+        match t.checked_duration_since(self.epoch) {
+            Some(d) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
+            None => {
+                i64::try_from(self.epoch.duration_since(t).as_nanos()).map_or(EMPTY + 1, |n| -n)
+            }
         }
     }
 
@@ -244,10 +255,12 @@ impl SemanticIndex {
         let Some(index) = self.scopes.pin().get(scope).cloned() else {
             return 0;
         };
-        let snapshot = index.snapshot.load();
-        snapshot
+        let now = self.ticks(now);
+        index
+            .snapshot
+            .load()
             .iter()
-            .map(|c| c.slots.iter().filter(|s| s.live(now)).count())
+            .map(|c| c.live_count(now))
             .sum()
     }
 
@@ -258,22 +271,21 @@ impl SemanticIndex {
         }
         let index = self.scopes.pin().get(scope).cloned()?;
         let snapshot = index.snapshot.load();
-        let live: usize = snapshot
-            .iter()
-            .map(|c| c.slots.iter().filter(|s| s.live(now)).count())
-            .sum();
-        if live <= EXACT_SCAN_LIMIT {
-            exact_scan(&snapshot, query, now)
+        let now = self.ticks(now);
+        let slots: usize = snapshot.iter().map(|c| c.slots.len()).sum();
+        let (similarity, ci, si) = if slots <= EXACT_SCAN_LIMIT {
+            exact_scan(&snapshot, query, now)?
         } else {
-            sketch_scan(&snapshot, query, now)
-        }
+            sketch_scan(&snapshot, query, now)?
+        };
+        let entry = snapshot.get(ci)?.slots.get(si)?.entry.as_ref()?;
+        Some(Candidate {
+            similarity,
+            entry: Arc::clone(entry),
+        })
     }
 
-    fn scope_for_insert(
-        &self,
-        scope: ScopeHash,
-        now: Instant,
-    ) -> Result<Arc<ScopeIndex>, IndexError> {
+    fn scope_for_insert(&self, scope: ScopeHash, now: i64) -> Result<Arc<ScopeIndex>, IndexError> {
         let scopes = self.scopes.pin();
         if let Some(index) = scopes.get(&scope) {
             return Ok(Arc::clone(index));
@@ -338,12 +350,13 @@ impl SemanticIndex {
             }
             norms.push(norm);
         }
+        let deadline = self.ticks(now.checked_add(ttl).unwrap_or(now));
+        let now = self.ticks(now);
         let index = self.scope_for_insert(scope, now)?;
         let mut seq = index
             .writer
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let expires_at = now.checked_add(ttl).unwrap_or(now);
         // Chunks shared with the published snapshot are copied on first write only.
         let mut chunks: Snapshot = (*index.snapshot.load_full()).clone();
         let mut hint = 0;
@@ -361,9 +374,11 @@ impl SemanticIndex {
             };
             let chunk = Arc::make_mut(shared);
             chunk.write(slot_at, vector, norm);
+            if let Some(d) = chunk.deadlines.get_mut(slot_at) {
+                *d = deadline;
+            }
             if let Some(slot) = chunk.slots.get_mut(slot_at) {
                 *slot = Slot {
-                    expires_at: Some(expires_at),
                     seq: *seq,
                     entry: Some(entry),
                 };
@@ -376,12 +391,7 @@ impl SemanticIndex {
 
 /// Where the next entry goes: a free or expired slot (searched from flat position `hint`
 /// first), else a new chunk, else the oldest entry. Returns (chunk, slot, flat position).
-fn pick_slot(
-    chunks: &Snapshot,
-    capacity: usize,
-    now: Instant,
-    hint: usize,
-) -> (usize, usize, usize) {
+fn pick_slot(chunks: &Snapshot, capacity: usize, now: i64, hint: usize) -> (usize, usize, usize) {
     let mut flat = 0;
     for (ci, chunk) in chunks.iter().enumerate() {
         let len = chunk.slots.len();
@@ -390,7 +400,7 @@ fn pick_slot(
                 if flat + si >= capacity {
                     break;
                 }
-                if chunk.slots.get(si).is_some_and(|s| !s.live(now)) {
+                if !chunk.live(si, now) {
                     return (ci, si, flat + si);
                 }
             }
@@ -408,7 +418,7 @@ fn pick_slot(
             if flat >= capacity {
                 return (oldest.0, oldest.1, oldest.2);
             }
-            if !slot.live(now) {
+            if !chunk.live(si, now) {
                 return (ci, si, flat);
             }
             if slot.seq < oldest.3 {
@@ -420,63 +430,104 @@ fn pick_slot(
     (oldest.0, oldest.1, oldest.2)
 }
 
-fn exact_scan(snapshot: &Snapshot, query: &[f32], now: Instant) -> Option<Candidate> {
-    let mut best: Option<(f32, &Slot)> = None;
-    for chunk in snapshot.iter() {
-        for (i, slot) in chunk.slots.iter().enumerate() {
-            if !slot.live(now) {
+/// (similarity, chunk, slot) of the best live entry, by exact dot products.
+fn exact_scan(snapshot: &Snapshot, query: &[f32], now: i64) -> Option<(f32, usize, usize)> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU supports the features this function was compiled for.
+            return unsafe { exact_scan_avx2(snapshot, query, now) };
+        }
+    }
+    exact_scan_impl(snapshot, query, now)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn exact_scan_avx2(
+    snapshot: &Snapshot,
+    query: &[f32],
+    now: i64,
+) -> Option<(f32, usize, usize)> {
+    exact_scan_impl(snapshot, query, now)
+}
+
+#[inline(always)]
+fn exact_scan_impl(snapshot: &Snapshot, query: &[f32], now: i64) -> Option<(f32, usize, usize)> {
+    let mut best: Option<(f32, usize, usize)> = None;
+    for (ci, chunk) in snapshot.iter().enumerate() {
+        for (si, deadline) in chunk.deadlines.iter().enumerate() {
+            if *deadline <= now {
                 continue;
             }
-            let sim = dot(chunk.vector(i), query);
-            if best.is_none_or(|(b, _)| sim > b) {
-                best = Some((sim, slot));
+            let sim = dot_portable(chunk.vector(si), query);
+            if best.is_none_or(|(b, _, _)| sim > b) {
+                best = Some((sim, ci, si));
             }
         }
     }
-    let (similarity, slot) = best?;
-    Some(Candidate {
-        similarity,
-        entry: Arc::clone(slot.entry.as_ref()?),
-    })
+    best
 }
 
-fn sketch_scan(snapshot: &Snapshot, query: &[f32], now: Instant) -> Option<Candidate> {
+/// (similarity, chunk, slot) of the best of the [`RERANK`] sketch-nearest live entries.
+fn sketch_scan(snapshot: &Snapshot, query: &[f32], now: i64) -> Option<(f32, usize, usize)> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2")
+            && std::is_x86_feature_detected!("fma")
+            && std::is_x86_feature_detected!("popcnt")
+        {
+            // SAFETY: the CPU supports the features this function was compiled for.
+            return unsafe { sketch_scan_avx2(snapshot, query, now) };
+        }
+    }
+    sketch_scan_impl(snapshot, query, now)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,popcnt")]
+unsafe fn sketch_scan_avx2(
+    snapshot: &Snapshot,
+    query: &[f32],
+    now: i64,
+) -> Option<(f32, usize, usize)> {
+    sketch_scan_impl(snapshot, query, now)
+}
+
+#[inline(always)]
+fn sketch_scan_impl(snapshot: &Snapshot, query: &[f32], now: i64) -> Option<(f32, usize, usize)> {
     let q = sign_sketch(query);
     // Max-heap of (distance, chunk, slot): the worst of the kept RERANK is on top.
     let mut heap: BinaryHeap<(u32, u32, u32)> = BinaryHeap::with_capacity(RERANK + 1);
+    let mut worst = u32::MAX;
     for (ci, chunk) in snapshot.iter().enumerate() {
-        for (si, slot) in chunk.slots.iter().enumerate() {
-            if !slot.live(now) {
+        let sketches = chunk.sketches.chunks_exact(SKETCH_WORDS);
+        for (si, (s, deadline)) in sketches.zip(chunk.deadlines.iter()).enumerate() {
+            let d = hamming(&q, s);
+            if d >= worst || *deadline <= now {
                 continue;
             }
-            let d = hamming(&q, chunk.sketch(si));
-            if heap.len() < RERANK {
-                heap.push((d, ci as u32, si as u32));
-            } else if heap.peek().is_some_and(|top| d < top.0) {
+            heap.push((d, ci as u32, si as u32));
+            if heap.len() > RERANK {
                 heap.pop();
-                heap.push((d, ci as u32, si as u32));
+            }
+            if heap.len() == RERANK {
+                worst = heap.peek().map_or(u32::MAX, |t| t.0);
             }
         }
     }
-    let mut best: Option<(f32, &Slot)> = None;
+    let mut best: Option<(f32, usize, usize)> = None;
     for (_, ci, si) in heap {
         let (ci, si) = (ci as usize, si as usize);
         let Some(chunk) = snapshot.get(ci) else {
             continue;
         };
-        let Some(slot) = chunk.slots.get(si) else {
-            continue;
-        };
-        let sim = dot(chunk.vector(si), query);
-        if best.is_none_or(|(b, _)| sim > b) {
-            best = Some((sim, slot));
+        let sim = dot_portable(chunk.vector(si), query);
+        if best.is_none_or(|(b, _, _)| sim > b) {
+            best = Some((sim, ci, si));
         }
     }
-    let (similarity, slot) = best?;
-    Some(Candidate {
-        similarity,
-        entry: Arc::clone(slot.entry.as_ref()?),
-    })
+    best
 }
 
 fn sign_sketch(v: &[f32]) -> [u64; SKETCH_WORDS] {
@@ -491,7 +542,7 @@ fn sign_sketch(v: &[f32]) -> [u64; SKETCH_WORDS] {
     out
 }
 
-#[inline]
+#[inline(always)]
 fn hamming(a: &[u64; SKETCH_WORDS], b: &[u64]) -> u32 {
     a.iter().zip(b).map(|(x, y)| (x ^ y).count_ones()).sum()
 }
@@ -652,14 +703,7 @@ mod tests {
         // Reused the expired slot: still one chunk with a single used slot.
         let snap = idx.scopes.pin().get(&S).unwrap().snapshot.load_full();
         assert_eq!(snap.len(), 1);
-        assert_eq!(
-            snap[0]
-                .slots
-                .iter()
-                .filter(|s| s.expires_at.is_some())
-                .count(),
-            1
-        );
+        assert_eq!(snap[0].deadlines.iter().filter(|d| **d != EMPTY).count(), 1);
     }
 
     #[test]

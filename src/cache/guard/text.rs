@@ -66,7 +66,7 @@ fn normalize(cleaned: &str) -> String {
     let lower = cleaned.to_lowercase();
     let collapsed = lower.split_whitespace().collect::<Vec<_>>().join(" ");
     collapsed
-        .trim_end_matches(|c: char| matches!(c, '?' | '.' | '!' | ' ' | '？' | '。' | '！'))
+        .trim_end_matches(['?', '.', '!', ' ', '？', '。', '！'])
         .to_string()
 }
 
@@ -311,7 +311,7 @@ fn detect_language(words: &[Word], scripts: &HashMap<Script, usize>) -> Option<&
             (hits, *lang)
         })
         .collect();
-    scores.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+    scores.sort_unstable_by_key(|s| std::cmp::Reverse(s.0));
     match (scores.first(), scores.get(1)) {
         (Some(&(best, lang)), Some(&(second, _))) if best >= 2 && best > second => Some(lang),
         _ => None,
@@ -393,7 +393,7 @@ fn numbers(cleaned: &str, words: &[Word]) -> Vec<String> {
                 Some(t) if v < 10 => word_numbers.push((t + v).to_string()),
                 Some(t) => {
                     word_numbers.push(t.to_string());
-                    pending_tens = (v >= 20 && v < 100).then_some(v);
+                    pending_tens = (20..100).contains(&v).then_some(v);
                     if pending_tens.is_none() {
                         word_numbers.push(v.to_string());
                     }

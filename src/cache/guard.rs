@@ -353,6 +353,57 @@ mod tests {
     }
 
     #[test]
+    fn more_lookalikes() {
+        for (a, b) in [
+            (
+                "Translate 'hello' to Italian",
+                "Translate 'hello' to German",
+            ),
+            ("Set a timer for 10 minutes", "Set a timer for 15 minutes"),
+            (
+                "How do I lock my screen on Windows?",
+                "How do I unlock my screen on Windows?",
+            ),
+            (
+                "Is it safe to eat raw eggs?",
+                "Is it dangerous to eat raw eggs?",
+            ),
+            (
+                "Show me the nearest gas station",
+                "Show me the cheapest gas station",
+            ),
+            ("Who wrote Hamlet?", "Who wrote Macbeth?"),
+            (
+                "How do I make a GET request in Go?",
+                "How do I make a POST request in Go?",
+            ),
+            (
+                "What is the population of Tokyo?",
+                "What is the area of Tokyo?",
+            ),
+        ] {
+            assert!(reason(a, b).is_some(), "{a} / {b}");
+        }
+        for (a, b) in [
+            (
+                "How do I update my billing address?",
+                "Change billing address",
+            ),
+            (
+                "How many legs does a spider have?",
+                "Number of legs on a spider?",
+            ),
+            ("Write a haiku about autumn", "Compose a haiku about autumn"),
+            (
+                "How do I undo a git commit?",
+                "How can I revert my last git commit?",
+            ),
+        ] {
+            assert_eq!(reason(a, b), None, "{a} / {b}");
+        }
+    }
+
+    #[test]
     fn typo_and_number_words_are_tolerated() {
         assert_eq!(reason("reset my password", "reset my pasword"), None);
         assert_eq!(reason("Plan a 3-day trip", "Plan a three-day trip"), None);

@@ -73,6 +73,7 @@ pub(crate) const MULTIPLIERS: &[(&str, &str)] = &[
 #[rustfmt::skip]
 pub(crate) const SYNONYMS: &[(&str, &[&str])] = &[
     ("remove", &["delete", "erase"]), ("change", &["update", "modify", "edit", "alter"]),
+    ("undo", &["revert", "rollback"]),
     ("check", &["test", "verify", "validate"]), ("show", &["display"]),
     ("get", &["obtain", "fetch", "retrieve"]),
     ("fix", &["solve", "resolve", "repair", "troubleshoot"]), ("run", &["execute"]),

@@ -500,14 +500,19 @@ fn sketch_scan_impl(snapshot: &Snapshot, query: &[f32], now: i64) -> Option<(f32
     // Max-heap of (distance, chunk, slot): the worst of the kept RERANK is on top.
     let mut heap: BinaryHeap<(u32, u32, u32)> = BinaryHeap::with_capacity(RERANK + 1);
     let mut worst = u32::MAX;
+    let mut distances = [0u32; MAX_CHUNK_SLOTS];
     for (ci, chunk) in snapshot.iter().enumerate() {
+        // Two passes per chunk: a branch-free distance loop the compiler can pipeline, then
+        // a filter that rarely does anything once the heap is full.
         let sketches = chunk.sketches.chunks_exact(SKETCH_WORDS);
-        for (si, (s, deadline)) in sketches.zip(chunk.deadlines.iter()).enumerate() {
-            let d = hamming(&q, s);
-            if d >= worst || *deadline <= now {
+        for (d, s) in distances.iter_mut().zip(sketches) {
+            *d = hamming(&q, s);
+        }
+        for (si, (d, deadline)) in distances.iter().zip(chunk.deadlines.iter()).enumerate() {
+            if *d >= worst || *deadline <= now {
                 continue;
             }
-            heap.push((d, ci as u32, si as u32));
+            heap.push((*d, ci as u32, si as u32));
             if heap.len() > RERANK {
                 heap.pop();
             }

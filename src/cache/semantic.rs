@@ -5,7 +5,8 @@
 //! Each [`ScopeHash`] owns a flat index: vectors live contiguously in chunks (16 slots at
 //! first, doubling up to [`MAX_CHUNK_SLOTS`], so a scope with one entry costs ~25 KiB, not a
 //! full chunk), next to a 384-bit sign sketch per vector, a packed array of deadlines (so the
-//! scan touches 56 bytes per entry) and a slot record (insertion order, the cached entry). Expired slots are reused by the next insert; when a
+//! scan touches 56 bytes per entry) and a slot record (insertion order, the cached entry). Expired slots are reused by the next insert, and
+//! [`SemanticIndex::purge_expired`] (periodic maintenance) frees what they still hold; when a
 //! scope is full, its oldest entry is replaced.
 //!
 //! # Search
@@ -389,6 +390,57 @@ impl SemanticIndex {
     }
 }
 
+impl SemanticIndex {
+    /// Frees what expired entries still hold (their responses) and drops scopes left empty;
+    /// returns how many entries were freed. For a periodic maintenance task, off the request
+    /// path: it takes each scope's writer lock in turn.
+    pub fn purge_expired(&self, now: Instant) -> usize {
+        let now = self.ticks(now);
+        let scopes = self.scopes.pin();
+        let mut freed = 0;
+        let mut empty = Vec::new();
+        for (key, index) in scopes.iter() {
+            let _writer = index
+                .writer
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut chunks: Snapshot = (*index.snapshot.load_full()).clone();
+            let mut changed = false;
+            for shared in chunks.iter_mut() {
+                let stale = |c: &Chunk| {
+                    c.deadlines
+                        .iter()
+                        .zip(c.slots.iter())
+                        .any(|(d, s)| *d != EMPTY && *d <= now && s.entry.is_some())
+                };
+                if !stale(shared) {
+                    continue;
+                }
+                let chunk = Arc::make_mut(shared);
+                for (d, slot) in chunk.deadlines.iter_mut().zip(chunk.slots.iter_mut()) {
+                    if *d != EMPTY && *d <= now {
+                        *d = EMPTY;
+                        if slot.entry.take().is_some() {
+                            freed += 1;
+                        }
+                    }
+                }
+                changed = true;
+            }
+            if chunks.iter().all(|c| c.live_count(now) == 0) {
+                empty.push(*key);
+            }
+            if changed {
+                index.snapshot.store(Arc::new(chunks));
+            }
+        }
+        for key in empty {
+            scopes.remove(&key);
+        }
+        freed
+    }
+}
+
 /// Where the next entry goes: a free or expired slot (searched from flat position `hint`
 /// first), else a new chunk, else the oldest entry. Returns (chunk, slot, flat position).
 fn pick_slot(chunks: &Snapshot, capacity: usize, now: i64, hint: usize) -> (usize, usize, usize) {
@@ -709,6 +761,27 @@ mod tests {
         let snap = idx.scopes.pin().get(&S).unwrap().snapshot.load_full();
         assert_eq!(snap.len(), 1);
         assert_eq!(snap[0].deadlines.iter().filter(|d| **d != EMPTY).count(), 1);
+    }
+
+    #[test]
+    fn purge_frees_expired_entries_and_empty_scopes() {
+        let idx = index(8);
+        let now = Instant::now();
+        let other = ScopeHash([3; 16]);
+        idx.insert(S, &unit(1), entry("short"), Duration::from_secs(1), now)
+            .unwrap();
+        idx.insert(S, &unit(2), entry("long"), TTL, now).unwrap();
+        idx.insert(other, &unit(3), entry("short"), Duration::from_secs(1), now)
+            .unwrap();
+        let later = now + Duration::from_secs(2);
+        assert_eq!(idx.purge_expired(later), 2);
+        assert_eq!(idx.scope_count(), 1);
+        assert_eq!(idx.live_entries(&S, later), 1);
+        assert_eq!(
+            idx.search(&S, &unit(2), later).unwrap().entry.prompt,
+            "long"
+        );
+        assert_eq!(idx.purge_expired(later), 0);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Cache lookup latency: semantic index search in one scope of 10k, 100k and 1M entries
-//! (random unit vectors), the exact-scan path, the dot product, and exact-cache lookups.
+//! (random unit vectors), the exact-scan path, the dot product, exact-cache lookups, request
+//! hashing and one guard decision.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -8,6 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use infergate::cache::exact::{CachedResponse, ExactCache, ExactCacheConfig};
+use infergate::cache::guard::guard_allows;
 use infergate::cache::key::{ExactKey, ScopeHash};
 use infergate::cache::semantic::{
     dot, SemanticEntry, SemanticIndex, SemanticIndexConfig, VectorIndex, DIM, EXACT_SCAN_LIMIT,
@@ -119,5 +121,13 @@ fn exact(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, semantic, exact);
+fn guard(c: &mut Criterion) {
+    let a = "How do I install Docker on Ubuntu 22.04 without sudo?";
+    let b = "Steps to install Docker on Ubuntu 22.04 without using sudo";
+    c.bench_function("guard_allows_pair", |bench| {
+        bench.iter(|| black_box(guard_allows(black_box(a), black_box(b), false, false)))
+    });
+}
+
+criterion_group!(benches, semantic, exact, guard);
 criterion_main!(benches);

@@ -3,6 +3,9 @@
 //! All lists are general-purpose English (plus the commonest function words of a few other
 //! Latin-script languages), written for paraphrase-vs-lookalike detection, not for one data set.
 
+use std::collections::{HashMap, HashSet};
+use std::sync::OnceLock;
+
 /// Words that carry no subject: function words, question words, politeness and generic request
 /// verbs ("tell me", "give me", "explain"), plus common function words of es/fr/de/it/pt.
 #[rustfmt::skip]
@@ -307,3 +310,55 @@ pub(crate) const LANGUAGES: &[(&str, &[&str])] = &[
         ],
     ),
 ];
+
+/// The lists above as hash tables, built once on first use: the guard runs per candidate.
+pub(crate) struct Lexicon {
+    pub filler: HashSet<&'static str>,
+    pub negators: HashSet<&'static str>,
+    pub cardinals: HashMap<&'static str, u64>,
+    pub ordinals: HashMap<&'static str, u64>,
+    pub multipliers: HashMap<&'static str, &'static str>,
+    pub synonyms: HashMap<&'static str, &'static str>,
+    /// Word or phrase -> (pair index, pole).
+    pub polar: HashMap<&'static str, (usize, bool)>,
+    /// Function word -> bit set of the [`LANGUAGES`] it belongs to.
+    pub languages: HashMap<&'static str, u32>,
+}
+
+/// The shared [`Lexicon`].
+pub(crate) fn lexicon() -> &'static Lexicon {
+    static LEXICON: OnceLock<Lexicon> = OnceLock::new();
+    LEXICON.get_or_init(|| {
+        let mut polar = HashMap::new();
+        for (idx, (pos, neg)) in POLAR.iter().enumerate() {
+            for w in pos.iter() {
+                polar.entry(*w).or_insert((idx, true));
+            }
+            for w in neg.iter() {
+                polar.entry(*w).or_insert((idx, false));
+            }
+        }
+        let mut languages: HashMap<&'static str, u32> = HashMap::new();
+        for (bit, (_, words)) in LANGUAGES.iter().enumerate() {
+            for w in words.iter() {
+                *languages.entry(*w).or_insert(0) |= 1 << bit;
+            }
+        }
+        let mut synonyms = HashMap::new();
+        for (head, alts) in SYNONYMS {
+            for alt in alts.iter() {
+                synonyms.insert(*alt, *head);
+            }
+        }
+        Lexicon {
+            filler: FILLER.iter().copied().collect(),
+            negators: NEGATORS.iter().copied().collect(),
+            cardinals: CARDINALS.iter().copied().collect(),
+            ordinals: ORDINALS.iter().copied().collect(),
+            multipliers: MULTIPLIERS.iter().copied().collect(),
+            synonyms,
+            polar,
+            languages,
+        }
+    })
+}

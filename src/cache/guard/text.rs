@@ -5,9 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use unicode_script::{Script, UnicodeScript};
 
-use super::lexicon::{
-    CARDINALS, DIRECTIONAL, FILLER, LANGUAGES, MULTIPLIERS, NEGATORS, ORDINALS, POLAR, SYNONYMS,
-};
+use super::lexicon::{lexicon, DIRECTIONAL, LANGUAGES};
 
 /// One word of the prompt (a hyphenated compound yields one per part).
 struct Word {
@@ -97,18 +95,14 @@ pub(crate) fn light_stem(word: &str) -> String {
 
 /// The one form a word's near-synonyms are compared under.
 pub(crate) fn canonical(stem: &str) -> String {
-    SYNONYMS
-        .iter()
-        .find(|(_, alts)| alts.contains(&stem))
-        .map_or_else(|| stem.to_string(), |(head, _)| (*head).to_string())
-}
-
-fn lookup(table: &[(&str, u64)], word: &str) -> Option<u64> {
-    table.iter().find(|(w, _)| *w == word).map(|(_, v)| *v)
+    lexicon()
+        .synonyms
+        .get(stem)
+        .map_or_else(|| stem.to_string(), |head| (*head).to_string())
 }
 
 fn is_filler(word: &str) -> bool {
-    FILLER.contains(&word)
+    lexicon().filler.contains(word)
 }
 
 impl Profile {
@@ -127,7 +121,7 @@ impl Profile {
         }
         negations += words
             .iter()
-            .filter(|w| NEGATORS.contains(&w.lower.as_str()))
+            .filter(|w| lexicon().negators.contains(w.lower.as_str()))
             .count();
         let scripts = script_histogram(&cleaned);
         let language = detect_language(&words, &scripts);
@@ -190,11 +184,11 @@ impl Profile {
 fn is_subject_word(lower: &str) -> bool {
     lower.chars().count() >= 2
         && !is_filler(lower)
-        && !NEGATORS.contains(&lower)
+        && !lexicon().negators.contains(lower)
         && !lower.chars().any(|c| c.is_ascii_digit())
-        && lookup(CARDINALS, lower).is_none()
-        && lookup(ORDINALS, lower).is_none()
-        && !MULTIPLIERS.iter().any(|(w, _)| *w == lower)
+        && !lexicon().cardinals.contains_key(lower)
+        && !lexicon().ordinals.contains_key(lower)
+        && !lexicon().multipliers.contains_key(lower)
 }
 
 /// Splits the cleaned text into words; counts `n't` negations on the way.
@@ -301,15 +295,18 @@ fn detect_language(words: &[Word], scripts: &HashMap<Script, usize>) -> Option<&
     if total == 0 || latin * 2 < total {
         return None;
     }
+    let mut hits = [0usize; 32];
+    for w in words {
+        if let Some(mask) = lexicon().languages.get(w.lower.as_str()) {
+            for (bit, count) in hits.iter_mut().enumerate() {
+                *count += usize::from(mask & (1 << bit) != 0);
+            }
+        }
+    }
     let mut scores: Vec<(usize, &'static str)> = LANGUAGES
         .iter()
-        .map(|(lang, list)| {
-            let hits = words
-                .iter()
-                .filter(|w| list.contains(&w.lower.as_str()))
-                .count();
-            (hits, *lang)
-        })
+        .zip(hits)
+        .map(|((lang, _), n)| (n, *lang))
         .collect();
     scores.sort_unstable_by_key(|s| std::cmp::Reverse(s.0));
     match (scores.first(), scores.get(1)) {
@@ -388,7 +385,7 @@ fn numbers(cleaned: &str, words: &[Word]) -> Vec<String> {
     let mut word_numbers: Vec<String> = Vec::new();
     let mut pending_tens: Option<u64> = None;
     for w in words {
-        if let Some(v) = lookup(CARDINALS, &w.lower) {
+        if let Some(&v) = lexicon().cardinals.get(w.lower.as_str()) {
             match pending_tens.take() {
                 Some(t) if v < 10 => word_numbers.push((t + v).to_string()),
                 Some(t) => {
@@ -406,10 +403,10 @@ fn numbers(cleaned: &str, words: &[Word]) -> Vec<String> {
         if let Some(t) = pending_tens.take() {
             word_numbers.push(t.to_string());
         }
-        if let Some(v) = lookup(ORDINALS, &w.lower) {
+        if let Some(v) = lexicon().ordinals.get(w.lower.as_str()) {
             word_numbers.push(format!("#{v}"));
         }
-        if let Some((_, factor)) = MULTIPLIERS.iter().find(|(m, _)| *m == w.lower) {
+        if let Some(factor) = lexicon().multipliers.get(w.lower.as_str()) {
             word_numbers.push((*factor).to_string());
         }
     }
@@ -518,41 +515,29 @@ fn identifiers(cleaned: &str) -> Vec<String> {
     out
 }
 
-/// Uses of opposite pairs in reading order; two-word forms first ("turn off").
+/// Uses of opposite pairs in reading order; longer forms first ("turn off" before "off").
 fn polar(words: &[Word]) -> Vec<(usize, bool)> {
+    let table = &lexicon().polar;
     let mut out = Vec::new();
     let mut i = 0;
+    let mut phrase = String::new();
     while i < words.len() {
-        let one = words[i].lower.as_str();
-        let two = words.get(i + 1).map(|n| format!("{one} {}", n.lower));
-        let three = match (words.get(i + 1), words.get(i + 2)) {
-            (Some(a), Some(b)) => Some(format!("{one} {} {}", a.lower, b.lower)),
-            _ => None,
-        };
         let mut matched = None;
-        'pairs: for (idx, (pos, neg)) in POLAR.iter().enumerate() {
-            for (len, phrase) in [(3, three.as_deref()), (2, two.as_deref())] {
-                let Some(phrase) = phrase else { continue };
-                if pos.contains(&phrase) {
-                    matched = Some((idx, true, len));
-                    break 'pairs;
+        for len in (1..=3).rev() {
+            let Some(span) = words.get(i..i + len) else {
+                continue;
+            };
+            phrase.clear();
+            for (k, w) in span.iter().enumerate() {
+                if k > 0 {
+                    phrase.push(' ');
                 }
-                if neg.contains(&phrase) {
-                    matched = Some((idx, false, len));
-                    break 'pairs;
-                }
+                phrase.push_str(&w.lower);
             }
-        }
-        if matched.is_none() {
-            matched = POLAR.iter().enumerate().find_map(|(idx, (pos, neg))| {
-                if pos.contains(&one) {
-                    Some((idx, true, 1))
-                } else if neg.contains(&one) {
-                    Some((idx, false, 1))
-                } else {
-                    None
-                }
-            });
+            if let Some(&(idx, pole)) = table.get(phrase.as_str()) {
+                matched = Some((idx, pole, len));
+                break;
+            }
         }
         match matched {
             Some((idx, pole, len)) => {

@@ -281,7 +281,11 @@ fn push_word(raw: &str, sentence_start: bool, negations: &mut usize, out: &mut V
 fn script_histogram(cleaned: &str) -> HashMap<Script, usize> {
     let mut h = HashMap::new();
     for c in cleaned.chars().filter(|c| c.is_alphabetic()) {
-        let s = c.script();
+        let s = if c.is_ascii() {
+            Script::Latin
+        } else {
+            c.script()
+        };
         if !matches!(s, Script::Common | Script::Inherited | Script::Unknown) {
             *h.entry(s).or_insert(0) += 1;
         }

@@ -3,9 +3,11 @@
 //! The parts follow DESIGN.md: `http` (server side of HTTP/1.1), `api` (endpoints, request
 //! views, errors), `route` (the route table), `policy` (gateway keys), `upstream` (pools and
 //! the provider client), `translate` (stream scanning), `observe` (request records), `proxy`
-//! (the phases of one proxied request), `shard` (runtimes and listeners), `admin`, `config`.
+//! (the phases of one proxied request), `shard` (runtimes and listeners), `admin`, `config`,
+//! `cache` (exact and semantic response caches).
 
 pub mod api;
+pub mod cache;
 pub mod config;
 pub mod http;
 pub mod policy;

@@ -1,1 +1,2 @@
 //! infergate: a shard-per-core inference gateway for AI agent fleets.
+pub mod embed;

@@ -4,11 +4,12 @@
 //! views, errors), `route` (the route table), `policy` (gateway keys), `upstream` (pools and
 //! the provider client), `translate` (stream scanning), `observe` (request records), `proxy`
 //! (the phases of one proxied request), `shard` (runtimes and listeners), `admin`, `config`,
-//! `cache` (exact and semantic response caches).
+//! `cache` (exact and semantic response caches), `embed` (the MiniLM embedder).
 
 pub mod api;
 pub mod cache;
 pub mod config;
+pub mod embed;
 pub mod http;
 pub mod policy;
 pub mod route;

@@ -1,0 +1,31 @@
+//! The embedder: all-MiniLM-L6-v2 sentence embeddings for the semantic cache.
+//!
+//! * [`tokenize`]: text to token ids, exactly as sentence-transformers does (256-token cut).
+//! * [`weights`]: the checkpoint from `model.safetensors`, laid out for the CPU pass.
+//! * [`cpu`]: the BERT forward pass on the CPU ([`CpuBackend`]).
+//! * [`backend`]: the [`EmbedBackend`] trait a CUDA backend will implement too.
+//! * [`batcher`]: the thread that owns the backend and batches prompts from the shards.
+//! * [`cli`]: `infergate embed`, JSON lines in, token ids and vectors out.
+//!
+//! The model files come from `scripts/fetch-model.sh`; the port is checked against the
+//! reference vectors in `shared/reference/minilm/` by `tests/embed_reference.rs`.
+
+pub mod backend;
+pub mod batcher;
+pub mod cli;
+pub mod config;
+pub mod cpu;
+mod error;
+pub mod model_dir;
+mod ops;
+pub mod tokenize;
+pub mod weights;
+
+pub use backend::{EmbedBackend, TokenBatch, EMBED_DIM};
+pub use batcher::{Embedder, EmbedderHandle, Embedding, Tokenize};
+pub use cli::{embed_lines, run_embed_cli, EmbedCliArgs};
+pub use config::{open_backend, BackendKind, EmbedderConfig};
+pub use cpu::CpuBackend;
+pub use error::EmbedError;
+pub use model_dir::{ModelDir, DEFAULT_MODEL_DIR};
+pub use tokenize::{TextTokenizer, Tokens, MAX_TOKENS};

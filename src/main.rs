@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 use infergate::admin::{spawn_signal_thread, spawn_watch_thread, start_admin_server, AdminInfo, ConfigReloader};
 use infergate::config::Config;
 use infergate::observe::LogWriter;
-use infergate::proxy::Lifecycle;
+use infergate::proxy::{Caches, Lifecycle};
 use infergate::shard::{self, DriverChoice, ShardShared};
 use infergate::upstream::tls_connector;
 
@@ -44,6 +44,8 @@ enum Command {
         /// The key clients will send.
         key: String,
     },
+    /// Embed JSON lines `{"text": ...}` from stdin with the semantic cache's model.
+    Embed(infergate::embed::EmbedCliArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -61,6 +63,7 @@ fn main() -> std::process::ExitCode {
             println!("{}", infergate::policy::sha256_hex(&key));
             Ok(())
         }
+        Some(Command::Embed(args)) => infergate::embed::run_embed_cli(args).map_err(|e| e.to_string()),
         Some(Command::Serve) | None => serve(cli.config, cli.shards),
     };
     match result {
@@ -112,11 +115,13 @@ fn serve(config: Option<PathBuf>, shards_flag: Option<usize>) -> Result<(), Stri
         .or(cfg.server.shards)
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
+    let caches = Arc::new(Caches::new(&cfg.cache, start_embedder(&cfg)));
     let shared = ShardShared {
         table: Arc::clone(&table),
         records: records.clone(),
         lifecycle: Arc::clone(&lifecycle),
         tls: tls_connector(),
+        caches: Some(caches),
     };
     let shards = shard::start(count, &cfg.server.listen, DriverChoice::from_env(), shared).map_err(|e| e.to_string())?;
     let driver = shards.driver.as_str();
@@ -150,4 +155,30 @@ fn serve(config: Option<PathBuf>, shards_flag: Option<usize>) -> Result<(), Stri
     log_writer.join();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Starts the embedder when the semantic cache is used (or `[embedder]` is configured).
+/// Without a usable model the gateway still serves; the semantic cache is off and the log
+/// says why.
+fn start_embedder(cfg: &Config) -> Option<infergate::embed::EmbedderHandle> {
+    let semantic = cfg
+        .models
+        .values()
+        .any(|m| m.cache.as_ref().is_some_and(|c| c.semantic));
+    if !semantic && cfg.embedder.is_none() {
+        return None;
+    }
+    let ecfg = cfg.embedder.clone().unwrap_or_default();
+    let dir = ecfg.model_dir.display().to_string();
+    let backend = ecfg.backend;
+    match infergate::embed::Embedder::start_from_config(ecfg) {
+        Ok(handle) => {
+            tracing::info!(model_dir = %dir, ?backend, "embedder started on the CPU backend; semantic cache on");
+            Some(handle)
+        }
+        Err(e) => {
+            tracing::warn!(model_dir = %dir, error = %e, "semantic cache off: the embedder could not start (run scripts/fetch-model.sh)");
+            None
+        }
+    }
 }

@@ -55,6 +55,55 @@ pub struct Config {
     /// Model aliases that clients ask for, each with its ordered targets.
     #[serde(default)]
     pub models: BTreeMap<String, ModelConfig>,
+    /// Sizes of the response caches (which aliases use them is per model).
+    #[serde(default)]
+    pub cache: CacheConfig,
+    /// The embedding model behind the semantic cache.
+    #[serde(default)]
+    pub embedder: Option<crate::embed::EmbedderConfig>,
+}
+
+/// Process-wide cache sizes. Caches are created at start and survive reloads.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    /// Memory bound of the exact cache in bytes (responses are evicted beyond it).
+    pub exact_max_bytes: u64,
+    /// Most entries in one semantic scope (tenant, alias, conversation state).
+    pub semantic_max_entries_per_scope: usize,
+    /// Most semantic scopes.
+    pub semantic_max_scopes: usize,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            exact_max_bytes: 256 * 1024 * 1024,
+            semantic_max_entries_per_scope: 100_000,
+            semantic_max_scopes: 10_000,
+        }
+    }
+}
+
+/// How one alias uses the caches.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelCacheConfig {
+    /// Serve identical requests (same tenant, same normalized body) from the exact cache.
+    #[serde(default)]
+    pub exact: bool,
+    /// Serve paraphrases of the last user message from the semantic cache.
+    #[serde(default)]
+    pub semantic: bool,
+    /// How long an answer is served, in seconds.
+    #[serde(default = "default_ttl_s")]
+    pub ttl_s: u64,
+    /// Cosine similarity a semantic candidate needs (it must also pass the guard).
+    pub threshold: Option<f32>,
+}
+
+fn default_ttl_s() -> u64 {
+    3600
 }
 
 impl Config {
@@ -221,6 +270,9 @@ fn default_max_idle() -> usize {
 pub struct ModelConfig {
     /// Where requests for this alias go, in fallback order.
     pub targets: Vec<TargetConfig>,
+    /// Response caching for this alias (off when absent).
+    #[serde(default)]
+    pub cache: Option<ModelCacheConfig>,
 }
 
 /// One target of a model alias.

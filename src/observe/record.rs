@@ -67,6 +67,15 @@ pub struct RequestRecord {
     /// The stream's finish reason, when seen.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub finish_reason: Option<FinishReason>,
+    /// What the cache did: `hit`, `semantic`, `miss`, `skip` or `refresh` (absent: not cached).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache: Option<&'static str>,
+    /// Similarity of the semantic hit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_similarity: Option<f32>,
+    /// Why a semantic candidate was refused, when one was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_note: Option<String>,
     /// Request body size in bytes.
     pub bytes_in: usize,
     /// Response body size in bytes.

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use monoio_rustls::TlsConnector;
 
+use super::caching::Caches;
 use crate::api::JsonScratch;
 use crate::observe::RecordSink;
 use crate::route::SharedRouteTable;
@@ -50,6 +51,8 @@ pub struct ShardCtx {
     pub records: RecordSink,
     /// Shutdown flag shared by all shards.
     pub lifecycle: Arc<Lifecycle>,
+    /// Response caches and the embedder (shared by all shards).
+    pub caches: Option<Arc<Caches>>,
     inflight: Cell<usize>,
 }
 
@@ -61,6 +64,7 @@ impl ShardCtx {
         tls: TlsConnector,
         records: RecordSink,
         lifecycle: Arc<Lifecycle>,
+        caches: Option<Arc<Caches>>,
     ) -> Self {
         Self {
             shard_id,
@@ -70,6 +74,7 @@ impl ShardCtx {
             tls,
             records,
             lifecycle,
+            caches,
             inflight: Cell::new(0),
         }
     }

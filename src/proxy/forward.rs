@@ -9,6 +9,7 @@ use bytes::Bytes;
 
 use super::headers::{forward_to_upstream, pass_to_client};
 use super::relay::{relay_stream, RelayEnd};
+use super::caching::{CacheFill, CacheHit};
 use super::respond::{write_error, RequestMeta};
 use super::{ms_since, ShardCtx};
 use crate::api::{ApiError, ChatRequestView, Endpoint, ErrorKind, Usage};
@@ -16,6 +17,7 @@ use crate::config::ProviderKind;
 use crate::http::{write_head_and_body, BodyFraming, RequestHead, ServerConn};
 use crate::observe::{AttemptRecord, RequestRecord};
 use crate::route::{ModelRoute, Provider, Target};
+use crate::translate::{assemble_chat_completion, replay_chat_completion};
 use crate::upstream::{
     connect, mock, read_full_body, read_response_head, send_request, UpstreamConn,
     UpstreamError, UpstreamResponseHead,
@@ -38,6 +40,8 @@ pub struct ForwardInput<'a> {
     pub route: &'a ModelRoute,
     /// Whether the client connection stays open afterwards.
     pub keep_alive: bool,
+    /// What to store in the caches once the answer is complete (None: not cached).
+    pub cache: Option<CacheFill>,
 }
 
 /// A failed attempt whose response may still be the final answer.
@@ -57,10 +61,14 @@ pub async fn forward(
     ctx: &ShardCtx,
     conn: &mut ServerConn,
     meta: &mut RequestMeta,
-    input: ForwardInput<'_>,
+    mut input: ForwardInput<'_>,
 ) -> bool {
     let mut rec = meta.base_record(input.endpoint, 0);
     rec.bytes_in = input.body.len();
+    if let Some(fill) = &input.cache {
+        rec.cache = Some(fill.status);
+        rec.cache_note = fill.note.clone();
+    }
     let plan = input.route.plan(fastrand::u32(..));
     let mut last: Option<Failure> = None;
     let mut skipped: Vec<String> = Vec::new();
@@ -73,7 +81,7 @@ pub async fn forward(
         }
         let attempt_start = Instant::now();
         if provider.kind == ProviderKind::Mock {
-            return answer_from_mock(ctx, conn, meta, &input, target, rec, attempt_start).await;
+            return answer_from_mock(ctx, conn, meta, &mut input, target, rec, attempt_start).await;
         }
         let result = call(ctx, provider, target, &input).await;
         let (upstream, resp) = match result {
@@ -101,7 +109,7 @@ pub async fn forward(
         // Committed: this response goes to the client.
         rec.provider = Some(provider.name.clone());
         rec.upstream_model = Some(target.model.to_string());
-        return respond_with(ctx, conn, meta, &input, target, upstream, resp, rec, attempt_start)
+        return respond_with(ctx, conn, meta, &mut input, target, upstream, resp, rec, attempt_start)
             .await;
     }
     // Every target failed or was skipped.
@@ -292,7 +300,7 @@ async fn respond_with(
     ctx: &ShardCtx,
     conn: &mut ServerConn,
     meta: &RequestMeta,
-    input: &ForwardInput<'_>,
+    input: &mut ForwardInput<'_>,
     target: &Target,
     mut upstream: UpstreamConn,
     resp: UpstreamResponseHead,
@@ -310,6 +318,11 @@ async fn respond_with(
             head = head.header(name, value);
         }
     }
+    if let Some(fill) = &input.cache {
+        head = head.header("x-infergate-cache", fill.status.as_bytes());
+    }
+    // Only a complete 200 answer is stored.
+    let fill = input.cache.take().filter(|f| resp.status == 200 && f.wants_response());
     rec.status = resp.status;
     let keep;
     if resp.is_event_stream() && (200..300).contains(&resp.status) {
@@ -317,6 +330,7 @@ async fn respond_with(
             .header("x-accel-buffering", b"no")
             .finish(BodyFraming::Chunked, input.keep_alive);
         let deadline = meta.started + provider.total_timeout;
+        let mut capture = fill.as_ref().map(|_| Vec::new());
         let end = relay_stream(
             conn.io(),
             head,
@@ -324,6 +338,7 @@ async fn respond_with(
             resp.body,
             deadline,
             provider.first_byte_timeout,
+            capture.as_mut(),
         )
         .await;
         rec.ttfb_ms = Some(end.ttfb_ms(meta.started));
@@ -337,6 +352,11 @@ async fn respond_with(
             RelayEnd::Complete { upstream_reusable } => {
                 if upstream_reusable && resp.keep_alive {
                     ctx.pool.put(&provider.pool_key, upstream, provider.max_idle_per_shard);
+                }
+                if let (Some(fill), Some(sse), Some(caches)) = (fill, capture, &ctx.caches) {
+                    if let Some(whole) = assemble_chat_completion(&sse) {
+                        fill.store(caches, Bytes::from(whole));
+                    }
                 }
                 keep = input.keep_alive;
             }
@@ -364,6 +384,9 @@ async fn respond_with(
                     rec.tokens_out = Some(u.output_tokens);
                 }
                 rec.bytes_out = body.len() as u64;
+                if let (Some(fill), Some(caches)) = (fill, &ctx.caches) {
+                    fill.store(caches, body.clone());
+                }
                 let head = head.finish(BodyFraming::Length(body.len()), input.keep_alive);
                 rec.ttfb_ms = Some(ms_since(meta.started));
                 let ok = write_head_and_body(conn.io(), head, body).await.is_ok();
@@ -405,17 +428,34 @@ async fn answer_from_mock(
     ctx: &ShardCtx,
     conn: &mut ServerConn,
     meta: &RequestMeta,
-    input: &ForwardInput<'_>,
+    input: &mut ForwardInput<'_>,
     target: &Target,
     mut rec: RequestRecord,
     attempt_start: Instant,
 ) -> bool {
     let reply = mock::reply(input.endpoint, &input.body, &target.model, input.view.stream);
+    let cache_status = input.cache.as_ref().map(|f| f.status);
+    if let (Some(fill), Some(caches)) = (input.cache.take(), &ctx.caches) {
+        // The mock's answer is stored like a provider's (useful to try the cache offline).
+        let whole = match &reply.body {
+            mock::MockBody::Json(b) => Some(b.clone()),
+            mock::MockBody::Events(events) => {
+                let sse: Vec<u8> = events.iter().flat_map(|e| e.iter().copied()).collect();
+                assemble_chat_completion(&sse).map(Bytes::from)
+            }
+        };
+        if let (Some(whole), true) = (whole, fill.wants_response()) {
+            fill.store(caches, whole);
+        }
+    }
     let attempts = rec.attempts.len() + 1;
-    let head = meta
+    let mut head = meta
         .head(reply.status)
         .header("x-infergate-provider", target.provider.name.as_bytes())
         .header_display("x-infergate-attempts", attempts);
+    if let Some(status) = cache_status {
+        head = head.header("x-infergate-cache", status.as_bytes());
+    }
     let (head, body) = match reply.body {
         mock::MockBody::Json(b) => (
             head.header("content-type", b"application/json")
@@ -423,18 +463,12 @@ async fn answer_from_mock(
             b,
         ),
         mock::MockBody::Events(events) => {
-            let mut framed = Vec::new();
-            for e in &events {
-                let _ = write!(framed, "{:x}\r\n", e.len());
-                framed.extend_from_slice(e);
-                framed.extend_from_slice(b"\r\n");
-            }
-            framed.extend_from_slice(b"0\r\n\r\n");
+            let refs: Vec<&[u8]> = events.iter().map(|e| e.as_ref()).collect();
             (
                 head.header("content-type", b"text/event-stream")
                     .header("cache-control", b"no-cache")
                     .finish(BodyFraming::Chunked, input.keep_alive),
-                Bytes::from(framed),
+                Bytes::from(chunk_frame(&refs)),
             )
         }
     };
@@ -452,3 +486,70 @@ async fn answer_from_mock(
     ok && input.keep_alive
 }
 
+
+/// Frames SSE events as an HTTP chunked body (one chunk per event, then the last chunk).
+fn chunk_frame(events: &[&[u8]]) -> Vec<u8> {
+    let mut framed = Vec::with_capacity(events.iter().map(|e| e.len() + 12).sum::<usize>() + 5);
+    for e in events {
+        let _ = write!(framed, "{:x}\r\n", e.len());
+        framed.extend_from_slice(e);
+        framed.extend_from_slice(b"\r\n");
+    }
+    framed.extend_from_slice(b"0\r\n\r\n");
+    framed
+}
+
+/// Answers from the cache: the stored completion as is, or replayed as a stream.
+pub async fn serve_cached(
+    ctx: &ShardCtx,
+    conn: &mut ServerConn,
+    meta: &RequestMeta,
+    view: &ChatRequestView,
+    hit: CacheHit,
+    keep_alive: bool,
+    bytes_in: usize,
+) -> bool {
+    let mut rec = meta.base_record(Endpoint::ChatCompletions, 200);
+    rec.bytes_in = bytes_in;
+    rec.cache = Some(hit.kind);
+    rec.cache_similarity = hit.similarity;
+    let stored = &hit.response.body;
+    if let Some(u) = Usage::from_openai_body(stored) {
+        rec.tokens_in = Some(u.input_tokens);
+        rec.tokens_out = Some(u.output_tokens);
+    }
+    let mut head = meta
+        .head(200)
+        .header("x-infergate-cache", hit.kind.as_bytes())
+        .header_display("x-infergate-attempts", 0);
+    if let Some(sim) = hit.similarity {
+        head = head.header_display("x-infergate-cache-similarity", format_args!("{sim:.4}"));
+    }
+    let replay = if view.stream {
+        replay_chat_completion(stored, view.include_usage)
+    } else {
+        None
+    };
+    let (head, body) = match replay {
+        Some(sse) => (
+            head.header("content-type", b"text/event-stream")
+                .header("cache-control", b"no-cache")
+                .finish(BodyFraming::Chunked, keep_alive),
+            Bytes::from(chunk_frame(&[&sse])),
+        ),
+        None => (
+            head.header("content-type", hit.response.content_type.as_bytes())
+                .finish(BodyFraming::Length(stored.len()), keep_alive),
+            stored.clone(),
+        ),
+    };
+    rec.bytes_out = body.len() as u64;
+    rec.ttfb_ms = Some(ms_since(meta.started));
+    let ok = write_head_and_body(conn.io(), head, body).await.is_ok();
+    if !ok {
+        rec.status = 499;
+    }
+    rec.latency_ms = ms_since(meta.started);
+    ctx.records.send(rec);
+    ok && keep_alive
+}

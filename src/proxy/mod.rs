@@ -2,12 +2,14 @@
 //! authenticate, normalize, route, forward, respond, record. One connection's requests run
 //! here one after another on the shard that accepted it.
 
+mod caching;
 mod context;
 mod forward;
 mod headers;
 mod relay;
 mod respond;
 
+pub use caching::Caches;
 pub use context::{Lifecycle, ShardCtx};
 
 use std::rc::Rc;
@@ -192,6 +194,21 @@ async fn handle_request(
         return finish_error(ctx, conn, &meta, endpoint, &err, keep_alive, body.len()).await;
     };
 
+    // Cache: an identical or equivalent answer from memory.
+    let mut cache = None;
+    if endpoint == Endpoint::ChatCompletions {
+        if let (Some(policy), Some(caches)) = (&route.cache, &ctx.caches) {
+            let tenant = meta.key.clone().unwrap_or_default();
+            match caching::lookup(caches, policy, &tenant, &route.alias, &head, &body).await {
+                Ok(hit) => {
+                    return forward::serve_cached(ctx, conn, &meta, &view, hit, keep_alive, body.len())
+                        .await
+                }
+                Err(fill) => cache = Some(fill),
+            }
+        }
+    }
+
     // Forward, respond, record.
     let input = forward::ForwardInput {
         head: &head,
@@ -200,6 +217,7 @@ async fn handle_request(
         body,
         route,
         keep_alive,
+        cache,
     };
     forward::forward(ctx, conn, &mut meta, input).await
 }

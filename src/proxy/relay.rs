@@ -78,6 +78,7 @@ pub async fn relay_stream(
     body: BodyKind,
     deadline: Instant,
     idle: Duration,
+    mut capture: Option<&mut Vec<u8>>,
 ) -> RelayResult {
     let mut result = RelayResult {
         end: RelayEnd::Complete {
@@ -182,6 +183,10 @@ pub async fn relay_stream(
                 return finish(result, &scanner);
             }
             result.bytes_out += send_len as u64;
+            if let Some(c) = capture.as_deref_mut() {
+                // Only when the answer will be cached: the stream is kept to store it whole.
+                c.extend_from_slice(&out[PREFIX..PREFIX + send_len]);
+            }
             out.truncate(PREFIX);
             out.extend_from_slice(&carry);
             scanner.consumed(send_len);

@@ -62,6 +62,9 @@ impl RequestMeta {
             tokens_in: None,
             tokens_out: None,
             finish_reason: None,
+            cache: None,
+            cache_similarity: None,
+            cache_note: None,
             bytes_in: 0,
             bytes_out: 0,
         }

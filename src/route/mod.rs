@@ -8,4 +8,4 @@ mod provider;
 mod table;
 
 pub use provider::{Provider, ProviderAddr, Scheme};
-pub use table::{AttemptPlan, ModelRoute, RouteTable, SharedRouteTable, Target};
+pub use table::{AttemptPlan, ModelRoute, RouteCache, RouteTable, SharedRouteTable, Target};

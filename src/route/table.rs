@@ -31,6 +31,21 @@ pub struct ModelRoute {
     /// True when any target declared a weight.
     pub weighted: bool,
     total_weight: u32,
+    /// How this alias uses the caches (None: not at all).
+    pub cache: Option<RouteCache>,
+}
+
+/// An alias's cache policy, compiled.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteCache {
+    /// Exact cache on.
+    pub exact: bool,
+    /// Semantic cache on.
+    pub semantic: bool,
+    /// Default time to live of a stored answer.
+    pub ttl: std::time::Duration,
+    /// Similarity a semantic candidate needs.
+    pub threshold: f32,
 }
 
 /// The order in which one request tries its targets (indexes into `ModelRoute::targets`).
@@ -142,6 +157,23 @@ impl RouteTable {
                 });
             }
             let total_weight = targets.iter().map(|t| t.weight).sum();
+            let cache = match &mc.cache {
+                Some(c) if c.exact || c.semantic => {
+                    let threshold = c.threshold.unwrap_or(crate::cache::DEFAULT_THRESHOLD);
+                    if !(0.0..=1.0).contains(&threshold) {
+                        return Err(ConfigError::Invalid(format!(
+                            "model {alias:?}: cache.threshold must be between 0 and 1"
+                        )));
+                    }
+                    Some(RouteCache {
+                        exact: c.exact,
+                        semantic: c.semantic,
+                        ttl: std::time::Duration::from_secs(c.ttl_s.max(1)),
+                        threshold,
+                    })
+                }
+                _ => None,
+            };
             let alias: Arc<str> = Arc::from(alias.as_str());
             models.insert(
                 Arc::clone(&alias),
@@ -150,6 +182,7 @@ impl RouteTable {
                     targets,
                     weighted,
                     total_weight,
+                    cache,
                 }),
             );
         }

@@ -133,6 +133,8 @@ pub struct ShardShared {
     pub lifecycle: Arc<Lifecycle>,
     /// TLS client config.
     pub tls: monoio_rustls::TlsConnector,
+    /// Response caches.
+    pub caches: Option<Arc<crate::proxy::Caches>>,
 }
 
 /// Starts `count` shards listening on `listen`.
@@ -244,6 +246,7 @@ fn run_shard(
             shared.tls,
             shared.records,
             shared.lifecycle,
+            shared.caches,
         ));
         accept_loop(&ctx, &listener).await;
         drop(listener);

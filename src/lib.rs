@@ -6,16 +6,16 @@
 //! (the phases of one proxied request), `shard` (runtimes and listeners), `admin`, `config`,
 //! `cache` (exact and semantic response caches), `embed` (the MiniLM embedder).
 
+pub mod admin;
 pub mod api;
 pub mod cache;
 pub mod config;
 pub mod embed;
 pub mod http;
-pub mod policy;
-pub mod route;
-pub mod upstream;
-pub mod translate;
 pub mod observe;
+pub mod policy;
 pub mod proxy;
+pub mod route;
 pub mod shard;
-pub mod admin;
+pub mod translate;
+pub mod upstream;

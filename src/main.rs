@@ -1,4 +1,5 @@
 //! The `infergate` binary: serve, check a config, hash a gateway key.
+#![allow(clippy::print_stdout)] // stdout is the CLI's interface: the ready line, check-config, hash-key.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -6,7 +7,9 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use clap::{Parser, Subcommand};
 
-use infergate::admin::{spawn_signal_thread, spawn_watch_thread, start_admin_server, AdminInfo, ConfigReloader};
+use infergate::admin::{
+    spawn_signal_thread, spawn_watch_thread, start_admin_server, AdminInfo, ConfigReloader,
+};
 use infergate::config::Config;
 use infergate::observe::LogWriter;
 use infergate::proxy::{Caches, Lifecycle};
@@ -63,7 +66,9 @@ fn main() -> std::process::ExitCode {
             println!("{}", infergate::policy::sha256_hex(&key));
             Ok(())
         }
-        Some(Command::Embed(args)) => infergate::embed::run_embed_cli(args).map_err(|e| e.to_string()),
+        Some(Command::Embed(args)) => {
+            infergate::embed::run_embed_cli(args).map_err(|e| e.to_string())
+        }
         Some(Command::Serve) | None => serve(cli.config, cli.shards),
     };
     match result {
@@ -106,9 +111,11 @@ fn serve(config: Option<PathBuf>, shards_flag: Option<usize>) -> Result<(), Stri
     }
     let table = Arc::new(ArcSwap::from_pointee(table));
     let lifecycle = Arc::new(Lifecycle::new());
-    let (log_writer, records) = LogWriter::start(&cfg.log).map_err(|e| format!("request log {}: {e}", cfg.log.path))?;
+    let (log_writer, records) =
+        LogWriter::start(&cfg.log).map_err(|e| format!("request log {}: {e}", cfg.log.path))?;
     let reloader = ConfigReloader::new(path.clone(), Arc::clone(&table));
-    spawn_signal_thread(Some(Arc::clone(&reloader)), Arc::clone(&lifecycle)).map_err(|e| e.to_string())?;
+    spawn_signal_thread(Some(Arc::clone(&reloader)), Arc::clone(&lifecycle))
+        .map_err(|e| e.to_string())?;
     spawn_watch_thread(Arc::clone(&reloader), Arc::clone(&lifecycle)).map_err(|e| e.to_string())?;
 
     let count = shards_flag
@@ -123,7 +130,8 @@ fn serve(config: Option<PathBuf>, shards_flag: Option<usize>) -> Result<(), Stri
         tls: tls_connector(),
         caches: Some(caches),
     };
-    let shards = shard::start(count, &cfg.server.listen, DriverChoice::from_env(), shared).map_err(|e| e.to_string())?;
+    let shards = shard::start(count, &cfg.server.listen, DriverChoice::from_env(), shared)
+        .map_err(|e| e.to_string())?;
     let driver = shards.driver.as_str();
     tracing::info!(shards = count, driver, addr = %shards.local_addr, "serving");
     println!(
@@ -138,7 +146,8 @@ fn serve(config: Option<PathBuf>, shards_flag: Option<usize>) -> Result<(), Stri
             shards: count,
             driver,
         };
-        let addr = start_admin_server(&admin.listen, info).map_err(|e| format!("admin listener {}: {e}", admin.listen))?;
+        let addr = start_admin_server(&admin.listen, info)
+            .map_err(|e| format!("admin listener {}: {e}", admin.listen))?;
         println!("admin listening on http://{addr}");
     }
     if let Some(alias) = cfg.models.keys().next() {

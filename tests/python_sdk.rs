@@ -32,12 +32,23 @@ targets = [{{ provider = "primary", model = "text-embedding-3-small" }}]
     );
     let g = Gateway::start(&cfg, d);
     let out = Command::new("python3")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/openai_sdk_check.py"))
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/python/openai_sdk_check.py"
+        ))
         .env("INFERGATE_URL", g.url())
         .env("INFERGATE_KEY", "sdk-key")
         .output()
         .unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "openai SDK checks failed:\n{text}\ngateway stderr:\n{}", g.stderr());
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "openai SDK checks failed:\n{text}\ngateway stderr:\n{}",
+        g.stderr()
+    );
     assert!(text.contains(", 0 failed"), "{text}");
 });

@@ -44,7 +44,9 @@ impl ConfigReloader {
     /// Reloads now. Returns the new table version, or why the file was refused.
     pub fn reload(&self, why: &str) -> Result<u64, ConfigError> {
         let mut last = self.serial.lock().unwrap_or_else(|p| p.into_inner());
-        *last = std::fs::metadata(&self.path).and_then(|m| m.modified()).ok();
+        *last = std::fs::metadata(&self.path)
+            .and_then(|m| m.modified())
+            .ok();
         let result = Config::load(&self.path).and_then(|cfg| {
             let old = self.table.load();
             if cfg.server.listen != old.server.listen || cfg.server.shards != old.server.shards {
@@ -68,7 +70,9 @@ impl ConfigReloader {
 
     /// Reloads when the file's modification time changed since the last reload.
     pub fn reload_if_changed(&self) {
-        let now = std::fs::metadata(&self.path).and_then(|m| m.modified()).ok();
+        let now = std::fs::metadata(&self.path)
+            .and_then(|m| m.modified())
+            .ok();
         let changed = {
             let last = self.serial.lock().unwrap_or_else(|p| p.into_inner());
             now.is_some() && now != *last

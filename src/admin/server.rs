@@ -10,7 +10,9 @@ use monoio::{LegacyDriver, RuntimeBuilder};
 
 use super::reload::ConfigReloader;
 use crate::config::ServerConfig;
-use crate::http::{write_head_and_body, BodyFraming, HttpError, Method, ResponseHead, ServerConn, ServerLimits};
+use crate::http::{
+    write_head_and_body, BodyFraming, HttpError, Method, ResponseHead, ServerConn, ServerLimits,
+};
 use crate::proxy::Lifecycle;
 use crate::route::SharedRouteTable;
 
@@ -87,12 +89,24 @@ async fn serve(mut conn: ServerConn, info: AdminInfo) {
                     // Reading, compiling and resolving are blocking: do them off this runtime.
                     let result = std::thread::spawn(move || r.reload("admin API")).join();
                     match result {
-                        Ok(Ok(version)) => (200, serde_json::json!({"reloaded": true, "version": version})),
-                        Ok(Err(e)) => (400, serde_json::json!({"reloaded": false, "error": e.to_string()})),
-                        Err(_) => (500, serde_json::json!({"reloaded": false, "error": "reload panicked"})),
+                        Ok(Ok(version)) => (
+                            200,
+                            serde_json::json!({"reloaded": true, "version": version}),
+                        ),
+                        Ok(Err(e)) => (
+                            400,
+                            serde_json::json!({"reloaded": false, "error": e.to_string()}),
+                        ),
+                        Err(_) => (
+                            500,
+                            serde_json::json!({"reloaded": false, "error": "reload panicked"}),
+                        ),
                     }
                 }
-                None => (409, serde_json::json!({"reloaded": false, "error": "not serving from a config file"})),
+                None => (
+                    409,
+                    serde_json::json!({"reloaded": false, "error": "not serving from a config file"}),
+                ),
             },
             _ => (404, serde_json::json!({"error": "unknown admin path"})),
         };

@@ -32,7 +32,9 @@ pub fn spawn_signal_thread(
                             tracing::warn!("second signal: exiting now");
                             std::process::exit(130);
                         }
-                        tracing::info!("shutting down: no new connections, draining requests in flight");
+                        tracing::info!(
+                            "shutting down: no new connections, draining requests in flight"
+                        );
                         lifecycle.begin_drain();
                     }
                 }
@@ -42,7 +44,10 @@ pub fn spawn_signal_thread(
 }
 
 /// Starts the watcher: the config file's mtime every 500 ms, provider DNS every 30 s.
-pub fn spawn_watch_thread(reloader: Arc<ConfigReloader>, lifecycle: Arc<Lifecycle>) -> std::io::Result<()> {
+pub fn spawn_watch_thread(
+    reloader: Arc<ConfigReloader>,
+    lifecycle: Arc<Lifecycle>,
+) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("infergate-watch".into())
         .spawn(move || {

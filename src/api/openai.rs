@@ -84,17 +84,12 @@ impl JsonScratch {
     ) -> Result<ChatRequestView, RequestBodyError> {
         self.bytes.clear();
         self.bytes.extend_from_slice(body);
-        self.bytes
-            .resize(body.len() + simd_json::INPUT_PADDING, 0);
+        self.bytes.resize(body.len() + simd_json::INPUT_PADDING, 0);
         let mut tape = self.tape.take().unwrap_or_else(Tape::null).reset();
-        let result = simd_json::fill_tape_padded(
-            &mut self.bytes,
-            body.len(),
-            &mut self.buffers,
-            &mut tape,
-        )
-        .map_err(|e| RequestBodyError::InvalidJson(e.to_string()))
-        .and_then(|()| read_view(endpoint, &tape, body));
+        let result =
+            simd_json::fill_tape_padded(&mut self.bytes, body.len(), &mut self.buffers, &mut tape)
+                .map_err(|e| RequestBodyError::InvalidJson(e.to_string()))
+                .and_then(|()| read_view(endpoint, &tape, body));
         self.tape = Some(tape.reset());
         result
     }
@@ -210,7 +205,10 @@ mod tests {
         let v = parse(body).unwrap();
         assert_eq!(v.model, "gpt-4o-mini");
         assert!(v.stream && v.include_usage);
-        assert_eq!(&body[v.model_span.start..v.model_span.end], "\"gpt-4o-mini\"");
+        assert_eq!(
+            &body[v.model_span.start..v.model_span.end],
+            "\"gpt-4o-mini\""
+        );
     }
 
     #[test]
@@ -218,26 +216,46 @@ mod tests {
         let mut s = JsonScratch::new();
         for i in 0..3 {
             let body = format!(r#"{{"model":"m{i}","messages":[]}}"#);
-            assert_eq!(s.parse(Endpoint::ChatCompletions, body.as_bytes()).unwrap().model, format!("m{i}"));
+            assert_eq!(
+                s.parse(Endpoint::ChatCompletions, body.as_bytes())
+                    .unwrap()
+                    .model,
+                format!("m{i}")
+            );
         }
     }
 
     #[test]
     fn refuses_bad_bodies() {
-        assert!(matches!(parse("{nope"), Err(RequestBodyError::InvalidJson(_))));
+        assert!(matches!(
+            parse("{nope"),
+            Err(RequestBodyError::InvalidJson(_))
+        ));
         assert_eq!(parse("[]"), Err(RequestBodyError::NotAnObject));
-        assert_eq!(parse(r#"{"messages":[]}"#), Err(RequestBodyError::Missing("model")));
+        assert_eq!(
+            parse(r#"{"messages":[]}"#),
+            Err(RequestBodyError::Missing("model"))
+        );
         assert_eq!(
             parse(r#"{"model":7,"messages":[]}"#),
-            Err(RequestBodyError::WrongType { field: "model", expected: "a string" })
+            Err(RequestBodyError::WrongType {
+                field: "model",
+                expected: "a string"
+            })
         );
         assert_eq!(
             parse(r#"{"model":"m","messages":[],"stream":"yes"}"#),
-            Err(RequestBodyError::WrongType { field: "stream", expected: "a boolean" })
+            Err(RequestBodyError::WrongType {
+                field: "stream",
+                expected: "a boolean"
+            })
         );
         assert_eq!(
             parse(r#"{"model":"m","messages":{}}"#),
-            Err(RequestBodyError::WrongType { field: "messages", expected: "an array" })
+            Err(RequestBodyError::WrongType {
+                field: "messages",
+                expected: "an array"
+            })
         );
     }
 
@@ -246,7 +264,10 @@ mod tests {
         let body = br#"{"id":"x","choices":[{"message":{"content":"usage"}}],"usage":{"prompt_tokens":12,"completion_tokens":5,"total_tokens":17}}"#;
         assert_eq!(
             Usage::from_openai_body(body),
-            Some(Usage { input_tokens: 12, output_tokens: 5 })
+            Some(Usage {
+                input_tokens: 12,
+                output_tokens: 5
+            })
         );
     }
 }

@@ -182,11 +182,14 @@ mod tests {
     fn decode_split(body: &[u8], split: usize) -> (Vec<u8>, usize, bool) {
         let mut d = ChunkedDecoder::new();
         let mut out = Vec::new();
-        let a = d.feed(&body[..split], |s| out.extend_from_slice(s)).unwrap();
+        let a = d
+            .feed(&body[..split], |s| out.extend_from_slice(s))
+            .unwrap();
         let b = if d.is_done() {
             0
         } else {
-            d.feed(&body[split..], |s| out.extend_from_slice(s)).unwrap()
+            d.feed(&body[split..], |s| out.extend_from_slice(s))
+                .unwrap()
         };
         (out, a + b, d.is_done())
     }

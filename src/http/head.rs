@@ -34,14 +34,22 @@ pub struct HeaderList {
 }
 
 /// Spans of httparse's headers relative to `base`, the buffer they were parsed from.
-pub(crate) fn header_spans(base: &[u8], headers: &[httparse::Header<'_>]) -> Vec<(u32, u32, u32, u32)> {
+pub(crate) fn header_spans(
+    base: &[u8],
+    headers: &[httparse::Header<'_>],
+) -> Vec<(u32, u32, u32, u32)> {
     let base = base.as_ptr() as usize;
     headers
         .iter()
         .map(|h| {
             let n = h.name.as_ptr() as usize - base;
             let v = h.value.as_ptr() as usize - base;
-            (n as u32, h.name.len() as u32, v as u32, h.value.len() as u32)
+            (
+                n as u32,
+                h.name.len() as u32,
+                v as u32,
+                h.value.len() as u32,
+            )
         })
         .collect()
 }

@@ -9,7 +9,7 @@ mod server;
 
 pub use chunked::{ChunkedDecoder, ChunkedError};
 pub use error::HttpError;
-pub use head::{HeaderList, Method, RequestHead};
 pub(crate) use head::header_spans;
+pub use head::{HeaderList, Method, RequestHead};
 pub use response::{status_reason, BodyFraming, ResponseHead};
 pub use server::{write_head_and_body, ServerConn, ServerLimits};

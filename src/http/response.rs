@@ -73,7 +73,9 @@ impl ResponseHead {
             BodyFraming::Length(n) => {
                 let _ = write!(self.buf, "content-length: {n}\r\n");
             }
-            BodyFraming::Chunked => self.buf.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+            BodyFraming::Chunked => self
+                .buf
+                .extend_from_slice(b"transfer-encoding: chunked\r\n"),
         }
         if !keep_alive {
             self.buf.extend_from_slice(b"connection: close\r\n");
@@ -82,7 +84,6 @@ impl ResponseHead {
         self.buf
     }
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -115,7 +115,9 @@ impl ServerConn {
                 return if self.buf.is_empty() {
                     Err(HttpError::Closed)
                 } else {
-                    Err(HttpError::Malformed("connection closed inside the request head"))
+                    Err(HttpError::Malformed(
+                        "connection closed inside the request head",
+                    ))
                 };
             }
             started.get_or_insert_with(std::time::Instant::now);
@@ -187,7 +189,8 @@ impl ServerConn {
                 .await;
             res?;
         }
-        let deadline = std::time::Instant::now() + limits.header_timeout.max(Duration::from_secs(30));
+        let deadline =
+            std::time::Instant::now() + limits.header_timeout.max(Duration::from_secs(30));
         match (chunked, length) {
             (false, None) | (false, Some(0)) => Ok(Bytes::new()),
             (false, Some(n)) => {

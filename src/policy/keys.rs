@@ -46,7 +46,10 @@ impl GatewayKeys {
                     k.name
                 ))
             })?;
-            if by_digest.insert(digest, Arc::from(k.name.as_str())).is_some() {
+            if by_digest
+                .insert(digest, Arc::from(k.name.as_str()))
+                .is_some()
+            {
                 return Err(ConfigError::Invalid(format!(
                     "auth key {:?}: the same hash is listed twice",
                     k.name

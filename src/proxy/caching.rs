@@ -61,7 +61,11 @@ pub enum Directive {
 
 /// Reads the per-request cache headers.
 pub fn directive(head: &RequestHead) -> (Directive, Option<Duration>) {
-    let d = match head.headers.get("x-infergate-cache").map(<[u8]>::trim_ascii) {
+    let d = match head
+        .headers
+        .get("x-infergate-cache")
+        .map(<[u8]>::trim_ascii)
+    {
         Some(v) if v.eq_ignore_ascii_case(b"skip") || v.eq_ignore_ascii_case(b"no-cache") => {
             Directive::Skip
         }
@@ -125,9 +129,10 @@ impl CacheFill {
                 truncated: emb.truncated,
                 response: stored,
             });
-            if let Err(e) = caches
-                .semantic
-                .insert(scope, &emb.vector, entry, self.ttl, Instant::now())
+            if let Err(e) =
+                caches
+                    .semantic
+                    .insert(scope, &emb.vector, entry, self.ttl, Instant::now())
             {
                 tracing::warn!(error = %e, "semantic cache insert failed");
             }

@@ -98,6 +98,8 @@ pub struct InflightGuard<'a> {
 
 impl Drop for InflightGuard<'_> {
     fn drop(&mut self) {
-        self.ctx.inflight.set(self.ctx.inflight.get().saturating_sub(1));
+        self.ctx
+            .inflight
+            .set(self.ctx.inflight.get().saturating_sub(1));
     }
 }

@@ -7,9 +7,9 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
+use super::caching::{CacheFill, CacheHit};
 use super::headers::{forward_to_upstream, pass_to_client};
 use super::relay::{relay_stream, RelayEnd};
-use super::caching::{CacheFill, CacheHit};
 use super::respond::{write_error, RequestMeta};
 use super::{ms_since, ShardCtx};
 use crate::api::{ApiError, ChatRequestView, Endpoint, ErrorKind, Usage};
@@ -19,8 +19,8 @@ use crate::observe::{AttemptRecord, RequestRecord};
 use crate::route::{ModelRoute, Provider, Target};
 use crate::translate::{assemble_chat_completion, replay_chat_completion};
 use crate::upstream::{
-    connect, mock, read_full_body, read_response_head, send_request, UpstreamConn,
-    UpstreamError, UpstreamResponseHead,
+    connect, mock, read_full_body, read_response_head, send_request, UpstreamConn, UpstreamError,
+    UpstreamResponseHead,
 };
 
 /// Largest non-streamed upstream body the gateway buffers.
@@ -88,7 +88,12 @@ pub async fn forward(
             Ok(r) => r,
             Err(e) => {
                 tracing::debug!(provider = %provider.name, error = %e, "attempt failed");
-                rec.attempts.push(attempt(target, None, Some(e.kind().to_string()), attempt_start));
+                rec.attempts.push(attempt(
+                    target,
+                    None,
+                    Some(e.kind().to_string()),
+                    attempt_start,
+                ));
                 let retry = e.retryable();
                 last = Some(Failure::Transport(e));
                 if retry {
@@ -100,17 +105,29 @@ pub async fn forward(
         if resp.status >= 500 || resp.status == 429 {
             let (failure, upstream) = keep_error_body(upstream, &resp).await;
             if let Some(c) = upstream {
-                ctx.pool.put(&provider.pool_key, c, provider.max_idle_per_shard);
+                ctx.pool
+                    .put(&provider.pool_key, c, provider.max_idle_per_shard);
             }
-            rec.attempts.push(attempt(target, Some(resp.status), None, attempt_start));
+            rec.attempts
+                .push(attempt(target, Some(resp.status), None, attempt_start));
             last = Some(failure);
             continue;
         }
         // Committed: this response goes to the client.
         rec.provider = Some(provider.name.clone());
         rec.upstream_model = Some(target.model.to_string());
-        return respond_with(ctx, conn, meta, &mut input, target, upstream, resp, rec, attempt_start)
-            .await;
+        return respond_with(
+            ctx,
+            conn,
+            meta,
+            &mut input,
+            target,
+            upstream,
+            resp,
+            rec,
+            attempt_start,
+        )
+        .await;
     }
     // Every target failed or was skipped.
     let attempts = rec.attempts.len();
@@ -162,7 +179,9 @@ pub async fn forward(
                     ),
                 ),
             };
-            let ok = write_error(conn, meta, &err, input.keep_alive).await.is_ok();
+            let ok = write_error(conn, meta, &err, input.keep_alive)
+                .await
+                .is_ok();
             rec.error = Some(err.code.to_string());
             (err.status(), ok && input.keep_alive)
         }
@@ -173,7 +192,12 @@ pub async fn forward(
     keep
 }
 
-fn attempt(target: &Target, status: Option<u16>, error: Option<String>, start: Instant) -> AttemptRecord {
+fn attempt(
+    target: &Target,
+    status: Option<u16>,
+    error: Option<String>,
+    start: Instant,
+) -> AttemptRecord {
     AttemptRecord {
         provider: target.provider.name.clone(),
         model: target.model.to_string(),
@@ -322,7 +346,10 @@ async fn respond_with(
         head = head.header("x-infergate-cache", fill.status.as_bytes());
     }
     // Only a complete 200 answer is stored.
-    let fill = input.cache.take().filter(|f| resp.status == 200 && f.wants_response());
+    let fill = input
+        .cache
+        .take()
+        .filter(|f| resp.status == 200 && f.wants_response());
     rec.status = resp.status;
     let keep;
     if resp.is_event_stream() && (200..300).contains(&resp.status) {
@@ -351,7 +378,8 @@ async fn respond_with(
         match end.end {
             RelayEnd::Complete { upstream_reusable } => {
                 if upstream_reusable && resp.keep_alive {
-                    ctx.pool.put(&provider.pool_key, upstream, provider.max_idle_per_shard);
+                    ctx.pool
+                        .put(&provider.pool_key, upstream, provider.max_idle_per_shard);
                 }
                 if let (Some(fill), Some(sse), Some(caches)) = (fill, capture, &ctx.caches) {
                     if let Some(whole) = assemble_chat_completion(&sse) {
@@ -370,14 +398,19 @@ async fn respond_with(
                 keep = input.keep_alive;
             }
         }
-        rec.attempts
-            .push(attempt(target, Some(resp.status), rec.error.clone(), attempt_start));
+        rec.attempts.push(attempt(
+            target,
+            Some(resp.status),
+            rec.error.clone(),
+            attempt_start,
+        ));
     } else {
         let deadline = meta.started + provider.total_timeout;
         match read_full_body(&mut upstream, resp.body, MAX_UPSTREAM_BODY, deadline).await {
             Ok(body) => {
                 if resp.keep_alive {
-                    ctx.pool.put(&provider.pool_key, upstream, provider.max_idle_per_shard);
+                    ctx.pool
+                        .put(&provider.pool_key, upstream, provider.max_idle_per_shard);
                 }
                 if let Some(u) = Usage::from_openai_body(&body) {
                     rec.tokens_in = Some(u.input_tokens);
@@ -411,7 +444,9 @@ async fn respond_with(
                     "upstream_failed",
                     format!("The provider's response could not be read: {e}."),
                 );
-                let ok = write_error(conn, meta, &err, input.keep_alive).await.is_ok();
+                let ok = write_error(conn, meta, &err, input.keep_alive)
+                    .await
+                    .is_ok();
                 rec.status = err.status();
                 rec.error = Some(err.code.to_string());
                 keep = ok && input.keep_alive;
@@ -433,7 +468,12 @@ async fn answer_from_mock(
     mut rec: RequestRecord,
     attempt_start: Instant,
 ) -> bool {
-    let reply = mock::reply(input.endpoint, &input.body, &target.model, input.view.stream);
+    let reply = mock::reply(
+        input.endpoint,
+        &input.body,
+        &target.model,
+        input.view.stream,
+    );
     let cache_status = input.cache.as_ref().map(|f| f.status);
     if let (Some(fill), Some(caches)) = (input.cache.take(), &ctx.caches) {
         // The mock's answer is stored like a provider's (useful to try the cache offline).
@@ -480,12 +520,12 @@ async fn answer_from_mock(
     rec.upstream_model = Some(target.model.to_string());
     rec.tokens_in = Some(reply.usage.input_tokens);
     rec.tokens_out = Some(reply.usage.output_tokens);
-    rec.attempts.push(attempt(target, Some(reply.status), None, attempt_start));
+    rec.attempts
+        .push(attempt(target, Some(reply.status), None, attempt_start));
     rec.latency_ms = ms_since(meta.started);
     ctx.records.send(rec);
     ok && input.keep_alive
 }
-
 
 /// Frames SSE events as an HTTP chunked body (one chunk per event, then the last chunk).
 fn chunk_frame(events: &[&[u8]]) -> Vec<u8> {

@@ -52,7 +52,13 @@ mod tests {
 
     #[test]
     fn credentials_and_framing_stay_behind() {
-        for h in ["Authorization", "x-api-key", "Host", "Content-Length", "X-Infergate-Cache"] {
+        for h in [
+            "Authorization",
+            "x-api-key",
+            "Host",
+            "Content-Length",
+            "X-Infergate-Cache",
+        ] {
             assert!(!forward_to_upstream(h), "{h}");
         }
         for h in ["OpenAI-Beta", "x-mock-fault", "user-agent"] {

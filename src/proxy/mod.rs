@@ -64,7 +64,8 @@ async fn reject_unreadable(ctx: &ShardCtx, conn: &mut ServerConn, e: &HttpError)
     let err = ApiError::new(kind, code, e.to_string());
     let meta = RequestMeta::new(ctx.shard_id);
     let _ = write_error(conn, &meta, &err, false).await;
-    ctx.records.send(meta.record_for_error(Endpoint::ChatCompletions, &err, 0));
+    ctx.records
+        .send(meta.record_for_error(Endpoint::ChatCompletions, &err, 0));
 }
 
 /// Whether the request announced a body (a request answered without reading its body can't
@@ -104,17 +105,37 @@ async fn handle_request(
         let err = ApiError::new(
             ErrorKind::NotFound,
             "unknown_url",
-            format!("Unknown request URL: {} {}", method_name(head.method), head.path()),
+            format!(
+                "Unknown request URL: {} {}",
+                method_name(head.method),
+                head.path()
+            ),
         );
-        return finish_error(ctx, conn, &meta, Endpoint::ChatCompletions, &err, body_unread_keep, 0)
-            .await;
+        return finish_error(
+            ctx,
+            conn,
+            &meta,
+            Endpoint::ChatCompletions,
+            &err,
+            body_unread_keep,
+            0,
+        )
+        .await;
     };
-    let want = if endpoint == Endpoint::Models { Method::Get } else { Method::Post };
+    let want = if endpoint == Endpoint::Models {
+        Method::Get
+    } else {
+        Method::Post
+    };
     if head.method != want {
         let err = ApiError::new(
             ErrorKind::MethodNotAllowed,
             "method_not_allowed",
-            format!("{} is not allowed on {}", method_name(head.method), head.path()),
+            format!(
+                "{} is not allowed on {}",
+                method_name(head.method),
+                head.path()
+            ),
         );
         return finish_error(ctx, conn, &meta, endpoint, &err, body_unread_keep, 0).await;
     }
@@ -201,8 +222,16 @@ async fn handle_request(
             let tenant = meta.key.clone().unwrap_or_default();
             match caching::lookup(caches, policy, &tenant, &route.alias, &head, &body).await {
                 Ok(hit) => {
-                    return forward::serve_cached(ctx, conn, &meta, &view, hit, keep_alive, body.len())
-                        .await
+                    return forward::serve_cached(
+                        ctx,
+                        conn,
+                        &meta,
+                        &view,
+                        hit,
+                        keep_alive,
+                        body.len(),
+                    )
+                    .await
                 }
                 Err(fill) => cache = Some(fill),
             }
@@ -233,7 +262,8 @@ async fn finish_error(
 ) -> bool {
     tracing::debug!(status = err.status(), code = err.code, message = %err.message, "request refused");
     let ok = write_error(conn, meta, err, keep_alive).await.is_ok();
-    ctx.records.send(meta.record_for_error(endpoint, err, bytes_in));
+    ctx.records
+        .send(meta.record_for_error(endpoint, err, bytes_in));
     ok && keep_alive
 }
 

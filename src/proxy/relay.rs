@@ -169,7 +169,11 @@ pub async fn relay_stream(
 
         // 2. Find complete events and send them.
         let boundary = scanner.scan(&out[PREFIX..]);
-        let send_len = if upstream_done { out.len() - PREFIX } else { boundary };
+        let send_len = if upstream_done {
+            out.len() - PREFIX
+        } else {
+            boundary
+        };
         if send_len > 0 {
             carry.clear();
             carry.extend_from_slice(&out[PREFIX + send_len..]);
@@ -271,7 +275,10 @@ async fn fail(
     result: &mut RelayResult,
     kind: &'static str,
 ) -> RelayResult {
-    tracing::warn!(kind, "provider stream failed mid-way; ending the client stream with an error event");
+    tracing::warn!(
+        kind,
+        "provider stream failed mid-way; ending the client stream with an error event"
+    );
     let event = format!(
         "data: {{\"error\":{{\"message\":\"The provider's stream was interrupted ({kind}).\",\"type\":\"upstream_error\",\"param\":null,\"code\":\"upstream_stream_interrupted\"}}}}\n\n"
     );

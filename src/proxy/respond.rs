@@ -71,7 +71,12 @@ impl RequestMeta {
     }
 
     /// The record of a request the gateway refused itself.
-    pub fn record_for_error(&self, endpoint: Endpoint, err: &ApiError, bytes_in: usize) -> RequestRecord {
+    pub fn record_for_error(
+        &self,
+        endpoint: Endpoint,
+        err: &ApiError,
+        bytes_in: usize,
+    ) -> RequestRecord {
         let mut r = self.base_record(endpoint, err.status());
         r.error = Some(err.code.to_string());
         r.bytes_in = bytes_in;
@@ -109,7 +114,9 @@ pub async fn write_json(
     keep_alive: bool,
     extra: &[(&str, &[u8])],
 ) -> std::io::Result<()> {
-    let mut head = meta.head(status).header("content-type", b"application/json");
+    let mut head = meta
+        .head(status)
+        .header("content-type", b"application/json");
     for (n, v) in extra {
         head = head.header(n, v);
     }

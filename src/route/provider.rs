@@ -89,10 +89,7 @@ impl Provider {
             None => (None, None),
         };
         let pool_key = match &addr {
-            Some(a) => format!(
-                "{}|{:?}|{}|{}",
-                name, a.scheme, a.authority, a.path_prefix
-            ),
+            Some(a) => format!("{}|{:?}|{}|{}", name, a.scheme, a.authority, a.path_prefix),
             None => format!("{name}|mock"),
         };
         Ok(Self {
@@ -147,7 +144,9 @@ fn parse_base_url(name: &str, url: &str) -> Result<ProviderAddr, ConfigError> {
     let default_port = if scheme == Scheme::Https { 443 } else { 80 };
     let (host, port) = if let Some(h) = hostport.strip_prefix('[') {
         // IPv6 literal: [::1]:port
-        let end = h.find(']').ok_or_else(|| bad("unterminated IPv6 literal"))?;
+        let end = h
+            .find(']')
+            .ok_or_else(|| bad("unterminated IPv6 literal"))?;
         let port = match &h[end + 1..] {
             "" => default_port,
             p => p
@@ -225,7 +224,11 @@ mod tests {
         let mut c = cfg("http://127.0.0.1:1/v1");
         c.api_key_env = Some("INFERGATE_TEST_SURELY_UNSET_VAR".into());
         let p = Provider::compile("p", &c).unwrap();
-        assert!(p.unavailable.as_deref().unwrap().contains("INFERGATE_TEST_SURELY_UNSET_VAR"));
+        assert!(p
+            .unavailable
+            .as_deref()
+            .unwrap()
+            .contains("INFERGATE_TEST_SURELY_UNSET_VAR"));
         assert!(p.api_key().is_none());
     }
 

@@ -128,7 +128,9 @@ impl RouteTable {
         let mut models = HashMap::new();
         for (alias, mc) in &cfg.models {
             if mc.targets.is_empty() {
-                return Err(ConfigError::Invalid(format!("model {alias:?} has no targets")));
+                return Err(ConfigError::Invalid(format!(
+                    "model {alias:?} has no targets"
+                )));
             }
             if mc.targets.len() > MAX_TARGETS {
                 return Err(ConfigError::Invalid(format!(
@@ -267,10 +269,8 @@ targets = [{ provider = "a", model = "x", weight = 3 }, { provider = "a", model 
 
     #[test]
     fn invalid_configs_are_refused_with_a_reason() {
-        let bad = Config::parse(
-            "[models.m]\ntargets = [{ provider = \"nope\", model = \"x\" }]\n",
-        )
-        .unwrap();
+        let bad = Config::parse("[models.m]\ntargets = [{ provider = \"nope\", model = \"x\" }]\n")
+            .unwrap();
         let err = RouteTable::compile(&bad).unwrap_err().to_string();
         assert!(err.contains("unknown provider"), "{err}");
         let bad = Config::parse("[models.m]\ntargets = []\n").unwrap();

@@ -106,7 +106,9 @@ fn build_runtime(choice: DriverChoice) -> std::io::Result<(ShardRuntime, DriverK
             Err(e) => tracing::warn!(error = %e, "io_uring could not be set up; using epoll"),
         }
     }
-    let rt = RuntimeBuilder::<LegacyDriver>::new().enable_timer().build()?;
+    let rt = RuntimeBuilder::<LegacyDriver>::new()
+        .enable_timer()
+        .build()?;
     Ok((rt.into(), DriverKind::Epoll))
 }
 
@@ -197,7 +199,9 @@ pub fn start(
 fn allowed_cpus() -> Vec<usize> {
     // SAFETY: cpu_set_t is plain data; sched_getaffinity fills it for the calling thread.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    let ok = unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) } == 0;
+    let ok =
+        unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) }
+            == 0;
     let cpus: Vec<usize> = if ok {
         (0..libc::CPU_SETSIZE as usize)
             .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })

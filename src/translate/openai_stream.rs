@@ -34,13 +34,22 @@ pub fn assemble_chat_completion(sse: &[u8]) -> Option<Vec<u8>> {
         if first.is_none() {
             first = Some(obj.clone());
         }
-        for choice in obj.get("choices").and_then(Value::as_array).into_iter().flatten() {
+        for choice in obj
+            .get("choices")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             if choice.get("index").and_then(Value::as_u64).unwrap_or(0) != 0 {
                 return None;
             }
             let delta = choice.get("delta");
-            if delta.and_then(|d| d.get("tool_calls")).is_some_and(|t| !t.is_null())
-                || delta.and_then(|d| d.get("function_call")).is_some_and(|t| !t.is_null())
+            if delta
+                .and_then(|d| d.get("tool_calls"))
+                .is_some_and(|t| !t.is_null())
+                || delta
+                    .and_then(|d| d.get("function_call"))
+                    .is_some_and(|t| !t.is_null())
             {
                 return None;
             }
@@ -91,7 +100,10 @@ pub fn replay_chat_completion(completion: &[u8], include_usage: bool) -> Option<
         return None;
     }
     let content = message.get("content").and_then(Value::as_str).unwrap_or("");
-    let finish = choices[0].get("finish_reason").cloned().unwrap_or(json!("stop"));
+    let finish = choices[0]
+        .get("finish_reason")
+        .cloned()
+        .unwrap_or(json!("stop"));
     let base = |choices: Value| {
         let mut c = json!({
             "id": v.get("id").cloned().unwrap_or(Value::Null),
@@ -111,11 +123,17 @@ pub fn replay_chat_completion(completion: &[u8], include_usage: bool) -> Option<
         out.extend_from_slice(event.to_string().as_bytes());
         out.extend_from_slice(b"\n\n");
     };
-    push(base(json!([{"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": null, "finish_reason": null}])));
+    push(base(
+        json!([{"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": null, "finish_reason": null}]),
+    ));
     if !content.is_empty() {
-        push(base(json!([{"index": 0, "delta": {"content": content}, "logprobs": null, "finish_reason": null}])));
+        push(base(
+            json!([{"index": 0, "delta": {"content": content}, "logprobs": null, "finish_reason": null}]),
+        ));
     }
-    push(base(json!([{"index": 0, "delta": {}, "logprobs": null, "finish_reason": finish}])));
+    push(base(
+        json!([{"index": 0, "delta": {}, "logprobs": null, "finish_reason": finish}]),
+    ));
     if include_usage {
         if let Some(u) = v.get("usage") {
             let mut c = base(json!([]));

@@ -160,7 +160,11 @@ fn try_parse_response(
         })
     };
     let keep_alive = body != BodyKind::UntilClose
-        && if version == 0 { says(b"keep-alive") } else { !says(b"close") };
+        && if version == 0 {
+            says(b"keep-alive")
+        } else {
+            !says(b"close")
+        };
     Ok(Some(UpstreamResponseHead {
         status,
         headers,
@@ -198,7 +202,9 @@ pub async fn read_full_body(
                     .map_err(|_| UpstreamError::BodyTimeout)?
                     .map_err(UpstreamError::Read)?;
                 if read == 0 {
-                    return Err(UpstreamError::Malformed("connection closed inside the body"));
+                    return Err(UpstreamError::Malformed(
+                        "connection closed inside the body",
+                    ));
                 }
             }
             Ok(conn.buf.split_to(n).freeze())
@@ -229,7 +235,9 @@ pub async fn read_full_body(
                     .map_err(|_| UpstreamError::BodyTimeout)?
                     .map_err(UpstreamError::Read)?;
                 if read == 0 {
-                    return Err(UpstreamError::Malformed("connection closed inside the body"));
+                    return Err(UpstreamError::Malformed(
+                        "connection closed inside the body",
+                    ));
                 }
             }
         }

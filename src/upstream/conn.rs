@@ -115,7 +115,10 @@ pub fn tls_connector() -> TlsConnector {
 }
 
 /// Opens a new connection to a provider within its connect timeout.
-pub async fn connect(provider: &Provider, tls: &TlsConnector) -> Result<UpstreamConn, UpstreamError> {
+pub async fn connect(
+    provider: &Provider,
+    tls: &TlsConnector,
+) -> Result<UpstreamConn, UpstreamError> {
     let addr = provider.addr.as_ref().ok_or(UpstreamError::NoAddress)?;
     let resolved = addr.resolved.load();
     let target = *resolved.first().ok_or(UpstreamError::NoAddress)?;

@@ -125,7 +125,10 @@ fn chat(req: &Value, model: &str, stream: bool) -> MockReply {
         });
         Bytes::from(format!("data: {v}\n\n"))
     };
-    let mut events = vec![chunk(json!({"role": "assistant", "content": ""}), Value::Null)];
+    let mut events = vec![chunk(
+        json!({"role": "assistant", "content": ""}),
+        Value::Null,
+    )];
     let words: Vec<&str> = text.split_inclusive(' ').collect();
     for w in words {
         events.push(chunk(json!({"content": w}), Value::Null));
@@ -195,7 +198,12 @@ fn hashed_vector(text: &str, dims: usize) -> Vec<f32> {
     }
     let mut rng = fastrand::Rng::with_seed(state);
     let mut v: Vec<f32> = (0..dims).map(|_| rng.f32() * 2.0 - 1.0).collect();
-    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(f32::EPSILON);
+    let norm = v
+        .iter()
+        .map(|x| x * x)
+        .sum::<f32>()
+        .sqrt()
+        .max(f32::EPSILON);
     v.iter_mut().for_each(|x| *x /= norm);
     v
 }
@@ -212,7 +220,9 @@ mod tests {
             "mock-1",
             false,
         );
-        let MockBody::Json(b) = r.body else { panic!("expected json") };
+        let MockBody::Json(b) = r.body else {
+            panic!("expected json")
+        };
         let v: Value = serde_json::from_slice(&b).unwrap();
         assert_eq!(v["object"], "chat.completion");
         assert_eq!(v["model"], "mock-1");
@@ -231,7 +241,9 @@ mod tests {
             "mock-1",
             true,
         );
-        let MockBody::Events(ev) = r.body else { panic!("expected events") };
+        let MockBody::Events(ev) = r.body else {
+            panic!("expected events")
+        };
         assert_eq!(ev.last().unwrap().as_ref(), b"data: [DONE]\n\n");
         let usage = &ev[ev.len() - 2];
         assert!(std::str::from_utf8(usage).unwrap().contains("\"usage\""));
@@ -245,7 +257,9 @@ mod tests {
             "e",
             false,
         );
-        let MockBody::Json(b) = r.body else { panic!("expected json") };
+        let MockBody::Json(b) = r.body else {
+            panic!("expected json")
+        };
         let v: Value = serde_json::from_slice(&b).unwrap();
         assert_eq!(v["data"].as_array().unwrap().len(), 2);
         assert_eq!(v["data"][1]["embedding"].as_array().unwrap().len(), 8);

@@ -7,7 +7,9 @@ mod error;
 pub mod mock;
 mod pool;
 
-pub use client::{read_full_body, send_request, read_response_head, BodyKind, UpstreamResponseHead};
+pub use client::{
+    read_full_body, read_response_head, send_request, BodyKind, UpstreamResponseHead,
+};
 pub use conn::{connect, tls_connector, UpstreamConn, UpstreamIo};
 pub use error::UpstreamError;
 pub use pool::ConnPool;

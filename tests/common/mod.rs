@@ -49,7 +49,9 @@ pub fn mockllm_bin() -> PathBuf {
     let p = bin_dir().join("mockllm");
     if !p.exists() {
         let status = Command::new(env!("CARGO"))
-            .args(["build", "-p", "loadtest", "--bin", "mockllm", "--bin", "loadgen"])
+            .args([
+                "build", "-p", "loadtest", "--bin", "mockllm", "--bin", "loadgen",
+            ])
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .status()
             .unwrap();
@@ -142,7 +144,10 @@ impl Mock {
     pub fn stats(&self) -> serde_json::Value {
         let resp = raw_request(
             &self.addr,
-            &format!("GET /mock/stats HTTP/1.1\r\nhost: {}\r\nconnection: close\r\n\r\n", self.addr),
+            &format!(
+                "GET /mock/stats HTTP/1.1\r\nhost: {}\r\nconnection: close\r\n\r\n",
+                self.addr
+            ),
         );
         serde_json::from_str(resp.body_str()).unwrap()
     }
@@ -186,7 +191,11 @@ impl Gateway {
         let mut child = cmd.spawn().unwrap();
         let lines = spawn_reader(&mut child);
         let line = wait_line(&lines, "infergate listening on", "infergate");
-        let want = if driver == Driver::Epoll { "epoll driver" } else { "driver" };
+        let want = if driver == Driver::Epoll {
+            "epoll driver"
+        } else {
+            "driver"
+        };
         assert!(line.contains(want), "unexpected driver line: {line}");
         let addr = addr_in(&line);
         let admin = addr_in(&wait_line(&lines, "admin listening on", "infergate"));
@@ -221,8 +230,11 @@ impl Gateway {
 
     /// The request records written so far.
     pub fn records(&self) -> Vec<serde_json::Value> {
-        let text = std::fs::read_to_string(self.dir.path().join("requests.jsonl")).unwrap_or_default();
-        text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+        let text =
+            std::fs::read_to_string(self.dir.path().join("requests.jsonl")).unwrap_or_default();
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
     }
 
     /// Waits until at least `n` records are written.
@@ -273,12 +285,15 @@ impl RawResponse {
         std::str::from_utf8(&self.body).unwrap()
     }
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body_str()))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body_str()))
     }
     pub fn header(&self, name: &str) -> Option<String> {
         self.head.lines().find_map(|l| {
             let (n, v) = l.split_once(':')?;
-            n.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+            n.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_string())
         })
     }
 }
@@ -307,8 +322,14 @@ pub fn parse_response(buf: &[u8]) -> RawResponse {
     let head = String::from_utf8_lossy(&buf[..end]).to_string();
     let status: u16 = head.split_whitespace().nth(1).unwrap().parse().unwrap();
     let rest = &buf[end + 4..];
-    let mut r = RawResponse { status, head, body: Vec::new() };
-    if r.header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+    let mut r = RawResponse {
+        status,
+        head,
+        body: Vec::new(),
+    };
+    if r.header("transfer-encoding")
+        .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
+    {
         r.body = dechunk(rest);
     } else if let Some(n) = r.header("content-length") {
         let n: usize = n.parse().unwrap();
@@ -322,9 +343,17 @@ pub fn parse_response(buf: &[u8]) -> RawResponse {
 /// Decodes a complete chunked body.
 pub fn dechunk(mut b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    loop {
-        let Some(nl) = b.windows(2).position(|w| w == b"\r\n") else { break };
-        let size = usize::from_str_radix(std::str::from_utf8(&b[..nl]).unwrap().split(';').next().unwrap().trim(), 16).unwrap();
+    while let Some(nl) = b.windows(2).position(|w| w == b"\r\n") {
+        let size = usize::from_str_radix(
+            std::str::from_utf8(&b[..nl])
+                .unwrap()
+                .split(';')
+                .next()
+                .unwrap()
+                .trim(),
+            16,
+        )
+        .unwrap();
         b = &b[nl + 2..];
         if size == 0 {
             break;
@@ -336,7 +365,12 @@ pub fn dechunk(mut b: &[u8]) -> Vec<u8> {
 }
 
 /// A JSON POST with `connection: close`.
-pub fn post_json(addr: &str, path: &str, body: &str, extra_headers: &[(&str, &str)]) -> RawResponse {
+pub fn post_json(
+    addr: &str,
+    path: &str,
+    body: &str,
+    extra_headers: &[(&str, &str)],
+) -> RawResponse {
     let mut req = format!(
         "POST {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n",
         body.len()
@@ -351,7 +385,11 @@ pub fn post_json(addr: &str, path: &str, body: &str, extra_headers: &[(&str, &st
 
 /// Runs curl with arguments.
 pub fn curl(args: &[&str]) -> Output {
-    Command::new("curl").args(["-sS", "--max-time", "20"]).args(args).output().unwrap()
+    Command::new("curl")
+        .args(["-sS", "--max-time", "20"])
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 /// A chat request body.
@@ -384,7 +422,9 @@ impl CaptureUpstream {
                 conns.fetch_add(1, Ordering::SeqCst);
                 let reqs = reqs.clone();
                 std::thread::spawn(move || loop {
-                    let Some(req) = read_one_request(&mut s) else { return };
+                    let Some(req) = read_one_request(&mut s) else {
+                        return;
+                    };
                     reqs.lock().unwrap().push(req);
                     let body = r#"{"id":"chatcmpl-cap","object":"chat.completion","created":1,"model":"captured","choices":[{"index":0,"message":{"role":"assistant","content":"captured"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}"#;
                     let resp = format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}", body.len());
@@ -398,7 +438,11 @@ impl CaptureUpstream {
                 });
             }
         });
-        CaptureUpstream { addr, requests, connections }
+        CaptureUpstream {
+            addr,
+            requests,
+            connections,
+        }
     }
 
     pub fn base_url(&self) -> String {
@@ -410,7 +454,10 @@ impl CaptureUpstream {
         let all = self.requests.lock().unwrap();
         let raw = &all[n];
         let end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-        (String::from_utf8_lossy(&raw[..end]).to_string(), raw[end + 4..].to_vec())
+        (
+            String::from_utf8_lossy(&raw[..end]).to_string(),
+            raw[end + 4..].to_vec(),
+        )
     }
 }
 

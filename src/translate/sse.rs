@@ -137,7 +137,10 @@ fn find_finish_reason(data: &[u8]) -> Option<FinishReason> {
     const KEY: &[u8] = b"\"finish_reason\"";
     let at = memmem::find(data, KEY)?;
     let rest = &data[at + KEY.len()..];
-    let rest = rest.trim_ascii_start().strip_prefix(b":")?.trim_ascii_start();
+    let rest = rest
+        .trim_ascii_start()
+        .strip_prefix(b":")?
+        .trim_ascii_start();
     let rest = rest.strip_prefix(b"\"")?;
     let end = memchr::memchr(b'"', rest)?;
     Some(FinishReason::parse(&rest[..end]))
@@ -178,7 +181,13 @@ mod tests {
         for step in 1..STREAM.len() {
             let (s, out) = relay(step);
             assert_eq!(out, STREAM, "step {step}");
-            assert_eq!(s.usage(), Some(Usage { input_tokens: 9, output_tokens: 2 }));
+            assert_eq!(
+                s.usage(),
+                Some(Usage {
+                    input_tokens: 9,
+                    output_tokens: 2
+                })
+            );
             assert_eq!(s.finish_reason(), Some(FinishReason::Stop));
             assert!(s.saw_done());
             assert_eq!(s.events(), 6);

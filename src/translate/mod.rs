@@ -12,7 +12,9 @@ mod error;
 pub mod openai_types;
 mod outcome;
 mod request;
+mod response;
 mod sse;
+mod stream;
 
 pub use error::TranslateError;
 pub use outcome::{StopReason, TokenUsage};
@@ -20,4 +22,9 @@ pub use request::{
     anthropic_to_openai_request, openai_include_usage, openai_to_anthropic_request,
     DEFAULT_MAX_TOKENS,
 };
+pub use response::{
+    anthropic_error_to_openai, anthropic_to_openai_response, openai_error_to_anthropic,
+    openai_to_anthropic_response,
+};
 pub use sse::{FinishReason, SseScanner};
+pub use stream::{AnthropicToOpenAiStream, OpenAiToAnthropicStream};

@@ -423,12 +423,8 @@ fn assistant_content(
     }
     let mut blocks = Vec::new();
     match content {
-        None => {}
-        Some(oa::MessageContent::Text(s)) => {
-            if !s.is_empty() {
-                blocks.push(an::Block::text(s));
-            }
-        }
+        Some(oa::MessageContent::Text(s)) if !s.is_empty() => blocks.push(an::Block::text(s)),
+        None | Some(oa::MessageContent::Text(_)) => {}
         Some(oa::MessageContent::Parts(parts)) => {
             for (j, p) in parts.into_iter().enumerate() {
                 reject_extra(&p.extra, &format!("{at}.content[{j}]."), ANTHROPIC)?;

@@ -195,24 +195,29 @@ impl OpenAiToAnthropicStream {
         self.close_block(out);
         let idx = self.next_block;
         self.next_block += 1;
+        let block: &[u8] = match kind {
+            OpenBlock::Text(_) => {
+                self.open = OpenBlock::Text(idx);
+                b"{\"type\":\"text\",\"text\":\"\"}"
+            }
+            OpenBlock::Thinking(_) => {
+                self.open = OpenBlock::Thinking(idx);
+                b"{\"type\":\"thinking\",\"thinking\":\"\"}"
+            }
+            // The caller writes the tool_use start: it needs the id and name.
+            OpenBlock::Tool(_, oi) => {
+                self.open = OpenBlock::Tool(idx, oi);
+                return idx;
+            }
+            OpenBlock::None => return idx,
+        };
         out.extend_from_slice(
             b"event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":",
         );
         num(out, idx.into());
-        self.open = match kind {
-            OpenBlock::Text(_) => {
-                out.extend_from_slice(b",\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n");
-                OpenBlock::Text(idx)
-            }
-            OpenBlock::Thinking(_) => {
-                out.extend_from_slice(
-                    b",\"content_block\":{\"type\":\"thinking\",\"thinking\":\"\"}}\n\n",
-                );
-                OpenBlock::Thinking(idx)
-            }
-            OpenBlock::Tool(_, oi) => OpenBlock::Tool(idx, oi),
-            OpenBlock::None => OpenBlock::None,
-        };
+        out.extend_from_slice(b",\"content_block\":");
+        out.extend_from_slice(block);
+        out.extend_from_slice(b"}\n\n");
         idx
     }
 

@@ -130,13 +130,13 @@ pub fn openai_include_usage(body: &[u8]) -> bool {
 }
 
 fn openai_tool((i, tool): (usize, oa::Tool)) -> Result<an::Tool, TranslateError> {
-    reject_extra(&tool.extra, &format!("tools[{i}]."), ANTHROPIC)?;
     if tool.kind != "function" {
         return Err(TranslateError::unsupported(
             format!("tools[{i}].type={}", tool.kind),
             ANTHROPIC,
         ));
     }
+    reject_extra(&tool.extra, &format!("tools[{i}]."), ANTHROPIC)?;
     let f = tool.function.ok_or_else(|| {
         TranslateError::invalid("OpenAI request", format!("tools[{i}].function missing"))
     })?;
@@ -327,6 +327,12 @@ fn text_only(content: Option<oa::MessageContent>, at: &str) -> Result<an::Conten
 }
 
 fn user_part(p: oa::ContentPart, at: &str) -> Result<an::Block, TranslateError> {
+    if !matches!(p.kind.as_str(), "text" | "image_url" | "file") {
+        return Err(TranslateError::unsupported(
+            format!("{at}.type={}", p.kind),
+            ANTHROPIC,
+        ));
+    }
     reject_extra(&p.extra, &format!("{at}."), ANTHROPIC)?;
     match p.kind.as_str() {
         "text" => Ok(an::Block::text(p.text.unwrap_or_default())),
@@ -845,5 +851,262 @@ pub(crate) fn reject_extra(
     match extra.iter().find(|(_, v)| !v.is_null()) {
         Some((k, _)) => Err(TranslateError::unsupported(format!("{prefix}{k}"), target)),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn to_anthropic(body: Value) -> Result<Value, TranslateError> {
+        let out = openai_to_anthropic_request(&serde_json::to_vec(&body).unwrap(), "claude")?;
+        Ok(serde_json::from_slice(&out).unwrap())
+    }
+
+    fn to_openai(body: Value) -> Result<Value, TranslateError> {
+        let out = anthropic_to_openai_request(&serde_json::to_vec(&body).unwrap(), "gpt")?;
+        Ok(serde_json::from_slice(&out).unwrap())
+    }
+
+    fn refused(r: Result<Value, TranslateError>, field: &str, target: &str) {
+        match r {
+            Err(TranslateError::Unsupported {
+                field: f,
+                target: t,
+            }) => {
+                assert_eq!((f.as_str(), t), (field, target));
+            }
+            other => panic!("expected refusal of {field}, got {other:?}"),
+        }
+    }
+
+    fn oa(extra: Value) -> Value {
+        let mut b = json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]});
+        b.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        b
+    }
+
+    fn an(extra: Value) -> Value {
+        let mut b = json!({"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]});
+        b.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        b
+    }
+
+    #[test]
+    fn openai_fields_anthropic_cannot_honour_are_refused() {
+        refused(to_anthropic(oa(json!({"seed": 7}))), "seed", ANTHROPIC);
+        refused(
+            to_anthropic(oa(json!({"logprobs": true}))),
+            "logprobs",
+            ANTHROPIC,
+        );
+        refused(
+            to_anthropic(oa(json!({"frequency_penalty": 0.5}))),
+            "frequency_penalty",
+            ANTHROPIC,
+        );
+        refused(to_anthropic(oa(json!({"n": 2}))), "n", ANTHROPIC);
+        refused(
+            to_anthropic(oa(json!({"temperature": 1.5}))),
+            "temperature>1",
+            ANTHROPIC,
+        );
+        refused(
+            to_anthropic(oa(json!({"response_format": {"type": "json_object"}}))),
+            "response_format.type=json_object",
+            ANTHROPIC,
+        );
+        refused(
+            to_anthropic(oa(json!({"reasoning_effort": "minimal"}))),
+            "reasoning_effort=minimal",
+            ANTHROPIC,
+        );
+        refused(
+            to_anthropic(oa(
+                json!({"tools": [{"type": "custom", "custom": {"name": "x"}}]}),
+            )),
+            "tools[0].type=custom",
+            ANTHROPIC,
+        );
+        refused(
+            to_anthropic(
+                json!({"model": "m", "messages": [{"role": "user", "content": "hi", "name": "bob"}]}),
+            ),
+            "messages[0].name",
+            ANTHROPIC,
+        );
+        refused(
+            to_anthropic(json!({"model": "m", "messages": [
+                {"role": "user", "content": "hi"}, {"role": "system", "content": "late"}]})),
+            "messages[1].role=system after the first user or assistant message",
+            ANTHROPIC,
+        );
+        refused(
+            to_anthropic(
+                json!({"model": "m", "messages": [{"role": "user", "content": [
+                {"type": "input_audio", "input_audio": {"data": "AA==", "format": "wav"}}]}]}),
+            ),
+            "messages[0].content[0].type=input_audio",
+            ANTHROPIC,
+        );
+        refused(
+            to_anthropic(
+                json!({"model": "m", "messages": [{"role": "user", "content": [
+                {"type": "image_url", "image_url": {"url": "https://x/y.png", "detail": "low"}}]}]}),
+            ),
+            "messages[0].content[0].image_url.detail=low",
+            ANTHROPIC,
+        );
+        refused(
+            to_anthropic(
+                json!({"model": "m", "messages": [{"role": "user", "content": [
+                {"type": "file", "file": {"file_id": "file-abc"}}]}]}),
+            ),
+            "messages[0].content[0].file.file_id",
+            ANTHROPIC,
+        );
+    }
+
+    #[test]
+    fn null_fields_count_as_absent() {
+        let out = to_anthropic(oa(json!({"seed": null, "logprobs": null}))).unwrap();
+        assert_eq!(out["max_tokens"], json!(DEFAULT_MAX_TOKENS));
+    }
+
+    #[test]
+    fn anthropic_fields_openai_cannot_honour_are_refused() {
+        refused(to_openai(an(json!({"top_k": 5}))), "top_k", OPENAI);
+        refused(
+            to_openai(an(json!({"container": "c1"}))),
+            "container",
+            OPENAI,
+        );
+        refused(
+            to_openai(an(json!({"service_tier": "auto"}))),
+            "service_tier",
+            OPENAI,
+        );
+        refused(
+            to_openai(an(
+                json!({"tools": [{"type": "web_search_20250305", "name": "web_search"}]}),
+            )),
+            "tools[0].type=web_search_20250305",
+            OPENAI,
+        );
+        refused(
+            to_openai(an(json!({"thinking": {"type": "adaptive"}}))),
+            "thinking.type=adaptive",
+            OPENAI,
+        );
+        refused(
+            to_openai(an(json!({"output_config": {"effort": "max"}}))),
+            "output_config.effort=max",
+            OPENAI,
+        );
+        refused(
+            to_openai(
+                json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": [
+                {"type": "document", "source": {"type": "url", "url": "https://x/a.pdf"}}]}]}),
+            ),
+            "messages[0].content[0].source.type=url ()",
+            OPENAI,
+        );
+        refused(
+            to_openai(
+                json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": [
+                {"type": "text", "text": "x", "citations": [{"type": "char_location"}]}]}]}),
+            ),
+            "messages[0].content[0].citations",
+            OPENAI,
+        );
+    }
+
+    #[test]
+    fn cache_control_and_thinking_history_are_dropped_towards_openai() {
+        let out = to_openai(json!({"model": "m", "max_tokens": 5, "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "q", "cache_control": {"type": "ephemeral"}}]},
+            {"role": "assistant", "content": [
+                {"type": "thinking", "thinking": "hmm", "signature": "sig"},
+                {"type": "text", "text": "a"}]}],
+            "tools": [{"name": "t", "input_schema": {"type": "object"}, "cache_control": {"type": "ephemeral"}}]}))
+        .unwrap();
+        assert_eq!(
+            out["messages"][0]["content"],
+            json!([{"type": "text", "text": "q"}])
+        );
+        assert_eq!(
+            out["messages"][1],
+            json!({"role": "assistant", "content": "a"})
+        );
+        assert_eq!(
+            out["tools"][0]["function"],
+            json!({"name": "t", "parameters": {"type": "object"}})
+        );
+    }
+
+    #[test]
+    fn cache_control_survives_anthropic_round_trip_through_the_types() {
+        let body = json!({"model": "m", "max_tokens": 5, "system": [
+            {"type": "text", "text": "s", "cache_control": {"type": "ephemeral", "ttl": "1h"}}],
+            "messages": [{"role": "user", "content": [{"type": "text", "text": "q", "cache_control": {"type": "ephemeral"}}]}],
+            "service_tier": "auto"});
+        let req: an::MessagesRequest = serde_json::from_value(body.clone()).unwrap();
+        assert_eq!(serde_json::to_value(&req).unwrap(), body);
+    }
+
+    #[test]
+    fn tool_choice_and_parallel_map_both_ways() {
+        let out = to_anthropic(oa(
+            json!({"tool_choice": {"type": "function", "function": {"name": "f"}},
+            "parallel_tool_calls": false}),
+        ))
+        .unwrap();
+        assert_eq!(
+            out["tool_choice"],
+            json!({"type": "tool", "name": "f", "disable_parallel_tool_use": true})
+        );
+        let out = to_anthropic(oa(
+            json!({"tool_choice": "none", "parallel_tool_calls": false}),
+        ))
+        .unwrap();
+        assert_eq!(out["tool_choice"], json!({"type": "none"}));
+        let out = to_openai(an(json!({"tool_choice": {"type": "tool", "name": "f"}}))).unwrap();
+        assert_eq!(
+            out["tool_choice"],
+            json!({"type": "function", "function": {"name": "f"}})
+        );
+        assert!(out.get("parallel_tool_calls").is_none());
+    }
+
+    #[test]
+    fn reasoning_maps_to_effort_and_thinking_budget() {
+        let out = to_anthropic(oa(json!({"reasoning_effort": "high"}))).unwrap();
+        assert_eq!(out["output_config"], json!({"effort": "high"}));
+        let out = to_openai(an(
+            json!({"thinking": {"type": "enabled", "budget_tokens": 2048}}),
+        ))
+        .unwrap();
+        assert_eq!(out["reasoning_effort"], json!("low"));
+        let out = to_openai(an(
+            json!({"thinking": {"type": "enabled", "budget_tokens": 10000}}),
+        ))
+        .unwrap();
+        assert_eq!(out["reasoning_effort"], json!("medium"));
+    }
+
+    #[test]
+    fn bad_json_is_invalid_not_unsupported() {
+        assert!(matches!(
+            openai_to_anthropic_request(b"{", "m"),
+            Err(TranslateError::Invalid { .. })
+        ));
+        assert!(matches!(
+            anthropic_to_openai_request(b"[]", "m"),
+            Err(TranslateError::Invalid { .. })
+        ));
     }
 }

@@ -610,3 +610,268 @@ impl AnthropicToOpenAiStream {
         out.extend_from_slice(b"data: [DONE]\n\n");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{json, Value};
+
+    use super::*;
+
+    /// Client SSE text → `[(event name or "", data)]`.
+    fn events(out: &[u8]) -> Vec<(String, Value)> {
+        std::str::from_utf8(out)
+            .unwrap()
+            .split("\n\n")
+            .filter(|b| !b.is_empty())
+            .map(|b| {
+                let mut name = String::new();
+                let mut data = Value::Null;
+                for line in b.lines() {
+                    if let Some(n) = line.strip_prefix("event: ") {
+                        name = n.to_owned();
+                    } else if let Some(d) = line.strip_prefix("data: ") {
+                        data = serde_json::from_str(d).unwrap_or_else(|_| json!(d));
+                    }
+                }
+                (name, data)
+            })
+            .collect()
+    }
+
+    fn oa_chunk(delta: Value, finish: Option<&str>) -> Vec<u8> {
+        serde_json::to_vec(
+            &json!({"id": "c1", "object": "chat.completion.chunk", "created": 1,
+            "model": "m", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}),
+        )
+        .unwrap()
+    }
+
+    fn tc(index: u32, id: Option<&str>, args: &str) -> Value {
+        match id {
+            Some(id) => json!({"tool_calls": [{"index": index, "id": id, "type": "function",
+                "function": {"name": format!("f{index}"), "arguments": args}}]}),
+            None => json!({"tool_calls": [{"index": index, "function": {"arguments": args}}]}),
+        }
+    }
+
+    #[test]
+    fn interleaved_openai_tool_calls_give_non_overlapping_blocks() {
+        let mut s = OpenAiToAnthropicStream::new("alias");
+        let mut out = Vec::new();
+        for data in [
+            oa_chunk(
+                json!({"role": "assistant", "content": "Let me look."}),
+                None,
+            ),
+            oa_chunk(tc(0, Some("call_a"), "{\"x\":"), None),
+            oa_chunk(tc(1, Some("call_b"), "{\"y\":"), None),
+            oa_chunk(tc(0, None, "1}"), None),
+            oa_chunk(tc(1, None, "2}"), None),
+            oa_chunk(json!({}), Some("tool_calls")),
+        ] {
+            s.push_event(None, &data, &mut out).unwrap();
+        }
+        s.push_event(None, b"[DONE]", &mut out).unwrap();
+        let evs = events(&out);
+        let names: Vec<&str> = evs.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "message_start",
+                "content_block_start",
+                "content_block_delta",
+                "content_block_stop",
+                "content_block_start",
+                "content_block_delta",
+                "content_block_delta",
+                "content_block_stop",
+                "content_block_start",
+                "content_block_delta",
+                "content_block_stop",
+                "message_delta",
+                "message_stop"
+            ]
+        );
+        assert_eq!(evs[4].1["content_block"]["id"], "call_a");
+        assert_eq!(evs[4].1["index"], 1);
+        assert_eq!(evs[6].1["delta"]["partial_json"], "1}");
+        assert_eq!(evs[8].1["content_block"]["id"], "call_b");
+        assert_eq!(evs[8].1["index"], 2);
+        assert_eq!(evs[9].1["delta"]["partial_json"], "{\"y\":2}");
+        assert_eq!(evs[11].1["delta"]["stop_reason"], "tool_use");
+        // Every block is started and stopped once, in order, never two open at a time.
+        let mut open: Option<u64> = None;
+        for (n, d) in &evs {
+            match n.as_str() {
+                "content_block_start" => {
+                    assert!(open.is_none());
+                    open = d["index"].as_u64();
+                }
+                "content_block_delta" => assert_eq!(open, d["index"].as_u64()),
+                "content_block_stop" => {
+                    assert_eq!(open, d["index"].as_u64());
+                    open = None;
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(s.stop_reason(), Some(StopReason::ToolUse));
+    }
+
+    #[test]
+    fn reasoning_content_becomes_a_thinking_block() {
+        let mut s = OpenAiToAnthropicStream::new("alias");
+        let mut out = Vec::new();
+        s.push_event(
+            None,
+            &oa_chunk(json!({"reasoning_content": "hmm"}), None),
+            &mut out,
+        )
+        .unwrap();
+        s.push_event(
+            None,
+            &oa_chunk(json!({"content": "ok"}), Some("stop")),
+            &mut out,
+        )
+        .unwrap();
+        s.finish(&mut out);
+        let evs = events(&out);
+        assert_eq!(
+            evs[1].1["content_block"],
+            json!({"type": "thinking", "thinking": ""})
+        );
+        assert_eq!(
+            evs[2].1["delta"],
+            json!({"type": "thinking_delta", "thinking": "hmm"})
+        );
+        assert_eq!(evs[3].0, "content_block_stop");
+        assert_eq!(
+            evs[5].1["delta"],
+            json!({"type": "text_delta", "text": "ok"})
+        );
+        assert_eq!(
+            evs.last().unwrap().0,
+            "message_stop",
+            "finish after finish_reason ends normally"
+        );
+    }
+
+    #[test]
+    fn openai_stream_cut_short_ends_with_an_error_event() {
+        let mut s = OpenAiToAnthropicStream::new("alias");
+        let mut out = Vec::new();
+        s.push_event(None, &oa_chunk(json!({"content": "par"}), None), &mut out)
+            .unwrap();
+        s.finish(&mut out);
+        let evs = events(&out);
+        let (name, data) = evs.last().unwrap();
+        assert_eq!(name, "error");
+        assert_eq!(data["error"]["type"], "api_error");
+        out.clear();
+        s.push_event(None, b"[DONE]", &mut out).unwrap();
+        assert!(out.is_empty(), "nothing after the end");
+    }
+
+    #[test]
+    fn openai_error_chunk_becomes_an_anthropic_error_event() {
+        let mut s = OpenAiToAnthropicStream::new("alias");
+        let mut out = Vec::new();
+        s.push_event(
+            None,
+            br#"{"error":{"message":"boom","type":"server_error"}}"#,
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(
+            events(&out),
+            [(
+                "error".to_owned(),
+                json!({"type": "error", "error": {"type": "api_error", "message": "boom"}})
+            )]
+        );
+    }
+
+    fn an_events(s: &mut AnthropicToOpenAiStream, evs: &[Value]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for e in evs {
+            let name = e["type"].as_str().unwrap().as_bytes().to_vec();
+            s.push_event(Some(&name), &serde_json::to_vec(e).unwrap(), &mut out)
+                .unwrap();
+        }
+        out
+    }
+
+    fn msg_start() -> Value {
+        json!({"type": "message_start", "message": {"id": "msg_1", "type": "message", "role": "assistant",
+            "content": [], "model": "claude", "stop_reason": null, "stop_sequence": null,
+            "usage": {"input_tokens": 10, "cache_read_input_tokens": 5, "output_tokens": 1}}})
+    }
+
+    #[test]
+    fn anthropic_error_event_becomes_openai_error_and_done() {
+        let mut s = AnthropicToOpenAiStream::new("alias", true);
+        let out = an_events(
+            &mut s,
+            &[
+                msg_start(),
+                json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}),
+            ],
+        );
+        let evs = events(&out);
+        assert_eq!(
+            evs[1].1,
+            json!({"error": {"message": "Overloaded", "type": "server_error", "param": null, "code": "overloaded"}})
+        );
+        assert_eq!(evs[2].1, json!("[DONE]"));
+        assert_eq!(evs.len(), 3);
+    }
+
+    #[test]
+    fn anthropic_stream_cut_short_ends_with_an_error_then_done() {
+        let mut s = AnthropicToOpenAiStream::new("alias", false);
+        let mut out = an_events(&mut s, &[msg_start()]);
+        s.finish(&mut out);
+        let evs = events(&out);
+        assert_eq!(evs[1].1["error"]["type"], "server_error");
+        assert_eq!(evs[2].1, json!("[DONE]"));
+    }
+
+    #[test]
+    fn anthropic_usage_and_thinking_reach_the_openai_client() {
+        let mut s = AnthropicToOpenAiStream::new("alias", true);
+        let out = an_events(
+            &mut s,
+            &[
+                msg_start(),
+                json!({"type": "content_block_start", "index": 0, "content_block": {"type": "thinking", "thinking": ""}}),
+                json!({"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": "hmm"}}),
+                json!({"type": "content_block_delta", "index": 0, "delta": {"type": "signature_delta", "signature": "abc"}}),
+                json!({"type": "content_block_stop", "index": 0}),
+                json!({"type": "message_delta", "delta": {"stop_reason": "max_tokens", "stop_sequence": null}, "usage": {"output_tokens": 7}}),
+                json!({"type": "message_stop"}),
+            ],
+        );
+        let evs = events(&out);
+        assert_eq!(
+            evs[1].1["choices"][0]["delta"],
+            json!({"reasoning_content": "hmm"})
+        );
+        assert_eq!(evs[2].1["choices"][0]["finish_reason"], "length");
+        assert_eq!(
+            evs[3].1["usage"],
+            json!({"prompt_tokens": 15, "completion_tokens": 7, "total_tokens": 22,
+                "prompt_tokens_details": {"cached_tokens": 5}})
+        );
+        assert_eq!(evs[4].1, json!("[DONE]"));
+        assert_eq!(
+            s.usage(),
+            Some(TokenUsage {
+                input_tokens: 10,
+                output_tokens: 7,
+                cache_read_tokens: 5,
+                cache_creation_tokens: 0
+            })
+        );
+        assert_eq!(s.stop_reason(), Some(StopReason::MaxTokens));
+    }
+}

@@ -5,7 +5,7 @@
 //! dropped, with two documented exceptions that the target has no way to express and that do
 //! not change the answer: `cache_control` markers (OpenAI caches prompts by itself) and
 //! `thinking` / `redacted_thinking` blocks in assistant history (OpenAI takes no reasoning
-//! input). A field whose value is `null` counts as absent.
+//! input). A field whose value is `null` or `false` counts as absent.
 
 use serde_json::{json, Map, Value};
 
@@ -721,9 +721,15 @@ fn anthropic_user_turn(
                 })?;
                 reject_extra(&s.extra, &format!("{bat}.source."), OPENAI)?;
                 let media = s.media_type.unwrap_or_default();
-                if s.kind != "base64" || media != "application/pdf" {
+                if s.kind != "base64" {
                     return Err(TranslateError::unsupported(
-                        format!("{bat}.source.type={} ({media})", s.kind),
+                        format!("{bat}.source.type={}", s.kind),
+                        OPENAI,
+                    ));
+                }
+                if media != "application/pdf" {
+                    return Err(TranslateError::unsupported(
+                        format!("{bat}.source.media_type={media}"),
                         OPENAI,
                     ));
                 }
@@ -842,13 +848,17 @@ fn anthropic_assistant_turn(
     })
 }
 
-/// Refuses any field left in `extra` whose value is not `null`.
+/// Refuses any field left in `extra` whose value is not `null` or `false` (both mean "off" in
+/// these APIs: `"logprobs": false`, `"store": false`).
 pub(crate) fn reject_extra(
     extra: &Map<String, Value>,
     prefix: &str,
     target: &'static str,
 ) -> Result<(), TranslateError> {
-    match extra.iter().find(|(_, v)| !v.is_null()) {
+    match extra
+        .iter()
+        .find(|(_, v)| !v.is_null() && **v != Value::Bool(false))
+    {
         Some((k, _)) => Err(TranslateError::unsupported(format!("{prefix}{k}"), target)),
         None => Ok(()),
     }
@@ -973,7 +983,8 @@ mod tests {
 
     #[test]
     fn null_fields_count_as_absent() {
-        let out = to_anthropic(oa(json!({"seed": null, "logprobs": null}))).unwrap();
+        let out =
+            to_anthropic(oa(json!({"seed": null, "logprobs": false, "store": false}))).unwrap();
         assert_eq!(out["max_tokens"], json!(DEFAULT_MAX_TOKENS));
     }
 
@@ -1012,7 +1023,7 @@ mod tests {
                 json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": [
                 {"type": "document", "source": {"type": "url", "url": "https://x/a.pdf"}}]}]}),
             ),
-            "messages[0].content[0].source.type=url ()",
+            "messages[0].content[0].source.type=url",
             OPENAI,
         );
         refused(

@@ -223,3 +223,96 @@ pub(crate) fn unix_now() -> u64 {
         .map(|d| d.as_secs())
         .unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn v(b: &[u8]) -> Value {
+        serde_json::from_slice(b).unwrap()
+    }
+
+    #[test]
+    fn openai_errors_map_to_anthropic_types_and_statuses() {
+        let body = br#"{"error":{"message":"bad key","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}"#;
+        for (status, want_status, kind) in [
+            (400, 400, "invalid_request_error"),
+            (401, 401, "authentication_error"),
+            (403, 403, "permission_error"),
+            (404, 404, "not_found_error"),
+            (413, 413, "request_too_large"),
+            (429, 429, "rate_limit_error"),
+            (500, 500, "api_error"),
+            (503, 529, "overloaded_error"),
+        ] {
+            let (st, out) = openai_error_to_anthropic(status, body);
+            assert_eq!(st, want_status);
+            assert_eq!(
+                v(&out),
+                json!({"type": "error", "error": {"type": kind, "message": "bad key"}})
+            );
+        }
+    }
+
+    #[test]
+    fn anthropic_errors_map_to_openai_shape() {
+        let (st, out) = anthropic_error_to_openai(
+            400,
+            br#"{"type":"error","error":{"type":"invalid_request_error","message":"max_tokens: Field required"}}"#,
+        );
+        assert_eq!(st, 400);
+        assert_eq!(
+            v(&out),
+            json!({"error": {"message": "max_tokens: Field required", "type": "invalid_request_error", "param": null, "code": null}})
+        );
+        let (st, out) = anthropic_error_to_openai(
+            500,
+            br#"{"type":"error","error":{"type":"api_error","message":"oops"}}"#,
+        );
+        assert_eq!(
+            (st, v(&out)["error"]["type"].clone()),
+            (500, json!("server_error"))
+        );
+    }
+
+    #[test]
+    fn non_json_error_bodies_keep_their_text() {
+        let (st, out) = openai_error_to_anthropic(502, b"<html>Bad Gateway</html>");
+        assert_eq!(st, 502);
+        assert_eq!(
+            v(&out)["error"],
+            json!({"type": "api_error", "message": "<html>Bad Gateway</html>"})
+        );
+        let (_, out) = anthropic_error_to_openai(502, b"");
+        assert_eq!(v(&out)["error"]["message"], "upstream error");
+    }
+
+    #[test]
+    fn refusal_and_content_filter_map_both_ways() {
+        let msg = br#"{"id":"msg_1","type":"message","role":"assistant","model":"c","content":[{"type":"text","text":"I can't help with that."}],"stop_reason":"refusal","stop_sequence":null,"usage":{"input_tokens":3,"output_tokens":4}}"#;
+        let out = v(&anthropic_to_openai_response(msg, "alias").unwrap());
+        assert_eq!(out["choices"][0]["finish_reason"], "content_filter");
+        assert_eq!(out["model"], "alias");
+        let chat = br#"{"id":"x","object":"chat.completion","created":1,"model":"g","choices":[{"index":0,"message":{"role":"assistant","content":null,"refusal":"I can't."},"logprobs":null,"finish_reason":"content_filter"}]}"#;
+        let out = v(&openai_to_anthropic_response(chat, "alias").unwrap());
+        assert_eq!(out["stop_reason"], "refusal");
+        assert_eq!(
+            out["content"],
+            json!([{"type": "text", "text": "I can't."}])
+        );
+        assert_eq!(out["usage"]["input_tokens"], 0);
+    }
+
+    #[test]
+    fn length_and_max_tokens_map_both_ways() {
+        let chat = br#"{"id":"x","object":"chat.completion","created":1,"model":"g","choices":[{"index":0,"message":{"role":"assistant","content":"abc"},"finish_reason":"length"}],"usage":{"prompt_tokens":10,"completion_tokens":3,"total_tokens":13,"prompt_tokens_details":{"cached_tokens":4}}}"#;
+        let out = v(&openai_to_anthropic_response(chat, "a").unwrap());
+        assert_eq!(out["stop_reason"], "max_tokens");
+        assert_eq!(
+            out["usage"],
+            json!({"input_tokens": 6, "output_tokens": 3, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 4})
+        );
+    }
+}

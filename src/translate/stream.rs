@@ -296,8 +296,12 @@ impl OpenAiToAnthropicStream {
             OpenBlock::Tool(..) => {
                 if let Some(h) = self.held.iter_mut().find(|h| h.openai_index == call.index) {
                     h.arguments.push_str(args);
-                    if let Some(n) = f.name.as_deref() {
-                        h.name.push_str(n);
+                    // Some OpenAI-compatible servers repeat id and name on every fragment.
+                    if h.name.is_empty() {
+                        h.name = f.name.as_deref().unwrap_or_default().to_owned();
+                    }
+                    if h.id.is_empty() {
+                        h.id = call.id.as_deref().unwrap_or_default().to_owned();
                     }
                 } else {
                     self.held.push(HeldCall {
@@ -716,6 +720,33 @@ mod tests {
             }
         }
         assert_eq!(s.stop_reason(), Some(StopReason::ToolUse));
+    }
+
+    #[test]
+    fn repeated_ids_and_names_on_fragments_are_not_duplicated() {
+        let mut s = OpenAiToAnthropicStream::new("alias");
+        let mut out = Vec::new();
+        for data in [
+            oa_chunk(tc(0, Some("call_a"), "{"), None),
+            oa_chunk(tc(1, Some("call_b"), "{"), None),
+            oa_chunk(tc(0, Some("call_a"), "}"), None),
+            oa_chunk(tc(1, Some("call_b"), "}"), Some("tool_calls")),
+        ] {
+            s.push_event(None, &data, &mut out).unwrap();
+        }
+        s.finish(&mut out);
+        let starts: Vec<Value> = events(&out)
+            .into_iter()
+            .filter(|(n, _)| n == "content_block_start")
+            .map(|(_, d)| d["content_block"].clone())
+            .collect();
+        assert_eq!(
+            starts,
+            [
+                json!({"type": "tool_use", "id": "call_a", "name": "f0", "input": {}}),
+                json!({"type": "tool_use", "id": "call_b", "name": "f1", "input": {}})
+            ]
+        );
     }
 
     #[test]

@@ -1,8 +1,61 @@
-//! Reading and (later) translating provider streams. Today: the incremental SSE scanner that
-//! watches an OpenAI stream for what the record needs while the bytes pass through untouched.
+//! Reading and translating provider streams and bodies.
+//!
+//! - `SseScanner`: watches an OpenAI stream for what the record needs while the bytes pass
+//!   through untouched; `assemble_chat_completion` / `replay_chat_completion` turn a stream
+//!   into a whole completion and back (for the cache).
+//! - Dialect translation between OpenAI Chat Completions and Anthropic Messages, both ways:
+//!   requests ([`openai_to_anthropic_request`], [`anthropic_to_openai_request`]), whole
+//!   responses and error bodies (`response`), and streams event by event (`stream`). All are
+//!   pure functions or small state machines over bytes; nothing here does I/O.
+//!
+//! What maps how (OpenAI Chat Completions ⇄ Anthropic Messages):
+//!
+//! | OpenAI | Anthropic | Notes |
+//! |---|---|---|
+//! | leading `system` / `developer` messages | `system` (string, or text blocks) | a system message after the first turn is refused |
+//! | `user` / `assistant` messages | turns (same-role neighbours merged) | `name` refused |
+//! | `text` part | `text` block | |
+//! | `image_url` http(s) / `data:…;base64,` | `image` source `url` / `base64` | `detail` other than `auto` refused |
+//! | `file.file_data` (base64 data URL) + `filename` | `document` base64 + `title` | `file_id` refused; towards OpenAI only base64 PDF documents |
+//! | `tools[].function` {name, description, parameters, strict} | `tools[]` {name, description, input_schema, strict} | server tools and non-function tools refused |
+//! | `tool_choice` auto / none / required / {function} | auto / none / any / {tool, name} | |
+//! | `parallel_tool_calls: false` | `tool_choice.disable_parallel_tool_use: true` | |
+//! | assistant `tool_calls` (arguments string) | `tool_use` blocks (input object) | |
+//! | `tool` messages | `tool_result` blocks in one user turn | `is_error: true` → content prefixed `Error: ` |
+//! | `stop` | `stop_sequences` | |
+//! | `max_completion_tokens` or `max_tokens` | `max_tokens` | default [`DEFAULT_MAX_TOKENS`] (4096) when absent; towards OpenAI `max_completion_tokens` |
+//! | `temperature`, `top_p` | same | temperature > 1 refused; `top_k` refused |
+//! | `response_format` json_schema | `output_config.format` json_schema | `json_object` refused (no schema) |
+//! | `reasoning_effort` low/medium/high | `output_config.effort` | `thinking.budget_tokens` → effort (<4096 low, <16384 medium, else high) |
+//! | `reasoning_content` (compatible servers) | `thinking` blocks / `thinking_delta` | thinking history dropped towards OpenAI |
+//! | (none) | `cache_control` | kept Anthropic→Anthropic; dropped towards OpenAI |
+//! | `user` | `metadata.user_id` | |
+//! | `usage.prompt_tokens` (includes cached) | `input_tokens` + `cache_read_input_tokens` + `cache_creation_input_tokens` | `cached_tokens` ⇄ `cache_read_input_tokens` |
+//! | `finish_reason` stop / length / tool_calls / content_filter | `end_turn`, `stop_sequence` / `max_tokens` / `tool_use` / `refusal` | |
+//!
+//! Any other field, with a value other than `null` or `false`, is refused with
+//! [`TranslateError::Unsupported`] naming the field and the target.
 
+pub mod anthropic_types;
+mod error;
 mod openai_stream;
+pub mod openai_types;
+mod outcome;
+mod request;
+mod response;
 mod sse;
+mod stream;
 
+pub use error::TranslateError;
 pub use openai_stream::{assemble_chat_completion, replay_chat_completion};
+pub use outcome::{StopReason, TokenUsage};
+pub use request::{
+    anthropic_to_openai_request, openai_include_usage, openai_to_anthropic_request,
+    DEFAULT_MAX_TOKENS,
+};
+pub use response::{
+    anthropic_error_to_openai, anthropic_to_openai_response, openai_error_to_anthropic,
+    openai_to_anthropic_response,
+};
 pub use sse::{FinishReason, SseScanner};
+pub use stream::{AnthropicToOpenAiStream, OpenAiToAnthropicStream};

@@ -97,6 +97,36 @@ impl ApiError {
         self.kind.status()
     }
 
+    /// The body in the client's dialect.
+    pub fn to_json(&self, dialect: super::Dialect) -> Bytes {
+        match dialect {
+            super::Dialect::OpenAi => self.to_openai_json(),
+            super::Dialect::Anthropic => self.to_anthropic_json(),
+        }
+    }
+
+    /// The body in Anthropic's error shape (`{"type":"error","error":{"type","message"}}`).
+    pub fn to_anthropic_json(&self) -> Bytes {
+        let kind = match self.kind {
+            ErrorKind::InvalidRequest
+            | ErrorKind::MethodNotAllowed
+            | ErrorKind::RequestTimeout
+            | ErrorKind::HeadersTooLarge => "invalid_request_error",
+            ErrorKind::Authentication => "authentication_error",
+            ErrorKind::NotFound => "not_found_error",
+            ErrorKind::PayloadTooLarge => "request_too_large",
+            ErrorKind::Unavailable => "overloaded_error",
+            ErrorKind::UpstreamFailed | ErrorKind::UpstreamTimeout | ErrorKind::Internal => {
+                "api_error"
+            }
+        };
+        let v = serde_json::json!({
+            "type": "error",
+            "error": {"type": kind, "message": self.message},
+        });
+        Bytes::from(v.to_string())
+    }
+
     /// The body in OpenAI's error shape.
     pub fn to_openai_json(&self) -> Bytes {
         let v = serde_json::json!({

@@ -9,6 +9,15 @@ pub use error::{ApiError, ErrorKind};
 pub use json_scan::{find_top_level_value, JsonSpan};
 pub use openai::{ChatRequestView, JsonScratch, RequestBodyError, Usage};
 
+/// The API dialects clients and providers speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// OpenAI Chat Completions / Embeddings.
+    OpenAi,
+    /// Anthropic Messages.
+    Anthropic,
+}
+
 /// The endpoints the gateway serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
@@ -18,6 +27,10 @@ pub enum Endpoint {
     Embeddings,
     /// `GET /v1/models`
     Models,
+    /// `POST /v1/messages` (Anthropic Messages)
+    Messages,
+    /// `POST /v1/messages/count_tokens`
+    CountTokens,
 }
 
 impl Endpoint {
@@ -27,16 +40,29 @@ impl Endpoint {
             "/v1/chat/completions" | "/chat/completions" => Some(Self::ChatCompletions),
             "/v1/embeddings" | "/embeddings" => Some(Self::Embeddings),
             "/v1/models" | "/models" => Some(Self::Models),
+            "/v1/messages" => Some(Self::Messages),
+            "/v1/messages/count_tokens" => Some(Self::CountTokens),
             _ => None,
         }
     }
 
-    /// The path below the provider's base URL (e.g. `/chat/completions` after `/v1`).
-    pub fn upstream_suffix(self) -> &'static str {
+    /// The dialect of the endpoint's requests, responses and errors.
+    pub fn dialect(self) -> Dialect {
         match self {
-            Self::ChatCompletions => "/chat/completions",
-            Self::Embeddings => "/embeddings",
-            Self::Models => "/models",
+            Self::Messages | Self::CountTokens => Dialect::Anthropic,
+            _ => Dialect::OpenAi,
+        }
+    }
+
+    /// The path below the provider's base URL (e.g. `/chat/completions` after `/v1`) for a
+    /// provider speaking `target`.
+    pub fn upstream_suffix(self, target: Dialect) -> &'static str {
+        match (self, target) {
+            (Self::ChatCompletions | Self::Messages, Dialect::OpenAi) => "/chat/completions",
+            (Self::ChatCompletions | Self::Messages, Dialect::Anthropic) => "/messages",
+            (Self::CountTokens, _) => "/messages/count_tokens",
+            (Self::Embeddings, _) => "/embeddings",
+            (Self::Models, _) => "/models",
         }
     }
 
@@ -46,6 +72,8 @@ impl Endpoint {
             Self::ChatCompletions => "chat.completions",
             Self::Embeddings => "embeddings",
             Self::Models => "models",
+            Self::Messages => "messages",
+            Self::CountTokens => "messages.count_tokens",
         }
     }
 }

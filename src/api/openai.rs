@@ -148,6 +148,30 @@ fn read_view(
             }
             Some(_) => {}
         },
+        Endpoint::Messages | Endpoint::CountTokens => {
+            match root.get("messages") {
+                None => return Err(RequestBodyError::Missing("messages")),
+                Some(v) if !v.is_array() => {
+                    return Err(RequestBodyError::WrongType {
+                        field: "messages",
+                        expected: "an array",
+                    })
+                }
+                Some(_) => {}
+            }
+            if endpoint == Endpoint::Messages {
+                match root.get("max_tokens") {
+                    None => return Err(RequestBodyError::Missing("max_tokens")),
+                    Some(v) if v.as_u64().is_none() => {
+                        return Err(RequestBodyError::WrongType {
+                            field: "max_tokens",
+                            expected: "a positive integer",
+                        })
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
         Endpoint::Models => {}
     }
     let model_span =
@@ -170,17 +194,30 @@ pub struct Usage {
 }
 
 impl Usage {
-    /// Reads an OpenAI `usage` object (`prompt_tokens`, `completion_tokens`).
+    /// Reads a `usage` object: OpenAI's (`prompt_tokens`, `completion_tokens`) or Anthropic's
+    /// (`input_tokens` + cache reads and writes, `output_tokens`).
     pub fn from_openai_json(usage: &[u8]) -> Option<Self> {
         #[derive(serde::Deserialize)]
         struct Raw {
             prompt_tokens: Option<u64>,
             completion_tokens: Option<u64>,
+            input_tokens: Option<u64>,
+            output_tokens: Option<u64>,
+            cache_read_input_tokens: Option<u64>,
+            cache_creation_input_tokens: Option<u64>,
         }
         let raw: Raw = serde_json::from_slice(usage).ok()?;
+        let input = match raw.prompt_tokens {
+            Some(p) => p,
+            None => {
+                raw.input_tokens.unwrap_or(0)
+                    + raw.cache_read_input_tokens.unwrap_or(0)
+                    + raw.cache_creation_input_tokens.unwrap_or(0)
+            }
+        };
         Some(Self {
-            input_tokens: raw.prompt_tokens.unwrap_or(0),
-            output_tokens: raw.completion_tokens.unwrap_or(0),
+            input_tokens: input,
+            output_tokens: raw.completion_tokens.or(raw.output_tokens).unwrap_or(0),
         })
     }
 

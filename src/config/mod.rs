@@ -223,8 +223,20 @@ pub struct KeyConfig {
 pub enum ProviderKind {
     /// OpenAI's API, or any provider that speaks it.
     Openai,
+    /// Anthropic's Messages API (`x-api-key`, `anthropic-version`).
+    Anthropic,
     /// A built-in provider that answers locally (offline use and testing agents).
     Mock,
+}
+
+impl ProviderKind {
+    /// The dialect the provider speaks (the built-in mock speaks OpenAI's).
+    pub fn dialect(self) -> crate::api::Dialect {
+        match self {
+            ProviderKind::Openai | ProviderKind::Mock => crate::api::Dialect::OpenAi,
+            ProviderKind::Anthropic => crate::api::Dialect::Anthropic,
+        }
+    }
 }
 
 /// One upstream provider.

@@ -9,7 +9,7 @@ use bytes::Bytes;
 
 use super::caching::{CacheFill, CacheHit};
 use super::headers::{forward_to_upstream, pass_to_client};
-use super::relay::{relay_stream, RelayEnd};
+use super::relay::{relay_stream, EventTranslator, RelayEnd};
 use super::respond::{write_error, RequestMeta};
 use super::{ms_since, ShardCtx};
 use crate::api::{ApiError, ChatRequestView, Endpoint, ErrorKind, Usage};
@@ -17,7 +17,13 @@ use crate::config::ProviderKind;
 use crate::http::{write_head_and_body, BodyFraming, RequestHead, ServerConn};
 use crate::observe::{AttemptRecord, RequestRecord};
 use crate::route::{ModelRoute, Provider, Target};
-use crate::translate::{assemble_chat_completion, replay_chat_completion};
+use crate::api::Dialect;
+use crate::translate::{
+    anthropic_error_to_openai, anthropic_to_openai_request, anthropic_to_openai_response,
+    assemble_chat_completion, openai_error_to_anthropic, openai_to_anthropic_request,
+    openai_to_anthropic_response, replay_chat_completion, AnthropicToOpenAiStream,
+    OpenAiToAnthropicStream, TranslateError,
+};
 use crate::upstream::{
     connect, mock, read_full_body, read_response_head, send_request, UpstreamConn, UpstreamError,
     UpstreamResponseHead,
@@ -51,6 +57,7 @@ enum Failure {
         status: u16,
         content_type: Option<Bytes>,
         body: Bytes,
+        dialect: Dialect,
     },
     /// No usable response.
     Transport(UpstreamError),
@@ -79,11 +86,37 @@ pub async fn forward(
             skipped.push(format!("{}: {why}", provider.name));
             continue;
         }
+        let client = input.endpoint.dialect();
+        let upstream_dialect = provider.kind.dialect();
+        if input.endpoint == Endpoint::Embeddings && upstream_dialect != Dialect::OpenAi {
+            skipped.push(format!("{}: no embeddings endpoint", provider.name));
+            continue;
+        }
+        if input.endpoint == Endpoint::CountTokens && upstream_dialect != Dialect::Anthropic {
+            // The target can't count: answer with the gateway's estimate.
+            return answer_token_estimate(ctx, conn, meta, &input, rec).await;
+        }
         let attempt_start = Instant::now();
         if provider.kind == ProviderKind::Mock {
             return answer_from_mock(ctx, conn, meta, &mut input, target, rec, attempt_start).await;
         }
-        let result = call(ctx, provider, target, &input).await;
+        let body = match upstream_body(&input, target, client, upstream_dialect) {
+            Ok(b) => b,
+            Err(e) => {
+                let err = ApiError::new(
+                    ErrorKind::InvalidRequest,
+                    "unsupported_parameter",
+                    format!("{e} (provider `{}`)", provider.name),
+                );
+                let ok = write_error(conn, meta, &err, input.keep_alive).await.is_ok();
+                rec.status = err.status();
+                rec.error = Some(err.code.to_string());
+                rec.latency_ms = ms_since(meta.started);
+                ctx.records.send(rec);
+                return ok && input.keep_alive;
+            }
+        };
+        let result = call(ctx, provider, &input, &body, upstream_dialect).await;
         let (upstream, resp) = match result {
             Ok(r) => r,
             Err(e) => {
@@ -103,7 +136,7 @@ pub async fn forward(
             }
         };
         if resp.status >= 500 || resp.status == 429 {
-            let (failure, upstream) = keep_error_body(upstream, &resp).await;
+            let (failure, upstream) = keep_error_body(upstream, &resp, upstream_dialect).await;
             if let Some(c) = upstream {
                 ctx.pool
                     .put(&provider.pool_key, c, provider.max_idle_per_shard);
@@ -136,8 +169,10 @@ pub async fn forward(
             status,
             content_type,
             body,
+            dialect,
         }) => {
-            // The provider speaks the client's dialect: its error body is passed on as is.
+            // The provider's error body, in the client's dialect.
+            let (status, body) = error_in_client_dialect(input.endpoint.dialect(), dialect, status, body);
             let n = body.len();
             let mut head = meta
                 .head(status)
@@ -211,6 +246,7 @@ fn attempt(
 async fn keep_error_body(
     mut upstream: UpstreamConn,
     resp: &UpstreamResponseHead,
+    dialect: Dialect,
 ) -> (Failure, Option<UpstreamConn>) {
     let deadline = Instant::now() + std::time::Duration::from_secs(5);
     let content_type = resp.headers.get("content-type").map(Bytes::copy_from_slice);
@@ -220,6 +256,7 @@ async fn keep_error_body(
                 status: resp.status,
                 content_type,
                 body,
+                dialect,
             },
             resp.keep_alive.then_some(upstream),
         ),
@@ -227,8 +264,13 @@ async fn keep_error_body(
     }
 }
 
-/// The request head sent upstream for `target`.
-fn upstream_head(provider: &Provider, input: &ForwardInput<'_>, body_len: usize) -> Vec<u8> {
+/// The request head sent upstream to `provider` (speaking `target`).
+fn upstream_head(
+    provider: &Provider,
+    input: &ForwardInput<'_>,
+    target: Dialect,
+    body_len: usize,
+) -> Vec<u8> {
     let mut h = Vec::with_capacity(512);
     let (authority, prefix) = match &provider.addr {
         Some(a) => (a.authority.as_str(), a.path_prefix.as_str()),
@@ -237,22 +279,37 @@ fn upstream_head(provider: &Provider, input: &ForwardInput<'_>, body_len: usize)
     let _ = write!(
         h,
         "POST {prefix}{} HTTP/1.1\r\nhost: {authority}\r\ncontent-type: application/json\r\ncontent-length: {body_len}\r\n",
-        input.endpoint.upstream_suffix()
+        input.endpoint.upstream_suffix(target)
     );
+    let same_dialect = input.endpoint.dialect() == target;
+    let mut client_accept = false;
+    let mut client_version = false;
+    for (name, value) in input.head.headers.iter() {
+        if !forward_to_upstream(name) {
+            continue;
+        }
+        // Dialect-specific headers only make sense to a provider of the client's dialect.
+        let lower_is = |p: &str| name.len() >= p.len() && name[..p.len()].eq_ignore_ascii_case(p);
+        if !same_dialect && (lower_is("anthropic-") || lower_is("openai-")) {
+            continue;
+        }
+        client_accept |= name.eq_ignore_ascii_case("accept");
+        client_version |= name.eq_ignore_ascii_case("anthropic-version");
+        h.extend_from_slice(name.as_bytes());
+        h.extend_from_slice(b": ");
+        h.extend_from_slice(value);
+        h.extend_from_slice(b"\r\n");
+    }
     if let Some(key) = provider.api_key() {
-        h.extend_from_slice(b"authorization: Bearer ");
+        match target {
+            Dialect::OpenAi => h.extend_from_slice(b"authorization: Bearer "),
+            Dialect::Anthropic => h.extend_from_slice(b"x-api-key: "),
+        }
         h.extend_from_slice(key.as_bytes());
         h.extend_from_slice(b"\r\n");
     }
-    let mut client_accept = false;
-    for (name, value) in input.head.headers.iter() {
-        if forward_to_upstream(name) {
-            client_accept |= name.eq_ignore_ascii_case("accept");
-            h.extend_from_slice(name.as_bytes());
-            h.extend_from_slice(b": ");
-            h.extend_from_slice(value);
-            h.extend_from_slice(b"\r\n");
-        }
+    if target == Dialect::Anthropic && !client_version {
+        h.extend_from_slice(b"anthropic-version: 2023-06-01\r\n");
     }
     if !client_accept {
         h.extend_from_slice(if input.view.stream {
@@ -266,11 +323,26 @@ fn upstream_head(provider: &Provider, input: &ForwardInput<'_>, body_len: usize)
 }
 
 /// The body for `target`: the original bytes, or the original with the model name spliced
-/// in (two zero-copy slices around the new name).
-fn upstream_body(input: &ForwardInput<'_>, target: &Target) -> ([Bytes; 3], usize) {
+/// in (two zero-copy slices around the new name); translated when the dialects differ.
+fn upstream_body(
+    input: &ForwardInput<'_>,
+    target: &Target,
+    client: Dialect,
+    upstream: Dialect,
+) -> Result<UpstreamBody, TranslateError> {
+    if client != upstream {
+        let translated = match (client, upstream) {
+            (Dialect::OpenAi, Dialect::Anthropic) => {
+                openai_to_anthropic_request(&input.body, &target.model)?
+            }
+            _ => anthropic_to_openai_request(&input.body, &target.model)?,
+        };
+        let n = translated.len();
+        return Ok(([Bytes::from(translated), Bytes::new(), Bytes::new()], n));
+    }
     if *target.model == *input.view.model {
         let n = input.body.len();
-        return ([input.body.clone(), Bytes::new(), Bytes::new()], n);
+        return Ok(([input.body.clone(), Bytes::new(), Bytes::new()], n));
     }
     let span = input.view.model_span;
     let model = Bytes::from(serde_json::Value::from(&*target.model).to_string());
@@ -280,7 +352,25 @@ fn upstream_body(input: &ForwardInput<'_>, target: &Target) -> ([Bytes; 3], usiz
         input.body.slice(span.end..),
     ];
     let n = parts.iter().map(Bytes::len).sum();
-    (parts, n)
+    Ok((parts, n))
+}
+
+/// A request body as up to three slices and its total length.
+type UpstreamBody = ([Bytes; 3], usize);
+
+/// An error body from a provider of `from`'s dialect, rewritten for a client of `to`'s.
+fn error_in_client_dialect(to: Dialect, from: Dialect, status: u16, body: Bytes) -> (u16, Bytes) {
+    match (to, from) {
+        (Dialect::Anthropic, Dialect::OpenAi) => {
+            let (s, b) = openai_error_to_anthropic(status, &body);
+            (s, Bytes::from(b))
+        }
+        (Dialect::OpenAi, Dialect::Anthropic) => {
+            let (s, b) = anthropic_error_to_openai(status, &body);
+            (s, Bytes::from(b))
+        }
+        _ => (status, body),
+    }
 }
 
 /// One attempt at one target: a pooled connection (retried once on a fresh one when the
@@ -288,11 +378,12 @@ fn upstream_body(input: &ForwardInput<'_>, target: &Target) -> ([Bytes; 3], usiz
 async fn call(
     ctx: &ShardCtx,
     provider: &Provider,
-    target: &Target,
     input: &ForwardInput<'_>,
+    body: &UpstreamBody,
+    dialect: Dialect,
 ) -> Result<(UpstreamConn, UpstreamResponseHead), UpstreamError> {
-    let (body, len) = upstream_body(input, target);
-    let head = upstream_head(provider, input, len);
+    let (body, len) = body;
+    let head = upstream_head(provider, input, dialect, *len);
     let mut pooled = ctx.pool.take(&provider.pool_key);
     loop {
         let was_pooled = pooled.is_some();
@@ -300,7 +391,7 @@ async fn call(
             Some(c) => c,
             None => connect(provider, &ctx.tls).await?,
         };
-        let sent = send_request(&mut c, head.clone(), &body).await;
+        let sent = send_request(&mut c, head.clone(), body).await;
         let result = match sent {
             Ok(_) => read_response_head(&mut c, provider.first_byte_timeout, false).await,
             Err(e) => Err(e),
@@ -351,6 +442,8 @@ async fn respond_with(
         .take()
         .filter(|f| resp.status == 200 && f.wants_response());
     rec.status = resp.status;
+    let client = input.endpoint.dialect();
+    let up = provider.kind.dialect();
     let keep;
     if resp.is_event_stream() && (200..300).contains(&resp.status) {
         let head = head
@@ -358,6 +451,15 @@ async fn respond_with(
             .finish(BodyFraming::Chunked, input.keep_alive);
         let deadline = meta.started + provider.total_timeout;
         let mut capture = fill.as_ref().map(|_| Vec::new());
+        let alias = &*input.route.alias;
+        let translator: Option<Box<dyn EventTranslator>> = match (client, up) {
+            (Dialect::Anthropic, Dialect::OpenAi) => Some(Box::new(OpenAiToAnthropicStream::new(alias))),
+            (Dialect::OpenAi, Dialect::Anthropic) => Some(Box::new(AnthropicToOpenAiStream::new(
+                alias,
+                input.view.include_usage,
+            ))),
+            _ => None,
+        };
         let end = relay_stream(
             conn.io(),
             head,
@@ -366,6 +468,7 @@ async fn respond_with(
             deadline,
             provider.first_byte_timeout,
             capture.as_mut(),
+            translator,
         )
         .await;
         rec.ttfb_ms = Some(end.ttfb_ms(meta.started));
@@ -416,8 +519,45 @@ async fn respond_with(
                     rec.tokens_in = Some(u.input_tokens);
                     rec.tokens_out = Some(u.output_tokens);
                 }
+                let (status, body) = if client == up {
+                    (resp.status, body)
+                } else if (200..300).contains(&resp.status) {
+                    let translated = match (client, up) {
+                        (Dialect::Anthropic, _) => openai_to_anthropic_response(&body, &input.route.alias),
+                        _ => anthropic_to_openai_response(&body, &input.route.alias),
+                    };
+                    match translated {
+                        Ok(b) => (resp.status, Bytes::from(b)),
+                        Err(e) => {
+                            tracing::warn!(provider = %provider.name, error = %e, "provider response could not be translated");
+                            let err = ApiError::new(
+                                ErrorKind::UpstreamFailed,
+                                "untranslatable_response",
+                                format!("The response of provider `{}` could not be translated: {e}.", provider.name),
+                            );
+                            (err.status(), err.to_json(client))
+                        }
+                    }
+                } else {
+                    error_in_client_dialect(client, up, resp.status, body)
+                };
+                rec.status = status;
+                let head = if status != resp.status {
+                    // The status line was already started from the provider's; restart it.
+                    let mut h = meta
+                        .head(status)
+                        .header("x-infergate-provider", provider.name.as_bytes())
+                        .header_display("x-infergate-attempts", attempts)
+                        .header("content-type", b"application/json");
+                    if let Some(fill) = &input.cache {
+                        h = h.header("x-infergate-cache", fill.status.as_bytes());
+                    }
+                    h
+                } else {
+                    head
+                };
                 rec.bytes_out = body.len() as u64;
-                if let (Some(fill), Some(caches)) = (fill, &ctx.caches) {
+                if let (Some(fill), Some(caches), true) = (fill, &ctx.caches, status == 200) {
                     fill.store(caches, body.clone());
                 }
                 let head = head.finish(BodyFraming::Length(body.len()), input.keep_alive);
@@ -468,12 +608,47 @@ async fn answer_from_mock(
     mut rec: RequestRecord,
     attempt_start: Instant,
 ) -> bool {
-    let reply = mock::reply(
-        input.endpoint,
-        &input.body,
-        &target.model,
-        input.view.stream,
-    );
+    let anthropic_client = input.endpoint.dialect() == Dialect::Anthropic;
+    let reply = if anthropic_client {
+        // The mock speaks OpenAI: translate the request, answer, translate the answer back.
+        let body = match anthropic_to_openai_request(&input.body, &target.model) {
+            Ok(b) => b,
+            Err(e) => {
+                let err = ApiError::new(
+                    ErrorKind::InvalidRequest,
+                    "unsupported_parameter",
+                    format!("{e} (provider `{}`)", target.provider.name),
+                );
+                let ok = write_error(conn, meta, &err, input.keep_alive).await.is_ok();
+                rec.status = err.status();
+                rec.error = Some(err.code.to_string());
+                ctx.records.send(rec);
+                return ok && input.keep_alive;
+            }
+        };
+        let mut reply = mock::reply(Endpoint::ChatCompletions, &body, &target.model, input.view.stream);
+        reply.body = match reply.body {
+            mock::MockBody::Json(b) => mock::MockBody::Json(
+                openai_to_anthropic_response(&b, &input.route.alias)
+                    .map(Bytes::from)
+                    .unwrap_or(b),
+            ),
+            mock::MockBody::Events(events) => {
+                let mut t = OpenAiToAnthropicStream::new(&input.route.alias);
+                let mut out = Vec::new();
+                for e in &events {
+                    let data = e.strip_prefix(b"data: ").unwrap_or(e);
+                    let data = data.strip_suffix(b"\n\n").unwrap_or(data);
+                    let _ = t.push_event(None, data, &mut out);
+                }
+                t.finish(&mut out);
+                mock::MockBody::Events(vec![Bytes::from(out)])
+            }
+        };
+        reply
+    } else {
+        mock::reply(input.endpoint, &input.body, &target.model, input.view.stream)
+    };
     let cache_status = input.cache.as_ref().map(|f| f.status);
     if let (Some(fill), Some(caches)) = (input.cache.take(), &ctx.caches) {
         // The mock's answer is stored like a provider's (useful to try the cache offline).
@@ -592,4 +767,42 @@ pub async fn serve_cached(
     rec.latency_ms = ms_since(meta.started);
     ctx.records.send(rec);
     ok && keep_alive
+}
+
+/// Answers `count_tokens` with an estimate (about four characters a token) when the target
+/// cannot count: Anthropic's SDKs call it before long requests.
+async fn answer_token_estimate(
+    ctx: &ShardCtx,
+    conn: &mut ServerConn,
+    meta: &RequestMeta,
+    input: &ForwardInput<'_>,
+    mut rec: RequestRecord,
+) -> bool {
+    fn text_len(v: &serde_json::Value) -> usize {
+        match v {
+            serde_json::Value::String(s) => s.chars().count(),
+            serde_json::Value::Array(a) => a.iter().map(text_len).sum(),
+            serde_json::Value::Object(o) => o
+                .iter()
+                .filter(|(k, _)| !matches!(k.as_str(), "type" | "role" | "id" | "cache_control"))
+                .map(|(_, v)| text_len(v))
+                .sum(),
+            _ => 0,
+        }
+    }
+    let v: serde_json::Value = serde_json::from_slice(&input.body).unwrap_or_default();
+    let chars = text_len(&v["messages"]) + text_len(&v["system"]) + text_len(&v["tools"]);
+    let tokens = chars.div_ceil(4).max(1);
+    let body = Bytes::from(format!("{{\"input_tokens\":{tokens}}}"));
+    let head = meta
+        .head(200)
+        .header("content-type", b"application/json")
+        .header("x-infergate-estimate", b"true")
+        .finish(BodyFraming::Length(body.len()), input.keep_alive);
+    let ok = write_head_and_body(conn.io(), head, body).await.is_ok();
+    rec.status = 200;
+    rec.tokens_in = Some(tokens as u64);
+    rec.latency_ms = ms_since(meta.started);
+    ctx.records.send(rec);
+    ok && input.keep_alive
 }

@@ -122,6 +122,7 @@ async fn handle_request(
         )
         .await;
     };
+    meta.dialect = endpoint.dialect();
     let want = if endpoint == Endpoint::Models {
         Method::Get
     } else {

@@ -15,7 +15,7 @@ use monoio::net::TcpStream;
 
 use crate::api::Usage;
 use crate::http::ChunkedDecoder;
-use crate::translate::{FinishReason, SseScanner};
+use crate::translate::{AnthropicToOpenAiStream, FinishReason, OpenAiToAnthropicStream, SseScanner, TranslateError};
 use crate::upstream::{BodyKind, UpstreamConn};
 
 /// Room before the payload for the chunk size line (`ffffffff\r\n`).
@@ -24,6 +24,86 @@ const PREFIX: usize = 16;
 const READ_SIZE: usize = 32 * 1024;
 /// A single event larger than this ends the stream (a provider bug or an attack).
 const MAX_PENDING: usize = 8 * 1024 * 1024;
+
+/// Turns upstream SSE events into the client's dialect (see `crate::translate`).
+pub trait EventTranslator {
+    /// Translates one complete event, appending complete SSE text to `out`.
+    fn push_event(&mut self, name: Option<&[u8]>, data: &[u8], out: &mut Vec<u8>) -> Result<(), TranslateError>;
+    /// Ends the client's stream properly if the upstream ended without its terminal event.
+    fn finish(&mut self, out: &mut Vec<u8>);
+    /// Usage seen so far.
+    fn usage(&self) -> Option<Usage>;
+}
+
+impl EventTranslator for OpenAiToAnthropicStream {
+    fn push_event(&mut self, name: Option<&[u8]>, data: &[u8], out: &mut Vec<u8>) -> Result<(), TranslateError> {
+        OpenAiToAnthropicStream::push_event(self, name, data, out)
+    }
+    fn finish(&mut self, out: &mut Vec<u8>) {
+        OpenAiToAnthropicStream::finish(self, out)
+    }
+    fn usage(&self) -> Option<Usage> {
+        OpenAiToAnthropicStream::usage(self).map(Usage::from)
+    }
+}
+
+impl EventTranslator for AnthropicToOpenAiStream {
+    fn push_event(&mut self, name: Option<&[u8]>, data: &[u8], out: &mut Vec<u8>) -> Result<(), TranslateError> {
+        AnthropicToOpenAiStream::push_event(self, name, data, out)
+    }
+    fn finish(&mut self, out: &mut Vec<u8>) {
+        AnthropicToOpenAiStream::finish(self, out)
+    }
+    fn usage(&self) -> Option<Usage> {
+        AnthropicToOpenAiStream::usage(self).map(Usage::from)
+    }
+}
+
+/// Calls `f(event_name, data)` for each complete event in `region` (whole events only).
+/// Several `data:` lines of one event are joined with `\n` in `scratch`.
+fn for_each_event(
+    region: &[u8],
+    scratch: &mut Vec<u8>,
+    mut f: impl FnMut(Option<&[u8]>, &[u8]) -> Result<(), TranslateError>,
+) -> Result<(), TranslateError> {
+    let mut name: Option<&[u8]> = None;
+    let mut data: Option<&[u8]> = None;
+    let mut multi = false;
+    for line in region.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            if multi {
+                f(name, scratch)?;
+            } else if let Some(d) = data {
+                f(name, d)?;
+            }
+            name = None;
+            data = None;
+            multi = false;
+            continue;
+        }
+        if let Some(v) = line.strip_prefix(b"event:") {
+            name = Some(v.strip_prefix(b" ").unwrap_or(v));
+        } else if let Some(v) = line.strip_prefix(b"data:") {
+            let v = v.strip_prefix(b" ").unwrap_or(v);
+            match (data, multi) {
+                (None, _) => data = Some(v),
+                (Some(first), false) => {
+                    scratch.clear();
+                    scratch.extend_from_slice(first);
+                    scratch.push(b'\n');
+                    scratch.extend_from_slice(v);
+                    multi = true;
+                }
+                (Some(_), true) => {
+                    scratch.push(b'\n');
+                    scratch.extend_from_slice(v);
+                }
+            }
+        }
+    }
+    Ok(())
+}
 
 /// How a relayed stream ended.
 #[derive(Debug)]
@@ -79,6 +159,7 @@ pub async fn relay_stream(
     deadline: Instant,
     idle: Duration,
     mut capture: Option<&mut Vec<u8>>,
+    mut translator: Option<Box<dyn EventTranslator>>,
 ) -> RelayResult {
     let mut result = RelayResult {
         end: RelayEnd::Complete {
@@ -107,6 +188,12 @@ pub async fn relay_stream(
     out.resize(PREFIX, 0);
     let mut carry: Vec<u8> = Vec::new();
     let mut ranges: Vec<(usize, usize)> = Vec::new();
+    let mut xout: Vec<u8> = if translator.is_some() {
+        vec![0u8; PREFIX]
+    } else {
+        Vec::new()
+    };
+    let mut scratch: Vec<u8> = Vec::new();
     let mut clean = true;
     // Bytes read along with the response head are the first input.
     let mut raw_start = out.len();
@@ -167,14 +254,42 @@ pub async fn relay_stream(
             }
         }
 
-        // 2. Find complete events and send them.
+        // 2. Find complete events and send them (translated when the dialects differ).
         let boundary = scanner.scan(&out[PREFIX..]);
         let send_len = if upstream_done {
             out.len() - PREFIX
         } else {
             boundary
         };
-        if send_len > 0 {
+        if let Some(t) = translator.as_deref_mut() {
+            xout.truncate(PREFIX);
+            if send_len > 0 {
+                let region = &out[PREFIX..PREFIX + send_len];
+                if for_each_event(region, &mut scratch, |name, data| t.push_event(name, data, &mut xout)).is_err() {
+                    return fail(client, &mut out, &mut result, "untranslatable_event").await;
+                }
+                out.drain(PREFIX..PREFIX + send_len);
+                scanner.consumed(send_len);
+            }
+            if upstream_done {
+                t.finish(&mut xout);
+            }
+            let len = xout.len() - PREFIX;
+            if len > 0 {
+                let start = write_size_line(&mut xout, len);
+                xout.extend_from_slice(b"\r\n");
+                let (res, slice) = client.write_all(xout.slice(start..)).await;
+                xout = slice.into_inner();
+                if res.is_err() {
+                    result.end = RelayEnd::ClientGone;
+                    return finish(result, &scanner);
+                }
+                result.bytes_out += len as u64;
+                if let Some(c) = capture.as_deref_mut() {
+                    c.extend_from_slice(&xout[PREFIX..PREFIX + len]);
+                }
+            }
+        } else if send_len > 0 {
             carry.clear();
             carry.extend_from_slice(&out[PREFIX + send_len..]);
             out.truncate(PREFIX + send_len);
@@ -204,6 +319,10 @@ pub async fn relay_stream(
                     upstream_reusable: clean && !eof,
                 }
             };
+            if let Some(t) = translator.as_deref() {
+                result.usage = t.usage();
+                return result;
+            }
             return finish(result, &scanner);
         }
 

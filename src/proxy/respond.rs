@@ -23,6 +23,8 @@ pub struct RequestMeta {
     pub model: Option<String>,
     /// Whether a stream was asked for.
     pub stream: bool,
+    /// The client's dialect, for error bodies.
+    pub dialect: crate::api::Dialect,
 }
 
 impl RequestMeta {
@@ -39,6 +41,7 @@ impl RequestMeta {
             key: None,
             model: None,
             stream: false,
+            dialect: crate::api::Dialect::OpenAi,
         }
     }
 
@@ -90,14 +93,14 @@ impl RequestMeta {
     }
 }
 
-/// Writes an error in the client's dialect (OpenAI's shape for the endpoints served today).
+/// Writes an error in the client's dialect.
 pub async fn write_error(
     conn: &mut ServerConn,
     meta: &RequestMeta,
     err: &ApiError,
     keep_alive: bool,
 ) -> std::io::Result<()> {
-    let body = err.to_openai_json();
+    let body = err.to_json(meta.dialect);
     let head = meta
         .head(err.status())
         .header("content-type", b"application/json")

@@ -354,3 +354,93 @@ async fn closed_loop(
         task.await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::future::Future;
+    use std::sync::atomic::AtomicUsize;
+    use std::task::{Context, RawWaker, RawWakerVTable};
+
+    // A waker that, like monoio's task waker in release builds, is not `will_wake` with
+    // its own clone (the clone has another vtable). It counts wake-ups.
+    static VTABLE_A: RawWakerVTable = RawWakerVTable::new(clone_b, wake, wake_by_ref, drop_raw);
+    static VTABLE_B: RawWakerVTable = RawWakerVTable::new(clone_a, wake, wake_by_ref, drop_raw);
+    unsafe fn clone_a(p: *const ()) -> RawWaker {
+        RawWaker::new(p, &VTABLE_A)
+    }
+    unsafe fn clone_b(p: *const ()) -> RawWaker {
+        RawWaker::new(p, &VTABLE_B)
+    }
+    unsafe fn wake(p: *const ()) {
+        // SAFETY: `p` is the leaked counter of `counting_waker`.
+        unsafe { (*p.cast::<AtomicUsize>()).fetch_add(1, Ordering::SeqCst) };
+    }
+    unsafe fn wake_by_ref(p: *const ()) {
+        // SAFETY: as in `wake`.
+        unsafe { wake(p) }
+    }
+    unsafe fn drop_raw(_: *const ()) {}
+
+    fn counting_waker() -> (Waker, &'static AtomicUsize) {
+        let count: &'static AtomicUsize = Box::leak(Box::new(AtomicUsize::new(0)));
+        let raw = RawWaker::new((count as *const AtomicUsize).cast(), &VTABLE_A);
+        // SAFETY: the vtable functions only touch the leaked counter.
+        let waker = unsafe { Waker::from_raw(raw) };
+        assert!(!waker.will_wake(&waker.clone()));
+        (waker, count)
+    }
+
+    /// Regression: idle connections used to wait on a shared flume queue; with such a
+    /// waker a connection woken for an instant another one took woke itself on every
+    /// poll and re-queued its hook each time, so the runtime spun forever (never parking,
+    /// so neither the ticker's wake-ups nor timers ran) and memory grew without bound.
+    #[test]
+    fn idle_connections_do_not_wake_themselves_or_grow() {
+        let dispatch = Rc::new(Dispatch::default());
+        let (waker, wakes) = counting_waker();
+        let mut cx = Context::from_waker(&waker);
+        let slots: Vec<Rc<Slot>> = (0..3).map(|_| Rc::new(Slot::default())).collect();
+        let mut waits: Vec<_> = slots
+            .iter()
+            .map(|slot| Box::pin(dispatch.next(slot)))
+            .collect();
+        for _ in 0..1000 {
+            for wait in &mut waits {
+                assert!(wait.as_mut().poll(&mut cx).is_pending());
+            }
+        }
+        assert_eq!(wakes.load(Ordering::SeqCst), 0, "spurious self-wake");
+        assert_eq!(dispatch.idle.borrow().len(), 3, "idle list grew");
+
+        // One instant for one idle connection: exactly one wake, the others stay quiet.
+        let t = Instant::now();
+        let slot = dispatch.idle.borrow_mut().pop().unwrap();
+        slot.item.set(Some(t));
+        slot.wake();
+        assert_eq!(wakes.load(Ordering::SeqCst), 1);
+        let mut ready = 0;
+        for _ in 0..1000 {
+            waits.retain_mut(|wait| match wait.as_mut().poll(&mut cx) {
+                Poll::Ready(got) => {
+                    assert_eq!(got, Some(t));
+                    ready += 1;
+                    false
+                }
+                Poll::Pending => true,
+            });
+        }
+        assert_eq!(ready, 1);
+        assert_eq!(wakes.load(Ordering::SeqCst), 1, "spurious self-wake");
+        assert_eq!(dispatch.idle.borrow().len(), 2);
+
+        // Closing wakes the idle ones, which then end.
+        dispatch.close();
+        assert_eq!(wakes.load(Ordering::SeqCst), 3);
+        assert!(dispatch.idle.borrow().is_empty());
+        for wait in &mut waits {
+            assert_eq!(wait.as_mut().poll(&mut cx), Poll::Ready(None));
+        }
+    }
+}

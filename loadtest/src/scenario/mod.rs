@@ -269,7 +269,11 @@ fn start_infergate(
     )?;
     let line = child.wait_for_line("infergate listening on ", Duration::from_secs(15))?;
     // The line goes on after the URL: "http://ADDR (N shard(s), DRIVER driver)".
-    let url = line.split_whitespace().next().unwrap_or_default().to_string();
+    let url = line
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string();
     port_of(&url, "infergate")?;
     Ok(MeasuredPath {
         name: "infergate",

@@ -18,6 +18,9 @@ pub use target::{Target, TargetError};
 
 use std::time::{Duration, Instant};
 
+/// How long past `duration + timeout` a run waits for a stuck worker before giving up.
+const WATCHDOG_GRACE: Duration = Duration::from_secs(5);
+
 /// Why a run could not happen (failures of single requests are counted, not returned).
 #[derive(Debug, thiserror::Error)]
 pub enum LoadgenError {
@@ -37,29 +40,40 @@ pub fn run(config: &LoadgenConfig) -> Result<Report, LoadgenError> {
     let cpus = crate::affinity::allowed_cpus();
     // All workers share one start instant so their schedules interleave evenly.
     let start = Instant::now() + Duration::from_millis(20);
-    let mut handles = Vec::with_capacity(threads);
+    // Workers end by themselves at the drain deadline; this only guards against a worker
+    // that is stuck anyway, so a run can never hang.
+    let watchdog = start + config.duration + config.timeout + WATCHDOG_GRACE;
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
     for index in 0..threads {
         let share = config.share_for_worker(index, threads);
         let request = request.clone();
         let cpus = cpus.clone();
         let pin = config.pin;
-        let handle = std::thread::Builder::new()
+        let done_tx = done_tx.clone();
+        std::thread::Builder::new()
             .name(format!("loadgen-{index}"))
             .spawn(move || {
                 if pin {
                     crate::affinity::pin_current_thread(&cpus, index);
                 }
-                worker::run_worker(share, request, start)
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+                    worker::run_worker(share, request, start)
+                }))
+                .unwrap_or_else(|_| Err("a worker panicked".to_string()));
+                let _ = done_tx.send(result);
             })
             .map_err(|e| LoadgenError::Worker(e.to_string()))?;
-        handles.push(handle);
     }
+    drop(done_tx);
     let mut merged = recorder::Recorder::new().map_err(|e| LoadgenError::Worker(e.to_string()))?;
-    for handle in handles {
-        let recorder = handle
-            .join()
-            .map_err(|_| LoadgenError::Worker("a worker panicked".to_string()))?
-            .map_err(|e| LoadgenError::Worker(e.to_string()))?;
+    for _ in 0..threads {
+        let wait = watchdog.saturating_duration_since(Instant::now());
+        let recorder = done_rx
+            .recv_timeout(wait)
+            .map_err(|_| {
+                LoadgenError::Worker("a worker did not finish by the hard deadline".to_string())
+            })?
+            .map_err(LoadgenError::Worker)?;
         merged.merge(&recorder);
     }
     let elapsed = start.elapsed();

@@ -12,12 +12,12 @@ use super::headers::{forward_to_upstream, pass_to_client};
 use super::relay::{relay_stream, EventTranslator, RelayEnd};
 use super::respond::{write_error, RequestMeta};
 use super::{ms_since, ShardCtx};
+use crate::api::Dialect;
 use crate::api::{ApiError, ChatRequestView, Endpoint, ErrorKind, Usage};
 use crate::config::ProviderKind;
 use crate::http::{write_head_and_body, BodyFraming, RequestHead, ServerConn};
 use crate::observe::{AttemptRecord, RequestRecord};
 use crate::route::{ModelRoute, Provider, Target};
-use crate::api::Dialect;
 use crate::translate::{
     anthropic_error_to_openai, anthropic_to_openai_request, anthropic_to_openai_response,
     assemble_chat_completion, openai_error_to_anthropic, openai_to_anthropic_request,
@@ -108,7 +108,9 @@ pub async fn forward(
                     "unsupported_parameter",
                     format!("{e} (provider `{}`)", provider.name),
                 );
-                let ok = write_error(conn, meta, &err, input.keep_alive).await.is_ok();
+                let ok = write_error(conn, meta, &err, input.keep_alive)
+                    .await
+                    .is_ok();
                 rec.status = err.status();
                 rec.error = Some(err.code.to_string());
                 rec.latency_ms = ms_since(meta.started);
@@ -172,7 +174,8 @@ pub async fn forward(
             dialect,
         }) => {
             // The provider's error body, in the client's dialect.
-            let (status, body) = error_in_client_dialect(input.endpoint.dialect(), dialect, status, body);
+            let (status, body) =
+                error_in_client_dialect(input.endpoint.dialect(), dialect, status, body);
             let n = body.len();
             let mut head = meta
                 .head(status)
@@ -453,7 +456,9 @@ async fn respond_with(
         let mut capture = fill.as_ref().map(|_| Vec::new());
         let alias = &*input.route.alias;
         let translator: Option<Box<dyn EventTranslator>> = match (client, up) {
-            (Dialect::Anthropic, Dialect::OpenAi) => Some(Box::new(OpenAiToAnthropicStream::new(alias))),
+            (Dialect::Anthropic, Dialect::OpenAi) => {
+                Some(Box::new(OpenAiToAnthropicStream::new(alias)))
+            }
             (Dialect::OpenAi, Dialect::Anthropic) => Some(Box::new(AnthropicToOpenAiStream::new(
                 alias,
                 input.view.include_usage,
@@ -523,7 +528,9 @@ async fn respond_with(
                     (resp.status, body)
                 } else if (200..300).contains(&resp.status) {
                     let translated = match (client, up) {
-                        (Dialect::Anthropic, _) => openai_to_anthropic_response(&body, &input.route.alias),
+                        (Dialect::Anthropic, _) => {
+                            openai_to_anthropic_response(&body, &input.route.alias)
+                        }
                         _ => anthropic_to_openai_response(&body, &input.route.alias),
                     };
                     match translated {
@@ -533,7 +540,10 @@ async fn respond_with(
                             let err = ApiError::new(
                                 ErrorKind::UpstreamFailed,
                                 "untranslatable_response",
-                                format!("The response of provider `{}` could not be translated: {e}.", provider.name),
+                                format!(
+                                    "The response of provider `{}` could not be translated: {e}.",
+                                    provider.name
+                                ),
                             );
                             (err.status(), err.to_json(client))
                         }
@@ -619,14 +629,21 @@ async fn answer_from_mock(
                     "unsupported_parameter",
                     format!("{e} (provider `{}`)", target.provider.name),
                 );
-                let ok = write_error(conn, meta, &err, input.keep_alive).await.is_ok();
+                let ok = write_error(conn, meta, &err, input.keep_alive)
+                    .await
+                    .is_ok();
                 rec.status = err.status();
                 rec.error = Some(err.code.to_string());
                 ctx.records.send(rec);
                 return ok && input.keep_alive;
             }
         };
-        let mut reply = mock::reply(Endpoint::ChatCompletions, &body, &target.model, input.view.stream);
+        let mut reply = mock::reply(
+            Endpoint::ChatCompletions,
+            &body,
+            &target.model,
+            input.view.stream,
+        );
         reply.body = match reply.body {
             mock::MockBody::Json(b) => mock::MockBody::Json(
                 openai_to_anthropic_response(&b, &input.route.alias)
@@ -647,7 +664,12 @@ async fn answer_from_mock(
         };
         reply
     } else {
-        mock::reply(input.endpoint, &input.body, &target.model, input.view.stream)
+        mock::reply(
+            input.endpoint,
+            &input.body,
+            &target.model,
+            input.view.stream,
+        )
     };
     let cache_status = input.cache.as_ref().map(|f| f.status);
     if let (Some(fill), Some(caches)) = (input.cache.take(), &ctx.caches) {

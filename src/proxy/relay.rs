@@ -15,7 +15,9 @@ use monoio::net::TcpStream;
 
 use crate::api::Usage;
 use crate::http::ChunkedDecoder;
-use crate::translate::{AnthropicToOpenAiStream, FinishReason, OpenAiToAnthropicStream, SseScanner, TranslateError};
+use crate::translate::{
+    AnthropicToOpenAiStream, FinishReason, OpenAiToAnthropicStream, SseScanner, TranslateError,
+};
 use crate::upstream::{BodyKind, UpstreamConn};
 
 /// Room before the payload for the chunk size line (`ffffffff\r\n`).
@@ -28,7 +30,12 @@ const MAX_PENDING: usize = 8 * 1024 * 1024;
 /// Turns upstream SSE events into the client's dialect (see `crate::translate`).
 pub trait EventTranslator {
     /// Translates one complete event, appending complete SSE text to `out`.
-    fn push_event(&mut self, name: Option<&[u8]>, data: &[u8], out: &mut Vec<u8>) -> Result<(), TranslateError>;
+    fn push_event(
+        &mut self,
+        name: Option<&[u8]>,
+        data: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), TranslateError>;
     /// Ends the client's stream properly if the upstream ended without its terminal event.
     fn finish(&mut self, out: &mut Vec<u8>);
     /// Usage seen so far.
@@ -36,7 +43,12 @@ pub trait EventTranslator {
 }
 
 impl EventTranslator for OpenAiToAnthropicStream {
-    fn push_event(&mut self, name: Option<&[u8]>, data: &[u8], out: &mut Vec<u8>) -> Result<(), TranslateError> {
+    fn push_event(
+        &mut self,
+        name: Option<&[u8]>,
+        data: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), TranslateError> {
         OpenAiToAnthropicStream::push_event(self, name, data, out)
     }
     fn finish(&mut self, out: &mut Vec<u8>) {
@@ -48,7 +60,12 @@ impl EventTranslator for OpenAiToAnthropicStream {
 }
 
 impl EventTranslator for AnthropicToOpenAiStream {
-    fn push_event(&mut self, name: Option<&[u8]>, data: &[u8], out: &mut Vec<u8>) -> Result<(), TranslateError> {
+    fn push_event(
+        &mut self,
+        name: Option<&[u8]>,
+        data: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), TranslateError> {
         AnthropicToOpenAiStream::push_event(self, name, data, out)
     }
     fn finish(&mut self, out: &mut Vec<u8>) {
@@ -265,7 +282,11 @@ pub async fn relay_stream(
             xout.truncate(PREFIX);
             if send_len > 0 {
                 let region = &out[PREFIX..PREFIX + send_len];
-                if for_each_event(region, &mut scratch, |name, data| t.push_event(name, data, &mut xout)).is_err() {
+                if for_each_event(region, &mut scratch, |name, data| {
+                    t.push_event(name, data, &mut xout)
+                })
+                .is_err()
+                {
                     return fail(client, &mut out, &mut result, "untranslatable_event").await;
                 }
                 out.drain(PREFIX..PREFIX + send_len);

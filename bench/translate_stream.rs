@@ -1,8 +1,8 @@
-//! Stream translation cost per event: one typical text delta each way, with the output
-//! buffer reused as the relay reuses it.
+//! Stream cost per event: one typical text delta translated each way (output buffer reused as
+//! the relay reuses it), and the passthrough relay's per-event scan for comparison.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use infergate::translate::{AnthropicToOpenAiStream, OpenAiToAnthropicStream};
+use infergate::translate::{AnthropicToOpenAiStream, OpenAiToAnthropicStream, SseScanner};
 
 const OPENAI_DELTA: &[u8] = br#"{"id":"chatcmpl-123","object":"chat.completion.chunk","created":1694268190,"model":"gpt-4o-mini","system_fingerprint":"fp_44709d6fcb","choices":[{"index":0,"delta":{"content":" the quick brown fox"},"logprobs":null,"finish_reason":null}],"usage":null}"#;
 const ANTHROPIC_DELTA: &[u8] = br#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":" the quick brown fox"}}"#;
@@ -33,6 +33,21 @@ fn bench(c: &mut Criterion) {
                 std::hint::black_box(ANTHROPIC_DELTA),
                 &mut out,
             );
+        })
+    });
+
+    // Passthrough: what the relay does per event when the dialects match: find the event
+    // boundary and glance at usage/finish reason; the bytes themselves are forwarded as they are.
+    let mut event = Vec::with_capacity(OPENAI_DELTA.len() + 8);
+    event.extend_from_slice(b"data: ");
+    event.extend_from_slice(OPENAI_DELTA);
+    event.extend_from_slice(b"\n\n");
+    let mut scanner = SseScanner::new();
+    g.bench_function("passthrough_scan_openai_chunk", |b| {
+        b.iter(|| {
+            let n = scanner.scan(std::hint::black_box(&event));
+            scanner.consumed(n);
+            n
         })
     });
     g.finish();

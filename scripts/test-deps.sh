@@ -10,11 +10,13 @@ if ! python3 -c 'import openai, anthropic' 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check openai anthropic
 fi
 
-# curl drives the gateway in tests.
-if ! command -v curl >/dev/null; then
-  echo "test-deps: installing curl"
-  apt-get update -qq && apt-get install -y -qq curl
-fi
+# curl drives the gateway in tests; openssl makes the TLS test's private CA.
+for tool in curl openssl; do
+  if ! command -v "$tool" >/dev/null; then
+    echo "test-deps: installing $tool"
+    apt-get update -qq && apt-get install -y -qq "$tool"
+  fi
+done
 
 # The embedding model, when the embedder is part of this checkout.
 if [ -x scripts/fetch-model.sh ]; then

@@ -261,6 +261,10 @@ pub struct ProviderConfig {
     /// Idle connections kept per shard.
     #[serde(default = "default_max_idle")]
     pub max_idle_per_shard: usize,
+    /// PEM file of extra CA certificates to trust for this provider (self-hosted models,
+    /// private gateways), in addition to the built-in web PKI roots.
+    #[serde(default)]
+    pub tls_ca_file: Option<PathBuf>,
 }
 
 fn default_connect_timeout_ms() -> u64 {

@@ -43,6 +43,16 @@ impl std::fmt::Debug for ApiKey {
     }
 }
 
+/// A provider's own TLS client (its config named extra CA certificates).
+#[derive(Clone)]
+pub struct ProviderTls(pub monoio_rustls::TlsConnector);
+
+impl std::fmt::Debug for ProviderTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProviderTls(extra CA roots)")
+    }
+}
+
 /// An upstream provider, compiled from config.
 #[derive(Debug)]
 pub struct Provider {
@@ -66,6 +76,8 @@ pub struct Provider {
     pub max_idle_per_shard: usize,
     /// Connection pool key: every attribute that makes two connections interchangeable.
     pub pool_key: Arc<str>,
+    /// A TLS client trusting the provider's extra CA file, when it has one.
+    pub tls: Option<ProviderTls>,
 }
 
 impl Provider {
@@ -88,6 +100,17 @@ impl Provider {
             },
             None => (None, None),
         };
+        let tls = match &cfg.tls_ca_file {
+            Some(path) => Some(ProviderTls(
+                crate::upstream::tls_connector_with_ca_file(path).map_err(|e| {
+                    ConfigError::Invalid(format!(
+                        "provider {name}: tls_ca_file {}: {e}",
+                        path.display()
+                    ))
+                })?,
+            )),
+            None => None,
+        };
         let pool_key = match &addr {
             Some(a) => format!("{}|{:?}|{}|{}", name, a.scheme, a.authority, a.path_prefix),
             None => format!("{name}|mock"),
@@ -103,6 +126,7 @@ impl Provider {
             total_timeout: Duration::from_millis(cfg.total_timeout_ms),
             max_idle_per_shard: cfg.max_idle_per_shard,
             pool_key: Arc::from(pool_key),
+            tls,
         })
     }
 
@@ -200,6 +224,7 @@ mod tests {
             first_byte_timeout_ms: 1,
             total_timeout_ms: 1,
             max_idle_per_shard: 1,
+            tls_ca_file: None,
         }
     }
 

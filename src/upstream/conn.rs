@@ -96,6 +96,29 @@ impl UpstreamConn {
 pub fn tls_connector() -> TlsConnector {
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    connector_with_roots(roots)
+}
+
+/// A TLS client that also trusts the CA certificates in a PEM file.
+pub fn tls_connector_with_ca_file(path: &std::path::Path) -> Result<TlsConnector, String> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let certs =
+        rustls::pki_types::CertificateDer::pem_file_iter(path).map_err(|e| e.to_string())?;
+    let mut added = 0;
+    for cert in certs {
+        let cert = cert.map_err(|e| e.to_string())?;
+        roots.add(cert).map_err(|e| e.to_string())?;
+        added += 1;
+    }
+    if added == 0 {
+        return Err("no certificate in the file".into());
+    }
+    Ok(connector_with_roots(roots))
+}
+
+fn connector_with_roots(roots: rustls::RootCertStore) -> TlsConnector {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -132,7 +155,10 @@ pub async fn connect(
             Scheme::Https => {
                 let name = ServerName::try_from(addr.host.clone())
                     .map_err(|e| UpstreamError::Tls(e.to_string()))?;
-                let stream = tls
+                let stream = provider
+                    .tls
+                    .as_ref()
+                    .map_or(tls, |t| &t.0)
                     .connect(name, tcp)
                     .await
                     .map_err(|e| UpstreamError::Tls(e.to_string()))?;

@@ -10,6 +10,6 @@ mod pool;
 pub use client::{
     read_full_body, read_response_head, send_request, BodyKind, UpstreamResponseHead,
 };
-pub use conn::{connect, tls_connector, UpstreamConn, UpstreamIo};
+pub use conn::{connect, tls_connector, tls_connector_with_ca_file, UpstreamConn, UpstreamIo};
 pub use error::UpstreamError;
 pub use pool::ConnPool;

@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # The test command: installs missing test dependencies, then runs every test of the workspace
-# (unit tests and the integration tests that start the real binaries).
+# (unit tests and the integration tests that start the real binaries), and ends with one
+# summary line over all test binaries.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/test-deps.sh
-cargo test --workspace
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+cargo test --workspace 2>&1 | tee "$log"
+awk '/^test result:/ { p += $4; f += $6 } END { printf "total: %d passed, %d failed\n", p, f }' "$log"

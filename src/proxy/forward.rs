@@ -9,7 +9,7 @@ use bytes::Bytes;
 
 use super::caching::{CacheFill, CacheHit};
 use super::headers::{forward_to_upstream, pass_to_client};
-use super::relay::{relay_stream, EventTranslator, RelayEnd};
+use super::relay::{relay_stream, EventTranslator, RelayEnd, RelayPlan};
 use super::respond::{write_error, RequestMeta};
 use super::{ms_since, ShardCtx};
 use crate::api::Dialect;
@@ -465,17 +465,13 @@ async fn respond_with(
             ))),
             _ => None,
         };
-        let end = relay_stream(
-            conn.io(),
-            head,
-            &mut upstream,
-            resp.body,
+        let plan = RelayPlan {
             deadline,
-            provider.first_byte_timeout,
-            capture.as_mut(),
+            idle: provider.first_byte_timeout,
+            capture: capture.as_mut(),
             translator,
-        )
-        .await;
+        };
+        let end = relay_stream(conn.io(), head, &mut upstream, resp.body, plan).await;
         rec.ttfb_ms = Some(end.ttfb_ms(meta.started));
         rec.bytes_out = end.bytes_out;
         rec.finish_reason = end.finish_reason;

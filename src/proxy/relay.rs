@@ -167,17 +167,32 @@ enum Framing {
     UntilClose,
 }
 
+/// How one stream is relayed: its bounds, and what to do besides forwarding.
+pub struct RelayPlan<'a> {
+    /// The whole call must end by then.
+    pub deadline: Instant,
+    /// Longest wait for the next upstream bytes.
+    pub idle: Duration,
+    /// Keeps a copy of what the client got (only when the answer will be cached).
+    pub capture: Option<&'a mut Vec<u8>>,
+    /// Translates events when the provider's dialect differs from the client's.
+    pub translator: Option<Box<dyn EventTranslator>>,
+}
+
 /// Relays the stream. `head` is the client response head (chunked framing).
 pub async fn relay_stream(
     client: &mut TcpStream,
     head: Vec<u8>,
     upstream: &mut UpstreamConn,
     body: BodyKind,
-    deadline: Instant,
-    idle: Duration,
-    mut capture: Option<&mut Vec<u8>>,
-    mut translator: Option<Box<dyn EventTranslator>>,
+    plan: RelayPlan<'_>,
 ) -> RelayResult {
+    let RelayPlan {
+        deadline,
+        idle,
+        mut capture,
+        mut translator,
+    } = plan;
     let mut result = RelayResult {
         end: RelayEnd::Complete {
             upstream_reusable: false,

@@ -16,7 +16,7 @@ pub mod weights;
 
 pub use device::{CudaDevice, Gemm, Transpose};
 pub use forward::CudaBackend;
-pub use kernels::{compile_all, KernelSource, KERNEL_SOURCES};
+pub use kernels::{compile, compile_all, KernelSource, KERNEL_SOURCES};
 pub use probe::{probe, CudaUnavailable, DeviceInfo};
 
 /// What can fail on the CUDA side; turned into [`super::EmbedError::Backend`] at the seam.

@@ -38,6 +38,49 @@ pub fn nvrtc_present() -> bool {
     unsafe { cudarc::nvrtc::sys::is_culib_present() }
 }
 
+/// Loads NVRTC from `dir` (e.g. the `nvidia/cu13/lib` folder of the `nvidia-cuda-nvrtc` PyPI
+/// wheel) so that cudarc, which loads libraries by name, finds it without `LD_LIBRARY_PATH`.
+///
+/// Every `libnvrtc*.so*` of `dir` is opened by full path with `RTLD_GLOBAL`, builtins first;
+/// the dynamic loader then answers cudarc's `dlopen("libnvrtc.so.13")` with the library already
+/// loaded under that soname. The handles stay open for the life of the process. Returns the
+/// files loaded.
+pub fn preload_nvrtc_from(
+    dir: &std::path::Path,
+) -> Result<Vec<std::path::PathBuf>, CudaUnavailable> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| CudaUnavailable(format!("cannot list {}: {e}", dir.display())))?;
+    let mut libs: Vec<std::path::PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("libnvrtc") && n.contains(".so"))
+        })
+        .collect();
+    // Builtins first: libnvrtc opens them when it compiles.
+    libs.sort_by_key(|p| !p.to_string_lossy().contains("builtins"));
+    if !libs
+        .iter()
+        .any(|p| !p.to_string_lossy().contains("builtins"))
+    {
+        return Err(CudaUnavailable(format!(
+            "no libnvrtc.so* in {}",
+            dir.display()
+        )));
+    }
+    for lib in &libs {
+        let c = std::ffi::CString::new(lib.as_os_str().as_encoded_bytes())
+            .map_err(|_| CudaUnavailable(format!("bad path {}", lib.display())))?;
+        // SAFETY: dlopen of a shared library by path; the handle is deliberately kept open.
+        let handle = unsafe { libc::dlopen(c.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL) };
+        if handle.is_null() {
+            return Err(CudaUnavailable(format!("dlopen {} failed", lib.display())));
+        }
+    }
+    Ok(libs)
+}
+
 /// Checks the driver, NVRTC and cuBLAS libraries, then asks for device 0.
 pub fn probe() -> Result<DeviceInfo, CudaUnavailable> {
     // SAFETY: each check only tries to dlopen the library; nothing is called through it.

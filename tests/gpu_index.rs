@@ -25,9 +25,12 @@ use infergate::cache::{
 use infergate::embed::cuda::probe;
 use infergate::embed::{CpuBackend, Precision};
 
+/// Embeddings of a dev pair's `a` and `b`, and its label.
+type Pair = (Vec<f32>, Vec<f32>, String);
+
 /// (a, b, label) embeddings of every dev pair, by the CPU backend, computed once.
-fn pairs() -> &'static Vec<(Vec<f32>, Vec<f32>, String)> {
-    static PAIRS: OnceLock<Vec<(Vec<f32>, Vec<f32>, String)>> = OnceLock::new();
+fn pairs() -> &'static Vec<Pair> {
+    static PAIRS: OnceLock<Vec<Pair>> = OnceLock::new();
     PAIRS.get_or_init(|| {
         let (model, tokenizer) = open_model();
         let mut cpu = CpuBackend::load(&model, 2).unwrap();

@@ -55,8 +55,8 @@ pub fn read_jsonl<T: for<'de> Deserialize<'de>>(name: &str) -> Vec<T> {
 
 /// The model (a missing model is a failure: run scripts/fetch-model.sh).
 pub fn open_model() -> (ModelDir, TextTokenizer) {
-    let model = ModelDir::open(&model_dir())
-        .unwrap_or_else(|e| panic!("{e}\n(run scripts/fetch-model.sh)"));
+    let model =
+        ModelDir::open(model_dir()).unwrap_or_else(|e| panic!("{e}\n(run scripts/fetch-model.sh)"));
     let tokenizer = TextTokenizer::from_file(&model.tokenizer()).unwrap();
     (model, tokenizer)
 }

@@ -1,7 +1,7 @@
 //! GPU benchmarks for the lent H100 (prebuilt with `cargo bench --bench gpu --no-run`; see
 //! `kernels/README.md`):
 //!
-//! * `gpu_embed/{precision}/{tokens}tok/b{batch}`: sentences/s of the CUDA embedder for
+//! * `gpu_embed_{precision}/{tokens}tok/b{batch}`: sentences/s of the CUDA embedder for
 //!   16-, 64- and 256-token prompts at batch 1, 8, 64 and 256 (criterion's throughput is in
 //!   elements = sentences). Token ids in, vectors out, host copies included, tokenization not.
 //! * `gpu_index/{vectors}/q{queries}`: `GpuVectorIndex::search_batch` latency at 100k, 1M and
@@ -124,7 +124,7 @@ fn bench_embed(c: &mut Criterion) {
     println!("gpu_embed: {what}");
     for precision in precisions() {
         let mut backend = CudaBackend::from_weights(&weights, precision).unwrap();
-        let mut group = c.benchmark_group(format!("gpu_embed/{precision:?}").to_lowercase());
+        let mut group = c.benchmark_group(format!("gpu_embed_{precision:?}").to_lowercase());
         group.warm_up_time(Duration::from_secs(1));
         group.measurement_time(Duration::from_secs(3));
         group.sample_size(20);

@@ -105,10 +105,12 @@ struct DeviceSide {
     scores_len: usize,
     part_vals: Option<CudaSlice<f32>>,
     part_idx: Option<CudaSlice<i32>>,
-    parts_len: usize,
+    part_vals_len: usize,
+    part_idx_len: usize,
     top_vals: Option<CudaSlice<f32>>,
     top_idx: Option<CudaSlice<i32>>,
-    top_len: usize,
+    top_vals_len: usize,
+    top_idx_len: usize,
 }
 
 struct Inner {
@@ -149,10 +151,12 @@ impl GpuVectorIndex {
                 scores_len: 0,
                 part_vals: None,
                 part_idx: None,
-                parts_len: 0,
+                part_vals_len: 0,
+                part_idx_len: 0,
                 top_vals: None,
                 top_idx: None,
-                top_len: 0,
+                top_vals_len: 0,
+                top_idx_len: 0,
             }),
         ))
     }
@@ -506,22 +510,16 @@ fn device_shortlist(
         dev.upload_at(queries, buf, 0)?;
     }
     let s_ptr = grow(dev, &mut side.scores, &mut side.scores_len, n * len)?;
-    let pv = grow(
+    let listed = n * parts * SHORTLIST;
+    let pv = grow(dev, &mut side.part_vals, &mut side.part_vals_len, listed)?;
+    let pi = grow(dev, &mut side.part_idx, &mut side.part_idx_len, listed)?;
+    let tv = grow(
         dev,
-        &mut side.part_vals,
-        &mut side.parts_len,
-        n * parts * SHORTLIST,
+        &mut side.top_vals,
+        &mut side.top_vals_len,
+        n * SHORTLIST,
     )?;
-    let mut parts_len_idx = side.parts_len;
-    let pi = grow(
-        dev,
-        &mut side.part_idx,
-        &mut parts_len_idx,
-        n * parts * SHORTLIST,
-    )?;
-    let tv = grow(dev, &mut side.top_vals, &mut side.top_len, n * SHORTLIST)?;
-    let mut top_len_idx = side.top_len;
-    let ti = grow(dev, &mut side.top_idx, &mut top_len_idx, n * SHORTLIST)?;
+    let ti = grow(dev, &mut side.top_idx, &mut side.top_idx_len, n * SHORTLIST)?;
     let shape = |v: usize, what: &str| {
         u32::try_from(v).map_err(|_| CudaError::Shape(format!("{what} = {v}")))
     };

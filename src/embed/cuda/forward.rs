@@ -104,6 +104,19 @@ impl CudaBackend {
             return Ok(Vec::new());
         }
         let w = &self.weights;
+        // The GPU gathers embeddings at every position, padding included: bound all of them.
+        if seq > w.max_positions {
+            return Err(EmbedError::InvalidBatch(format!(
+                "seq_len {seq} exceeds the model's {} positions",
+                w.max_positions
+            )));
+        }
+        if let Some(id) = batch.input_ids.iter().find(|&&id| id as usize >= w.vocab) {
+            return Err(EmbedError::InvalidBatch(format!(
+                "token id {id} outside vocab {}",
+                w.vocab
+            )));
+        }
         for row in 0..bsz {
             let cols = row * seq..(row + 1) * seq;
             let mut any = false;

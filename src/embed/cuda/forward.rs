@@ -15,9 +15,9 @@ use cudarc::driver::{CudaSlice, LaunchConfig};
 use super::device::{rows_config, KernelArg};
 use super::kernels::EMBED;
 use super::weights::{DeviceLinear, DeviceNorm, DeviceWeights};
-use super::{CudaDevice, CudaError, Gemm, Transpose};
+use super::{plan, CudaDevice, CudaError};
 use crate::embed::config::Precision;
-use crate::embed::weights::{BertWeights, HEADS, HEAD_DIM, HIDDEN, INTERMEDIATE, LN_EPS};
+use crate::embed::weights::{BertWeights, HEADS, HIDDEN, INTERMEDIATE, LN_EPS};
 use crate::embed::{EmbedBackend, EmbedError, ModelDir, TokenBatch, EMBED_DIM};
 
 const ROW_THREADS: u32 = 128;
@@ -191,33 +191,15 @@ impl CudaBackend {
                     Ptr(hidden),
                 ],
             )?;
-            let qkv_w = 3 * HIDDEN;
-            let scale = 1.0 / (HEAD_DIM as f32).sqrt();
             for layer in &w.layers {
                 linear(d, &layer.qkv, hidden, qkv, tokens)?;
                 bias_add(d, &layer.qkv, qkv, tokens)?;
+                let g = plan::scores(bsz, seq);
                 for h in 0..HEADS {
-                    let off = (h * HEAD_DIM * 4) as u64;
-                    // scores[b, h] (row-major [i, j]) = scale * q_i . k_j, as col-major
-                    // M = K Q^T with K, Q read from qkv (ld 1152).
-                    let g = Gemm {
-                        ta: Transpose::Yes,
-                        tb: Transpose::No,
-                        m: seq,
-                        n: seq,
-                        k: HEAD_DIM,
-                        lda: qkv_w,
-                        ldb: qkv_w,
-                        ldc: seq,
-                        stride_a: seq * qkv_w,
-                        stride_b: seq * qkv_w,
-                        stride_c: HEADS * seq * seq,
-                        batch: bsz,
-                        alpha: scale,
-                    };
-                    let k_ptr = qkv + off + (HIDDEN * 4) as u64;
-                    let s_ptr = scores + (h * seq * seq * 4) as u64;
-                    d.gemm(&g, k_ptr, qkv + off, s_ptr)?;
+                    let k_ptr = qkv + 4 * plan::key_offset(h) as u64;
+                    let q_ptr = qkv + 4 * plan::query_offset(h) as u64;
+                    let s_ptr = scores + 4 * plan::scores_offset(h, seq) as u64;
+                    d.gemm(&g, k_ptr, q_ptr, s_ptr)?;
                 }
                 let att_rows = rows_config(bsz * HEADS * seq, 32)?;
                 d.launch(
@@ -225,27 +207,12 @@ impl CudaBackend {
                     att_rows,
                     &[Ptr(scores), Ptr(mask), I32(HEADS as i32), I32(seq_i)],
                 )?;
+                let g = plan::context(bsz, seq);
                 for h in 0..HEADS {
-                    let off = (h * HEAD_DIM * 4) as u64;
-                    // context[:, h] (col-major 32 x seq, ld 384) = V^T P^T.
-                    let g = Gemm {
-                        ta: Transpose::No,
-                        tb: Transpose::No,
-                        m: HEAD_DIM,
-                        n: seq,
-                        k: seq,
-                        lda: qkv_w,
-                        ldb: seq,
-                        ldc: HIDDEN,
-                        stride_a: seq * qkv_w,
-                        stride_b: HEADS * seq * seq,
-                        stride_c: seq * HIDDEN,
-                        batch: bsz,
-                        alpha: 1.0,
-                    };
-                    let v_ptr = qkv + off + (2 * HIDDEN * 4) as u64;
-                    let s_ptr = scores + (h * seq * seq * 4) as u64;
-                    d.gemm(&g, v_ptr, s_ptr, context + off)?;
+                    let v_ptr = qkv + 4 * plan::value_offset(h) as u64;
+                    let s_ptr = scores + 4 * plan::scores_offset(h, seq) as u64;
+                    let c_ptr = context + 4 * plan::context_offset(h) as u64;
+                    d.gemm(&g, v_ptr, s_ptr, c_ptr)?;
                 }
                 linear(d, &layer.attn_out, context, projected, tokens)?;
                 add_norm(
@@ -295,16 +262,7 @@ unsafe fn linear(
     y: u64,
     tokens: usize,
 ) -> Result<(), CudaError> {
-    let g = Gemm::single(
-        Transpose::No,
-        Transpose::No,
-        l.d_out,
-        tokens,
-        l.d_in,
-        l.d_out,
-        l.d_in,
-        l.d_out,
-    );
+    let g = plan::linear(l.d_in, l.d_out, tokens);
     // SAFETY: upheld by the caller.
     unsafe { d.gemm(&g, d.ptr(&l.w_t), x, y) }
 }

@@ -6,11 +6,13 @@
 //! * [`device`]: [`CudaDevice`], the owner of one context, stream, cuBLAS handle and the loaded
 //!   kernels, with the GEMM wrapper (fp32, TF32 or fp16 tensor-core math).
 //! * [`weights`]: the checkpoint uploaded to device memory.
+//! * [`plan`]: the forward pass's GEMMs as data, with a CPU reference of what cuBLAS computes.
 //! * [`forward`]: [`CudaBackend`], the forward pass over the padded batch.
 
 pub mod device;
 pub mod forward;
 pub mod kernels;
+pub mod plan;
 pub mod probe;
 pub mod weights;
 

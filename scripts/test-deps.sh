@@ -22,3 +22,9 @@ done
 if [ -x scripts/fetch-model.sh ]; then
   scripts/fetch-model.sh
 fi
+
+# NVRTC (CUDA 13) for tests/gpu_kernels_compile.rs: compiles kernels/*.cu to PTX without a GPU.
+if ! python3 -c 'import nvidia, os, sys; sys.exit(0 if any(os.path.exists(os.path.join(p, "cu13", "lib", "libnvrtc.so.13")) for p in nvidia.__path__) else 1)' 2>/dev/null; then
+  echo "test-deps: installing nvidia-cuda-nvrtc (NVRTC for the CUDA kernel compile check)"
+  python3 -m pip install --quiet --disable-pip-version-check --no-deps 'nvidia-cuda-nvrtc>=13,<14'
+fi

@@ -18,6 +18,7 @@
 //! single-flight), [`semantic`] (the vector index), [`guard`] (the lookalike guard).
 
 pub mod exact;
+pub mod gpu_index;
 pub mod guard;
 pub mod key;
 pub mod semantic;

@@ -4,19 +4,34 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use super::cuda::{probe, CudaBackend};
 use super::{CpuBackend, EmbedBackend, EmbedError, ModelDir, DEFAULT_MODEL_DIR};
 
 /// Which device runs the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum BackendKind {
-    /// CUDA when available, else CPU (today: always CPU, the CUDA backend is not built yet).
+    /// CUDA when a device and its libraries are there, else CPU (the reason is logged).
     #[default]
     Auto,
     /// The CPU forward pass.
     Cpu,
-    /// The CUDA forward pass (a later issue).
+    /// The CUDA forward pass; an error where there is no usable device.
     Cuda,
+}
+
+/// Arithmetic of the CUDA backend's GEMMs (element-wise kernels are always fp32; the CPU
+/// backend is always fp32).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// IEEE fp32 GEMMs: the CPU backend's function up to rounding (cosine >= 0.9999).
+    #[default]
+    Fp32,
+    /// TF32 tensor-core GEMMs (10-bit mantissa inputs, fp32 accumulation).
+    Tf32,
+    /// fp16 tensor-core GEMMs with fp32 accumulation (cosine >= 0.999 expected).
+    Fp16,
 }
 
 /// Settings of the embedder thread (`[embedder]` in the gateway's TOML config).
@@ -35,6 +50,9 @@ pub struct EmbedderConfig {
     pub max_wait_us: u64,
     /// Threads a CPU GEMM may use; the embedder shares the machine with the shards, so 1 or 2.
     pub cpu_threads: usize,
+    /// GEMM precision of the CUDA backend: `"fp32"` (default), `"tf32"` or `"fp16"`.
+    #[serde(default)]
+    pub precision: Precision,
 }
 
 impl Default for EmbedderConfig {
@@ -45,24 +63,100 @@ impl Default for EmbedderConfig {
             max_batch: 32,
             max_wait_us: 500,
             cpu_threads: 1,
+            precision: Precision::Fp32,
         }
     }
 }
 
-/// Opens the backend `kind` asks for on the model in `model`.
+/// A backend and why it was chosen, for the gateway's start-up log.
+pub struct OpenedBackend {
+    /// The backend, ready for the embedder thread.
+    pub backend: Box<dyn EmbedBackend>,
+    /// One line: which backend runs and why (e.g. `"cpu: no CUDA: cannot load libcuda"`).
+    pub reason: String,
+}
+
+impl std::fmt::Debug for OpenedBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenedBackend")
+            .field("backend", &self.backend.name())
+            .field("reason", &self.reason)
+            .finish()
+    }
+}
+
+/// Opens the backend `kind` asks for on the model in `model` (fp32 GEMMs on CUDA); see
+/// [`open_backend_with`] for the precision and the reason of the choice.
 pub fn open_backend(
     kind: BackendKind,
     model: &ModelDir,
     cpu_threads: usize,
 ) -> Result<Box<dyn EmbedBackend>, EmbedError> {
-    match kind {
-        BackendKind::Auto | BackendKind::Cpu => {
-            Ok(Box::new(CpuBackend::load(model, cpu_threads.max(1))?))
+    open_backend_with(kind, Precision::Fp32, model, cpu_threads).map(|o| o.backend)
+}
+
+/// Opens the backend of an `[embedder]` config section.
+pub fn open_backend_for(
+    config: &EmbedderConfig,
+    model: &ModelDir,
+) -> Result<OpenedBackend, EmbedError> {
+    open_backend_with(config.backend, config.precision, model, config.cpu_threads)
+}
+
+/// Opens a backend: `Cpu` always works, `Cuda` fails where there is no usable device, `Auto`
+/// probes CUDA (libraries first: nothing is called that could panic) and falls back to the
+/// CPU with the probe's reason. Logs and returns which backend runs and why.
+///
+/// The CUDA context is created on the calling thread; the backend binds it to whichever thread
+/// later calls `embed` (the embedder thread).
+pub fn open_backend_with(
+    kind: BackendKind,
+    precision: Precision,
+    model: &ModelDir,
+    cpu_threads: usize,
+) -> Result<OpenedBackend, EmbedError> {
+    let cpu = |why: String| -> Result<OpenedBackend, EmbedError> {
+        let backend: Box<dyn EmbedBackend> = Box::new(CpuBackend::load(model, cpu_threads.max(1))?);
+        Ok(OpenedBackend {
+            backend,
+            reason: format!("cpu: {why}"),
+        })
+    };
+    let opened = match kind {
+        BackendKind::Cpu => cpu("backend = \"cpu\" in the config".into())?,
+        BackendKind::Cuda => {
+            let info = probe().map_err(|e| {
+                EmbedError::Config(format!("backend \"cuda\" cannot run here: {e}"))
+            })?;
+            OpenedBackend {
+                backend: Box::new(CudaBackend::load(model, precision)?),
+                reason: format!(
+                    "cuda: backend = \"cuda\" in the config; {} ({}), {precision:?} GEMMs",
+                    info.name,
+                    info.arch()
+                ),
+            }
         }
-        BackendKind::Cuda => Err(EmbedError::Config(
-            "backend \"cuda\" is not available in this build; use \"cpu\" or \"auto\"".into(),
-        )),
-    }
+        BackendKind::Auto => match probe() {
+            Err(e) => cpu(format!("backend = \"auto\" and {e}"))?,
+            Ok(info) => match CudaBackend::load(model, precision) {
+                Ok(b) => OpenedBackend {
+                    backend: Box::new(b),
+                    reason: format!(
+                        "cuda: backend = \"auto\" found {} ({}), {precision:?} GEMMs",
+                        info.name,
+                        info.arch()
+                    ),
+                },
+                Err(e) => cpu(format!(
+                    "backend = \"auto\" found {} but the CUDA backend failed to start: {e}",
+                    info.name
+                ))?,
+            },
+        },
+    };
+    tracing::info!(backend = opened.backend.name(), reason = %opened.reason, "embedder backend");
+    Ok(opened)
 }
 
 #[cfg(test)]
@@ -82,5 +176,11 @@ mod tests {
         assert_eq!(cfg, EmbedderConfig::default());
         assert!(toml::from_str::<EmbedderConfig>("backend = \"tpu\"").is_err());
         assert!(toml::from_str::<EmbedderConfig>("max_batchh = 3").is_err());
+        assert_eq!(cfg.precision, Precision::Fp32);
+        let cfg: EmbedderConfig = toml::from_str("precision = \"fp16\"").unwrap();
+        assert_eq!(cfg.precision, Precision::Fp16);
+        let cfg: EmbedderConfig = toml::from_str("precision = \"tf32\"").unwrap();
+        assert_eq!(cfg.precision, Precision::Tf32);
+        assert!(toml::from_str::<EmbedderConfig>("precision = \"bf16\"").is_err());
     }
 }

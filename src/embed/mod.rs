@@ -3,7 +3,8 @@
 //! * [`tokenize`]: text to token ids, exactly as sentence-transformers does (256-token cut).
 //! * [`weights`]: the checkpoint from `model.safetensors`, laid out for the CPU pass.
 //! * [`cpu`]: the BERT forward pass on the CPU ([`CpuBackend`]).
-//! * [`backend`]: the [`EmbedBackend`] trait a CUDA backend will implement too.
+//! * [`backend`]: the [`EmbedBackend`] trait both backends implement.
+//! * [`cuda`]: the forward pass on a CUDA GPU ([`CudaBackend`]: NVRTC kernels + cuBLAS).
 //! * [`batcher`]: the thread that owns the backend and batches prompts from the shards.
 //! * [`cli`]: `infergate embed`, JSON lines in, token ids and vectors out.
 //!
@@ -15,6 +16,7 @@ pub mod batcher;
 pub mod cli;
 pub mod config;
 pub mod cpu;
+pub mod cuda;
 mod error;
 pub mod model_dir;
 mod ops;
@@ -24,8 +26,12 @@ pub mod weights;
 pub use backend::{EmbedBackend, TokenBatch, EMBED_DIM};
 pub use batcher::{Embedder, EmbedderHandle, Embedding, Tokenize};
 pub use cli::{embed_lines, run_embed_cli, EmbedCliArgs};
-pub use config::{open_backend, BackendKind, EmbedderConfig};
+pub use config::{
+    open_backend, open_backend_for, open_backend_with, BackendKind, EmbedderConfig, OpenedBackend,
+    Precision,
+};
 pub use cpu::CpuBackend;
+pub use cuda::CudaBackend;
 pub use error::EmbedError;
 pub use model_dir::{ModelDir, DEFAULT_MODEL_DIR};
 pub use tokenize::{TextTokenizer, Tokens, MAX_TOKENS};

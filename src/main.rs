@@ -179,10 +179,9 @@ fn start_embedder(cfg: &Config) -> Option<infergate::embed::EmbedderHandle> {
     }
     let ecfg = cfg.embedder.clone().unwrap_or_default();
     let dir = ecfg.model_dir.display().to_string();
-    let backend = ecfg.backend;
     match infergate::embed::Embedder::start_from_config(ecfg) {
-        Ok(handle) => {
-            tracing::info!(model_dir = %dir, ?backend, "embedder started on the CPU backend; semantic cache on");
+        Ok((handle, reason)) => {
+            tracing::info!(model_dir = %dir, backend = %reason, "embedder started; semantic cache on");
             Some(handle)
         }
         Err(e) => {

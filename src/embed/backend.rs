@@ -1,5 +1,5 @@
 //! The seam between the embedder thread and the code that runs the model: the CPU forward pass
-//! here, a CUDA one later. Both compute the same function on the same [`TokenBatch`].
+//! here, a CUDA one in `cuda/`. Both compute the same function on the same [`TokenBatch`].
 
 use super::EmbedError;
 
@@ -65,7 +65,7 @@ impl TokenBatch {
 
 /// A device that turns token batches into sentence embeddings.
 ///
-/// Implemented by the CPU backend and, later, the CUDA one; the embedder thread owns exactly
+/// Implemented by the CPU and CUDA backends; the embedder thread owns exactly
 /// one and never shares it, hence `Send` but not `Sync` and `&mut self`.
 pub trait EmbedBackend: Send {
     /// Short name for logs and metrics (`"cpu"`, `"cuda"`).

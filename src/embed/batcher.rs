@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use futures_channel::oneshot;
 
 use super::{
-    open_backend, EmbedBackend, EmbedError, EmbedderConfig, ModelDir, TextTokenizer, TokenBatch,
-    Tokens, EMBED_DIM,
+    open_backend_for, EmbedBackend, EmbedError, EmbedderConfig, ModelDir, TextTokenizer,
+    TokenBatch, Tokens, EMBED_DIM,
 };
 
 /// One prompt's embedding and what the cache needs to know about its tokens.
@@ -59,11 +59,16 @@ impl Embedder {
         Self::start_with(&config, Box::new(tokenizer), backend)
     }
 
-    /// Opens the backend `config.backend` names, then [`Embedder::start`]s.
-    pub fn start_from_config(config: EmbedderConfig) -> Result<EmbedderHandle, EmbedError> {
+    /// Opens the backend `config` asks for (CUDA when available for `auto`, at its
+    /// `precision`), then [`Embedder::start`]s. Returns the handle and one line saying which
+    /// backend runs and why, for the start-up log.
+    pub fn start_from_config(
+        config: EmbedderConfig,
+    ) -> Result<(EmbedderHandle, String), EmbedError> {
         let model = ModelDir::open(&config.model_dir)?;
-        let backend = open_backend(config.backend, &model, config.cpu_threads)?;
-        Self::start(config, backend)
+        let opened = open_backend_for(&config, &model)?;
+        let handle = Self::start(config, opened.backend)?;
+        Ok((handle, opened.reason))
     }
 
     /// Starts the thread with a given tokenizer (tests, or a caller that already has one).

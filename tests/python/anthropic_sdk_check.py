@@ -5,7 +5,8 @@ whichever provider kind the test configured (translated or passed through).
 """
 import os
 import sys
-import traceback
+
+from checkrunner import run_checks
 
 import anthropic
 
@@ -115,21 +116,5 @@ def check_wrong_key():
     raise AssertionError("expected AuthenticationError")
 
 
-def main():
-    checks = [v for k, v in sorted(globals().items()) if k.startswith("check_")]
-    passed = failed = 0
-    for check in checks:
-        try:
-            check()
-            passed += 1
-            print(f"ok   {check.__name__}")
-        except Exception:  # noqa: BLE001
-            failed += 1
-            print(f"FAIL {check.__name__}")
-            traceback.print_exc()
-    print(f"anthropic sdk: {passed} passed, {failed} failed")
-    return 1 if failed else 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_checks(globals(), "anthropic sdk"))

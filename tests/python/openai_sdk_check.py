@@ -5,7 +5,8 @@ Each check raises on failure; the script exits non-zero if any check failed.
 """
 import os
 import sys
-import traceback
+
+from checkrunner import run_checks
 
 import openai
 
@@ -114,21 +115,5 @@ def check_upstream_error_is_an_api_error():
     raise AssertionError("expected InternalServerError")
 
 
-def main():
-    checks = [v for k, v in sorted(globals().items()) if k.startswith("check_")]
-    passed = failed = 0
-    for check in checks:
-        try:
-            check()
-            passed += 1
-            print(f"ok   {check.__name__}")
-        except Exception:  # noqa: BLE001 - report every failure
-            failed += 1
-            print(f"FAIL {check.__name__}")
-            traceback.print_exc()
-    print(f"openai sdk: {passed} passed, {failed} failed")
-    return 1 if failed else 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_checks(globals(), "openai sdk"))

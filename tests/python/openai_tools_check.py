@@ -3,7 +3,8 @@ chat, stream, and a full tool-call round trip, translated both ways."""
 import json
 import os
 import sys
-import traceback
+
+from checkrunner import run_checks
 
 import openai
 
@@ -72,21 +73,5 @@ def check_unsupported_field_is_a_named_400():
     raise AssertionError("expected BadRequestError naming the field")
 
 
-def main():
-    checks = [v for k, v in sorted(globals().items()) if k.startswith("check_")]
-    passed = failed = 0
-    for check in checks:
-        try:
-            check()
-            passed += 1
-            print(f"ok   {check.__name__}")
-        except Exception:  # noqa: BLE001
-            failed += 1
-            print(f"FAIL {check.__name__}")
-            traceback.print_exc()
-    print(f"openai sdk (translated): {passed} passed, {failed} failed")
-    return 1 if failed else 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_checks(globals(), "openai sdk (translated)"))

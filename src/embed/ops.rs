@@ -120,14 +120,65 @@ multiversion! {
     }
 }
 
+/// Lanes of the partial sums in [`sum`] and [`max`]: one AVX-512 register or two AVX2 ones.
+const LANES: usize = 16;
+
+/// Sum with `LANES` independent partial sums. A plain `iter().sum()` is a strictly ordered
+/// chain that the compiler may not reorder, so it stays scalar and latency bound.
+#[inline(always)]
+fn sum(x: &[f32]) -> f32 {
+    let mut acc = [0f32; LANES];
+    let chunks = x.chunks_exact(LANES);
+    let tail: f32 = chunks.remainder().iter().sum();
+    for c in chunks {
+        for (a, v) in acc.iter_mut().zip(c) {
+            *a += v;
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// Largest value (NaN-free input assumed), in lanes like [`sum`].
+#[inline(always)]
+fn max(x: &[f32]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; LANES];
+    let chunks = x.chunks_exact(LANES);
+    let tail = chunks
+        .remainder()
+        .iter()
+        .copied()
+        .fold(f32::NEG_INFINITY, f32::max);
+    for c in chunks {
+        for (a, v) in acc.iter_mut().zip(c) {
+            *a = if *v > *a { *v } else { *a };
+        }
+    }
+    acc.iter().copied().fold(tail, f32::max)
+}
+
 #[inline(always)]
 fn normalize_row(row: &mut [f32], norm: &Norm, eps: f32) {
     let n = row.len() as f32;
-    let mean = row.iter().sum::<f32>() / n;
-    let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
+    let mean = sum(row) / n;
+    for v in row.iter_mut() {
+        *v -= mean;
+    }
+    let mut sq = [0f32; LANES];
+    for c in row.chunks_exact(LANES) {
+        for (a, v) in sq.iter_mut().zip(c) {
+            *a += v * v;
+        }
+    }
+    let tail: f32 = row
+        .chunks_exact(LANES)
+        .remainder()
+        .iter()
+        .map(|v| v * v)
+        .sum();
+    let var = (sq.iter().sum::<f32>() + tail) / n;
     let inv = 1.0 / (var + eps).sqrt();
     for ((v, g), b) in row.iter_mut().zip(&norm.gamma).zip(&norm.beta) {
-        *v = (*v - mean) * inv * g + b;
+        *v = *v * inv * g + b;
     }
 }
 
@@ -135,13 +186,11 @@ multiversion! {
     /// Softmax of every `width`-wide row of `x`, in place.
     pub fn softmax_rows(x: &mut [f32], width: usize) {
         for row in x.chunks_exact_mut(width) {
-            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let mut sum = 0.0;
+            let max = max(row);
             for v in row.iter_mut() {
                 *v = exp(*v - max);
-                sum += *v;
             }
-            let inv = 1.0 / sum;
+            let inv = 1.0 / sum(row);
             for v in row.iter_mut() {
                 *v *= inv;
             }
@@ -243,6 +292,17 @@ mod tests {
         let mut out = vec![0.0; 2];
         mean_pool_normalize(&[3.0, 0.0, 3.0, 8.0], &mut out);
         assert!((out[0] - 0.6).abs() < 1e-6 && (out[1] - 0.8).abs() < 1e-6);
+    }
+
+    #[test]
+    fn lane_reductions_cover_the_tail() {
+        let x: Vec<f32> = (0..37).map(|i| i as f32).collect();
+        assert_eq!(sum(&x), (0..37).sum::<i32>() as f32);
+        assert_eq!(max(&x), 36.0);
+        assert_eq!(max(&x[..5]), 4.0);
+        let mut y = x.clone();
+        y[3] = 100.0;
+        assert_eq!(max(&y), 100.0);
     }
 
     #[test]

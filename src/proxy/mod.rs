@@ -27,8 +27,7 @@ use respond::{write_error, write_json, RequestMeta};
 pub async fn serve_connection(ctx: Rc<ShardCtx>, stream: TcpStream) {
     let mut conn = ServerConn::new(stream);
     loop {
-        let table = ctx.table.load_full();
-        let limits = ServerLimits::from_config(&table.server);
+        let limits = ServerLimits::from_config(&ctx.table.load().server);
         let head = match conn.read_head(&limits).await {
             Ok(h) => h,
             Err(HttpError::Closed) | Err(HttpError::Io(_)) => return,
@@ -39,6 +38,9 @@ pub async fn serve_connection(ctx: Rc<ShardCtx>, stream: TcpStream) {
             }
         };
         let _inflight = ctx.enter();
+        // The request runs on the table current when its head arrived (a swap while the
+        // connection sat idle must not leave it on the old one).
+        let table = ctx.table.load_full();
         let keep = handle_request(&ctx, &table, &mut conn, head, &limits).await;
         if !keep || ctx.lifecycle.is_draining() {
             return;

@@ -25,7 +25,7 @@ use cudarc::driver::{CudaSlice, LaunchConfig};
 
 use super::key::ScopeHash;
 use super::semantic::{
-    dot, Candidate, IndexError, SemanticEntry, SemanticIndexConfig, VectorIndex, DIM,
+    Candidate, IndexError, SemanticEntry, SemanticIndexConfig, VectorIndex, DIM,
 };
 use crate::embed::cuda::device::KernelArg;
 use crate::embed::cuda::kernels::INDEX;
@@ -268,17 +268,7 @@ impl GpuVectorIndex {
         now: Instant,
     ) -> Result<(), IndexError> {
         let items: Vec<(&[f32], Arc<SemanticEntry>)> = items.into_iter().collect();
-        let mut norms = Vec::with_capacity(items.len());
-        for (v, _) in &items {
-            if v.len() != DIM {
-                return Err(IndexError::Dimension { got: v.len() });
-            }
-            let norm = dot(v, v).sqrt();
-            if !norm.is_finite() || norm == 0.0 {
-                return Err(IndexError::NotNormalizable);
-            }
-            norms.push(norm);
-        }
+        let norms = super::semantic::vector_norms(&items)?;
         let deadline = self.ticks(now.checked_add(ttl).unwrap_or(now));
         let now = self.ticks(now);
         let mut inner = self.lock();
@@ -590,6 +580,7 @@ fn device_shortlist(
 )]
 mod tests {
     use super::super::exact::CachedResponse;
+    use super::super::semantic::dot;
     use super::super::SemanticIndex;
     use super::*;
     use bytes::Bytes;

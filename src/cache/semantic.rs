@@ -329,6 +329,23 @@ impl VectorIndex for SemanticIndex {
     }
 }
 
+/// The L2 norm of each vector to insert, refusing a wrong dimension or a vector that can't be
+/// normalized (all or nothing). Shared by the CPU and GPU indexes.
+pub(crate) fn vector_norms(items: &[(&[f32], Arc<SemanticEntry>)]) -> Result<Vec<f32>, IndexError> {
+    let mut norms = Vec::with_capacity(items.len());
+    for (vector, _) in items {
+        if vector.len() != DIM {
+            return Err(IndexError::Dimension { got: vector.len() });
+        }
+        let norm = dot(vector, vector).sqrt();
+        if !norm.is_finite() || norm == 0.0 {
+            return Err(IndexError::NotNormalizable);
+        }
+        norms.push(norm);
+    }
+    Ok(norms)
+}
+
 impl SemanticIndex {
     /// Inserts several entries into one scope and publishes them at once (each touched chunk
     /// is copied once): for warm-up, restore and benchmarks. All or nothing on bad vectors.
@@ -340,17 +357,7 @@ impl SemanticIndex {
         now: Instant,
     ) -> Result<(), IndexError> {
         let items: Vec<(&[f32], Arc<SemanticEntry>)> = items.into_iter().collect();
-        let mut norms = Vec::with_capacity(items.len());
-        for (vector, _) in &items {
-            if vector.len() != DIM {
-                return Err(IndexError::Dimension { got: vector.len() });
-            }
-            let norm = dot(vector, vector).sqrt();
-            if !norm.is_finite() || norm == 0.0 {
-                return Err(IndexError::NotNormalizable);
-            }
-            norms.push(norm);
-        }
+        let norms = vector_norms(&items)?;
         let deadline = self.ticks(now.checked_add(ttl).unwrap_or(now));
         let now = self.ticks(now);
         let index = self.scope_for_insert(scope, now)?;

@@ -31,6 +31,8 @@ pub enum Endpoint {
     Messages,
     /// `POST /v1/messages/count_tokens`
     CountTokens,
+    /// `POST /v1/responses` (OpenAI Responses)
+    Responses,
 }
 
 impl Endpoint {
@@ -42,6 +44,7 @@ impl Endpoint {
             "/v1/models" | "/models" => Some(Self::Models),
             "/v1/messages" => Some(Self::Messages),
             "/v1/messages/count_tokens" => Some(Self::CountTokens),
+            "/v1/responses" | "/responses" => Some(Self::Responses),
             _ => None,
         }
     }
@@ -54,15 +57,14 @@ impl Endpoint {
         }
     }
 
-    /// The path below the provider's base URL (e.g. `/chat/completions` after `/v1`) for a
-    /// provider speaking `target`.
-    pub fn upstream_suffix(self, target: Dialect) -> &'static str {
-        match (self, target) {
-            (Self::ChatCompletions | Self::Messages, Dialect::OpenAi) => "/chat/completions",
-            (Self::ChatCompletions | Self::Messages, Dialect::Anthropic) => "/messages",
-            (Self::CountTokens, _) => "/messages/count_tokens",
-            (Self::Embeddings, _) => "/embeddings",
-            (Self::Models, _) => "/models",
+    /// The wire format a client of this endpoint speaks (`None`: not a generation endpoint).
+    pub fn client_wire(self) -> Option<crate::translate::WireApi> {
+        use crate::translate::WireApi;
+        match self {
+            Self::ChatCompletions => Some(WireApi::Chat),
+            Self::Messages => Some(WireApi::Messages),
+            Self::Responses => Some(WireApi::Responses),
+            _ => None,
         }
     }
 
@@ -74,6 +76,7 @@ impl Endpoint {
             Self::Models => "models",
             Self::Messages => "messages",
             Self::CountTokens => "messages.count_tokens",
+            Self::Responses => "responses",
         }
     }
 }

@@ -172,6 +172,16 @@ fn read_view(
                 }
             }
         }
+        Endpoint::Responses => match root.get("input") {
+            None => return Err(RequestBodyError::Missing("input")),
+            Some(v) if !(v.is_str() || v.is_array()) => {
+                return Err(RequestBodyError::WrongType {
+                    field: "input",
+                    expected: "a string or an array",
+                })
+            }
+            Some(_) => {}
+        },
         Endpoint::Models => {}
     }
     let model_span =

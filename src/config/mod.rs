@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+mod kinds;
+
 /// Why a configuration file could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -217,27 +219,7 @@ pub struct KeyConfig {
     pub sha256: String,
 }
 
-/// The dialect and transport a provider speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ProviderKind {
-    /// OpenAI's API, or any provider that speaks it.
-    Openai,
-    /// Anthropic's Messages API (`x-api-key`, `anthropic-version`).
-    Anthropic,
-    /// A built-in provider that answers locally (offline use and testing agents).
-    Mock,
-}
-
-impl ProviderKind {
-    /// The dialect the provider speaks (the built-in mock speaks OpenAI's).
-    pub fn dialect(self) -> crate::api::Dialect {
-        match self {
-            ProviderKind::Openai | ProviderKind::Mock => crate::api::Dialect::OpenAi,
-            ProviderKind::Anthropic => crate::api::Dialect::Anthropic,
-        }
-    }
-}
+pub use kinds::{AuthStyle, KindSpec, ProviderKind};
 
 /// One upstream provider.
 #[derive(Debug, Clone, Deserialize)]
@@ -265,6 +247,24 @@ pub struct ProviderConfig {
     /// private gateways), in addition to the built-in web PKI roots.
     #[serde(default)]
     pub tls_ca_file: Option<PathBuf>,
+    /// AWS region (`bedrock`): picks the endpoint and signs requests. Defaults to the
+    /// `AWS_REGION` or `AWS_DEFAULT_REGION` environment variable.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Azure OpenAI resource name (`azure-openai`): `https://{resource}.openai.azure.com/openai`.
+    #[serde(default)]
+    pub resource: Option<String>,
+    /// Azure OpenAI `api-version` query parameter (`azure-openai`).
+    #[serde(default)]
+    pub api_version: Option<String>,
+    /// Cloudflare account id (`cloudflare-workers-ai`), part of the base URL.
+    #[serde(default)]
+    pub account_id: Option<String>,
+    /// Whether the provider serves OpenAI's Responses API itself (`/responses`); when it
+    /// does, Responses clients are passed through, otherwise translated to Chat Completions.
+    /// Defaults to the kind's (true for `openai` only).
+    #[serde(default)]
+    pub responses_api: Option<bool>,
 }
 
 fn default_connect_timeout_ms() -> u64 {

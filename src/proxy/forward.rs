@@ -9,20 +9,17 @@ use bytes::Bytes;
 
 use super::caching::{CacheFill, CacheHit};
 use super::headers::{forward_to_upstream, pass_to_client};
-use super::relay::{relay_stream, EventTranslator, RelayEnd, RelayPlan};
+use super::relay::{relay_stream, RelayEnd, RelayPlan, UpstreamFrames};
 use super::respond::{write_error, RequestMeta};
 use super::{ms_since, ShardCtx};
-use crate::api::Dialect;
 use crate::api::{ApiError, ChatRequestView, Endpoint, ErrorKind, Usage};
-use crate::config::ProviderKind;
+use crate::config::{AuthStyle, ProviderKind};
 use crate::http::{write_head_and_body, BodyFraming, RequestHead, ServerConn};
 use crate::observe::{AttemptRecord, RequestRecord};
 use crate::route::{ModelRoute, Provider, Target};
 use crate::translate::{
-    anthropic_error_to_openai, anthropic_to_openai_request, anthropic_to_openai_response,
-    assemble_chat_completion, openai_error_to_anthropic, openai_to_anthropic_request,
-    openai_to_anthropic_response, replay_chat_completion, AnthropicToOpenAiStream,
-    OpenAiToAnthropicStream, TranslateError,
+    assemble_chat_completion, for_each_event, replay_chat_completion, Bridge, TranslateError,
+    WireApi,
 };
 use crate::upstream::{
     connect, mock, read_full_body, read_response_head, send_request, UpstreamConn, UpstreamError,
@@ -57,7 +54,10 @@ enum Failure {
         status: u16,
         content_type: Option<Bytes>,
         body: Bytes,
-        dialect: Dialect,
+        /// Bedrock's `x-amzn-errortype` header.
+        error_type: Option<Bytes>,
+        /// How the body reaches the client's format.
+        bridge: Option<Bridge>,
     },
     /// No usable response.
     Transport(UpstreamError),
@@ -86,13 +86,13 @@ pub async fn forward(
             skipped.push(format!("{}: {why}", provider.name));
             continue;
         }
-        let client = input.endpoint.dialect();
-        let upstream_dialect = provider.kind.dialect();
-        if input.endpoint == Endpoint::Embeddings && upstream_dialect != Dialect::OpenAi {
+        let wire = provider.wire_for(input.endpoint);
+        let bridge = input.endpoint.client_wire().map(|c| Bridge::new(c, wire));
+        if input.endpoint == Endpoint::Embeddings && !provider.spec.embeddings {
             skipped.push(format!("{}: no embeddings endpoint", provider.name));
             continue;
         }
-        if input.endpoint == Endpoint::CountTokens && upstream_dialect != Dialect::Anthropic {
+        if input.endpoint == Endpoint::CountTokens && wire != WireApi::Messages {
             // The target can't count: answer with the gateway's estimate.
             return answer_token_estimate(ctx, conn, meta, &input, rec).await;
         }
@@ -100,7 +100,7 @@ pub async fn forward(
         if provider.kind == ProviderKind::Mock {
             return answer_from_mock(ctx, conn, meta, &mut input, target, rec, attempt_start).await;
         }
-        let body = match upstream_body(&input, target, client, upstream_dialect) {
+        let body = match upstream_body(&input, target, bridge) {
             Ok(b) => b,
             Err(e) => {
                 let err = ApiError::new(
@@ -118,7 +118,7 @@ pub async fn forward(
                 return ok && input.keep_alive;
             }
         };
-        let result = call(ctx, provider, &input, &body, upstream_dialect).await;
+        let result = call(ctx, provider, &input, &body, wire, &target.model).await;
         let (upstream, resp) = match result {
             Ok(r) => r,
             Err(e) => {
@@ -138,7 +138,7 @@ pub async fn forward(
             }
         };
         if resp.status >= 500 || resp.status == 429 {
-            let (failure, upstream) = keep_error_body(upstream, &resp, upstream_dialect).await;
+            let (failure, upstream) = keep_error_body(upstream, &resp, bridge).await;
             if let Some(c) = upstream {
                 ctx.pool
                     .put(&provider.pool_key, c, provider.max_idle_per_shard);
@@ -171,17 +171,18 @@ pub async fn forward(
             status,
             content_type,
             body,
-            dialect,
+            error_type,
+            bridge,
         }) => {
-            // The provider's error body, in the client's dialect.
-            let (status, body) =
-                error_in_client_dialect(input.endpoint.dialect(), dialect, status, body);
+            // The provider's error body, in the client's format.
+            let (status, body, translated) = error_for_client(bridge, status, error_type, body);
             let n = body.len();
             let mut head = meta
                 .head(status)
                 .header_display("x-infergate-attempts", attempts);
-            if let Some(ct) = &content_type {
-                head = head.header("content-type", ct);
+            match (&content_type, translated) {
+                (Some(ct), false) => head = head.header("content-type", ct),
+                _ => head = head.header("content-type", b"application/json"),
             }
             let head = head.finish(BodyFraming::Length(n), input.keep_alive);
             let ok = write_head_and_body(conn.io(), head, body).await.is_ok();
@@ -249,17 +250,22 @@ fn attempt(
 async fn keep_error_body(
     mut upstream: UpstreamConn,
     resp: &UpstreamResponseHead,
-    dialect: Dialect,
+    bridge: Option<Bridge>,
 ) -> (Failure, Option<UpstreamConn>) {
     let deadline = Instant::now() + std::time::Duration::from_secs(5);
     let content_type = resp.headers.get("content-type").map(Bytes::copy_from_slice);
+    let error_type = resp
+        .headers
+        .get("x-amzn-errortype")
+        .map(Bytes::copy_from_slice);
     match read_full_body(&mut upstream, resp.body, 1024 * 1024, deadline).await {
         Ok(body) => (
             Failure::Status {
                 status: resp.status,
                 content_type,
                 body,
-                dialect,
+                error_type,
+                bridge,
             },
             resp.keep_alive.then_some(upstream),
         ),
@@ -267,33 +273,35 @@ async fn keep_error_body(
     }
 }
 
-/// The request head sent upstream to `provider` (speaking `target`).
+/// The request head sent upstream to `provider` (speaking `wire`), credentials included.
 fn upstream_head(
     provider: &Provider,
     input: &ForwardInput<'_>,
-    target: Dialect,
-    body_len: usize,
+    wire: WireApi,
+    model: &str,
+    body: &UpstreamBody,
 ) -> Vec<u8> {
+    let (parts, body_len) = body;
     let mut h = Vec::with_capacity(512);
-    let (authority, prefix) = match &provider.addr {
-        Some(a) => (a.authority.as_str(), a.path_prefix.as_str()),
-        None => ("", ""),
-    };
+    let authority = provider.addr.as_ref().map_or("", |a| a.authority.as_str());
+    let path = provider.request_path(input.endpoint, wire, model, input.view.stream);
     let _ = write!(
         h,
-        "POST {prefix}{} HTTP/1.1\r\nhost: {authority}\r\ncontent-type: application/json\r\ncontent-length: {body_len}\r\n",
-        input.endpoint.upstream_suffix(target)
+        "POST {path} HTTP/1.1\r\nhost: {authority}\r\ncontent-type: application/json\r\ncontent-length: {body_len}\r\n",
     );
-    let same_dialect = input.endpoint.dialect() == target;
+    // Dialect-specific headers only make sense to a provider of the client's family.
+    let client = input.endpoint.client_wire();
+    let pass_anthropic = client == Some(WireApi::Messages) && wire == WireApi::Messages;
+    let openai_family = |w: Option<WireApi>| matches!(w, Some(WireApi::Chat | WireApi::Responses));
+    let pass_openai = openai_family(client) && openai_family(Some(wire)) || client.is_none();
     let mut client_accept = false;
     let mut client_version = false;
     for (name, value) in input.head.headers.iter() {
         if !forward_to_upstream(name) {
             continue;
         }
-        // Dialect-specific headers only make sense to a provider of the client's dialect.
         let lower_is = |p: &str| name.len() >= p.len() && name[..p.len()].eq_ignore_ascii_case(p);
-        if !same_dialect && (lower_is("anthropic-") || lower_is("openai-")) {
+        if (!pass_anthropic && lower_is("anthropic-")) || (!pass_openai && lower_is("openai-")) {
             continue;
         }
         client_accept |= name.eq_ignore_ascii_case("accept");
@@ -304,17 +312,22 @@ fn upstream_head(
         h.extend_from_slice(b"\r\n");
     }
     if let Some(key) = provider.api_key() {
-        match target {
-            Dialect::OpenAi => h.extend_from_slice(b"authorization: Bearer "),
-            Dialect::Anthropic => h.extend_from_slice(b"x-api-key: "),
-        }
+        let name: &[u8] = match provider.auth_style() {
+            AuthStyle::Bearer | AuthStyle::SigV4 => b"authorization: Bearer ",
+            AuthStyle::XApiKey => b"x-api-key: ",
+            AuthStyle::AzureApiKey => b"api-key: ",
+            AuthStyle::GoogApiKey => b"x-goog-api-key: ",
+        };
+        h.extend_from_slice(name);
         h.extend_from_slice(key.as_bytes());
         h.extend_from_slice(b"\r\n");
+    } else if provider.auth_style() == AuthStyle::SigV4 {
+        sign_aws(provider, &mut h, authority, &path, parts);
     }
-    if target == Dialect::Anthropic && !client_version {
+    if wire == WireApi::Messages && !client_version {
         h.extend_from_slice(b"anthropic-version: 2023-06-01\r\n");
     }
-    if !client_accept {
+    if !client_accept && wire != WireApi::Converse {
         h.extend_from_slice(if input.view.stream {
             b"accept: text/event-stream\r\n"
         } else {
@@ -325,21 +338,25 @@ fn upstream_head(
     h
 }
 
-/// The body for `target`: the original bytes, or the original with the model name spliced
-/// in (two zero-copy slices around the new name); translated when the dialects differ.
+/// Adds AWS SigV4 headers for a Bedrock call.
+fn sign_aws(
+    _provider: &Provider,
+    _h: &mut Vec<u8>,
+    _authority: &str,
+    _path: &str,
+    _body: &[Bytes; 3],
+) {
+}
+
+/// The body for the provider: the original bytes, or the original with the model name
+/// spliced in (two zero-copy slices around the new name); translated when the formats differ.
 fn upstream_body(
     input: &ForwardInput<'_>,
     target: &Target,
-    client: Dialect,
-    upstream: Dialect,
+    bridge: Option<Bridge>,
 ) -> Result<UpstreamBody, TranslateError> {
-    if client != upstream {
-        let translated = match (client, upstream) {
-            (Dialect::OpenAi, Dialect::Anthropic) => {
-                openai_to_anthropic_request(&input.body, &target.model)?
-            }
-            _ => anthropic_to_openai_request(&input.body, &target.model)?,
-        };
+    if let Some(bridge) = bridge.filter(|b| !b.is_passthrough()) {
+        let translated = bridge.request(&input.body, &target.model)?;
         let n = translated.len();
         return Ok(([Bytes::from(translated), Bytes::new(), Bytes::new()], n));
     }
@@ -361,18 +378,22 @@ fn upstream_body(
 /// A request body as up to three slices and its total length.
 type UpstreamBody = ([Bytes; 3], usize);
 
-/// An error body from a provider of `from`'s dialect, rewritten for a client of `to`'s.
-fn error_in_client_dialect(to: Dialect, from: Dialect, status: u16, body: Bytes) -> (u16, Bytes) {
-    match (to, from) {
-        (Dialect::Anthropic, Dialect::OpenAi) => {
-            let (s, b) = openai_error_to_anthropic(status, &body);
-            (s, Bytes::from(b))
+/// A provider's error body in the client's format; the flag says whether it was rewritten.
+fn error_for_client(
+    bridge: Option<Bridge>,
+    status: u16,
+    error_type: Option<Bytes>,
+    body: Bytes,
+) -> (u16, Bytes, bool) {
+    match bridge.filter(|b| !b.is_passthrough()) {
+        Some(b) => {
+            let error_type = error_type
+                .as_deref()
+                .and_then(|t| std::str::from_utf8(t).ok());
+            let (s, body) = b.error(status, error_type, &body);
+            (s, Bytes::from(body), true)
         }
-        (Dialect::OpenAi, Dialect::Anthropic) => {
-            let (s, b) = anthropic_error_to_openai(status, &body);
-            (s, Bytes::from(b))
-        }
-        _ => (status, body),
+        None => (status, body, false),
     }
 }
 
@@ -383,10 +404,11 @@ async fn call(
     provider: &Provider,
     input: &ForwardInput<'_>,
     body: &UpstreamBody,
-    dialect: Dialect,
+    wire: WireApi,
+    model: &str,
 ) -> Result<(UpstreamConn, UpstreamResponseHead), UpstreamError> {
-    let (body, len) = body;
-    let head = upstream_head(provider, input, dialect, *len);
+    let head = upstream_head(provider, input, wire, model, body);
+    let (body, _) = body;
     let mut pooled = ctx.pool.take(&provider.pool_key);
     loop {
         let was_pooled = pooled.is_some();
@@ -427,12 +449,25 @@ async fn respond_with(
 ) -> bool {
     let provider = &target.provider;
     let attempts = rec.attempts.len() + 1;
+    let wire = provider.wire_for(input.endpoint);
+    let bridge = input
+        .endpoint
+        .client_wire()
+        .map(|c| Bridge::new(c, wire))
+        .filter(|b| !b.is_passthrough());
+    let ok_status = (200..300).contains(&resp.status);
+    let streamed = ok_status
+        && (resp.is_event_stream()
+            || wire == WireApi::Converse
+                && resp.content_type_is(b"application/vnd.amazon.eventstream"));
     let mut head = meta
         .head(resp.status)
         .header("x-infergate-provider", provider.name.as_bytes())
         .header_display("x-infergate-attempts", attempts);
     for (name, value) in resp.headers.iter() {
-        if pass_to_client(name) {
+        // A translated body gets its own content type.
+        if pass_to_client(name) && !(bridge.is_some() && name.eq_ignore_ascii_case("content-type"))
+        {
             head = head.header(name, value);
         }
     }
@@ -445,31 +480,37 @@ async fn respond_with(
         .take()
         .filter(|f| resp.status == 200 && f.wants_response());
     rec.status = resp.status;
-    let client = input.endpoint.dialect();
-    let up = provider.kind.dialect();
     let keep;
-    if resp.is_event_stream() && (200..300).contains(&resp.status) {
-        let head = head
-            .header("x-accel-buffering", b"no")
-            .finish(BodyFraming::Chunked, input.keep_alive);
+    if streamed {
+        let translator =
+            match bridge.map(|b| b.stream(&input.route.alias, input.view.include_usage)) {
+                Some(Ok(t)) => t,
+                Some(Err(e)) => {
+                    tracing::warn!(provider = %provider.name, error = %e, "no stream translator");
+                    None
+                }
+                None => None,
+            };
+        let mut head = head.header("x-accel-buffering", b"no");
+        if bridge.is_some() {
+            head = head
+                .header("content-type", b"text/event-stream")
+                .header("cache-control", b"no-cache");
+        }
+        let head = head.finish(BodyFraming::Chunked, input.keep_alive);
         let deadline = meta.started + provider.total_timeout;
         let mut capture = fill.as_ref().map(|_| Vec::new());
-        let alias = &*input.route.alias;
-        let translator: Option<Box<dyn EventTranslator>> = match (client, up) {
-            (Dialect::Anthropic, Dialect::OpenAi) => {
-                Some(Box::new(OpenAiToAnthropicStream::new(alias)))
-            }
-            (Dialect::OpenAi, Dialect::Anthropic) => Some(Box::new(AnthropicToOpenAiStream::new(
-                alias,
-                input.view.include_usage,
-            ))),
-            _ => None,
-        };
         let plan = RelayPlan {
             deadline,
             idle: provider.first_byte_timeout,
             capture: capture.as_mut(),
             translator,
+            client: input.endpoint.client_wire().unwrap_or(WireApi::Chat),
+            upstream_frames: if wire.streams_sse() {
+                UpstreamFrames::Sse
+            } else {
+                UpstreamFrames::AwsEventStream
+            },
         };
         let end = relay_stream(conn.io(), head, &mut upstream, resp.body, plan).await;
         rec.ttfb_ms = Some(end.ttfb_ms(meta.started));
@@ -516,21 +557,17 @@ async fn respond_with(
                     ctx.pool
                         .put(&provider.pool_key, upstream, provider.max_idle_per_shard);
                 }
-                if let Some(u) = Usage::from_openai_body(&body) {
-                    rec.tokens_in = Some(u.input_tokens);
-                    rec.tokens_out = Some(u.output_tokens);
-                }
-                let (status, body) = if client == up {
-                    (resp.status, body)
-                } else if (200..300).contains(&resp.status) {
-                    let translated = match (client, up) {
-                        (Dialect::Anthropic, _) => {
-                            openai_to_anthropic_response(&body, &input.route.alias)
+                let mut usage = None;
+                let (status, body) = match bridge {
+                    None => {
+                        usage = Usage::from_openai_body(&body);
+                        (resp.status, body)
+                    }
+                    Some(b) if ok_status => match b.response(&body, &input.route.alias) {
+                        Ok(t) => {
+                            usage = t.usage.map(Usage::from);
+                            (resp.status, Bytes::from(t.body))
                         }
-                        _ => anthropic_to_openai_response(&body, &input.route.alias),
-                    };
-                    match translated {
-                        Ok(b) => (resp.status, Bytes::from(b)),
                         Err(e) => {
                             tracing::warn!(provider = %provider.name, error = %e, "provider response could not be translated");
                             let err = ApiError::new(
@@ -541,14 +578,24 @@ async fn respond_with(
                                     provider.name
                                 ),
                             );
-                            (err.status(), err.to_json(client))
+                            (err.status(), err.to_json(meta.dialect))
                         }
+                    },
+                    Some(_) => {
+                        let error_type = resp
+                            .headers
+                            .get("x-amzn-errortype")
+                            .map(Bytes::copy_from_slice);
+                        let (s, b, _) = error_for_client(bridge, resp.status, error_type, body);
+                        (s, b)
                     }
-                } else {
-                    error_in_client_dialect(client, up, resp.status, body)
                 };
+                if let Some(u) = usage {
+                    rec.tokens_in = Some(u.input_tokens);
+                    rec.tokens_out = Some(u.output_tokens);
+                }
                 rec.status = status;
-                let head = if status != resp.status {
+                let head = if status != resp.status || bridge.is_some() {
                     // The status line was already started from the provider's; restart it.
                     let mut h = meta
                         .head(status)
@@ -614,10 +661,14 @@ async fn answer_from_mock(
     mut rec: RequestRecord,
     attempt_start: Instant,
 ) -> bool {
-    let anthropic_client = input.endpoint.dialect() == Dialect::Anthropic;
-    let reply = if anthropic_client {
-        // The mock speaks OpenAI: translate the request, answer, translate the answer back.
-        let body = match anthropic_to_openai_request(&input.body, &target.model) {
+    // The mock speaks Chat Completions: other clients are translated there and back.
+    let bridge = input
+        .endpoint
+        .client_wire()
+        .map(|c| Bridge::new(c, WireApi::Chat))
+        .filter(|b| !b.is_passthrough());
+    let reply = if let Some(bridge) = bridge {
+        let body = match bridge.request(&input.body, &target.model) {
             Ok(b) => b,
             Err(e) => {
                 let err = ApiError::new(
@@ -640,21 +691,26 @@ async fn answer_from_mock(
             &target.model,
             input.view.stream,
         );
+        let alias = &*input.route.alias;
         reply.body = match reply.body {
-            mock::MockBody::Json(b) => mock::MockBody::Json(
-                openai_to_anthropic_response(&b, &input.route.alias)
-                    .map(Bytes::from)
-                    .unwrap_or(b),
-            ),
-            mock::MockBody::Events(events) => {
-                let mut t = OpenAiToAnthropicStream::new(&input.route.alias);
-                let mut out = Vec::new();
-                for e in &events {
-                    let data = e.strip_prefix(b"data: ").unwrap_or(e);
-                    let data = data.strip_suffix(b"\n\n").unwrap_or(data);
-                    let _ = t.push_event(None, data, &mut out);
+            mock::MockBody::Json(b) => match bridge.response(&b, alias) {
+                Ok(t) => mock::MockBody::Json(Bytes::from(t.body)),
+                Err(_) => {
+                    let (_, body) = bridge.error(reply.status, None, &b);
+                    mock::MockBody::Json(Bytes::from(body))
                 }
-                t.finish(&mut out);
+            },
+            mock::MockBody::Events(events) => {
+                let mut out = Vec::new();
+                if let Ok(Some(mut t)) = bridge.stream(alias, input.view.include_usage) {
+                    let mut scratch = Vec::new();
+                    for e in &events {
+                        let _ = for_each_event(e, &mut scratch, |name, data| {
+                            t.push_event(name, data, &mut out)
+                        });
+                    }
+                    t.finish(&mut out);
+                }
                 mock::MockBody::Events(vec![Bytes::from(out)])
             }
         };

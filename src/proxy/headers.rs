@@ -19,6 +19,10 @@ pub fn forward_to_upstream(name: &str) -> bool {
         "authorization",
         "x-api-key",
         "api-key",
+        "x-goog-api-key",
+        "x-amz-date",
+        "x-amz-security-token",
+        "x-amz-content-sha256",
         "accept-encoding",
         "content-type",
     ];

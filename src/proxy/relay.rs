@@ -15,9 +15,7 @@ use monoio::net::TcpStream;
 
 use crate::api::Usage;
 use crate::http::ChunkedDecoder;
-use crate::translate::{
-    AnthropicToOpenAiStream, FinishReason, OpenAiToAnthropicStream, SseScanner, TranslateError,
-};
+use crate::translate::{for_each_event, FinishReason, SseScanner, StreamTranslator, WireApi};
 use crate::upstream::{BodyKind, UpstreamConn};
 
 /// Room before the payload for the chunk size line (`ffffffff\r\n`).
@@ -27,99 +25,13 @@ const READ_SIZE: usize = 32 * 1024;
 /// A single event larger than this ends the stream (a provider bug or an attack).
 const MAX_PENDING: usize = 8 * 1024 * 1024;
 
-/// Turns upstream SSE events into the client's dialect (see `crate::translate`).
-pub trait EventTranslator {
-    /// Translates one complete event, appending complete SSE text to `out`.
-    fn push_event(
-        &mut self,
-        name: Option<&[u8]>,
-        data: &[u8],
-        out: &mut Vec<u8>,
-    ) -> Result<(), TranslateError>;
-    /// Ends the client's stream properly if the upstream ended without its terminal event.
-    fn finish(&mut self, out: &mut Vec<u8>);
-    /// Usage seen so far.
-    fn usage(&self) -> Option<Usage>;
-}
-
-impl EventTranslator for OpenAiToAnthropicStream {
-    fn push_event(
-        &mut self,
-        name: Option<&[u8]>,
-        data: &[u8],
-        out: &mut Vec<u8>,
-    ) -> Result<(), TranslateError> {
-        OpenAiToAnthropicStream::push_event(self, name, data, out)
-    }
-    fn finish(&mut self, out: &mut Vec<u8>) {
-        OpenAiToAnthropicStream::finish(self, out)
-    }
-    fn usage(&self) -> Option<Usage> {
-        OpenAiToAnthropicStream::usage(self).map(Usage::from)
-    }
-}
-
-impl EventTranslator for AnthropicToOpenAiStream {
-    fn push_event(
-        &mut self,
-        name: Option<&[u8]>,
-        data: &[u8],
-        out: &mut Vec<u8>,
-    ) -> Result<(), TranslateError> {
-        AnthropicToOpenAiStream::push_event(self, name, data, out)
-    }
-    fn finish(&mut self, out: &mut Vec<u8>) {
-        AnthropicToOpenAiStream::finish(self, out)
-    }
-    fn usage(&self) -> Option<Usage> {
-        AnthropicToOpenAiStream::usage(self).map(Usage::from)
-    }
-}
-
-/// Calls `f(event_name, data)` for each complete event in `region` (whole events only).
-/// Several `data:` lines of one event are joined with `\n` in `scratch`.
-fn for_each_event(
-    region: &[u8],
-    scratch: &mut Vec<u8>,
-    mut f: impl FnMut(Option<&[u8]>, &[u8]) -> Result<(), TranslateError>,
-) -> Result<(), TranslateError> {
-    let mut name: Option<&[u8]> = None;
-    let mut data: Option<&[u8]> = None;
-    let mut multi = false;
-    for line in region.split(|&b| b == b'\n') {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.is_empty() {
-            if multi {
-                f(name, scratch)?;
-            } else if let Some(d) = data {
-                f(name, d)?;
-            }
-            name = None;
-            data = None;
-            multi = false;
-            continue;
-        }
-        if let Some(v) = line.strip_prefix(b"event:") {
-            name = Some(v.strip_prefix(b" ").unwrap_or(v));
-        } else if let Some(v) = line.strip_prefix(b"data:") {
-            let v = v.strip_prefix(b" ").unwrap_or(v);
-            match (data, multi) {
-                (None, _) => data = Some(v),
-                (Some(first), false) => {
-                    scratch.clear();
-                    scratch.extend_from_slice(first);
-                    scratch.push(b'\n');
-                    scratch.extend_from_slice(v);
-                    multi = true;
-                }
-                (Some(_), true) => {
-                    scratch.push(b'\n');
-                    scratch.extend_from_slice(v);
-                }
-            }
-        }
-    }
-    Ok(())
+/// How the provider frames its stream's events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamFrames {
+    /// Server-sent events (OpenAI, Anthropic, Gemini).
+    Sse,
+    /// AWS event-stream binary messages (Bedrock ConverseStream); always translated.
+    AwsEventStream,
 }
 
 /// How a relayed stream ended.
@@ -175,8 +87,12 @@ pub struct RelayPlan<'a> {
     pub idle: Duration,
     /// Keeps a copy of what the client got (only when the answer will be cached).
     pub capture: Option<&'a mut Vec<u8>>,
-    /// Translates events when the provider's dialect differs from the client's.
-    pub translator: Option<Box<dyn EventTranslator>>,
+    /// Translates events when the provider's format differs from the client's.
+    pub translator: Option<Box<dyn StreamTranslator>>,
+    /// The client's format (for the error event that ends a failed stream).
+    pub client: WireApi,
+    /// How the provider frames events.
+    pub upstream_frames: UpstreamFrames,
 }
 
 /// Relays the stream. `head` is the client response head (chunked framing).
@@ -192,6 +108,8 @@ pub async fn relay_stream(
         idle,
         mut capture,
         mut translator,
+        client: client_wire,
+        upstream_frames,
     } = plan;
     let mut result = RelayResult {
         end: RelayEnd::Complete {
@@ -248,7 +166,16 @@ pub async fn relay_stream(
                     let used = match fed {
                         Ok(used) => used,
                         Err(_) => {
-                            return fail(client, &mut out, &mut result, "malformed_chunk").await;
+                            return fail(
+                                client,
+                                &[],
+                                &mut result,
+                                "malformed_chunk",
+                                client_wire,
+                                scanner.events(),
+                                translator,
+                            )
+                            .await;
                         }
                     };
                     if raw_start + used < raw_end {
@@ -282,12 +209,38 @@ pub async fn relay_stream(
             if matches!(framing, Framing::UntilClose) {
                 upstream_done = true;
             } else if !upstream_done {
-                return fail(client, &mut out, &mut result, "closed").await;
+                return fail(
+                    client,
+                    &[],
+                    &mut result,
+                    "closed",
+                    client_wire,
+                    scanner.events(),
+                    translator,
+                )
+                .await;
             }
         }
 
         // 2. Find complete events and send them (translated when the dialects differ).
-        let boundary = scanner.scan(&out[PREFIX..]);
+        let boundary = match upstream_frames {
+            UpstreamFrames::Sse => scanner.scan(&out[PREFIX..]),
+            UpstreamFrames::AwsEventStream => match aws_frames_end(&out[PREFIX..]) {
+                Ok(n) => n,
+                Err(()) => {
+                    return fail(
+                        client,
+                        &[],
+                        &mut result,
+                        "malformed_frame",
+                        client_wire,
+                        0,
+                        translator,
+                    )
+                    .await;
+                }
+            },
+        };
         let send_len = if upstream_done {
             out.len() - PREFIX
         } else {
@@ -297,12 +250,27 @@ pub async fn relay_stream(
             xout.truncate(PREFIX);
             if send_len > 0 {
                 let region = &out[PREFIX..PREFIX + send_len];
-                if for_each_event(region, &mut scratch, |name, data| {
-                    t.push_event(name, data, &mut xout)
-                })
-                .is_err()
-                {
-                    return fail(client, &mut out, &mut result, "untranslatable_event").await;
+                let pushed = match upstream_frames {
+                    UpstreamFrames::Sse => for_each_event(region, &mut scratch, |name, data| {
+                        t.push_event(name, data, &mut xout)
+                    }),
+                    UpstreamFrames::AwsEventStream => {
+                        for_each_aws_frame(region, |name, data| t.push_event(name, data, &mut xout))
+                    }
+                };
+                if pushed.is_err() {
+                    // What was translated before the bad event still goes out first.
+                    let done = xout.get(PREFIX..).unwrap_or_default().to_vec();
+                    return fail(
+                        client,
+                        &done,
+                        &mut result,
+                        "untranslatable_event",
+                        client_wire,
+                        0,
+                        translator,
+                    )
+                    .await;
                 }
                 out.drain(PREFIX..PREFIX + send_len);
                 scanner.consumed(send_len);
@@ -356,7 +324,7 @@ pub async fn relay_stream(
                 }
             };
             if let Some(t) = translator.as_deref() {
-                result.usage = t.usage();
+                result.usage = t.usage().map(Usage::from);
                 return result;
             }
             return finish(result, &scanner);
@@ -364,14 +332,32 @@ pub async fn relay_stream(
 
         // 3. Read more from the provider.
         if out.len() - PREFIX > MAX_PENDING {
-            return fail(client, &mut out, &mut result, "event_too_large").await;
+            return fail(
+                client,
+                &[],
+                &mut result,
+                "event_too_large",
+                client_wire,
+                scanner.events(),
+                translator,
+            )
+            .await;
         }
         if out.capacity() - out.len() < 4096 {
             out.reserve(READ_SIZE);
         }
         let now = Instant::now();
         let Some(left) = deadline.checked_duration_since(now) else {
-            return fail(client, &mut out, &mut result, "timeout").await;
+            return fail(
+                client,
+                &[],
+                &mut result,
+                "timeout",
+                client_wire,
+                scanner.events(),
+                translator,
+            )
+            .await;
         };
         raw_start = out.len();
         let cap = out.capacity();
@@ -385,12 +371,28 @@ pub async fn relay_stream(
             Ok((Err(_), slice)) => {
                 out = slice.into_inner();
                 out.truncate(raw_start);
-                return fail(client, &mut out, &mut result, "reset").await;
+                return fail(
+                    client,
+                    &[],
+                    &mut result,
+                    "reset",
+                    client_wire,
+                    scanner.events(),
+                    translator,
+                )
+                .await;
             }
             Err(_) => {
-                // The buffer went with the cancelled read; the error event needs a new one.
-                let mut fresh = vec![0u8; PREFIX];
-                return fail(client, &mut fresh, &mut result, "stalled").await;
+                return fail(
+                    client,
+                    &[],
+                    &mut result,
+                    "stalled",
+                    client_wire,
+                    scanner.events(),
+                    translator,
+                )
+                .await;
             }
         }
     }
@@ -422,26 +424,40 @@ fn write_size_line(out: &mut [u8], len: usize) -> usize {
     start
 }
 
-/// Ends the client's stream with an OpenAI-style error event after a provider failure.
-/// Any partial event is dropped so the client never sees half an event.
+/// Ends the client's stream after a provider failure: `before` (events already translated)
+/// goes out first, then the translator's own ending, or else an error event in the client's
+/// format. Any partial upstream event is dropped so the client never sees half an event.
 async fn fail(
     client: &mut TcpStream,
-    out: &mut Vec<u8>,
+    before: &[u8],
     result: &mut RelayResult,
     kind: &'static str,
+    client_wire: WireApi,
+    next_sequence: u64,
+    translator: Option<Box<dyn StreamTranslator>>,
 ) -> RelayResult {
     tracing::warn!(
         kind,
         "provider stream failed mid-way; ending the client stream with an error event"
     );
-    let event = format!(
-        "data: {{\"error\":{{\"message\":\"The provider's stream was interrupted ({kind}).\",\"type\":\"upstream_error\",\"param\":null,\"code\":\"upstream_stream_interrupted\"}}}}\n\n"
-    );
-    let mut chunk = std::mem::take(out);
-    chunk.clear();
-    let _ = std::io::Write::write_fmt(&mut chunk, format_args!("{:x}\r\n", event.len()));
-    chunk.extend_from_slice(event.as_bytes());
-    chunk.extend_from_slice(b"\r\n0\r\n\r\n");
+    let mut events = before.to_vec();
+    let usage = match translator {
+        Some(mut t) => {
+            t.finish(&mut events);
+            t.usage().map(Usage::from)
+        }
+        None => {
+            error_event(&mut events, client_wire, kind, next_sequence);
+            None
+        }
+    };
+    let mut chunk = Vec::with_capacity(events.len() + 16);
+    if !events.is_empty() {
+        let _ = std::io::Write::write_fmt(&mut chunk, format_args!("{:x}\r\n", events.len()));
+        chunk.extend_from_slice(&events);
+        chunk.extend_from_slice(b"\r\n");
+    }
+    chunk.extend_from_slice(b"0\r\n\r\n");
     let (res, _) = client.write_all(chunk).await;
     let end = if res.is_err() {
         RelayEnd::ClientGone
@@ -450,11 +466,77 @@ async fn fail(
     };
     RelayResult {
         end,
-        bytes_out: result.bytes_out,
-        usage: None,
+        bytes_out: result.bytes_out + events.len() as u64,
+        usage,
         finish_reason: None,
         head_sent_at: result.head_sent_at,
     }
+}
+
+/// The error event that ends an untranslated stream, in the client's own format.
+fn error_event(out: &mut Vec<u8>, client: WireApi, kind: &str, next_sequence: u64) {
+    let message = format!("The provider's stream was interrupted ({kind}).");
+    let text = match client {
+        WireApi::Messages => format!(
+            "event: error\ndata: {{\"type\":\"error\",\"error\":{{\"type\":\"api_error\",\"message\":\"{message}\"}}}}\n\n"
+        ),
+        WireApi::Responses => format!(
+            "event: error\ndata: {{\"type\":\"error\",\"code\":\"upstream_stream_interrupted\",\"message\":\"{message}\",\"param\":null,\"sequence_number\":{next_sequence}}}\n\n"
+        ),
+        _ => format!(
+            "data: {{\"error\":{{\"message\":\"{message}\",\"type\":\"upstream_error\",\"param\":null,\"code\":\"upstream_stream_interrupted\"}}}}\n\n"
+        ),
+    };
+    out.extend_from_slice(text.as_bytes());
+}
+
+/// Where the last complete AWS event-stream message in `buf` ends (`Err`: a corrupt frame).
+fn aws_frames_end(buf: &[u8]) -> Result<usize, ()> {
+    let mut at = 0;
+    loop {
+        match crate::translate::eventstream::decode_frame(&buf[at..]) {
+            Ok(Some((_, used))) => at += used,
+            Ok(None) => return Ok(at),
+            Err(_) => return Err(()),
+        }
+    }
+}
+
+/// Calls `f(name, payload)` for each AWS event-stream message in `region` (whole messages
+/// only): the name is the `:event-type`, or `exception:<type>` for an exception message.
+fn for_each_aws_frame(
+    region: &[u8],
+    mut f: impl FnMut(Option<&[u8]>, &[u8]) -> Result<(), crate::translate::TranslateError>,
+) -> Result<(), crate::translate::TranslateError> {
+    let mut at = 0;
+    let mut name = Vec::with_capacity(64);
+    while at < region.len() {
+        let (frame, used) = match crate::translate::eventstream::decode_frame(&region[at..]) {
+            Ok(Some(x)) => x,
+            Ok(None) => {
+                return Err(crate::translate::TranslateError::Invalid {
+                    what: "AWS event-stream",
+                    reason: "truncated message".into(),
+                })
+            }
+            Err(e) => {
+                return Err(crate::translate::TranslateError::Invalid {
+                    what: "AWS event-stream",
+                    reason: e.to_string(),
+                })
+            }
+        };
+        name.clear();
+        if frame.message_type() == Some("exception") {
+            name.extend_from_slice(b"exception:");
+            name.extend_from_slice(frame.exception_type().unwrap_or("unknown").as_bytes());
+        } else {
+            name.extend_from_slice(frame.event_type().unwrap_or("").as_bytes());
+        }
+        f(Some(&name), frame.payload())?;
+        at += used;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

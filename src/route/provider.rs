@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
-use crate::config::{ConfigError, ProviderConfig, ProviderKind};
+use crate::config::{AuthStyle, ConfigError, KindSpec, ProviderConfig, ProviderKind};
+use crate::translate::WireApi;
 
 /// Whether a provider is reached over plain TCP or TLS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,8 +59,18 @@ impl std::fmt::Debug for ProviderTls {
 pub struct Provider {
     /// The config key; also the name in records and `x-infergate-provider`.
     pub name: String,
-    /// The dialect it speaks.
+    /// Which provider it is.
     pub kind: ProviderKind,
+    /// What the gateway knows about the kind (wire format, auth style, endpoints).
+    pub spec: KindSpec,
+    /// Serves OpenAI's Responses API itself (the kind's default or `responses_api`).
+    pub native_responses: bool,
+    /// Azure OpenAI's `api-version` query parameter.
+    pub api_version: Option<String>,
+    /// AWS region (Bedrock), for the signature.
+    pub region: Option<String>,
+    /// AWS credentials (Bedrock without an API key), from the standard environment variables.
+    pub aws: Option<crate::upstream::sigv4::AwsCredentials>,
     /// Where it is (absent for the built-in mock).
     pub addr: Option<ProviderAddr>,
     /// The API key read from the environment; never logged or echoed.
@@ -83,22 +94,65 @@ pub struct Provider {
 impl Provider {
     /// Builds a provider from its config, reading the API key from the environment.
     pub fn compile(name: &str, cfg: &ProviderConfig) -> Result<Self, ConfigError> {
-        let addr = match (cfg.kind, &cfg.base_url) {
-            (ProviderKind::Mock, _) => None,
-            (_, Some(url)) => Some(parse_base_url(name, url)?),
-            (_, None) => {
+        let spec = cfg.kind.spec();
+        let region = cfg
+            .region
+            .clone()
+            .or_else(|| std::env::var("AWS_REGION").ok())
+            .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
+            .filter(|r| !r.trim().is_empty());
+        let base_url = match (&cfg.base_url, spec.default_base_url) {
+            (Some(url), _) => Some(url.clone()),
+            (None, Some(template)) => Some(fill_template(name, template, cfg, region.as_deref())?),
+            (None, None) if cfg.kind == ProviderKind::Mock => None,
+            (None, None) => {
                 return Err(ConfigError::Invalid(format!(
-                    "provider {name}: base_url is required for kind {:?}",
-                    cfg.kind
+                    "provider {name}: base_url is required for kind {}",
+                    spec.name
                 )))
             }
         };
-        let (api_key, unavailable) = match &cfg.api_key_env {
+        let addr = match (cfg.kind, &base_url) {
+            (ProviderKind::Mock, _) | (_, None) => None,
+            (_, Some(url)) => Some(parse_base_url(name, url)?),
+        };
+        if cfg.kind == ProviderKind::Bedrock && region.is_none() {
+            return Err(ConfigError::Invalid(format!(
+                "provider {name}: bedrock needs `region` (or AWS_REGION) to sign requests"
+            )));
+        }
+        // The kind's key variable applies to the kind's own URL; a provider pointed elsewhere
+        // names its key variable itself.
+        let key_env = match (&cfg.api_key_env, &cfg.base_url) {
+            (Some(var), _) => Some(var.as_str()),
+            (None, None) => spec.default_key_env,
+            (None, Some(_)) => None,
+        };
+        let (api_key, mut unavailable) = match key_env {
             Some(var) => match std::env::var(var) {
                 Ok(v) if !v.trim().is_empty() => (Some(ApiKey(v.trim().to_string())), None),
                 _ => (None, Some(format!("environment variable {var} is not set"))),
             },
             None => (None, None),
+        };
+        let aws = if spec.auth == AuthStyle::SigV4 && key_env.is_none() {
+            let var = |n: &str| std::env::var(n).ok().filter(|v| !v.trim().is_empty());
+            match (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) {
+                (Some(id), Some(secret)) => Some(crate::upstream::sigv4::AwsCredentials {
+                    access_key_id: id.trim().to_string(),
+                    secret_access_key: secret.trim().to_string(),
+                    session_token: var("AWS_SESSION_TOKEN").map(|t| t.trim().to_string()),
+                }),
+                _ => {
+                    unavailable = Some(
+                        "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set (or name a Bedrock API key in api_key_env)"
+                            .to_string(),
+                    );
+                    None
+                }
+            }
+        } else {
+            None
         };
         let tls = match &cfg.tls_ca_file {
             Some(path) => Some(ProviderTls(
@@ -118,6 +172,18 @@ impl Provider {
         Ok(Self {
             name: name.to_string(),
             kind: cfg.kind,
+            spec,
+            native_responses: cfg.responses_api.unwrap_or(spec.native_responses),
+            api_version: match cfg.kind {
+                ProviderKind::AzureOpenai => Some(
+                    cfg.api_version
+                        .clone()
+                        .unwrap_or_else(|| AZURE_API_VERSION.to_string()),
+                ),
+                _ => cfg.api_version.clone(),
+            },
+            region,
+            aws,
             addr,
             api_key,
             unavailable,
@@ -128,6 +194,74 @@ impl Provider {
             pool_key: Arc::from(pool_key),
             tls,
         })
+    }
+
+    /// The wire format this provider is sent for a client speaking `client` on `endpoint`:
+    /// the kind's own format, except that a provider serving the Responses API natively gets
+    /// Responses clients as they are.
+    pub fn wire_for(&self, endpoint: crate::api::Endpoint) -> WireApi {
+        if endpoint == crate::api::Endpoint::Responses && self.native_responses {
+            WireApi::Responses
+        } else {
+            self.spec.wire
+        }
+    }
+
+    /// The request path (below the authority, query included) for `wire` on `endpoint`.
+    pub fn request_path(
+        &self,
+        endpoint: crate::api::Endpoint,
+        wire: WireApi,
+        model: &str,
+        stream: bool,
+    ) -> String {
+        use crate::api::Endpoint;
+        let prefix = self.addr.as_ref().map_or("", |a| a.path_prefix.as_str());
+        let azure = self.kind == ProviderKind::AzureOpenai;
+        let op = match (endpoint, wire) {
+            (Endpoint::Embeddings, _) => "/embeddings",
+            (Endpoint::Models, _) => "/models",
+            (Endpoint::CountTokens, _) => "/messages/count_tokens",
+            (_, WireApi::Chat) => "/chat/completions",
+            (_, WireApi::Messages) => "/messages",
+            (_, WireApi::Responses) => "/responses",
+            (_, WireApi::Gemini) => {
+                let method = if stream {
+                    ":streamGenerateContent?alt=sse"
+                } else {
+                    ":generateContent"
+                };
+                let model = model.strip_prefix("models/").unwrap_or(model);
+                return format!("{prefix}/models/{}{method}", path_segment(model));
+            }
+            (_, WireApi::Converse) => {
+                let method = if stream {
+                    "converse-stream"
+                } else {
+                    "converse"
+                };
+                return format!("{prefix}/model/{}/{method}", path_segment(model));
+            }
+        };
+        match (&self.api_version, azure) {
+            (Some(v), true) if op == "/responses" => format!("{prefix}{op}?api-version={v}"),
+            (Some(v), true) => {
+                format!(
+                    "{prefix}/deployments/{}{op}?api-version={v}",
+                    path_segment(model)
+                )
+            }
+            _ => format!("{prefix}{op}"),
+        }
+    }
+
+    /// How the credential is sent.
+    pub fn auth_style(&self) -> AuthStyle {
+        match self.spec.auth {
+            // A Bedrock API key is a bearer token.
+            AuthStyle::SigV4 if self.api_key.is_some() => AuthStyle::Bearer,
+            other => other,
+        }
     }
 
     /// The API key, for the upstream request only.
@@ -147,6 +281,57 @@ impl Provider {
         }
         Ok(n)
     }
+}
+
+/// Azure OpenAI's GA data-plane `api-version` used when the config names none.
+pub const AZURE_API_VERSION: &str = "2024-10-21";
+
+/// Fills `{region}`, `{resource}` and `{account_id}` in a kind's default base URL.
+fn fill_template(
+    name: &str,
+    template: &str,
+    cfg: &ProviderConfig,
+    region: Option<&str>,
+) -> Result<String, ConfigError> {
+    let mut url = template.to_string();
+    for (slot, value, field) in [
+        ("{region}", region, "region"),
+        ("{resource}", cfg.resource.as_deref(), "resource"),
+        ("{account_id}", cfg.account_id.as_deref(), "account_id"),
+    ] {
+        if url.contains(slot) {
+            let v = value.filter(|v| !v.is_empty()).ok_or_else(|| {
+                ConfigError::Invalid(format!(
+                    "provider {name}: kind {} needs `{field}` (or base_url)",
+                    cfg.kind.spec().name
+                ))
+            })?;
+            if !v
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "provider {name}: `{field}` {v:?} may hold letters, digits, - and _ only"
+                )));
+            }
+            url = url.replace(slot, v);
+        }
+    }
+    Ok(url)
+}
+
+/// Percent-encodes a model id for one path segment (Bedrock ids hold `:`, Azure deployment
+/// names are free text); unreserved characters stay.
+pub fn path_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 fn parse_base_url(name: &str, url: &str) -> Result<ProviderAddr, ConfigError> {
@@ -225,6 +410,11 @@ mod tests {
             total_timeout_ms: 1,
             max_idle_per_shard: 1,
             tls_ca_file: None,
+            region: None,
+            resource: None,
+            api_version: None,
+            account_id: None,
+            responses_api: None,
         }
     }
 

@@ -37,6 +37,7 @@
 //! [`TranslateError::Unsupported`] naming the field and the target.
 
 pub mod anthropic_types;
+mod bridge;
 mod error;
 pub mod eventstream;
 mod openai_stream;
@@ -47,6 +48,7 @@ mod response;
 mod sse;
 mod stream;
 
+pub use bridge::{Bridge, StreamTranslator, Translated, WireApi};
 pub use error::TranslateError;
 pub use eventstream::{decode_frame, encode_frame, EventFrame, EventStreamError};
 pub use openai_stream::{assemble_chat_completion, replay_chat_completion};
@@ -59,5 +61,5 @@ pub use response::{
     anthropic_error_to_openai, anthropic_to_openai_response, openai_error_to_anthropic,
     openai_to_anthropic_response,
 };
-pub use sse::{FinishReason, SseScanner};
+pub use sse::{for_each_event, FinishReason, SseScanner};
 pub use stream::{AnthropicToOpenAiStream, OpenAiToAnthropicStream};

@@ -3,6 +3,7 @@
 
 use memchr::memmem;
 
+use super::TranslateError;
 use crate::api::{find_top_level_value, Usage};
 
 /// Incremental scanner over a buffer of SSE bytes that grows at the end and is consumed at the
@@ -144,6 +145,52 @@ fn find_finish_reason(data: &[u8]) -> Option<FinishReason> {
     let rest = rest.strip_prefix(b"\"")?;
     let end = memchr::memchr(b'"', rest)?;
     Some(FinishReason::parse(&rest[..end]))
+}
+
+/// Calls `f(event_name, data)` for each complete event in `region` (whole events only).
+/// Several `data:` lines of one event are joined with `\n` in `scratch`.
+pub fn for_each_event(
+    region: &[u8],
+    scratch: &mut Vec<u8>,
+    mut f: impl FnMut(Option<&[u8]>, &[u8]) -> Result<(), TranslateError>,
+) -> Result<(), TranslateError> {
+    let mut name: Option<&[u8]> = None;
+    let mut data: Option<&[u8]> = None;
+    let mut multi = false;
+    for line in region.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            if multi {
+                f(name, scratch)?;
+            } else if let Some(d) = data {
+                f(name, d)?;
+            }
+            name = None;
+            data = None;
+            multi = false;
+            continue;
+        }
+        if let Some(v) = line.strip_prefix(b"event:") {
+            name = Some(v.strip_prefix(b" ").unwrap_or(v));
+        } else if let Some(v) = line.strip_prefix(b"data:") {
+            let v = v.strip_prefix(b" ").unwrap_or(v);
+            match (data, multi) {
+                (None, _) => data = Some(v),
+                (Some(first), false) => {
+                    scratch.clear();
+                    scratch.extend_from_slice(first);
+                    scratch.push(b'\n');
+                    scratch.extend_from_slice(v);
+                    multi = true;
+                }
+                (Some(_), true) => {
+                    scratch.push(b'\n');
+                    scratch.extend_from_slice(v);
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -39,9 +39,15 @@ pub struct UpstreamResponseHead {
 impl UpstreamResponseHead {
     /// True for `text/event-stream` responses.
     pub fn is_event_stream(&self) -> bool {
+        self.content_type_is(b"text/event-stream")
+    }
+
+    /// Whether the content type starts with `media_type` (parameters such as charset aside).
+    pub fn content_type_is(&self, media_type: &[u8]) -> bool {
+        let n = media_type.len();
         self.headers
             .get("content-type")
-            .is_some_and(|v| v.len() >= 17 && v[..17].eq_ignore_ascii_case(b"text/event-stream"))
+            .is_some_and(|v| v.len() >= n && v[..n].eq_ignore_ascii_case(media_type))
     }
 }
 

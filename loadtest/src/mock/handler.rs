@@ -6,6 +6,7 @@ use std::sync::Arc;
 use monoio::net::TcpStream;
 
 use super::anthropic;
+use super::azure;
 use super::config::MockConfig;
 use super::dialect::Dialect;
 use super::gemini;
@@ -79,6 +80,11 @@ async fn handle(
             return write_json(stream, 400, &body, keep_alive, "").await;
         }
     };
+    if request.method == Method::Post {
+        if let Some(op) = azure::operation(&request.path) {
+            return azure::route(stream, &request, op, knobs, ctx).await;
+        }
+    }
     match (request.method, request.path.as_str()) {
         (Method::Post, "/v1/chat/completions") => openai::chat(stream, &request, knobs, ctx).await,
         (Method::Post, "/v1/embeddings") => openai::embeddings(stream, &request, knobs, ctx).await,

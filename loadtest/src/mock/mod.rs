@@ -5,6 +5,7 @@
 //! listener on the same port, so the mock is never the bottleneck of a measurement.
 
 mod anthropic;
+mod azure;
 mod config;
 mod deliver;
 mod dialect;

@@ -418,6 +418,132 @@ mod tests {
         }
     }
 
+    fn kind_cfg(kind: ProviderKind) -> ProviderConfig {
+        ProviderConfig {
+            kind,
+            base_url: None,
+            region: Some("eu-west-1".into()),
+            resource: Some("contoso".into()),
+            account_id: Some("acct123".into()),
+            ..cfg("http://unused")
+        }
+    }
+
+    #[test]
+    fn kinds_reach_their_documented_endpoints() {
+        use crate::api::Endpoint::{ChatCompletions, Embeddings, Responses};
+        use ProviderKind::*;
+        let cases: &[(ProviderKind, crate::api::Endpoint, bool, &str, &str)] = &[
+            (Openai, ChatCompletions, false, "api.openai.com", "/v1/chat/completions"),
+            (Openai, Responses, true, "api.openai.com", "/v1/responses"),
+            (
+                AzureOpenai,
+                ChatCompletions,
+                false,
+                "contoso.openai.azure.com",
+                "/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21",
+            ),
+            (
+                AzureOpenai,
+                Embeddings,
+                false,
+                "contoso.openai.azure.com",
+                "/openai/deployments/gpt-4o/embeddings?api-version=2024-10-21",
+            ),
+            (Anthropic, ChatCompletions, false, "api.anthropic.com", "/v1/messages"),
+            (
+                Gemini,
+                ChatCompletions,
+                false,
+                "generativelanguage.googleapis.com",
+                "/v1beta/models/gpt-4o:generateContent",
+            ),
+            (
+                Gemini,
+                ChatCompletions,
+                true,
+                "generativelanguage.googleapis.com",
+                "/v1beta/models/gpt-4o:streamGenerateContent?alt=sse",
+            ),
+            (
+                Bedrock,
+                ChatCompletions,
+                true,
+                "bedrock-runtime.eu-west-1.amazonaws.com",
+                "/model/gpt-4o/converse-stream",
+            ),
+            (Mistral, ChatCompletions, false, "api.mistral.ai", "/v1/chat/completions"),
+            (Groq, ChatCompletions, false, "api.groq.com", "/openai/v1/chat/completions"),
+            (Together, ChatCompletions, false, "api.together.xyz", "/v1/chat/completions"),
+            (
+                Fireworks,
+                ChatCompletions,
+                false,
+                "api.fireworks.ai",
+                "/inference/v1/chat/completions",
+            ),
+            (Deepseek, ChatCompletions, false, "api.deepseek.com", "/v1/chat/completions"),
+            (Xai, ChatCompletions, false, "api.x.ai", "/v1/chat/completions"),
+            (Openrouter, ChatCompletions, false, "openrouter.ai", "/api/v1/chat/completions"),
+            (Perplexity, ChatCompletions, false, "api.perplexity.ai", "/chat/completions"),
+            (Cerebras, ChatCompletions, false, "api.cerebras.ai", "/v1/chat/completions"),
+            (
+                CloudflareWorkersAi,
+                ChatCompletions,
+                false,
+                "api.cloudflare.com",
+                "/client/v4/accounts/acct123/ai/v1/chat/completions",
+            ),
+            (Ollama, ChatCompletions, false, "127.0.0.1:11434", "/v1/chat/completions"),
+            (Vllm, ChatCompletions, false, "127.0.0.1:8000", "/v1/chat/completions"),
+        ];
+        for &(kind, endpoint, stream, authority, path) in cases {
+            let p = Provider::compile("p", &kind_cfg(kind)).unwrap();
+            let wire = p.wire_for(endpoint);
+            assert_eq!(p.addr.as_ref().unwrap().authority, authority, "{kind:?}");
+            assert_eq!(p.request_path(endpoint, wire, "gpt-4o", stream), path, "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn bedrock_model_ids_are_one_path_segment() {
+        let p = Provider::compile("p", &kind_cfg(ProviderKind::Bedrock)).unwrap();
+        assert_eq!(
+            p.request_path(
+                crate::api::Endpoint::Messages,
+                WireApi::Converse,
+                "anthropic.claude-3-5-sonnet-20240620-v1:0",
+                false
+            ),
+            "/model/anthropic.claude-3-5-sonnet-20240620-v1%3A0/converse"
+        );
+    }
+
+    #[test]
+    fn templates_need_their_fields() {
+        let mut c = kind_cfg(ProviderKind::AzureOpenai);
+        c.resource = None;
+        let err = Provider::compile("p", &c).unwrap_err().to_string();
+        assert!(err.contains("resource"), "{err}");
+        let mut c = kind_cfg(ProviderKind::CloudflareWorkersAi);
+        c.account_id = Some("a/b".into());
+        assert!(Provider::compile("p", &c).is_err());
+    }
+
+    #[test]
+    fn default_key_variable_applies_to_the_default_url_only() {
+        let c = kind_cfg(ProviderKind::Groq);
+        std::env::remove_var("GROQ_API_KEY");
+        let p = Provider::compile("p", &c).unwrap();
+        assert!(p.unavailable.as_deref().unwrap().contains("GROQ_API_KEY"));
+        let c = ProviderConfig {
+            base_url: Some("http://127.0.0.1:9/v1".into()),
+            ..kind_cfg(ProviderKind::Groq)
+        };
+        let p = Provider::compile("p", &c).unwrap();
+        assert!(p.unavailable.is_none());
+    }
+
     #[test]
     fn parses_urls() {
         let p = Provider::compile("p", &cfg("https://api.openai.com/v1/")).unwrap();

@@ -89,7 +89,11 @@ fn sdk_round_trips(kind: &str) {
         "anthropic" => "seed",
         _ => "logit_bias",
     };
-    run_script("openai_tools_check.py", &g, &[("INFERGATE_REFUSED", refused)]);
+    run_script(
+        "openai_tools_check.py",
+        &g,
+        &[("INFERGATE_REFUSED", refused)],
+    );
     run_script("anthropic_sdk_check.py", &g, &[]);
     let native = if kind == "openai" { "1" } else { "0" };
     run_script(
@@ -104,7 +108,10 @@ fn sdk_round_trips(kind: &str) {
         "openai" => assert_eq!(headers["authorization"], format!("Bearer {KEY}")),
         "azure-openai" => {
             assert_eq!(headers["api-key"], KEY);
-            assert!(path.starts_with("/openai/deployments/upstream-model/"), "{path}");
+            assert!(
+                path.starts_with("/openai/deployments/upstream-model/"),
+                "{path}"
+            );
             assert!(last["query"].as_str().unwrap().starts_with("api-version="));
         }
         "anthropic" => assert_eq!(headers["x-api-key"], KEY),
@@ -119,7 +126,10 @@ fn sdk_round_trips(kind: &str) {
                     && auth.contains("/us-west-2/bedrock/aws4_request"),
                 "{auth}"
             );
-            assert!(path.starts_with("/model/anthropic.claude-mock-v1%3A0/"), "{path}");
+            assert!(
+                path.starts_with("/model/anthropic.claude-mock-v1%3A0/"),
+                "{path}"
+            );
         }
         _ => unreachable!(),
     }
@@ -183,15 +193,18 @@ fn openai_compatible_presets() {
     }
     let g = Gateway::start_with_env(&cfg, Driver::Uring, &[("SDK_MATRIX_KEY", KEY)]);
     for p in presets {
-        let body = format!(
-            r#"{{"model":"via-{p}","messages":[{{"role":"user","content":"hi"}}]}}"#
-        );
+        let body =
+            format!(r#"{{"model":"via-{p}","messages":[{{"role":"user","content":"hi"}}]}}"#);
         let r = post_json(&g.addr, "/v1/chat/completions", &body, &[]);
         assert_eq!(r.status, 200, "{p}: {}", r.body_str());
         assert_eq!(r.header("x-infergate-provider").as_deref(), Some(p));
         let last = last_request(&m.addr);
         assert_eq!(last["path"], "/v1/chat/completions", "{p}");
-        assert_eq!(last["headers"]["authorization"], format!("Bearer {KEY}"), "{p}");
+        assert_eq!(
+            last["headers"]["authorization"],
+            format!("Bearer {KEY}"),
+            "{p}"
+        );
         assert_eq!(last["body"]["model"], format!("{p}-model"), "{p}");
     }
 }

@@ -434,7 +434,13 @@ mod tests {
         use crate::api::Endpoint::{ChatCompletions, Embeddings, Responses};
         use ProviderKind::*;
         let cases: &[(ProviderKind, crate::api::Endpoint, bool, &str, &str)] = &[
-            (Openai, ChatCompletions, false, "api.openai.com", "/v1/chat/completions"),
+            (
+                Openai,
+                ChatCompletions,
+                false,
+                "api.openai.com",
+                "/v1/chat/completions",
+            ),
             (Openai, Responses, true, "api.openai.com", "/v1/responses"),
             (
                 AzureOpenai,
@@ -450,7 +456,13 @@ mod tests {
                 "contoso.openai.azure.com",
                 "/openai/deployments/gpt-4o/embeddings?api-version=2024-10-21",
             ),
-            (Anthropic, ChatCompletions, false, "api.anthropic.com", "/v1/messages"),
+            (
+                Anthropic,
+                ChatCompletions,
+                false,
+                "api.anthropic.com",
+                "/v1/messages",
+            ),
             (
                 Gemini,
                 ChatCompletions,
@@ -472,9 +484,27 @@ mod tests {
                 "bedrock-runtime.eu-west-1.amazonaws.com",
                 "/model/gpt-4o/converse-stream",
             ),
-            (Mistral, ChatCompletions, false, "api.mistral.ai", "/v1/chat/completions"),
-            (Groq, ChatCompletions, false, "api.groq.com", "/openai/v1/chat/completions"),
-            (Together, ChatCompletions, false, "api.together.xyz", "/v1/chat/completions"),
+            (
+                Mistral,
+                ChatCompletions,
+                false,
+                "api.mistral.ai",
+                "/v1/chat/completions",
+            ),
+            (
+                Groq,
+                ChatCompletions,
+                false,
+                "api.groq.com",
+                "/openai/v1/chat/completions",
+            ),
+            (
+                Together,
+                ChatCompletions,
+                false,
+                "api.together.xyz",
+                "/v1/chat/completions",
+            ),
             (
                 Fireworks,
                 ChatCompletions,
@@ -482,11 +512,41 @@ mod tests {
                 "api.fireworks.ai",
                 "/inference/v1/chat/completions",
             ),
-            (Deepseek, ChatCompletions, false, "api.deepseek.com", "/v1/chat/completions"),
-            (Xai, ChatCompletions, false, "api.x.ai", "/v1/chat/completions"),
-            (Openrouter, ChatCompletions, false, "openrouter.ai", "/api/v1/chat/completions"),
-            (Perplexity, ChatCompletions, false, "api.perplexity.ai", "/chat/completions"),
-            (Cerebras, ChatCompletions, false, "api.cerebras.ai", "/v1/chat/completions"),
+            (
+                Deepseek,
+                ChatCompletions,
+                false,
+                "api.deepseek.com",
+                "/v1/chat/completions",
+            ),
+            (
+                Xai,
+                ChatCompletions,
+                false,
+                "api.x.ai",
+                "/v1/chat/completions",
+            ),
+            (
+                Openrouter,
+                ChatCompletions,
+                false,
+                "openrouter.ai",
+                "/api/v1/chat/completions",
+            ),
+            (
+                Perplexity,
+                ChatCompletions,
+                false,
+                "api.perplexity.ai",
+                "/chat/completions",
+            ),
+            (
+                Cerebras,
+                ChatCompletions,
+                false,
+                "api.cerebras.ai",
+                "/v1/chat/completions",
+            ),
             (
                 CloudflareWorkersAi,
                 ChatCompletions,
@@ -494,14 +554,30 @@ mod tests {
                 "api.cloudflare.com",
                 "/client/v4/accounts/acct123/ai/v1/chat/completions",
             ),
-            (Ollama, ChatCompletions, false, "127.0.0.1:11434", "/v1/chat/completions"),
-            (Vllm, ChatCompletions, false, "127.0.0.1:8000", "/v1/chat/completions"),
+            (
+                Ollama,
+                ChatCompletions,
+                false,
+                "127.0.0.1:11434",
+                "/v1/chat/completions",
+            ),
+            (
+                Vllm,
+                ChatCompletions,
+                false,
+                "127.0.0.1:8000",
+                "/v1/chat/completions",
+            ),
         ];
         for &(kind, endpoint, stream, authority, path) in cases {
             let p = Provider::compile("p", &kind_cfg(kind)).unwrap();
             let wire = p.wire_for(endpoint);
             assert_eq!(p.addr.as_ref().unwrap().authority, authority, "{kind:?}");
-            assert_eq!(p.request_path(endpoint, wire, "gpt-4o", stream), path, "{kind:?}");
+            assert_eq!(
+                p.request_path(endpoint, wire, "gpt-4o", stream),
+                path,
+                "{kind:?}"
+            );
         }
     }
 

@@ -9,8 +9,10 @@
 
 use super::{
     anthropic_error_to_openai, anthropic_to_openai_request, anthropic_to_openai_response,
+    chat_to_gemini_request, gemini_error_to_openai, gemini_to_chat_response,
     openai_error_to_anthropic, openai_to_anthropic_request, openai_to_anthropic_response,
-    AnthropicToOpenAiStream, OpenAiToAnthropicStream, StopReason, TokenUsage, TranslateError,
+    AnthropicToOpenAiStream, GeminiToChatStream, OpenAiToAnthropicStream, StopReason, TokenUsage,
+    TranslateError,
 };
 
 /// A wire format on either side of the gateway.
@@ -88,7 +90,11 @@ macro_rules! stream_translator {
     )*};
 }
 
-stream_translator!(AnthropicToOpenAiStream, OpenAiToAnthropicStream);
+stream_translator!(
+    AnthropicToOpenAiStream,
+    OpenAiToAnthropicStream,
+    GeminiToChatStream,
+);
 
 /// Two stream translators in a row: provider → Chat, then Chat → client. The Chat SSE text
 /// between them goes through one reused buffer.
@@ -192,6 +198,7 @@ impl Bridge {
         match self.provider {
             Chat => Ok(chat.to_vec()),
             Messages => openai_to_anthropic_request(chat, upstream_model),
+            Gemini => chat_to_gemini_request(chat),
             other => Err(not_built(other)),
         }
     }
@@ -202,6 +209,7 @@ impl Bridge {
         let chat = match self.provider {
             Chat => None,
             Messages => Some(anthropic_to_openai_response(body, client_model)?),
+            Gemini => Some(gemini_to_chat_response(body, client_model)?),
             other => return Err(not_built(other)),
         };
         let chat = chat.as_deref().unwrap_or(body);
@@ -223,6 +231,7 @@ impl Bridge {
         }
         let (status, chat) = match self.provider {
             Messages => anthropic_error_to_openai(status, body),
+            Gemini => gemini_error_to_openai(status, body),
             _ => (status, body.to_vec()),
         };
         match self.client {
@@ -250,6 +259,7 @@ impl Bridge {
                 client_model,
                 chat_usage,
             ))),
+            Gemini => Some(Box::new(GeminiToChatStream::new(client_model, chat_usage))),
             other => return Err(not_built(other)),
         };
         let second: Option<Box<dyn StreamTranslator>> = match self.client {

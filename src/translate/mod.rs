@@ -3,6 +3,8 @@
 //! - `SseScanner`: watches an OpenAI stream for what the record needs while the bytes pass
 //!   through untouched; `assemble_chat_completion` / `replay_chat_completion` turn a stream
 //!   into a whole completion and back (for the cache).
+//! - Dialect translation between OpenAI Chat Completions and Google Gemini, Chat requests out
+//!   and Gemini answers, errors and streams back (`gemini`, `gemini_stream`).
 //! - Dialect translation between OpenAI Chat Completions and Anthropic Messages, both ways:
 //!   requests ([`openai_to_anthropic_request`], [`anthropic_to_openai_request`]), whole
 //!   responses and error bodies (`response`), and streams event by event (`stream`). All are
@@ -35,11 +37,40 @@
 //!
 //! Any other field, with a value other than `null` or `false`, is refused with
 //! [`TranslateError::Unsupported`] naming the field and the target.
+//!
+//! What maps how (OpenAI Chat Completions → Google Gemini `generateContent`, and back for
+//! answers: [`chat_to_gemini_request`], [`gemini_to_chat_response`], [`GeminiToChatStream`],
+//! [`gemini_error_to_openai`]):
+//!
+//! | OpenAI | Gemini | Notes |
+//! |---|---|---|
+//! | `model`, `stream` | the URL (`models/{model}:generateContent` / `:streamGenerateContent?alt=sse`) | not in the body |
+//! | leading `system` / `developer` messages | `systemInstruction.parts` | a system message after the first turn is refused |
+//! | `user` / `assistant` messages | `contents` with role `user` / `model` (same-role neighbours merged) | `name` refused; empty text parts and empty turns are not sent |
+//! | `image_url` `data:…;base64,` / http(s) | `inlineData` {mimeType, data} / `fileData` {mimeType, fileUri} | http(s): the media type comes from the path's extension (png, jpg, jpeg, webp, heic, heif, gif), else refused; Gemini fetches the URL (2.5 and later); `detail` other than `auto` refused |
+//! | `file.file_data` (base64 data URL), `input_audio` wav / mp3 | `inlineData` | `file_id` refused; `filename` not sent (no such field) |
+//! | `tools[].function` {name, description, parameters} | `tools[{functionDeclarations}]` {name, description, `parametersJsonSchema`} | full JSON Schema, not the OpenAPI-subset `parameters` |
+//! | `tool_choice` auto / none / required / {function} | `functionCallingConfig.mode` AUTO / NONE / ANY / ANY + `allowedFunctionNames` | `strict: true` on a tool makes auto VALIDATED |
+//! | `parallel_tool_calls: false` | (none) | refused |
+//! | assistant `tool_calls` | `functionCall` parts {id, name, args} | the first carries `thoughtSignature: skip_thought_signature_validator` (Gemini 3 requires a signature; OpenAI clients cannot keep Gemini's) |
+//! | `tool` messages | `functionResponse` parts {id, name, response} in a `user` turn | name from the assistant call with that id; content that is a JSON object is the response, other text `{"result": text}` |
+//! | `max_completion_tokens` or `max_tokens`, `temperature`, `top_p`, `stop`, `seed`, `presence_penalty`, `frequency_penalty` | `generationConfig` `maxOutputTokens`, `temperature`, `topP`, `stopSequences`, `seed`, `presencePenalty`, `frequencyPenalty` | |
+//! | `n` | `candidateCount` | only 1; more refused |
+//! | `response_format` json_object / json_schema | `responseMimeType: application/json` (+ `responseJsonSchema`) | schema `name` not sent |
+//! | `reasoning_effort` none / minimal / low / medium / high | `thinkingConfig.thinkingBudget` 0 / 1024 / 1024 / 8192 / 24576 | other values refused |
+//! | `user`, `logprobs`, `top_logprobs`, `logit_bias`, … | (none) | refused |
+//! | `content`, `reasoning_content`, `tool_calls` (id = Gemini's or `call_…`) | text parts, `thought: true` parts, `functionCall` parts | `thoughtSignature`s are not returned; media and code-execution parts refused |
+//! | `finish_reason` stop / tool_calls / length / content_filter | `STOP` / `STOP` with calls / `MAX_TOKENS` / `SAFETY`, `RECITATION`, `BLOCKLIST`, `PROHIBITED_CONTENT`, `SPII`, `IMAGE_SAFETY`, blocked prompt | failed generations (`MALFORMED_FUNCTION_CALL`, `OTHER`, …) give `stop` |
+//! | `usage` prompt / completion / cached / reasoning tokens | `promptTokenCount` (+ `toolUsePromptTokenCount`) / `candidatesTokenCount` + `thoughtsTokenCount` / `cachedContentTokenCount` / `thoughtsTokenCount` | |
+//! | error `type` invalid_request / authentication / permission / not_found / rate_limit / server | HTTP 400 / 401 / 403 / 404 / 429 / 5xx; `code` = Google's `status` in lower case | |
 
 pub mod anthropic_types;
 mod bridge;
 mod error;
 pub mod eventstream;
+mod gemini;
+mod gemini_stream;
+pub mod gemini_types;
 mod openai_stream;
 pub mod openai_types;
 mod outcome;
@@ -51,6 +82,8 @@ mod stream;
 pub use bridge::{Bridge, StreamTranslator, Translated, WireApi};
 pub use error::TranslateError;
 pub use eventstream::{decode_frame, encode_frame, EventFrame, EventStreamError};
+pub use gemini::{chat_to_gemini_request, gemini_error_to_openai, gemini_to_chat_response};
+pub use gemini_stream::GeminiToChatStream;
 pub use openai_stream::{assemble_chat_completion, replay_chat_completion};
 pub use outcome::{StopReason, TokenUsage};
 pub use request::{

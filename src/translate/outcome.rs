@@ -1,7 +1,7 @@
 //! What a call produced, in dialect-neutral terms: `TokenUsage` and `StopReason`, with the
 //! mappings to and from each dialect's spelling.
 
-use super::{anthropic_types as an, openai_types as oa};
+use super::{anthropic_types as an, gemini_types as gm, openai_types as oa};
 
 /// Token counts of a call. `input_tokens` excludes cached tokens (Anthropic's convention);
 /// OpenAI's `prompt_tokens` is `input_tokens + cache_read_tokens + cache_creation_tokens`.
@@ -38,6 +38,19 @@ impl TokenUsage {
             input_tokens: u.prompt_tokens.saturating_sub(cached),
             output_tokens: u.completion_tokens,
             cache_read_tokens: cached,
+            cache_creation_tokens: 0,
+        }
+    }
+
+    /// From Gemini `usageMetadata`: cached tokens are taken out of `promptTokenCount`,
+    /// tool-use prompt tokens added to the input, thinking tokens counted as output (as
+    /// OpenAI counts reasoning tokens in `completion_tokens`).
+    pub fn from_gemini(u: &gm::UsageMetadata) -> Self {
+        Self {
+            input_tokens: (u.prompt_token_count + u.tool_use_prompt_token_count)
+                .saturating_sub(u.cached_content_token_count),
+            output_tokens: u.candidates_token_count + u.thoughts_token_count,
+            cache_read_tokens: u.cached_content_token_count,
             cache_creation_tokens: 0,
         }
     }
@@ -120,6 +133,27 @@ impl StopReason {
             "length" => Self::MaxTokens,
             "tool_calls" | "function_call" => Self::ToolUse,
             "content_filter" => Self::Refusal,
+            _ => Self::Other,
+        }
+    }
+
+    /// From Gemini's `finishReason`. `STOP` is `EndTurn` (the caller makes it `ToolUse` when
+    /// the answer holds function calls); the safety, recitation, blocklist and PII stops are
+    /// `Refusal`; failed generations (`MALFORMED_FUNCTION_CALL`, `UNEXPECTED_TOOL_CALL`,
+    /// `TOO_MANY_TOOL_CALLS`, `MISSING_THOUGHT_SIGNATURE`, `MALFORMED_RESPONSE`, `LANGUAGE`,
+    /// `OTHER`, ...) have no OpenAI reason and are `Other`.
+    pub fn from_gemini(s: &str) -> Self {
+        match s {
+            "STOP" => Self::EndTurn,
+            "MAX_TOKENS" => Self::MaxTokens,
+            "SAFETY"
+            | "RECITATION"
+            | "BLOCKLIST"
+            | "PROHIBITED_CONTENT"
+            | "SPII"
+            | "IMAGE_SAFETY"
+            | "IMAGE_PROHIBITED_CONTENT"
+            | "IMAGE_RECITATION" => Self::Refusal,
             _ => Self::Other,
         }
     }

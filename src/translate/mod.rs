@@ -38,6 +38,7 @@
 
 pub mod anthropic_types;
 mod error;
+pub mod eventstream;
 mod openai_stream;
 pub mod openai_types;
 mod outcome;
@@ -47,6 +48,7 @@ mod sse;
 mod stream;
 
 pub use error::TranslateError;
+pub use eventstream::{decode_frame, encode_frame, EventFrame, EventStreamError};
 pub use openai_stream::{assemble_chat_completion, replay_chat_completion};
 pub use outcome::{StopReason, TokenUsage};
 pub use request::{

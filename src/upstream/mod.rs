@@ -6,6 +6,7 @@ mod conn;
 mod error;
 pub mod mock;
 mod pool;
+pub mod sigv4;
 
 pub use client::{
     read_full_body, read_response_head, send_request, BodyKind, UpstreamResponseHead,

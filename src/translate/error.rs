@@ -23,6 +23,8 @@ pub enum TranslateError {
 
 /// The Anthropic Messages dialect, as named in errors.
 pub(crate) const ANTHROPIC: &str = "Anthropic Messages";
+/// The AWS Bedrock Converse dialect, as named in errors.
+pub(crate) const BEDROCK: &str = "AWS Bedrock Converse";
 /// The OpenAI Chat Completions dialect, as named in errors.
 pub(crate) const OPENAI: &str = "OpenAI Chat Completions";
 

@@ -1,10 +1,11 @@
-//! mockllm: a provider simulator (OpenAI, Anthropic and Gemini dialects) with token pacing
+//! mockllm: a provider simulator (OpenAI, Anthropic, Gemini and Bedrock Converse dialects) with token pacing
 //! and fault injection.
 //!
 //! Thread-per-core: each thread runs its own monoio runtime and its own SO_REUSEPORT
 //! listener on the same port, so the mock is never the bottleneck of a measurement.
 
 mod anthropic;
+mod bedrock;
 mod config;
 mod deliver;
 mod dialect;

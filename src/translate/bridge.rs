@@ -9,10 +9,11 @@
 
 use super::{
     anthropic_error_to_openai, anthropic_to_openai_request, anthropic_to_openai_response,
-    chat_to_gemini_request, gemini_error_to_openai, gemini_to_chat_response,
+    bedrock_error_to_openai, chat_to_converse_request, chat_to_gemini_request,
+    converse_to_chat_response, gemini_error_to_openai, gemini_to_chat_response,
     openai_error_to_anthropic, openai_to_anthropic_request, openai_to_anthropic_response,
-    AnthropicToOpenAiStream, GeminiToChatStream, OpenAiToAnthropicStream, StopReason, TokenUsage,
-    TranslateError,
+    AnthropicToOpenAiStream, ConverseToChatStream, GeminiToChatStream, OpenAiToAnthropicStream,
+    StopReason, TokenUsage, TranslateError,
 };
 
 /// A wire format on either side of the gateway.
@@ -94,6 +95,7 @@ stream_translator!(
     AnthropicToOpenAiStream,
     OpenAiToAnthropicStream,
     GeminiToChatStream,
+    ConverseToChatStream,
 );
 
 /// Two stream translators in a row: provider → Chat, then Chat → client. The Chat SSE text
@@ -199,7 +201,11 @@ impl Bridge {
             Chat => Ok(chat.to_vec()),
             Messages => openai_to_anthropic_request(chat, upstream_model),
             Gemini => chat_to_gemini_request(chat),
-            other => Err(not_built(other)),
+            Converse => chat_to_converse_request(chat),
+            Responses => Err(TranslateError::unsupported(
+                "model",
+                "OpenAI Responses (only Responses clients are sent to it)",
+            )),
         }
     }
 
@@ -210,6 +216,7 @@ impl Bridge {
             Chat => None,
             Messages => Some(anthropic_to_openai_response(body, client_model)?),
             Gemini => Some(gemini_to_chat_response(body, client_model)?),
+            Converse => Some(converse_to_chat_response(body, client_model)?),
             other => return Err(not_built(other)),
         };
         let chat = chat.as_deref().unwrap_or(body);
@@ -224,7 +231,7 @@ impl Bridge {
 
     /// A provider's error answer in the client's format. `error_type` is Bedrock's
     /// `x-amzn-ErrorType` header, when present.
-    pub fn error(self, status: u16, _error_type: Option<&str>, body: &[u8]) -> (u16, Vec<u8>) {
+    pub fn error(self, status: u16, error_type: Option<&str>, body: &[u8]) -> (u16, Vec<u8>) {
         use WireApi::*;
         if self.is_passthrough() {
             return (status, body.to_vec());
@@ -232,6 +239,7 @@ impl Bridge {
         let (status, chat) = match self.provider {
             Messages => anthropic_error_to_openai(status, body),
             Gemini => gemini_error_to_openai(status, body),
+            Converse => bedrock_error_to_openai(status, error_type, body),
             _ => (status, body.to_vec()),
         };
         match self.client {
@@ -260,6 +268,10 @@ impl Bridge {
                 chat_usage,
             ))),
             Gemini => Some(Box::new(GeminiToChatStream::new(client_model, chat_usage))),
+            Converse => Some(Box::new(ConverseToChatStream::new(
+                client_model,
+                chat_usage,
+            ))),
             other => return Err(not_built(other)),
         };
         let second: Option<Box<dyn StreamTranslator>> = match self.client {

@@ -25,6 +25,8 @@ pub enum TranslateError {
 pub(crate) const ANTHROPIC: &str = "Anthropic Messages";
 /// The Google Gemini API dialect, as named in errors.
 pub(crate) const GEMINI: &str = "Google Gemini";
+/// The AWS Bedrock Converse dialect, as named in errors.
+pub(crate) const BEDROCK: &str = "AWS Bedrock Converse";
 /// The OpenAI Chat Completions dialect, as named in errors.
 pub(crate) const OPENAI: &str = "OpenAI Chat Completions";
 

@@ -63,6 +63,31 @@
 //! | `finish_reason` stop / tool_calls / length / content_filter | `STOP` / `STOP` with calls / `MAX_TOKENS` / `SAFETY`, `RECITATION`, `BLOCKLIST`, `PROHIBITED_CONTENT`, `SPII`, `IMAGE_SAFETY`, blocked prompt | failed generations (`MALFORMED_FUNCTION_CALL`, `OTHER`, …) give `stop` |
 //! | `usage` prompt / completion / cached / reasoning tokens | `promptTokenCount` (+ `toolUsePromptTokenCount`) / `candidatesTokenCount` + `thoughtsTokenCount` / `cachedContentTokenCount` / `thoughtsTokenCount` | |
 //! | error `type` invalid_request / authentication / permission / not_found / rate_limit / server | HTTP 400 / 401 / 403 / 404 / 429 / 5xx; `code` = Google's `status` in lower case | |
+//!
+//! What maps how (OpenAI Chat Completions → AWS Bedrock Converse, [`chat_to_converse_request`];
+//! back: [`converse_to_chat_response`], [`ConverseToChatStream`], [`bedrock_error_to_openai`]).
+//! The model id goes in the URL (`/model/{id}/converse[-stream]`), the stream flag picks the URL;
+//! the stream is AWS event-stream framing ([`eventstream`]), requests are SigV4-signed
+//! (`upstream::sigv4`).
+//! | OpenAI | Bedrock Converse | Notes |
+//! | leading `system` / `developer` messages | `system: [{text}]` | a system message after the first turn is refused |
+//! | `user` / `assistant` messages | `messages[{role, content:[…]}]` (same-role neighbours merged) | must start with `user`: a leading assistant message is refused; `name` refused; empty text parts skipped (Converse refuses blank text) |
+//! | `text` part | `{text}` | |
+//! | `image_url` `data:image/{png,jpeg,gif,webp};base64,…` | `{image:{format, source:{bytes}}}` | http(s) URLs refused (Converse takes bytes or S3 only); `detail` other than `auto` refused |
+//! | `file.file_data` base64 (pdf, csv, doc(x), xls(x), html, txt, md) + `filename` | `{document:{format, name, source:{bytes}}}` | `name`: extension cut, characters Converse forbids → `-`, default `document`; `file_id` refused |
+//! | `tools[].function` {name, description, parameters, strict} | `toolConfig.tools[{toolSpec:{name, description, inputSchema:{json}, strict}}]` | non-function tools refused |
+//! | `tool_choice` auto / required / {function} | `toolChoice` `{auto:{}}` / `{any:{}}` / `{tool:{name}}` | `none`: `toolConfig` left out; refused when the history has tool calls (Converse then requires `toolConfig`, which cannot forbid calls) |
+//! | `parallel_tool_calls: false` | — | refused (Converse has no such switch) |
+//! | assistant `tool_calls` | `{toolUse:{toolUseId, name, input}}` | tool calls in the history without `tools` refused |
+//! | `tool` messages | `{toolResult:{toolUseId, content:[{text}]}}` in a user turn | the OpenAI content is a string: it stays `{text}` (no `status`: OpenAI has no error flag) |
+//! | `max_completion_tokens` / `max_tokens`, `temperature`, `top_p`, `stop` | `inferenceConfig {maxTokens, temperature, topP, stopSequences}` | temperature > 1 refused; omitted when none set |
+//! | `response_format` json_schema | `outputConfig.textFormat {type: json_schema, structure:{jsonSchema:{schema (string), name, description}}}` | `json_object` refused |
+//! | `reasoning_effort` | — | refused: reasoning is model-specific (`additionalModelRequestFields`) |
+//! | `user` | `requestMetadata.user` | |
+//! | `n` ≠ 1 | — | refused |
+//! | response `content` / `tool_calls` / `reasoning_content` | `text` / `toolUse` / `reasoningContent.reasoningText` | redacted reasoning dropped; other blocks refused |
+//! | `finish_reason` stop / length / tool_calls / content_filter | `end_turn`, `stop_sequence` / `max_tokens` / `tool_use` / `guardrail_intervened`, `content_filtered` | |
+//! | `usage.prompt_tokens` (includes cached), `cached_tokens` | `inputTokens` + `cacheReadInputTokens` + `cacheWriteInputTokens`, `cacheReadInputTokens` | |
 
 pub mod anthropic_types;
 mod bridge;
@@ -71,6 +96,10 @@ pub mod eventstream;
 mod gemini;
 mod gemini_stream;
 pub mod gemini_types;
+
+mod bedrock;
+mod bedrock_stream;
+pub mod bedrock_types;
 mod openai_stream;
 pub mod openai_types;
 mod outcome;
@@ -79,6 +108,8 @@ mod response;
 mod sse;
 mod stream;
 
+pub use bedrock::{bedrock_error_to_openai, chat_to_converse_request, converse_to_chat_response};
+pub use bedrock_stream::ConverseToChatStream;
 pub use bridge::{Bridge, StreamTranslator, Translated, WireApi};
 pub use error::TranslateError;
 pub use eventstream::{decode_frame, encode_frame, EventFrame, EventStreamError};

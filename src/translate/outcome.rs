@@ -1,7 +1,7 @@
 //! What a call produced, in dialect-neutral terms: `TokenUsage` and `StopReason`, with the
 //! mappings to and from each dialect's spelling.
 
-use super::{anthropic_types as an, gemini_types as gm, openai_types as oa};
+use super::{anthropic_types as an, bedrock_types as br, gemini_types as gm, openai_types as oa};
 
 /// Token counts of a call. `input_tokens` excludes cached tokens (Anthropic's convention);
 /// OpenAI's `prompt_tokens` is `input_tokens + cache_read_tokens + cache_creation_tokens`.
@@ -52,6 +52,17 @@ impl TokenUsage {
             output_tokens: u.candidates_token_count + u.thoughts_token_count,
             cache_read_tokens: u.cached_content_token_count,
             cache_creation_tokens: 0,
+        }
+    }
+
+    /// From Bedrock Converse `usage` (`inputTokens` excludes cache reads and writes, as
+    /// Anthropic's `input_tokens` does).
+    pub fn from_bedrock(u: &br::Usage) -> Self {
+        Self {
+            input_tokens: u.input_tokens,
+            output_tokens: u.output_tokens,
+            cache_read_tokens: u.cache_read_input_tokens.unwrap_or(0),
+            cache_creation_tokens: u.cache_write_input_tokens.unwrap_or(0),
         }
     }
 
@@ -122,6 +133,19 @@ impl StopReason {
             "tool_use" => Self::ToolUse,
             "refusal" => Self::Refusal,
             "pause_turn" => Self::PauseTurn,
+            _ => Self::Other,
+        }
+    }
+
+    /// From Bedrock Converse's `stopReason`. `guardrail_intervened` and `content_filtered` are
+    /// refusals; `malformed_model_output` / `malformed_tool_use` are `Other`.
+    pub fn from_bedrock(s: &str) -> Self {
+        match s {
+            "end_turn" => Self::EndTurn,
+            "stop_sequence" => Self::StopSequence,
+            "max_tokens" | "model_context_window_exceeded" => Self::MaxTokens,
+            "tool_use" => Self::ToolUse,
+            "guardrail_intervened" | "content_filtered" => Self::Refusal,
             _ => Self::Other,
         }
     }

@@ -82,6 +82,8 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         fault_rate,
         models: args.models,
         embedding_dimensions: args.embedding_dimensions,
+        aws_secret_access_key: std::env::var("MOCKLLM_AWS_SECRET_ACCESS_KEY").ok(),
+        aws_access_key_id: std::env::var("MOCKLLM_AWS_ACCESS_KEY_ID").ok(),
     };
     // Block the signals before any thread starts, so only the waiting loop below sees them.
     let mut signals = signal_hook::iterator::Signals::new([

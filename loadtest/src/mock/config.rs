@@ -23,6 +23,11 @@ pub struct MockConfig {
     pub models: Vec<String>,
     /// Embedding size when the request does not set `dimensions`.
     pub embedding_dimensions: usize,
+    /// AWS secret key Bedrock requests' SigV4 signatures are checked with
+    /// (`MOCKLLM_AWS_SECRET_ACCESS_KEY`); `None`: only the form of the signature is checked.
+    pub aws_secret_access_key: Option<String>,
+    /// The only AWS access key id accepted (`MOCKLLM_AWS_ACCESS_KEY_ID`); `None`: any.
+    pub aws_access_key_id: Option<String>,
 }
 
 impl Default for MockConfig {
@@ -40,6 +45,8 @@ impl Default for MockConfig {
                 "text-embedding-3-small".to_string(),
             ],
             embedding_dimensions: 1536,
+            aws_secret_access_key: None,
+            aws_access_key_id: None,
         }
     }
 }

@@ -51,13 +51,12 @@ pub async fn fault_before_answer(
     };
     stats.count_fault(fault);
     let message = format!("mockllm injected fault: status {status}");
-    let extra = if status == 429 {
-        "retry-after: 1\r\n"
-    } else {
-        ""
-    };
+    let mut extra = dialect.error_headers(status);
+    if status == 429 {
+        extra.push_str("retry-after: 1\r\n");
+    }
     let body = dialect.error_body(status, &message);
-    Some(write_json(stream, status, &body, keep_alive, extra).await)
+    Some(write_json(stream, status, &body, keep_alive, &extra).await)
 }
 
 /// Sends a complete JSON answer, or half of it then the mid-stream fault.
@@ -114,7 +113,7 @@ async fn send_events_inner(
     sleep_if_any(knobs.ttft).await;
     let mut out = response_head(
         200,
-        "text/event-stream; charset=utf-8",
+        dialect.stream_content_type(),
         None,
         keep_alive,
         "cache-control: no-cache\r\n",

@@ -14,6 +14,9 @@ pub enum Dialect {
     Anthropic,
     /// Google Gemini: `{"error":{"code","message","status"}}`.
     Gemini,
+    /// AWS Bedrock Converse: `{"message"}`, the type in the `x-amzn-errortype` header; streams
+    /// are event-stream frames and a mid-stream error is an exception frame.
+    Bedrock,
 }
 
 /// Anthropic's error `type` for an HTTP status.
@@ -63,6 +66,7 @@ impl Dialect {
             Dialect::Gemini => json!({
                 "error": {"code": status, "message": message, "status": google_status(status)},
             }),
+            Dialect::Bedrock => json!({ "message": message }),
         };
         serde_json::to_vec(&value).unwrap_or_default()
     }
@@ -80,6 +84,26 @@ impl Dialect {
                 sse_event(Some("error"), body.to_string().as_bytes())
             }
             Dialect::OpenAi | Dialect::Gemini => sse_event(None, &self.error_body(status, message)),
+            Dialect::Bedrock => super::bedrock::exception_frame(status, message),
+        }
+    }
+
+    /// Headers (each ending `\r\n`) that go with an error response: Bedrock's
+    /// `x-amzn-errortype`, nothing for the others.
+    pub fn error_headers(self, status: u16) -> String {
+        match self {
+            Dialect::Bedrock => {
+                super::bedrock::error_type_header(super::bedrock::exception_name(status))
+            }
+            _ => String::new(),
+        }
+    }
+
+    /// The content type of a streamed answer.
+    pub fn stream_content_type(self) -> &'static str {
+        match self {
+            Dialect::Bedrock => "application/vnd.amazon.eventstream",
+            _ => "text/event-stream; charset=utf-8",
         }
     }
 }

@@ -7,6 +7,7 @@ use monoio::net::TcpStream;
 
 use super::anthropic;
 use super::azure;
+use super::bedrock;
 use super::config::MockConfig;
 use super::dialect::Dialect;
 use super::gemini;
@@ -60,6 +61,8 @@ fn dialect_of(path: &str) -> Dialect {
         Dialect::Anthropic
     } else if path.starts_with("/v1beta/") {
         Dialect::Gemini
+    } else if path.starts_with("/model/") {
+        Dialect::Bedrock
     } else {
         Dialect::OpenAi
     }
@@ -76,8 +79,10 @@ async fn handle(
         Ok(k) => *k,
         Err(msg) => {
             ctx.stats.count_request(Endpoint::BadRequest);
-            let body = dialect_of(&request.path).error_body(400, msg);
-            return write_json(stream, 400, &body, keep_alive, "").await;
+            let dialect = dialect_of(&request.path);
+            let body = dialect.error_body(400, msg);
+            let extra = dialect.error_headers(400);
+            return write_json(stream, 400, &body, keep_alive, &extra).await;
         }
     };
     if request.method == Method::Post {
@@ -94,6 +99,9 @@ async fn handle(
         }
         (Method::Post, path) if path.starts_with("/v1beta/models/") => {
             gemini::route(stream, &request, knobs, ctx).await
+        }
+        (Method::Post, path) if path.starts_with("/model/") => {
+            bedrock::route(stream, &request, knobs, ctx).await
         }
         (Method::Get, "/v1/models") => {
             ctx.stats.count_request(Endpoint::Models);
@@ -134,7 +142,7 @@ async fn handle(
                 _ => format!("Unknown request URL: {}", request.path),
             };
             let body = dialect.error_body(404, &msg);
-            write_json(stream, 404, &body, keep_alive, "").await
+            write_json(stream, 404, &body, keep_alive, &dialect.error_headers(404)).await
         }
     }
 }

@@ -1,4 +1,4 @@
-//! mockllm: a provider simulator (OpenAI, Anthropic and Gemini dialects) with token pacing
+//! mockllm: a provider simulator (OpenAI, Anthropic, Gemini and Bedrock Converse dialects) with token pacing
 //! and fault injection.
 //!
 //! Thread-per-core: each thread runs its own monoio runtime and its own SO_REUSEPORT
@@ -6,6 +6,7 @@
 
 mod anthropic;
 mod azure;
+mod bedrock;
 mod config;
 mod deliver;
 mod dialect;

@@ -29,12 +29,14 @@ pub(crate) enum Endpoint {
     AnthropicCountTokens,
     GeminiGenerate,
     GeminiStream,
+    BedrockConverse,
+    BedrockConverseStream,
     BadRequest,
     NotFound,
 }
 
 impl Endpoint {
-    const COUNT: usize = 11;
+    const COUNT: usize = 13;
 }
 
 /// A point-in-time copy of [`MockStats`], as served in JSON.
@@ -70,6 +72,12 @@ pub struct RequestCounts {
     pub gemini_generate: u64,
     /// Gemini `:streamGenerateContent`.
     pub gemini_stream: u64,
+    /// Bedrock `POST /model/{id}/converse`.
+    #[serde(default)]
+    pub bedrock_converse: u64,
+    /// Bedrock `POST /model/{id}/converse-stream`.
+    #[serde(default)]
+    pub bedrock_converse_stream: u64,
     /// Requests refused before any answer: 400s (malformed JSON, bad knob, bad framing,
     /// missing `anthropic-version` or `max_tokens`) and 401/403 for missing credentials.
     pub bad_request: u64,
@@ -135,6 +143,8 @@ impl MockStats {
                 anthropic_count_tokens: req(Endpoint::AnthropicCountTokens),
                 gemini_generate: req(Endpoint::GeminiGenerate),
                 gemini_stream: req(Endpoint::GeminiStream),
+                bedrock_converse: req(Endpoint::BedrockConverse),
+                bedrock_converse_stream: req(Endpoint::BedrockConverseStream),
                 bad_request: req(Endpoint::BadRequest),
                 not_found: req(Endpoint::NotFound),
                 total,
@@ -161,9 +171,11 @@ mod tests {
         let stats = MockStats::default();
         stats.count_request(Endpoint::NotFound);
         stats.count_request(Endpoint::GeminiStream);
+        stats.count_request(Endpoint::BedrockConverseStream);
         let s = stats.snapshot();
         assert_eq!(s.requests.not_found, 1);
         assert_eq!(s.requests.gemini_stream, 1);
-        assert_eq!(s.requests.total, 2);
+        assert_eq!(s.requests.bedrock_converse_stream, 1);
+        assert_eq!(s.requests.total, 3);
     }
 }

@@ -338,14 +338,41 @@ fn upstream_head(
     h
 }
 
-/// Adds AWS SigV4 headers for a Bedrock call.
-fn sign_aws(
-    _provider: &Provider,
-    _h: &mut Vec<u8>,
-    _authority: &str,
-    _path: &str,
-    _body: &[Bytes; 3],
-) {
+/// Adds AWS SigV4 headers for a Bedrock call (`authorization`, `x-amz-date`, and the
+/// session token of temporary credentials). The signed headers are the host and the content
+/// type; the body hash covers the exact bytes sent.
+fn sign_aws(provider: &Provider, h: &mut Vec<u8>, authority: &str, path: &str, body: &[Bytes; 3]) {
+    let (Some(creds), Some(region)) = (&provider.aws, &provider.region) else {
+        return;
+    };
+    let whole: Vec<u8>;
+    let bytes: &[u8] = if body[1].is_empty() && body[2].is_empty() {
+        &body[0]
+    } else {
+        whole = body.iter().flat_map(|b| b.iter().copied()).collect();
+        &whole
+    };
+    match crate::upstream::sigv4::sign_headers(
+        creds,
+        region,
+        "bedrock",
+        "POST",
+        authority,
+        path,
+        &[("content-type", "application/json")],
+        bytes,
+        std::time::SystemTime::now(),
+    ) {
+        Ok(headers) => {
+            for (name, value) in headers {
+                h.extend_from_slice(name.as_bytes());
+                h.extend_from_slice(b": ");
+                h.extend_from_slice(value.as_bytes());
+                h.extend_from_slice(b"\r\n");
+            }
+        }
+        Err(e) => tracing::warn!(provider = %provider.name, error = %e, "request not signed"),
+    }
 }
 
 /// The body for the provider: the original bytes, or the original with the model name

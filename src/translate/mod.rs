@@ -3,6 +3,8 @@
 //! - `SseScanner`: watches an OpenAI stream for what the record needs while the bytes pass
 //!   through untouched; `assemble_chat_completion` / `replay_chat_completion` turn a stream
 //!   into a whole completion and back (for the cache).
+//! - OpenAI Responses ⇄ OpenAI Chat Completions (`responses`, `responses_stream`): the
+//!   client-facing Responses API through the Chat Completions hub.
 //! - Dialect translation between OpenAI Chat Completions and Anthropic Messages, both ways:
 //!   requests ([`openai_to_anthropic_request`], [`anthropic_to_openai_request`]), whole
 //!   responses and error bodies (`response`), and streams event by event (`stream`). All are
@@ -35,6 +37,39 @@
 //!
 //! Any other field, with a value other than `null` or `false`, is refused with
 //! [`TranslateError::Unsupported`] naming the field and the target.
+//!
+//! What maps how (OpenAI Responses → OpenAI Chat Completions requests, and back for answers:
+//! [`responses_to_chat_request`], [`chat_to_responses_response`], [`ChatToResponsesStream`]):
+//!
+//! | Responses | Chat Completions | Notes |
+//! |---|---|---|
+//! | `instructions` | leading `system` message | |
+//! | `input` string | one `user` message | |
+//! | `message` items (with or without `type`), roles user / assistant / system / developer | messages of that role | item `id`, `status`, `phase` ignored (output metadata) |
+//! | `input_text` / `output_text` parts | `text` parts / assistant `content` | `annotations`, `logprobs` of history ignored |
+//! | `input_image` `image_url` (http(s) or data URL), `detail` | `image_url` part | `file_id` refused; `detail` other than auto/low/high refused |
+//! | `input_file` `file_data` + `filename` | `file` part | `file_id`, `file_url` refused |
+//! | assistant `refusal` part | assistant `refusal` | |
+//! | `function_call` items | assistant `tool_calls` | consecutive calls (and the text before them) are one assistant message |
+//! | `function_call_output` items | `tool` messages | output parts: `input_text` only |
+//! | `reasoning` items | (dropped) | the model's own reasoning; Chat takes none |
+//! | `tools[]` flat `{type:function,name,description,parameters,strict}` | `tools[].function` | built-in and MCP tools refused |
+//! | `tool_choice` auto / none / required / `{type:function,name}` | same / `{type:function,function:{name}}` | other choice types refused |
+//! | `parallel_tool_calls`, `temperature`, `top_p`, `user`, `safety_identifier`, `prompt_cache_key`, `service_tier` | same | |
+//! | `text.format` text / json_object / json_schema (flat) | `response_format` (json_schema nested) | `text.verbosity` → `verbosity` |
+//! | `max_output_tokens` | `max_completion_tokens` | |
+//! | `reasoning.effort` | `reasoning_effort` | `reasoning.summary` refused |
+//! | `stream` | `stream` + `stream_options.include_usage` | |
+//! | `metadata` | (not sent) | echoed in the response ([`ResponsesEcho`]) |
+//! | `previous_response_id`, `conversation`, `store: true`, `background: true`, `include`, `prompt`, `truncation: auto` | refused | no state is kept |
+//! | `reasoning_content` | `reasoning` item (`reasoning_text` part) | |
+//! | `content` / `refusal` | `message` item, `output_text` / `refusal` parts | |
+//! | `tool_calls[]` | `function_call` items (`fc_…`, `call_id` = chat id) | one per call, parallel calls in `index` order |
+//! | `finish_reason` stop, tool_calls / length / content_filter | `completed` / `incomplete` (`max_output_tokens` / `content_filter`) | |
+//! | `usage` prompt / completion / cached / reasoning tokens | `input_tokens` / `output_tokens` / `input_tokens_details.cached_tokens` / `output_tokens_details.reasoning_tokens` | |
+//!
+//! Errors: the Responses API uses the same `{"error":{"message","type","param","code"}}` body
+//! and statuses as Chat Completions, so upstream errors pass through unchanged.
 
 pub mod anthropic_types;
 mod error;
@@ -43,6 +78,9 @@ pub mod openai_types;
 mod outcome;
 mod request;
 mod response;
+mod responses;
+mod responses_stream;
+pub mod responses_types;
 mod sse;
 mod stream;
 
@@ -57,5 +95,10 @@ pub use response::{
     anthropic_error_to_openai, anthropic_to_openai_response, openai_error_to_anthropic,
     openai_to_anthropic_response,
 };
+pub use responses::{
+    chat_to_responses_response, chat_to_responses_response_with_echo, responses_to_chat_request,
+    ResponsesEcho,
+};
+pub use responses_stream::ChatToResponsesStream;
 pub use sse::{FinishReason, SseScanner};
 pub use stream::{AnthropicToOpenAiStream, OpenAiToAnthropicStream};

@@ -1,5 +1,5 @@
-//! mockllm: a provider simulator (OpenAI, Anthropic and Gemini dialects) with token pacing
-//! and fault injection.
+//! mockllm: a provider simulator (OpenAI Chat Completions and Responses, Anthropic and Gemini
+//! dialects) with token pacing and fault injection.
 //!
 //! Thread-per-core: each thread runs its own monoio runtime and its own SO_REUSEPORT
 //! listener on the same port, so the mock is never the bottleneck of a measurement.
@@ -15,6 +15,7 @@ mod last_request;
 mod openai;
 mod request;
 mod respond;
+mod responses;
 mod server;
 mod stats;
 mod text;

@@ -29,12 +29,14 @@ pub(crate) enum Endpoint {
     AnthropicCountTokens,
     GeminiGenerate,
     GeminiStream,
+    Responses,
+    ResponsesStream,
     BadRequest,
     NotFound,
 }
 
 impl Endpoint {
-    const COUNT: usize = 11;
+    const COUNT: usize = 13;
 }
 
 /// A point-in-time copy of [`MockStats`], as served in JSON.
@@ -70,8 +72,13 @@ pub struct RequestCounts {
     pub gemini_generate: u64,
     /// Gemini `:streamGenerateContent`.
     pub gemini_stream: u64,
+    /// Non-streaming OpenAI `POST /v1/responses`.
+    pub responses: u64,
+    /// Streaming OpenAI `POST /v1/responses`.
+    pub responses_stream: u64,
     /// Requests refused before any answer: 400s (malformed JSON, bad knob, bad framing,
-    /// missing `anthropic-version` or `max_tokens`) and 401/403 for missing credentials.
+    /// missing `anthropic-version` or `max_tokens`, an unknown `previous_response_id`) and
+    /// 401/403 for missing credentials.
     pub bad_request: u64,
     /// Unknown paths.
     pub not_found: u64,
@@ -135,6 +142,8 @@ impl MockStats {
                 anthropic_count_tokens: req(Endpoint::AnthropicCountTokens),
                 gemini_generate: req(Endpoint::GeminiGenerate),
                 gemini_stream: req(Endpoint::GeminiStream),
+                responses: req(Endpoint::Responses),
+                responses_stream: req(Endpoint::ResponsesStream),
                 bad_request: req(Endpoint::BadRequest),
                 not_found: req(Endpoint::NotFound),
                 total,
@@ -161,9 +170,11 @@ mod tests {
         let stats = MockStats::default();
         stats.count_request(Endpoint::NotFound);
         stats.count_request(Endpoint::GeminiStream);
+        stats.count_request(Endpoint::ResponsesStream);
         let s = stats.snapshot();
         assert_eq!(s.requests.not_found, 1);
         assert_eq!(s.requests.gemini_stream, 1);
-        assert_eq!(s.requests.total, 2);
+        assert_eq!(s.requests.responses_stream, 1);
+        assert_eq!(s.requests.total, 3);
     }
 }

@@ -371,6 +371,7 @@ fn bridged(
     alias: &str,
     stream: bool,
     include_usage: bool,
+    client_request: &[u8],
     up: &RawResponse,
 ) -> (u16, Value) {
     let ct = up.header("content-type").unwrap_or_default();
@@ -383,11 +384,11 @@ fn bridged(
         return (status, body_value("application/json", &body));
     }
     if !stream {
-        let t = bridge.response(&up.body, alias).unwrap();
+        let t = bridge.response(&up.body, alias, client_request).unwrap();
         return (up.status, body_value("application/json", &t.body));
     }
     let mut t = bridge
-        .stream(alias, include_usage)
+        .stream(alias, include_usage, client_request)
         .unwrap()
         .expect("a translator");
     let mut out = Vec::new();
@@ -467,7 +468,14 @@ fn run_pair(client: &str, provider: &str) {
                 json!({"status": up.status, "body": body_value(&up_ct, &up.body)});
             if !bridge.is_passthrough() {
                 let include_usage = client == "chat";
-                let (status, body) = bridged(bridge, &alias, stream, include_usage, &up);
+                let (status, body) = bridged(
+                    bridge,
+                    &alias,
+                    stream,
+                    include_usage,
+                    req.to_string().as_bytes(),
+                    &up,
+                );
                 assert_eq!(
                     json!({"status": status, "body": body}),
                     client_response,

@@ -509,15 +509,16 @@ async fn respond_with(
     rec.status = resp.status;
     let keep;
     if streamed {
-        let translator =
-            match bridge.map(|b| b.stream(&input.route.alias, input.view.include_usage)) {
-                Some(Ok(t)) => t,
-                Some(Err(e)) => {
-                    tracing::warn!(provider = %provider.name, error = %e, "no stream translator");
-                    None
-                }
-                None => None,
-            };
+        let translator = match bridge
+            .map(|b| b.stream(&input.route.alias, input.view.include_usage, &input.body))
+        {
+            Some(Ok(t)) => t,
+            Some(Err(e)) => {
+                tracing::warn!(provider = %provider.name, error = %e, "no stream translator");
+                None
+            }
+            None => None,
+        };
         let mut head = head.header("x-accel-buffering", b"no");
         if bridge.is_some() {
             head = head
@@ -590,24 +591,26 @@ async fn respond_with(
                         usage = Usage::from_openai_body(&body);
                         (resp.status, body)
                     }
-                    Some(b) if ok_status => match b.response(&body, &input.route.alias) {
-                        Ok(t) => {
-                            usage = t.usage.map(Usage::from);
-                            (resp.status, Bytes::from(t.body))
-                        }
-                        Err(e) => {
-                            tracing::warn!(provider = %provider.name, error = %e, "provider response could not be translated");
-                            let err = ApiError::new(
-                                ErrorKind::UpstreamFailed,
-                                "untranslatable_response",
-                                format!(
+                    Some(b) if ok_status => {
+                        match b.response(&body, &input.route.alias, &input.body) {
+                            Ok(t) => {
+                                usage = t.usage.map(Usage::from);
+                                (resp.status, Bytes::from(t.body))
+                            }
+                            Err(e) => {
+                                tracing::warn!(provider = %provider.name, error = %e, "provider response could not be translated");
+                                let err = ApiError::new(
+                                    ErrorKind::UpstreamFailed,
+                                    "untranslatable_response",
+                                    format!(
                                     "The response of provider `{}` could not be translated: {e}.",
                                     provider.name
                                 ),
-                            );
-                            (err.status(), err.to_json(meta.dialect))
+                                );
+                                (err.status(), err.to_json(meta.dialect))
+                            }
                         }
-                    },
+                    }
                     Some(_) => {
                         let error_type = resp
                             .headers
@@ -720,7 +723,7 @@ async fn answer_from_mock(
         );
         let alias = &*input.route.alias;
         reply.body = match reply.body {
-            mock::MockBody::Json(b) => match bridge.response(&b, alias) {
+            mock::MockBody::Json(b) => match bridge.response(&b, alias, &input.body) {
                 Ok(t) => mock::MockBody::Json(Bytes::from(t.body)),
                 Err(_) => {
                     let (_, body) = bridge.error(reply.status, None, &b);
@@ -729,7 +732,8 @@ async fn answer_from_mock(
             },
             mock::MockBody::Events(events) => {
                 let mut out = Vec::new();
-                if let Ok(Some(mut t)) = bridge.stream(alias, input.view.include_usage) {
+                if let Ok(Some(mut t)) = bridge.stream(alias, input.view.include_usage, &input.body)
+                {
                     let mut scratch = Vec::new();
                     for e in &events {
                         let _ = for_each_event(e, &mut scratch, |name, data| {

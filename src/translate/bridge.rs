@@ -10,10 +10,11 @@
 use super::{
     anthropic_error_to_openai, anthropic_to_openai_request, anthropic_to_openai_response,
     bedrock_error_to_openai, chat_to_converse_request, chat_to_gemini_request,
-    converse_to_chat_response, gemini_error_to_openai, gemini_to_chat_response,
-    openai_error_to_anthropic, openai_to_anthropic_request, openai_to_anthropic_response,
-    AnthropicToOpenAiStream, ConverseToChatStream, GeminiToChatStream, OpenAiToAnthropicStream,
-    StopReason, TokenUsage, TranslateError,
+    chat_to_responses_response_with_echo, converse_to_chat_response, gemini_error_to_openai,
+    gemini_to_chat_response, openai_error_to_anthropic, openai_to_anthropic_request,
+    openai_to_anthropic_response, responses_to_chat_request, AnthropicToOpenAiStream,
+    ChatToResponsesStream, ConverseToChatStream, GeminiToChatStream, OpenAiToAnthropicStream,
+    ResponsesEcho, StopReason, TokenUsage, TranslateError,
 };
 
 /// A wire format on either side of the gateway.
@@ -96,6 +97,7 @@ stream_translator!(
     OpenAiToAnthropicStream,
     GeminiToChatStream,
     ConverseToChatStream,
+    ChatToResponsesStream,
 );
 
 /// Two stream translators in a row: provider → Chat, then Chat → client. The Chat SSE text
@@ -194,6 +196,7 @@ impl Bridge {
         let chat = match self.client {
             Chat => None,
             Messages => Some(anthropic_to_openai_request(body, upstream_model)?),
+            Responses => Some(responses_to_chat_request(body, upstream_model)?),
             other => return Err(not_built(other)),
         };
         let chat = chat.as_deref().unwrap_or(body);
@@ -210,7 +213,13 @@ impl Bridge {
     }
 
     /// A successful (2xx) non-streamed provider answer in the client's format.
-    pub fn response(self, body: &[u8], client_model: &str) -> Result<Translated, TranslateError> {
+    /// `client_request` is the client's request body (the Responses format echoes parts of it).
+    pub fn response(
+        self,
+        body: &[u8],
+        client_model: &str,
+        client_request: &[u8],
+    ) -> Result<Translated, TranslateError> {
         use WireApi::*;
         let chat = match self.provider {
             Chat => None,
@@ -224,6 +233,11 @@ impl Bridge {
         let body = match self.client {
             Chat => chat.to_vec(),
             Messages => openai_to_anthropic_response(chat, client_model)?,
+            Responses => chat_to_responses_response_with_echo(
+                chat,
+                client_model,
+                &ResponsesEcho::from_request(client_request),
+            )?,
             other => return Err(not_built(other)),
         };
         Ok(Translated { body, usage })
@@ -249,11 +263,12 @@ impl Bridge {
     }
 
     /// The stream translator for this pair (`None`: passthrough). `include_usage` is the Chat
-    /// client's `stream_options.include_usage`.
+    /// client's `stream_options.include_usage`; `client_request` the client's request body.
     pub fn stream(
         self,
         client_model: &str,
         include_usage: bool,
+        client_request: &[u8],
     ) -> Result<Option<Box<dyn StreamTranslator>>, TranslateError> {
         use WireApi::*;
         if self.is_passthrough() {
@@ -277,6 +292,10 @@ impl Bridge {
         let second: Option<Box<dyn StreamTranslator>> = match self.client {
             Chat => None,
             Messages => Some(Box::new(OpenAiToAnthropicStream::new(client_model))),
+            Responses => Some(Box::new(ChatToResponsesStream::with_echo(
+                client_model,
+                ResponsesEcho::from_request(client_request),
+            ))),
             other => return Err(not_built(other)),
         };
         Ok(match (first, second) {

@@ -5,6 +5,8 @@
 //!   into a whole completion and back (for the cache).
 //! - Dialect translation between OpenAI Chat Completions and Google Gemini, Chat requests out
 //!   and Gemini answers, errors and streams back (`gemini`, `gemini_stream`).
+//! - OpenAI Responses ⇄ OpenAI Chat Completions (`responses`, `responses_stream`): the
+//!   client-facing Responses API through the Chat Completions hub.
 //! - Dialect translation between OpenAI Chat Completions and Anthropic Messages, both ways:
 //!   requests ([`openai_to_anthropic_request`], [`anthropic_to_openai_request`]), whole
 //!   responses and error bodies (`response`), and streams event by event (`stream`). All are
@@ -88,23 +90,57 @@
 //! | response `content` / `tool_calls` / `reasoning_content` | `text` / `toolUse` / `reasoningContent.reasoningText` | redacted reasoning dropped; other blocks refused |
 //! | `finish_reason` stop / length / tool_calls / content_filter | `end_turn`, `stop_sequence` / `max_tokens` / `tool_use` / `guardrail_intervened`, `content_filtered` | |
 //! | `usage.prompt_tokens` (includes cached), `cached_tokens` | `inputTokens` + `cacheReadInputTokens` + `cacheWriteInputTokens`, `cacheReadInputTokens` | |
+//! What maps how (OpenAI Responses → OpenAI Chat Completions requests, and back for answers:
+//! [`responses_to_chat_request`], [`chat_to_responses_response`], [`ChatToResponsesStream`]):
+//!
+//! | Responses | Chat Completions | Notes |
+//! |---|---|---|
+//! | `instructions` | leading `system` message | |
+//! | `input` string | one `user` message | |
+//! | `message` items (with or without `type`), roles user / assistant / system / developer | messages of that role | item `id`, `status`, `phase` ignored (output metadata) |
+//! | `input_text` / `output_text` parts | `text` parts / assistant `content` | `annotations`, `logprobs` of history ignored |
+//! | `input_image` `image_url` (http(s) or data URL), `detail` | `image_url` part | `file_id` refused; `detail` other than auto/low/high refused |
+//! | `input_file` `file_data` + `filename` | `file` part | `file_id`, `file_url` refused |
+//! | assistant `refusal` part | assistant `refusal` | |
+//! | `function_call` items | assistant `tool_calls` | consecutive calls (and the text before them) are one assistant message |
+//! | `function_call_output` items | `tool` messages | output parts: `input_text` only |
+//! | `reasoning` items | (dropped) | the model's own reasoning; Chat takes none |
+//! | `tools[]` flat `{type:function,name,description,parameters,strict}` | `tools[].function` | built-in and MCP tools refused |
+//! | `tool_choice` auto / none / required / `{type:function,name}` | same / `{type:function,function:{name}}` | other choice types refused |
+//! | `parallel_tool_calls`, `temperature`, `top_p`, `user`, `safety_identifier`, `prompt_cache_key`, `service_tier` | same | |
+//! | `text.format` text / json_object / json_schema (flat) | `response_format` (json_schema nested) | `text.verbosity` → `verbosity` |
+//! | `max_output_tokens` | `max_completion_tokens` | |
+//! | `reasoning.effort` | `reasoning_effort` | `reasoning.summary` refused |
+//! | `stream` | `stream` + `stream_options.include_usage` | |
+//! | `metadata` | (not sent) | echoed in the response ([`ResponsesEcho`]) |
+//! | `previous_response_id`, `conversation`, `store: true`, `background: true`, `include`, `prompt`, `truncation: auto` | refused | no state is kept |
+//! | `reasoning_content` | `reasoning` item (`reasoning_text` part) | |
+//! | `content` / `refusal` | `message` item, `output_text` / `refusal` parts | |
+//! | `tool_calls[]` | `function_call` items (`fc_…`, `call_id` = chat id) | one per call, parallel calls in `index` order |
+//! | `finish_reason` stop, tool_calls / length / content_filter | `completed` / `incomplete` (`max_output_tokens` / `content_filter`) | |
+//! | `usage` prompt / completion / cached / reasoning tokens | `input_tokens` / `output_tokens` / `input_tokens_details.cached_tokens` / `output_tokens_details.reasoning_tokens` | |
+//!
+//! Errors: the Responses API uses the same `{"error":{"message","type","param","code"}}` body
+//! and statuses as Chat Completions, so upstream errors pass through unchanged.
 
 pub mod anthropic_types;
+mod bedrock;
+mod bedrock_stream;
+pub mod bedrock_types;
 mod bridge;
 mod error;
 pub mod eventstream;
 mod gemini;
 mod gemini_stream;
 pub mod gemini_types;
-
-mod bedrock;
-mod bedrock_stream;
-pub mod bedrock_types;
 mod openai_stream;
 pub mod openai_types;
 mod outcome;
 mod request;
 mod response;
+mod responses;
+mod responses_stream;
+pub mod responses_types;
 mod sse;
 mod stream;
 
@@ -125,5 +161,10 @@ pub use response::{
     anthropic_error_to_openai, anthropic_to_openai_response, openai_error_to_anthropic,
     openai_to_anthropic_response,
 };
+pub use responses::{
+    chat_to_responses_response, chat_to_responses_response_with_echo, responses_to_chat_request,
+    ResponsesEcho,
+};
+pub use responses_stream::ChatToResponsesStream;
 pub use sse::{for_each_event, FinishReason, SseScanner};
 pub use stream::{AnthropicToOpenAiStream, OpenAiToAnthropicStream};

@@ -21,6 +21,23 @@ pub struct EventStream {
     pub paced: Vec<Vec<u8>>,
     /// Sent together at the end (finish, usage, `[DONE]`, `message_stop`…).
     pub tail: Vec<Vec<u8>>,
+    /// The events that end the stream on `error-mid-stream`, when they depend on the answer
+    /// (the Responses API numbers its events and ends with `response.failed`); `None`: the
+    /// dialect's [`Dialect::error_event`].
+    pub mid_stream_error: Option<MidStreamError>,
+}
+
+/// Renders the end of a stream cut by `error-mid-stream`: given the HTTP status the error
+/// stands for, its message, and how many `paced` events were sent.
+pub struct MidStreamError(pub Box<RenderError>);
+
+/// See [`MidStreamError`].
+pub type RenderError = dyn Fn(u16, &str, usize) -> Vec<u8>;
+
+impl std::fmt::Debug for MidStreamError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MidStreamError")
+    }
 }
 
 /// Injects the faults that happen before any answer; returns `Some` when it did.
@@ -137,8 +154,12 @@ async fn send_events_inner(
     if let Some(fault) = fault {
         if let Fault::ErrorMidStream(status) = fault {
             let message = format!("mockllm injected fault: error mid-stream {status}");
+            let event = match &events.mid_stream_error {
+                Some(render) => (render.0)(status, &message, fault_after.unwrap_or(0)),
+                None => dialect.error_event(status, &message),
+            };
             let mut out = Vec::with_capacity(256);
-            push_chunk(&mut out, &dialect.error_event(status, &message));
+            push_chunk(&mut out, &event);
             out.extend_from_slice(LAST_CHUNK);
             write(stream, out).await?;
             return Ok(Next::after(keep_alive));

@@ -15,6 +15,7 @@ use super::last_request::LastRequestSlot;
 use super::openai;
 use super::request::{Connection, Method, ReadError, Request};
 use super::respond::{write_json, Next};
+use super::responses::{self, StoredResponses};
 use super::stats::{Endpoint, MockStats};
 use super::wire;
 
@@ -26,6 +27,8 @@ pub struct ServerContext {
     pub stats: Arc<MockStats>,
     /// Served at `/mock/last-request`.
     pub last_request: Arc<LastRequestSlot>,
+    /// Response ids `previous_response_id` may refer to (shared by all threads).
+    pub stored_responses: Arc<StoredResponses>,
 }
 
 /// Serves requests on `stream` until the client closes it or a response closes it.
@@ -93,6 +96,7 @@ async fn handle(
     match (request.method, request.path.as_str()) {
         (Method::Post, "/v1/chat/completions") => openai::chat(stream, &request, knobs, ctx).await,
         (Method::Post, "/v1/embeddings") => openai::embeddings(stream, &request, knobs, ctx).await,
+        (Method::Post, "/v1/responses") => responses::create(stream, &request, knobs, ctx).await,
         (Method::Post, "/v1/messages") => anthropic::messages(stream, &request, knobs, ctx).await,
         (Method::Post, "/v1/messages/count_tokens") => {
             anthropic::count_tokens(stream, &request, knobs, ctx).await

@@ -1,5 +1,5 @@
-//! mockllm: a provider simulator (OpenAI, Anthropic, Gemini and Bedrock Converse dialects) with token pacing
-//! and fault injection.
+//! mockllm: a provider simulator (OpenAI Chat Completions and Responses, Azure OpenAI,
+//! Anthropic, Gemini and Bedrock Converse dialects) with token pacing and fault injection.
 //!
 //! Thread-per-core: each thread runs its own monoio runtime and its own SO_REUSEPORT
 //! listener on the same port, so the mock is never the bottleneck of a measurement.
@@ -17,6 +17,7 @@ mod last_request;
 mod openai;
 mod request;
 mod respond;
+mod responses;
 mod server;
 mod stats;
 mod text;

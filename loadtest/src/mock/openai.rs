@@ -406,6 +406,7 @@ impl Reply {
             lead: vec![sse_event(None, &role)],
             paced,
             tail,
+            mid_stream_error: None,
         }
     }
 }

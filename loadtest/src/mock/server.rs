@@ -13,6 +13,7 @@ use monoio::{FusionDriver, RuntimeBuilder};
 use super::config::MockConfig;
 use super::handler::{serve_connection, ServerContext};
 use super::last_request::LastRequestSlot;
+use super::responses::StoredResponses;
 use super::stats::MockStats;
 use crate::affinity;
 
@@ -51,6 +52,7 @@ impl MockServer {
         let config = Arc::new(config);
         let stats = Arc::new(MockStats::default());
         let last_request = Arc::new(LastRequestSlot::default());
+        let stored_responses = Arc::new(StoredResponses::default());
         let cpus = affinity::allowed_cpus();
         let mut handles = Vec::new();
         let mut addr = listen;
@@ -59,6 +61,7 @@ impl MockServer {
             let config = config.clone();
             let stats = stats.clone();
             let last_request = last_request.clone();
+            let stored_responses = stored_responses.clone();
             let cpus = cpus.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("mockllm-{index}"))
@@ -66,7 +69,13 @@ impl MockServer {
                     if pin {
                         affinity::pin_current_thread(&cpus, index);
                     }
-                    server_thread(addr, config, stats, last_request, tx);
+                    let shared = Shared {
+                        config,
+                        stats,
+                        last_request,
+                        stored_responses,
+                    };
+                    server_thread(addr, shared, tx);
                 })
                 .map_err(|source| MockServerError::Start {
                     thread: index,
@@ -102,11 +111,17 @@ impl MockServer {
     }
 }
 
-fn server_thread(
-    addr: SocketAddr,
+/// What every server thread shares with the others.
+struct Shared {
     config: Arc<MockConfig>,
     stats: Arc<MockStats>,
     last_request: Arc<LastRequestSlot>,
+    stored_responses: Arc<StoredResponses>,
+}
+
+fn server_thread(
+    addr: SocketAddr,
+    shared: Shared,
     started: mpsc::Sender<std::io::Result<SocketAddr>>,
 ) {
     let runtime = RuntimeBuilder::<FusionDriver>::new()
@@ -139,9 +154,10 @@ fn server_thread(
         let _ = started.send(Ok(bound));
         drop(started);
         let ctx = Rc::new(ServerContext {
-            config,
-            stats,
-            last_request,
+            config: shared.config,
+            stats: shared.stats,
+            last_request: shared.last_request,
+            stored_responses: shared.stored_responses,
         });
         loop {
             match listener.accept().await {

@@ -31,6 +31,8 @@ pub(crate) enum Endpoint {
     GeminiStream,
     BedrockConverse,
     BedrockConverseStream,
+    Responses,
+    ResponsesStream,
     BadRequest,
     NotFound,
 }
@@ -78,8 +80,15 @@ pub struct RequestCounts {
     /// Bedrock `POST /model/{id}/converse-stream`.
     #[serde(default)]
     pub bedrock_converse_stream: u64,
+    /// Non-streaming OpenAI `POST /v1/responses`.
+    #[serde(default)]
+    pub responses: u64,
+    /// Streaming OpenAI `POST /v1/responses`.
+    #[serde(default)]
+    pub responses_stream: u64,
     /// Requests refused before any answer: 400s (malformed JSON, bad knob, bad framing,
-    /// missing `anthropic-version` or `max_tokens`) and 401/403 for missing credentials.
+    /// missing `anthropic-version` or `max_tokens`, an unknown `previous_response_id`) and
+    /// 401/403 for missing credentials.
     pub bad_request: u64,
     /// Unknown paths.
     pub not_found: u64,
@@ -145,6 +154,8 @@ impl MockStats {
                 gemini_stream: req(Endpoint::GeminiStream),
                 bedrock_converse: req(Endpoint::BedrockConverse),
                 bedrock_converse_stream: req(Endpoint::BedrockConverseStream),
+                responses: req(Endpoint::Responses),
+                responses_stream: req(Endpoint::ResponsesStream),
                 bad_request: req(Endpoint::BadRequest),
                 not_found: req(Endpoint::NotFound),
                 total,
@@ -172,10 +183,12 @@ mod tests {
         stats.count_request(Endpoint::NotFound);
         stats.count_request(Endpoint::GeminiStream);
         stats.count_request(Endpoint::BedrockConverseStream);
+        stats.count_request(Endpoint::ResponsesStream);
         let s = stats.snapshot();
         assert_eq!(s.requests.not_found, 1);
         assert_eq!(s.requests.gemini_stream, 1);
         assert_eq!(s.requests.bedrock_converse_stream, 1);
+        assert_eq!(s.requests.responses_stream, 1);
         assert_eq!(s.requests.total, 3);
     }
 }

@@ -31,7 +31,8 @@ fn config(kind: &str, mock: &str) -> String {
         _ => "upstream-model",
     };
     format!(
-        "{}\n[models.\"gpt-4o-mini\"]\ntargets = [{{ provider = \"up\", model = \"{model}\" }}]\n\n[models.\"claude\"]\ntargets = [{{ provider = \"up\", model = \"{model}\" }}]\n",
+        "[auth]\nkeys = [{{ name = \"t\", sha256 = \"{}\" }}]\n\n{}\n[models.\"gpt-4o-mini\"]\ntargets = [{{ provider = \"up\", model = \"{model}\" }}]\n\n[models.\"claude\"]\ntargets = [{{ provider = \"up\", model = \"{model}\" }}]\n",
+        infergate::policy::sha256_hex("gw"),
         provider_block(kind, mock)
     )
 }
@@ -43,6 +44,7 @@ fn run_script(script: &str, g: &Gateway, env: &[(&str, &str)]) {
             env!("CARGO_MANIFEST_DIR")
         ))
         .env("INFERGATE_URL", g.url())
+        .env("INFERGATE_KEY", "gw")
         .envs(env.iter().copied())
         .output()
         .unwrap();

@@ -61,7 +61,14 @@ fn run_script(script: &str, g: &Gateway, env: &[(&str, &str)]) {
 }
 
 fn start(kind: &str) -> (Mock, Gateway) {
-    let m = Mock::start(&["--tokens", "8"]);
+    // The Bedrock mock recomputes each request's SigV4 signature with the same secret.
+    let m = Mock::start_with_env(
+        &["--tokens", "8"],
+        &[
+            ("MOCKLLM_AWS_ACCESS_KEY_ID", "AKIDSDKMATRIX"),
+            ("MOCKLLM_AWS_SECRET_ACCESS_KEY", "sdk-matrix-secret"),
+        ],
+    );
     let g = Gateway::start_with_env(
         &config(kind, &m.addr),
         Driver::Uring,
@@ -209,4 +216,41 @@ fn openai_compatible_presets() {
         );
         assert_eq!(last["body"]["model"], format!("{p}-model"), "{p}");
     }
+}
+
+/// The Bedrock mock really checks signatures: a gateway holding the wrong secret is refused
+/// with AWS's 403, mapped to an OpenAI-shaped authentication error for the client.
+#[test]
+fn bedrock_signature_is_verified() {
+    let m = Mock::start_with_env(
+        &["--tokens", "4"],
+        &[
+            ("MOCKLLM_AWS_ACCESS_KEY_ID", "AKIDSDKMATRIX"),
+            ("MOCKLLM_AWS_SECRET_ACCESS_KEY", "sdk-matrix-secret"),
+        ],
+    );
+    let g = Gateway::start_with_env(
+        &config("bedrock", &m.addr),
+        Driver::Uring,
+        &[
+            ("AWS_ACCESS_KEY_ID", "AKIDSDKMATRIX"),
+            ("AWS_SECRET_ACCESS_KEY", "not-the-secret"),
+        ],
+    );
+    let body = r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}"#;
+    let r = post_json(
+        &g.addr,
+        "/v1/chat/completions",
+        body,
+        &[("authorization", "Bearer gw")],
+    );
+    assert_eq!(r.status, 403, "{}", r.body_str());
+    let v = r.json();
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("signature"),
+        "{v}"
+    );
 }

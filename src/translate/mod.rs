@@ -5,6 +5,7 @@
 //!   into a whole completion and back (for the cache).
 //! - Dialect translation between OpenAI Chat Completions and Google Gemini, Chat requests out
 //!   and Gemini answers, errors and streams back (`gemini`, `gemini_stream`).
+//! - `Bridge`: every client format to every provider format through the Chat Completions hub.
 //! - OpenAI Responses ⇄ OpenAI Chat Completions (`responses`, `responses_stream`): the
 //!   client-facing Responses API through the Chat Completions hub.
 //! - Dialect translation between OpenAI Chat Completions and Anthropic Messages, both ways:
@@ -90,6 +91,7 @@
 //! | response `content` / `tool_calls` / `reasoning_content` | `text` / `toolUse` / `reasoningContent.reasoningText` | redacted reasoning dropped; other blocks refused |
 //! | `finish_reason` stop / length / tool_calls / content_filter | `end_turn`, `stop_sequence` / `max_tokens` / `tool_use` / `guardrail_intervened`, `content_filtered` | |
 //! | `usage.prompt_tokens` (includes cached), `cached_tokens` | `inputTokens` + `cacheReadInputTokens` + `cacheWriteInputTokens`, `cacheReadInputTokens` | |
+//!
 //! What maps how (OpenAI Responses → OpenAI Chat Completions requests, and back for answers:
 //! [`responses_to_chat_request`], [`chat_to_responses_response`], [`ChatToResponsesStream`]):
 //!

@@ -120,9 +120,15 @@ pub struct Mock {
 impl Mock {
     /// Starts mockllm with extra CLI arguments.
     pub fn start(args: &[&str]) -> Mock {
+        Self::start_with_env(args, &[])
+    }
+
+    /// Starts mockllm with extra CLI arguments and environment variables.
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Mock {
         let mut child = Command::new(mockllm_bin())
             .args(["--listen", "127.0.0.1:0", "--threads", "1"])
             .args(args)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

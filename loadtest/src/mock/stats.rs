@@ -38,7 +38,8 @@ pub(crate) enum Endpoint {
 }
 
 impl Endpoint {
-    const COUNT: usize = 13;
+    /// One counter per variant (the last variant's index + 1: a new variant is counted).
+    const COUNT: usize = Endpoint::NotFound as usize + 1;
 }
 
 /// A point-in-time copy of [`MockStats`], as served in JSON.
@@ -189,6 +190,6 @@ mod tests {
         assert_eq!(s.requests.gemini_stream, 1);
         assert_eq!(s.requests.bedrock_converse_stream, 1);
         assert_eq!(s.requests.responses_stream, 1);
-        assert_eq!(s.requests.total, 3);
+        assert_eq!(s.requests.total, 4);
     }
 }

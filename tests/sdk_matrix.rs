@@ -219,7 +219,7 @@ fn openai_compatible_presets() {
 }
 
 /// The Bedrock mock really checks signatures: a gateway holding the wrong secret is refused
-/// with AWS's 403, mapped to an OpenAI-shaped authentication error for the client.
+/// with AWS's 403, mapped to OpenAI's 401 authentication error for the client.
 #[test]
 fn bedrock_signature_is_verified() {
     let m = Mock::start_with_env(

@@ -160,7 +160,10 @@ both_drivers!(responses_client_against_the_builtin_mock, |d| {
     assert_eq!(v["status"], "completed");
     assert_eq!(v["model"], "gpt-4o-mini");
     assert_eq!(v["output"][0]["type"], "message");
-    assert!(!v["output"][0]["content"][0]["text"].as_str().unwrap().is_empty());
+    assert!(!v["output"][0]["content"][0]["text"]
+        .as_str()
+        .unwrap()
+        .is_empty());
     let r = post_json(
         &g.addr,
         "/v1/responses",

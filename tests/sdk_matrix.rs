@@ -244,8 +244,10 @@ fn bedrock_signature_is_verified() {
         body,
         &[("authorization", "Bearer gw")],
     );
-    assert_eq!(r.status, 403, "{}", r.body_str());
+    // AWS answers 403 InvalidSignatureException; OpenAI clients get their authentication error.
+    assert_eq!(r.status, 401, "{}", r.body_str());
     let v = r.json();
+    assert_eq!(v["error"]["type"], "authentication_error", "{v}");
     assert!(
         v["error"]["message"]
             .as_str()

@@ -37,7 +37,7 @@ fn config(kind: &str, mock: &str) -> String {
     )
 }
 
-fn run_script(script: &str, g: &Gateway, env: &[(&str, &str)]) {
+fn run_script(script: &str, g: &Gateway, env: &[(&str, &str)]) -> String {
     let out = Command::new("python3")
         .arg(format!(
             "{}/tests/python/{script}",
@@ -54,10 +54,11 @@ fn run_script(script: &str, g: &Gateway, env: &[(&str, &str)]) {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        out.status.success() && text.contains(", 0 failed"),
+        out.status.success() && text.contains(", 0 failed") && !text.contains("FAIL "),
         "{script} failed:\n{text}\ngateway stderr:\n{}",
         g.stderr()
     );
+    text
 }
 
 fn start(kind: &str) -> (Mock, Gateway) {
@@ -174,7 +175,7 @@ fn bedrock_provider() {
 }
 
 /// Every OpenAI-compatible preset, named by kind, gets Chat Completions on its base URL's
-/// `/chat/completions` with `authorization: Bearer KEY`.
+/// `/chat/completions` with `authorization: Bearer KEY`, and the SDKs work through each.
 #[test]
 fn openai_compatible_presets() {
     let m = Mock::start(&["--tokens", "4"]);
@@ -193,7 +194,10 @@ fn openai_compatible_presets() {
         "vllm",
         "openai-compatible",
     ];
-    let mut cfg = String::new();
+    let mut cfg = format!(
+        "[auth]\nkeys = [{{ name = \"t\", sha256 = \"{}\" }}]\n\n",
+        infergate::policy::sha256_hex("gw")
+    );
     for p in presets {
         cfg.push_str(&format!(
             "[providers.{p}]\nkind = \"{p}\"\nbase_url = \"http://{}/v1\"\napi_key_env = \"SDK_MATRIX_KEY\"\n\n[models.\"via-{p}\"]\ntargets = [{{ provider = \"{p}\", model = \"{p}-model\" }}]\n\n",
@@ -204,7 +208,12 @@ fn openai_compatible_presets() {
     for p in presets {
         let body =
             format!(r#"{{"model":"via-{p}","messages":[{{"role":"user","content":"hi"}}]}}"#);
-        let r = post_json(&g.addr, "/v1/chat/completions", &body, &[]);
+        let r = post_json(
+            &g.addr,
+            "/v1/chat/completions",
+            &body,
+            &[("authorization", "Bearer gw")],
+        );
         assert_eq!(r.status, 200, "{p}: {}", r.body_str());
         assert_eq!(r.header("x-infergate-provider").as_deref(), Some(p));
         let last = last_request(&m.addr);
@@ -216,6 +225,19 @@ fn openai_compatible_presets() {
         );
         assert_eq!(last["body"]["model"], format!("{p}-model"), "{p}");
     }
+    // And the three SDKs round-trip through each preset (Chat passes through; Messages and
+    // Responses clients are translated to Chat).
+    let models: Vec<String> = presets.iter().map(|p| format!("via-{p}")).collect();
+    let text = run_script(
+        "sdk_presets_check.py",
+        &g,
+        &[("INFERGATE_MODELS", &models.join(","))],
+    );
+    assert_eq!(
+        text.matches(" passed, 0 failed").count(),
+        3 * presets.len(),
+        "{text}"
+    );
 }
 
 /// The Bedrock mock really checks signatures: a gateway holding the wrong secret is refused

@@ -325,6 +325,7 @@ pub async fn relay_stream(
             };
             if let Some(t) = translator.as_deref() {
                 result.usage = t.usage().map(Usage::from);
+                result.finish_reason = t.stop_reason().map(FinishReason::from);
                 return result;
             }
             return finish(result, &scanner);

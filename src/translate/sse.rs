@@ -39,6 +39,12 @@ pub enum FinishReason {
     Other,
 }
 
+impl From<super::StopReason> for FinishReason {
+    fn from(r: super::StopReason) -> Self {
+        Self::parse(r.openai().as_bytes())
+    }
+}
+
 impl FinishReason {
     fn parse(s: &[u8]) -> Self {
         match s {

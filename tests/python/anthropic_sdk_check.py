@@ -13,7 +13,7 @@ import anthropic
 client = anthropic.Anthropic(
     base_url=os.environ["INFERGATE_URL"], api_key=os.environ.get("INFERGATE_KEY", "unused"), max_retries=0, timeout=20
 )
-MODEL = "claude"
+MODEL = os.environ.get("INFERGATE_ANTHROPIC_MODEL", "claude")
 WEATHER_TOOL = {
     "name": "get_weather",
     "description": "Current weather for a city",

@@ -166,8 +166,7 @@ impl ConverseToChatStream {
                 return Ok(());
             }
         };
-        let ev: br::StreamEvent<'_> = serde_json::from_slice(data)
-            .map_err(|e| TranslateError::invalid("Bedrock stream event", e))?;
+        let ev: br::StreamEvent<'_> = super::sse::parse_event(data, "Bedrock stream event")?;
         match name {
             b"messageStart" => self.start(out),
             b"contentBlockStart" => {

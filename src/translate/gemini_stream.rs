@@ -77,8 +77,8 @@ impl GeminiToChatStream {
         if self.finished || data.is_empty() {
             return Ok(());
         }
-        let ev: gm::GenerateContentResponse<'_> = serde_json::from_slice(data)
-            .map_err(|e| TranslateError::invalid("Gemini stream event", e))?;
+        let ev: gm::GenerateContentResponse<'_> =
+            super::sse::parse_event(data, "Gemini stream event")?;
         if let Some(e) = ev.error {
             let status = if e.code == 0 { 500 } else { e.code };
             let (_, body) = super::gemini::gemini_error_to_openai(status, data);

@@ -251,8 +251,7 @@ impl ChatToResponsesStream {
             self.complete(out);
             return Ok(());
         }
-        let chunk: rt::ChatChunkIn<'_> = serde_json::from_slice(data)
-            .map_err(|e| TranslateError::invalid("OpenAI stream chunk", e))?;
+        let chunk: rt::ChatChunkIn<'_> = super::sse::parse_event(data, "OpenAI stream chunk")?;
         if let Some(err) = chunk.error {
             self.fail(out, &err);
             return Ok(());

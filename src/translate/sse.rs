@@ -109,7 +109,7 @@ impl SseScanner {
             if let Some(reason) = find_finish_reason(data) {
                 self.finish_reason = Some(reason);
             }
-            if memmem::find(data, b"\"usage\"").is_some() {
+            if memmem::find(data, b"\"usage\"").is_some_and(|at| !usage_is_null(&data[at + 7..])) {
                 if let Some(span) = find_top_level_value(data, "usage") {
                     if let Some(u) = Usage::from_openai_json(&data[span.start..span.end]) {
                         self.usage = Some(u);
@@ -153,6 +153,25 @@ fn find_finish_reason(data: &[u8]) -> Option<FinishReason> {
     Some(FinishReason::parse(&rest[..end]))
 }
 
+/// Whether the value after a `"usage"` key (`rest` starts after the key) is `null`: most
+/// chunks of a stream with `include_usage` carry `"usage":null`, and need no JSON scan.
+fn usage_is_null(rest: &[u8]) -> bool {
+    let rest = rest.trim_ascii_start();
+    rest.strip_prefix(b":")
+        .is_some_and(|r| r.trim_ascii_start().starts_with(b"null"))
+}
+
+/// Parses one stream event's JSON payload. The bytes are checked as UTF-8 once, up front
+/// (vectorized), so the parser need not check each string again: cheaper than
+/// `serde_json::from_slice` on the per-event path.
+pub(crate) fn parse_event<'a, T: serde::Deserialize<'a>>(
+    data: &'a [u8],
+    what: &'static str,
+) -> Result<T, TranslateError> {
+    let text = std::str::from_utf8(data).map_err(|e| TranslateError::invalid(what, e))?;
+    serde_json::from_str(text).map_err(|e| TranslateError::invalid(what, e))
+}
+
 /// Calls `f(event_name, data)` for each complete event in `region` (whole events only).
 /// Several `data:` lines of one event are joined with `\n` in `scratch`.
 pub fn for_each_event(
@@ -163,7 +182,20 @@ pub fn for_each_event(
     let mut name: Option<&[u8]> = None;
     let mut data: Option<&[u8]> = None;
     let mut multi = false;
-    for line in region.split(|&b| b == b'\n') {
+    let mut start = 0;
+    // Lines found with memchr; the piece after the last newline counts as a line too.
+    while start <= region.len() {
+        let rest = &region[start..];
+        let line = match memchr::memchr(b'\n', rest) {
+            Some(i) => {
+                start += i + 1;
+                &rest[..i]
+            }
+            None => {
+                start = region.len() + 1;
+                rest
+            }
+        };
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() {
             if multi {

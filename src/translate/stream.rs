@@ -111,8 +111,7 @@ impl OpenAiToAnthropicStream {
             self.end(out);
             return Ok(());
         }
-        let chunk: oa::ChatChunk<'_> = serde_json::from_slice(data)
-            .map_err(|e| TranslateError::invalid("OpenAI stream chunk", e))?;
+        let chunk: oa::ChatChunk<'_> = super::sse::parse_event(data, "OpenAI stream chunk")?;
         if let Some(err) = chunk.error {
             let kind = match err.kind.as_deref() {
                 Some("rate_limit_error") | Some("rate_limit_exceeded") => "rate_limit_error",
@@ -419,8 +418,8 @@ impl AnthropicToOpenAiStream {
         if self.finished {
             return Ok(());
         }
-        let ev: an::StreamEvent<'_> = serde_json::from_slice(trim_data(data))
-            .map_err(|e| TranslateError::invalid("Anthropic stream event", e))?;
+        let ev: an::StreamEvent<'_> =
+            super::sse::parse_event(trim_data(data), "Anthropic stream event")?;
         match &*ev.kind {
             "message_start" => {
                 let id = ev.message.as_ref().map_or("", |m| m.id.as_str());

@@ -1,6 +1,8 @@
 //! `SseScanner`: finds event boundaries in a Server-Sent Events byte stream and reads the few
 //! fields the gateway records (usage, finish reason, `[DONE]`), without allocating.
 
+use std::sync::LazyLock;
+
 use memchr::memmem;
 
 use super::TranslateError;
@@ -96,7 +98,13 @@ impl SseScanner {
     }
 
     fn read_event(&mut self, event: &[u8]) {
-        for line in event.split(|&b| b == b'\n') {
+        let mut rest = event;
+        while !rest.is_empty() {
+            let (line, next) = match memchr::memchr(b'\n', rest) {
+                Some(i) => (&rest[..i], &rest[i + 1..]),
+                None => (rest, &rest[rest.len()..]),
+            };
+            rest = next;
             let Some(data) = line.strip_prefix(b"data:") else {
                 continue;
             };
@@ -109,7 +117,10 @@ impl SseScanner {
             if let Some(reason) = find_finish_reason(data) {
                 self.finish_reason = Some(reason);
             }
-            if memmem::find(data, b"\"usage\"").is_some_and(|at| !usage_is_null(&data[at + 7..])) {
+            if USAGE_KEY
+                .find(data)
+                .is_some_and(|at| !usage_is_null(&data[at + 7..]))
+            {
                 if let Some(span) = find_top_level_value(data, "usage") {
                     if let Some(u) = Usage::from_openai_json(&data[span.start..span.end]) {
                         self.usage = Some(u);
@@ -140,9 +151,15 @@ impl SseScanner {
     }
 }
 
+/// Searchers built once (building one per event costs more than the search).
+static FINISH_REASON_KEY: LazyLock<memmem::Finder<'static>> =
+    LazyLock::new(|| memmem::Finder::new(b"\"finish_reason\""));
+static USAGE_KEY: LazyLock<memmem::Finder<'static>> =
+    LazyLock::new(|| memmem::Finder::new(b"\"usage\""));
+
 fn find_finish_reason(data: &[u8]) -> Option<FinishReason> {
     const KEY: &[u8] = b"\"finish_reason\"";
-    let at = memmem::find(data, KEY)?;
+    let at = FINISH_REASON_KEY.find(data)?;
     let rest = &data[at + KEY.len()..];
     let rest = rest
         .trim_ascii_start()

@@ -121,10 +121,28 @@ impl SseScanner {
                 .find(data)
                 .is_some_and(|at| !usage_is_null(&data[at + 7..]))
             {
-                if let Some(span) = find_top_level_value(data, "usage") {
-                    if let Some(u) = Usage::from_openai_json(&data[span.start..span.end]) {
-                        self.usage = Some(u);
-                    }
+                // Top level (OpenAI, Anthropic `message_delta`), or inside the message
+                // (Anthropic `message_start`) or the response (Responses `response.completed`).
+                let found = find_top_level_value(data, "usage")
+                    .map(|span| &data[span.start..span.end])
+                    .or_else(|| nested_usage(data, "message"))
+                    .or_else(|| nested_usage(data, "response"));
+                if let Some(u) = found.and_then(Usage::from_openai_json) {
+                    // Anthropic reports input tokens at the start and output tokens at the
+                    // end: a later count of zero does not erase an earlier one.
+                    let before = self.usage.unwrap_or_default();
+                    self.usage = Some(Usage {
+                        input_tokens: if u.input_tokens > 0 {
+                            u.input_tokens
+                        } else {
+                            before.input_tokens
+                        },
+                        output_tokens: if u.output_tokens > 0 {
+                            u.output_tokens
+                        } else {
+                            before.output_tokens
+                        },
+                    });
                 }
             }
         }
@@ -168,6 +186,14 @@ fn find_finish_reason(data: &[u8]) -> Option<FinishReason> {
     let rest = rest.strip_prefix(b"\"")?;
     let end = memchr::memchr(b'"', rest)?;
     Some(FinishReason::parse(&rest[..end]))
+}
+
+/// The `usage` object inside the top-level object `key` of `data`, if both are there.
+fn nested_usage<'a>(data: &'a [u8], key: &str) -> Option<&'a [u8]> {
+    let outer = find_top_level_value(data, key)?;
+    let inner = &data[outer.start..outer.end];
+    let span = find_top_level_value(inner, "usage")?;
+    Some(&inner[span.start..span.end])
 }
 
 /// Whether the value after a `"usage"` key (`rest` starts after the key) is `null`: most
@@ -251,6 +277,27 @@ pub fn for_each_event(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn usage_of_anthropic_and_responses_streams() {
+        let mut s = SseScanner::new();
+        let stream = concat!(
+            "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"usage\":{\"input_tokens\":25,\"output_tokens\":1}}}\n\n",
+            "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"hi\"}}\n\n",
+            "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":12}}\n\n",
+        );
+        s.scan(stream.as_bytes());
+        let u = s.usage().unwrap();
+        assert_eq!((u.input_tokens, u.output_tokens), (25, 12));
+        let mut s = SseScanner::new();
+        let stream = concat!(
+            "event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"id\":\"r\",\"usage\":null},\"sequence_number\":0}\n\n",
+            "event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"id\":\"r\",\"usage\":{\"input_tokens\":9,\"output_tokens\":4,\"total_tokens\":13}},\"sequence_number\":5}\n\n",
+        );
+        s.scan(stream.as_bytes());
+        let u = s.usage().unwrap();
+        assert_eq!((u.input_tokens, u.output_tokens), (9, 4));
+    }
 
     const STREAM: &str = concat!(
         "data: {\"choices\":[{\"delta\":{\"role\":\"assistant\"},\"finish_reason\":null}]}\n\n",

@@ -80,6 +80,19 @@ impl ConverseToChatStream {
         }
     }
 
+    /// For a stream that feeds another translator rather than a client (the Chat hub of a
+    /// two-leg pair): chunks leave out `object` and `model`, which no translator reads, so
+    /// they are cheaper to write and to parse again.
+    pub fn for_hub(mut self) -> Self {
+        self.head.clear();
+        self.head.extend_from_slice(b"data: {\"id\":");
+        json_str(&mut self.head, &new_completion_id());
+        self.head.extend_from_slice(b",\"created\":");
+        let _ = write!(self.head, "{}", unix_now());
+        self.head.push(b',');
+        self
+    }
+
     /// Usage, once `metadata` came.
     pub fn usage(&self) -> Option<TokenUsage> {
         self.usage

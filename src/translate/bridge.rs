@@ -278,15 +278,18 @@ impl Bridge {
         let chat_usage = include_usage || self.client != Chat;
         let first: Option<Box<dyn StreamTranslator>> = match self.provider {
             Chat => None,
-            Messages => Some(Box::new(AnthropicToOpenAiStream::new(
-                client_model,
-                chat_usage,
-            ))),
-            Gemini => Some(Box::new(GeminiToChatStream::new(client_model, chat_usage))),
-            Converse => Some(Box::new(ConverseToChatStream::new(
-                client_model,
-                chat_usage,
-            ))),
+            Messages => {
+                let t = AnthropicToOpenAiStream::new(client_model, chat_usage);
+                Some(Box::new(if self.client == Chat { t } else { t.for_hub() }))
+            }
+            Gemini => {
+                let t = GeminiToChatStream::new(client_model, chat_usage);
+                Some(Box::new(if self.client == Chat { t } else { t.for_hub() }))
+            }
+            Converse => {
+                let t = ConverseToChatStream::new(client_model, chat_usage);
+                Some(Box::new(if self.client == Chat { t } else { t.for_hub() }))
+            }
             other => return Err(not_built(other)),
         };
         let second: Option<Box<dyn StreamTranslator>> = match self.client {

@@ -29,6 +29,8 @@ pub struct GeminiToChatStream {
     finished: bool,
     stop: Option<StopReason>,
     usage: Option<gm::UsageMetadata>,
+    /// Output feeds another translator (see [`Self::for_hub`]).
+    hub: bool,
 }
 
 impl GeminiToChatStream {
@@ -43,7 +45,16 @@ impl GeminiToChatStream {
             finished: false,
             stop: None,
             usage: None,
+            hub: false,
         }
+    }
+
+    /// For a stream that feeds another translator rather than a client (the Chat hub of a
+    /// two-leg pair): chunks leave out `object`, `model` and `logprobs`, which no translator
+    /// reads, so they are cheaper to write and to parse again.
+    pub fn for_hub(mut self) -> Self {
+        self.hub = true;
+        self
     }
 
     /// Usage as reported so far (each Gemini event carries the running totals).
@@ -174,6 +185,12 @@ impl GeminiToChatStream {
         self.head.clear();
         self.head.extend_from_slice(b"data: {\"id\":");
         json_str(&mut self.head, &chat_id(response_id));
+        if self.hub {
+            self.head.extend_from_slice(b",\"created\":");
+            let _ = write!(self.head, "{}", super::response::unix_now());
+            self.head.push(b',');
+            return;
+        }
         self.head
             .extend_from_slice(b",\"object\":\"chat.completion.chunk\",\"created\":");
         let _ = write!(self.head, "{}", super::response::unix_now());
@@ -187,7 +204,11 @@ impl GeminiToChatStream {
         out.extend_from_slice(&self.head);
         out.extend_from_slice(b"\"choices\":[{\"index\":0,\"delta\":");
         out.extend_from_slice(delta);
-        out.extend_from_slice(b",\"logprobs\":null,\"finish_reason\":");
+        out.extend_from_slice(if self.hub {
+            b",\"finish_reason\":"
+        } else {
+            b",\"logprobs\":null,\"finish_reason\":"
+        });
         match finish {
             Some(f) => json_str(out, f),
             None => out.extend_from_slice(b"null"),
@@ -202,7 +223,11 @@ impl GeminiToChatStream {
         out.extend_from_slice(key);
         out.extend_from_slice(b"\":");
         json_str(out, text);
-        out.extend_from_slice(b"},\"logprobs\":null,\"finish_reason\":null}]}\n\n");
+        out.extend_from_slice(if self.hub {
+            b"},\"finish_reason\":null}]}\n\n"
+        } else {
+            b"},\"logprobs\":null,\"finish_reason\":null}]}\n\n"
+        });
     }
 }
 

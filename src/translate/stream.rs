@@ -378,6 +378,8 @@ pub struct AnthropicToOpenAiStream {
     stop: Option<StopReason>,
     usage: TokenUsage,
     saw_usage: bool,
+    /// Output feeds another translator (see [`Self::for_hub`]).
+    hub: bool,
 }
 
 impl AnthropicToOpenAiStream {
@@ -394,7 +396,16 @@ impl AnthropicToOpenAiStream {
             stop: None,
             usage: TokenUsage::default(),
             saw_usage: false,
+            hub: false,
         }
+    }
+
+    /// For a stream that feeds another translator rather than a client (the Chat hub of a
+    /// two-leg pair): chunks leave out `object`, `model` and `logprobs`, which no translator
+    /// reads, so they are cheaper to write and to parse again.
+    pub fn for_hub(mut self) -> Self {
+        self.hub = true;
+        self
     }
 
     /// Usage as reported so far (`message_start`, then `message_delta`).
@@ -558,6 +569,12 @@ impl AnthropicToOpenAiStream {
         self.head.clear();
         self.head.extend_from_slice(b"data: {\"id\":");
         json_str(&mut self.head, &format!("chatcmpl-{id}"));
+        if self.hub {
+            self.head.extend_from_slice(b",\"created\":");
+            num(&mut self.head, super::response::unix_now());
+            self.head.push(b',');
+            return;
+        }
         self.head
             .extend_from_slice(b",\"object\":\"chat.completion.chunk\",\"created\":");
         num(&mut self.head, super::response::unix_now());
@@ -574,7 +591,11 @@ impl AnthropicToOpenAiStream {
         out.extend_from_slice(&self.head);
         out.extend_from_slice(b"\"choices\":[{\"index\":0,\"delta\":");
         out.extend_from_slice(delta);
-        out.extend_from_slice(b",\"logprobs\":null,\"finish_reason\":");
+        out.extend_from_slice(if self.hub {
+            b",\"finish_reason\":"
+        } else {
+            b",\"logprobs\":null,\"finish_reason\":"
+        });
         match finish {
             Some(f) => {
                 out.push(b'"');
@@ -596,7 +617,11 @@ impl AnthropicToOpenAiStream {
         out.extend_from_slice(key);
         out.extend_from_slice(b"\":");
         json_str(out, text);
-        out.extend_from_slice(b"},\"logprobs\":null,\"finish_reason\":null}]}\n\n");
+        out.extend_from_slice(if self.hub {
+            b"},\"finish_reason\":null}]}\n\n"
+        } else {
+            b"},\"logprobs\":null,\"finish_reason\":null}]}\n\n"
+        });
     }
 
     fn end(&mut self, out: &mut Vec<u8>) {

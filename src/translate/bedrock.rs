@@ -6,6 +6,7 @@
 //! A field Converse cannot honour is refused with `TranslateError::Unsupported`, never dropped.
 //! A field whose value is `null` or `false` counts as absent.
 
+use super::write::parse_data_url;
 use serde_json::{Map, Value};
 
 use super::bedrock_types as br;
@@ -478,14 +479,6 @@ fn bytes_source(data: &str) -> br::BytesSource {
         bytes: Some(data.to_owned()),
         extra: Map::new(),
     }
-}
-
-/// `data:<media type>;base64,<data>` → (media type, data).
-fn parse_data_url(url: &str) -> Option<(&str, &str)> {
-    let rest = url.strip_prefix("data:")?;
-    let (meta, data) = rest.split_once(',')?;
-    let media_type = meta.strip_suffix(";base64")?;
-    Some((media_type, data))
 }
 
 fn assistant_blocks(

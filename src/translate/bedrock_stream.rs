@@ -2,6 +2,7 @@
 //! [`super::eventstream::decode_frame`]) translated event by event into an OpenAI Chat
 //! Completions SSE stream.
 
+use super::write::json_str;
 use std::io::Write;
 
 use super::bedrock::{error_mapping, new_completion_id};
@@ -9,11 +10,6 @@ use super::bedrock_types as br;
 use super::eventstream::EventFrame;
 use super::response::{openai_error_body, unix_now};
 use super::{StopReason, TokenUsage, TranslateError};
-
-/// Appends `s` as a JSON string (writing into a `Vec` cannot fail).
-fn json_str(out: &mut Vec<u8>, s: &str) {
-    let _ = serde_json::to_writer(&mut *out, s);
-}
 
 /// What a frame is: an event (by `:event-type`), an exception (`:exception-type`, JSON
 /// payload `{"message"}`) or an error (`:error-code`, message in `:error-message`).

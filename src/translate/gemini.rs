@@ -8,6 +8,7 @@
 //! `inlineData` has no name), `response_format.json_schema.name` (a label) and the client's
 //! `stream` flag (it picks the URL, not a body field).
 
+use super::write::parse_data_url;
 use serde_json::{json, Map, Value};
 
 use super::error::{GEMINI, OPENAI};
@@ -524,14 +525,6 @@ fn inline(mime: &str, data: &str) -> gm::Part {
         }),
         ..gm::Part::default()
     }
-}
-
-/// `data:<media type>;base64,<data>` → (media type, data).
-fn parse_data_url(url: &str) -> Option<(&str, &str)> {
-    let rest = url.strip_prefix("data:")?;
-    let (meta, data) = rest.split_once(',')?;
-    let media_type = meta.strip_suffix(";base64")?;
-    Some((media_type, data))
 }
 
 /// The image media type of an http(s) URL, from the extension of its path.

@@ -1,6 +1,7 @@
 //! [`GeminiToChatStream`]: a Gemini `streamGenerateContent?alt=sse` stream in, OpenAI
 //! `chat.completion.chunk` events and `data: [DONE]` out.
 
+use super::write::json_str;
 use std::io::Write;
 
 use super::gemini::{chat_id, chat_usage, read_part, ReadPart};
@@ -229,11 +230,6 @@ impl GeminiToChatStream {
             b"},\"logprobs\":null,\"finish_reason\":null}]}\n\n"
         });
     }
-}
-
-/// Appends `s` as a JSON string (writing into a `Vec` cannot fail).
-fn json_str(out: &mut Vec<u8>, s: &str) {
-    let _ = serde_json::to_writer(&mut *out, s);
 }
 
 #[cfg(test)]

@@ -145,6 +145,7 @@ mod responses_stream;
 pub mod responses_types;
 mod sse;
 mod stream;
+mod write;
 
 pub use bedrock::{bedrock_error_to_openai, chat_to_converse_request, converse_to_chat_response};
 pub use bedrock_stream::ConverseToChatStream;

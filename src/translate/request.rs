@@ -7,6 +7,7 @@
 //! `thinking` / `redacted_thinking` blocks in assistant history (OpenAI takes no reasoning
 //! input). A field whose value is `null` or `false` counts as absent.
 
+use super::write::parse_data_url;
 use serde_json::{json, Map, Value};
 
 use super::anthropic_types as an;
@@ -406,14 +407,6 @@ fn base64_source(media_type: &str, data: &str) -> an::Source {
         data: Some(data.to_owned()),
         ..an::Source::default()
     }
-}
-
-/// `data:<media type>;base64,<data>` → (media type, data).
-fn parse_data_url(url: &str) -> Option<(&str, &str)> {
-    let rest = url.strip_prefix("data:")?;
-    let (meta, data) = rest.split_once(',')?;
-    let media_type = meta.strip_suffix(";base64")?;
-    Some((media_type, data))
 }
 
 fn assistant_content(

@@ -1,22 +1,12 @@
 //! [`ChatToResponsesStream`]: an OpenAI Chat Completions stream in, an OpenAI Responses stream
 //! out, event by event.
 
-use std::io::Write;
+use super::write::{json_str, num};
 
 use super::openai_types as oa;
 use super::responses::{function_call_item_id, id_base, status_for, ResponseParts, ResponsesEcho};
 use super::responses_types as rt;
 use super::{StopReason, TokenUsage, TranslateError};
-
-/// Appends `s` as a JSON string (writing into a `Vec` cannot fail).
-fn json_str(out: &mut Vec<u8>, s: &str) {
-    let _ = serde_json::to_writer(&mut *out, s);
-}
-
-/// Appends a decimal number.
-fn num(out: &mut Vec<u8>, n: u64) {
-    let _ = write!(out, "{n}");
-}
 
 /// Appends `value` as JSON (writing a derived `Serialize` into a `Vec` cannot fail).
 fn json_value<T: serde::Serialize>(out: &mut Vec<u8>, value: &T) {

@@ -5,21 +5,11 @@
 //!   Anthropic `message_start` … `message_stop` out.
 //! - [`AnthropicToOpenAiStream`]: Anthropic events in, OpenAI chunks and `data: [DONE]` out.
 
-use std::io::Write;
+use super::write::{json_str, num};
 
 use super::anthropic_types as an;
 use super::openai_types as oa;
 use super::{StopReason, TokenUsage, TranslateError};
-
-/// Appends `s` as a JSON string (writing into a `Vec` cannot fail).
-fn json_str(out: &mut Vec<u8>, s: &str) {
-    let _ = serde_json::to_writer(&mut *out, s);
-}
-
-/// Appends a decimal number.
-fn num(out: &mut Vec<u8>, n: u64) {
-    let _ = write!(out, "{n}");
-}
 
 fn trim_data(data: &[u8]) -> &[u8] {
     data.trim_ascii()

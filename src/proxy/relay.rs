@@ -225,23 +225,10 @@ pub async fn relay_stream(
         // 2. Find complete events and send them (translated when the dialects differ).
         let boundary = match upstream_frames {
             UpstreamFrames::Sse => scanner.scan(&out[PREFIX..]),
-            UpstreamFrames::AwsEventStream => match aws_frames_end(&out[PREFIX..]) {
-                Ok(n) => n,
-                Err(()) => {
-                    return fail(
-                        client,
-                        &[],
-                        &mut result,
-                        "malformed_frame",
-                        client_wire,
-                        0,
-                        translator,
-                    )
-                    .await;
-                }
-            },
+            // Frames are found while they are translated below: one decode per frame.
+            UpstreamFrames::AwsEventStream => out.len() - PREFIX,
         };
-        let send_len = if upstream_done {
+        let mut send_len = if upstream_done {
             out.len() - PREFIX
         } else {
             boundary
@@ -253,24 +240,23 @@ pub async fn relay_stream(
                 let pushed = match upstream_frames {
                     UpstreamFrames::Sse => for_each_event(region, &mut scratch, |name, data| {
                         t.push_event(name, data, &mut xout)
-                    }),
+                    })
+                    .map(|()| send_len)
+                    .map_err(|_| "untranslatable_event"),
                     UpstreamFrames::AwsEventStream => {
-                        for_each_aws_frame(region, |name, data| t.push_event(name, data, &mut xout))
+                        for_each_aws_frame(region, upstream_done, |name, data| {
+                            t.push_event(name, data, &mut xout)
+                        })
                     }
                 };
-                if pushed.is_err() {
-                    // What was translated before the bad event still goes out first.
-                    let done = xout.get(PREFIX..).unwrap_or_default().to_vec();
-                    return fail(
-                        client,
-                        &done,
-                        &mut result,
-                        "untranslatable_event",
-                        client_wire,
-                        0,
-                        translator,
-                    )
-                    .await;
+                match pushed {
+                    Ok(used) => send_len = used,
+                    Err(kind) => {
+                        // What was translated before the bad event still goes out first.
+                        let done = xout.get(PREFIX..).unwrap_or_default().to_vec();
+                        return fail(client, &done, &mut result, kind, client_wire, 0, translator)
+                            .await;
+                    }
                 }
                 out.drain(PREFIX..PREFIX + send_len);
                 scanner.consumed(send_len);
@@ -491,41 +477,22 @@ fn error_event(out: &mut Vec<u8>, client: WireApi, kind: &str, next_sequence: u6
     out.extend_from_slice(text.as_bytes());
 }
 
-/// Where the last complete AWS event-stream message in `buf` ends (`Err`: a corrupt frame).
-fn aws_frames_end(buf: &[u8]) -> Result<usize, ()> {
-    let mut at = 0;
-    loop {
-        match crate::translate::eventstream::decode_frame(&buf[at..]) {
-            Ok(Some((_, used))) => at += used,
-            Ok(None) => return Ok(at),
-            Err(_) => return Err(()),
-        }
-    }
-}
-
-/// Calls `f(name, payload)` for each AWS event-stream message in `region` (whole messages
-/// only): the name is the `:event-type`, or `exception:<type>` for an exception message.
+/// Calls `f(name, payload)` for each whole AWS event-stream message at the start of
+/// `region`; the name is the `:event-type`, or `exception:<type>` for an exception message.
+/// Returns the bytes used: a partial message at the end waits for more bytes, unless the
+/// upstream body is `complete` (then it is a truncated message). The error is the failure kind.
 fn for_each_aws_frame(
     region: &[u8],
+    complete: bool,
     mut f: impl FnMut(Option<&[u8]>, &[u8]) -> Result<(), crate::translate::TranslateError>,
-) -> Result<(), crate::translate::TranslateError> {
+) -> Result<usize, &'static str> {
     let mut at = 0;
     let mut name = Vec::with_capacity(64);
     while at < region.len() {
         let (frame, used) = match crate::translate::eventstream::decode_frame(&region[at..]) {
             Ok(Some(x)) => x,
-            Ok(None) => {
-                return Err(crate::translate::TranslateError::Invalid {
-                    what: "AWS event-stream",
-                    reason: "truncated message".into(),
-                })
-            }
-            Err(e) => {
-                return Err(crate::translate::TranslateError::Invalid {
-                    what: "AWS event-stream",
-                    reason: e.to_string(),
-                })
-            }
+            Ok(None) if !complete => break,
+            Ok(None) | Err(_) => return Err("malformed_frame"),
         };
         name.clear();
         if frame.message_type() == Some("exception") {
@@ -534,15 +501,49 @@ fn for_each_aws_frame(
         } else {
             name.extend_from_slice(frame.event_type().unwrap_or("").as_bytes());
         }
-        f(Some(&name), frame.payload())?;
+        f(Some(&name), frame.payload()).map_err(|_| "untranslatable_event")?;
         at += used;
     }
-    Ok(())
+    Ok(at)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn aws_frames_are_translated_whole_and_a_partial_one_waits() {
+        let mut buf = Vec::new();
+        for (kind, payload) in [
+            ("messageStart", &b"{\"a\":1}"[..]),
+            ("contentBlockDelta", b"{}"),
+        ] {
+            crate::translate::encode_frame(
+                &[(":message-type", "event"), (":event-type", kind)],
+                payload,
+                &mut buf,
+            );
+        }
+        let whole = buf.len();
+        crate::translate::encode_frame(&[(":message-type", "event")], b"{}", &mut buf);
+        buf.truncate(buf.len() - 3);
+        let mut seen = Vec::new();
+        let used = for_each_aws_frame(&buf, false, |name, data| {
+            seen.push((name.map(<[u8]>::to_vec), data.to_vec()));
+            Ok(())
+        });
+        assert_eq!(used, Ok(whole));
+        assert_eq!(
+            seen[0],
+            (Some(b"messageStart".to_vec()), b"{\"a\":1}".to_vec())
+        );
+        assert_eq!(seen.len(), 2);
+        // The body ended: the partial message is a truncated one.
+        assert_eq!(
+            for_each_aws_frame(&buf, true, |_, _| Ok(())),
+            Err("malformed_frame")
+        );
+    }
 
     #[test]
     fn size_line_sits_right_before_the_payload() {

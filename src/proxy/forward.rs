@@ -56,7 +56,7 @@ enum Failure {
         body: Bytes,
         /// Bedrock's `x-amzn-errortype` header.
         error_type: Option<Bytes>,
-        /// How the body reaches the client's format.
+        /// How the body reaches the client's format (`None`: the same format).
         bridge: Option<Bridge>,
     },
     /// No usable response.
@@ -87,7 +87,12 @@ pub async fn forward(
             continue;
         }
         let wire = provider.wire_for(input.endpoint);
-        let bridge = input.endpoint.client_wire().map(|c| Bridge::new(c, wire));
+        // Only set when the formats differ: same-format traffic passes through.
+        let bridge = input
+            .endpoint
+            .client_wire()
+            .map(|c| Bridge::new(c, wire))
+            .filter(|b| !b.is_passthrough());
         if input.endpoint == Endpoint::Embeddings && !provider.spec.embeddings {
             skipped.push(format!("{}: no embeddings endpoint", provider.name));
             continue;
@@ -161,6 +166,8 @@ pub async fn forward(
             resp,
             rec,
             attempt_start,
+            wire,
+            bridge,
         )
         .await;
     }
@@ -376,13 +383,14 @@ fn sign_aws(provider: &Provider, h: &mut Vec<u8>, authority: &str, path: &str, b
 }
 
 /// The body for the provider: the original bytes, or the original with the model name
-/// spliced in (two zero-copy slices around the new name); translated when the formats differ.
+/// spliced in (two zero-copy slices around the new name); translated through `bridge` (set
+/// only when the formats differ).
 fn upstream_body(
     input: &ForwardInput<'_>,
     target: &Target,
     bridge: Option<Bridge>,
 ) -> Result<UpstreamBody, TranslateError> {
-    if let Some(bridge) = bridge.filter(|b| !b.is_passthrough()) {
+    if let Some(bridge) = bridge {
         let translated = bridge.request(&input.body, &target.model)?;
         let n = translated.len();
         return Ok(([Bytes::from(translated), Bytes::new(), Bytes::new()], n));
@@ -405,14 +413,15 @@ fn upstream_body(
 /// A request body as up to three slices and its total length.
 type UpstreamBody = ([Bytes; 3], usize);
 
-/// A provider's error body in the client's format; the flag says whether it was rewritten.
+/// A provider's error body in the client's format (`bridge` is set only when the formats
+/// differ); the flag says whether it was rewritten.
 fn error_for_client(
     bridge: Option<Bridge>,
     status: u16,
     error_type: Option<Bytes>,
     body: Bytes,
 ) -> (u16, Bytes, bool) {
-    match bridge.filter(|b| !b.is_passthrough()) {
+    match bridge {
         Some(b) => {
             let error_type = error_type
                 .as_deref()
@@ -473,15 +482,11 @@ async fn respond_with(
     resp: UpstreamResponseHead,
     mut rec: RequestRecord,
     attempt_start: Instant,
+    wire: WireApi,
+    bridge: Option<Bridge>,
 ) -> bool {
     let provider = &target.provider;
     let attempts = rec.attempts.len() + 1;
-    let wire = provider.wire_for(input.endpoint);
-    let bridge = input
-        .endpoint
-        .client_wire()
-        .map(|c| Bridge::new(c, wire))
-        .filter(|b| !b.is_passthrough());
     let ok_status = (200..300).contains(&resp.status);
     let streamed = ok_status
         && (resp.is_event_stream()

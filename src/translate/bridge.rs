@@ -197,7 +197,7 @@ impl Bridge {
             Chat => None,
             Messages => Some(anthropic_to_openai_request(body, upstream_model)?),
             Responses => Some(responses_to_chat_request(body, upstream_model)?),
-            other => return Err(not_built(other)),
+            other => return Err(no_leg(other)),
         };
         let chat = chat.as_deref().unwrap_or(body);
         match self.provider {
@@ -226,7 +226,7 @@ impl Bridge {
             Messages => Some(anthropic_to_openai_response(body, client_model)?),
             Gemini => Some(gemini_to_chat_response(body, client_model)?),
             Converse => Some(converse_to_chat_response(body, client_model)?),
-            other => return Err(not_built(other)),
+            other => return Err(no_leg(other)),
         };
         let chat = chat.as_deref().unwrap_or(body);
         let usage = chat_usage(chat);
@@ -238,7 +238,7 @@ impl Bridge {
                 client_model,
                 &ResponsesEcho::from_request(client_request),
             )?,
-            other => return Err(not_built(other)),
+            other => return Err(no_leg(other)),
         };
         Ok(Translated { body, usage })
     }
@@ -290,7 +290,7 @@ impl Bridge {
                 let t = ConverseToChatStream::new(client_model, chat_usage);
                 Some(Box::new(if self.client == Chat { t } else { t.for_hub() }))
             }
-            other => return Err(not_built(other)),
+            other => return Err(no_leg(other)),
         };
         let second: Option<Box<dyn StreamTranslator>> = match self.client {
             Chat => None,
@@ -299,7 +299,7 @@ impl Bridge {
                 client_model,
                 ResponsesEcho::from_request(client_request),
             ))),
-            other => return Err(not_built(other)),
+            other => return Err(no_leg(other)),
         };
         Ok(match (first, second) {
             (Some(first), Some(second)) => Some(Box::new(Chained {
@@ -313,7 +313,9 @@ impl Bridge {
     }
 }
 
-fn not_built(wire: WireApi) -> TranslateError {
+/// A pair no route can produce: a client never speaks Gemini or Converse, and a provider is
+/// sent Responses only by a Responses client (a passthrough). Refused, not panicked on.
+fn no_leg(wire: WireApi) -> TranslateError {
     TranslateError::unsupported("model", wire.name())
 }
 

@@ -357,14 +357,6 @@ fn replay(mock: &str, last: &Value, raw_body: &[u8]) -> RawResponse {
     raw_request_bytes(mock, &bytes)
 }
 
-fn last_request(mock: &str) -> Value {
-    raw_request(
-        mock,
-        &format!("GET /mock/last-request HTTP/1.1\r\nhost: {mock}\r\nconnection: close\r\n\r\n"),
-    )
-    .json()
-}
-
 /// What the library's bridge makes of the provider's answer (must equal the binary's).
 fn bridged(
     bridge: Bridge,
@@ -451,7 +443,7 @@ fn run_pair(client: &str, provider: &str) {
             let ct = resp.header("content-type").unwrap_or_default();
             let client_response =
                 json!({"status": resp.status, "body": body_value(&ct, &resp.body)});
-            let last = last_request(&m.addr);
+            let last = m.last_request();
             let raw_up_body = serde_json::to_vec(&last["body"]).unwrap();
             let up = replay(&m.addr, &last, &raw_up_body);
             let up_ct = up.header("content-type").unwrap_or_default();

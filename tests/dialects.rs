@@ -58,14 +58,7 @@ both_drivers!(anthropic_sdk_to_an_openai_provider, |d| {
     let g = Gateway::start_with_env(&config("openai", &m.base_url()), d, &[KEY]);
     run_script("anthropic_sdk_check.py", &g);
     // Upstream got OpenAI Chat Completions with the provider key.
-    let last = raw_request(
-        &m.addr,
-        &format!(
-            "GET /mock/last-request HTTP/1.1\r\nhost: {}\r\nconnection: close\r\n\r\n",
-            m.addr
-        ),
-    )
-    .json();
+    let last = m.last_request();
     assert_eq!(last["path"], "/v1/chat/completions");
     assert_eq!(last["headers"]["authorization"], "Bearer sk-upstream-test");
 });
@@ -74,14 +67,7 @@ both_drivers!(anthropic_sdk_to_an_anthropic_provider, |d| {
     let m = Mock::start(&["--tokens", "8"]);
     let g = Gateway::start_with_env(&config("anthropic", &m.base_url()), d, &[KEY]);
     run_script("anthropic_sdk_check.py", &g);
-    let last = raw_request(
-        &m.addr,
-        &format!(
-            "GET /mock/last-request HTTP/1.1\r\nhost: {}\r\nconnection: close\r\n\r\n",
-            m.addr
-        ),
-    )
-    .json();
+    let last = m.last_request();
     assert_eq!(last["path"], "/v1/messages");
     assert_eq!(last["headers"]["x-api-key"], "sk-upstream-test");
     assert!(last["headers"]["anthropic-version"].is_string());
@@ -91,14 +77,7 @@ both_drivers!(openai_sdk_to_an_anthropic_provider, |d| {
     let m = Mock::start(&["--tokens", "8"]);
     let g = Gateway::start_with_env(&config("anthropic", &m.base_url()), d, &[KEY]);
     run_script("openai_tools_check.py", &g);
-    let last = raw_request(
-        &m.addr,
-        &format!(
-            "GET /mock/last-request HTTP/1.1\r\nhost: {}\r\nconnection: close\r\n\r\n",
-            m.addr
-        ),
-    )
-    .json();
+    let last = m.last_request();
     assert_eq!(last["path"], "/v1/messages");
     assert_eq!(last["body"]["model"], "upstream-model");
 });

@@ -82,14 +82,6 @@ fn start(kind: &str) -> (Mock, Gateway) {
     (m, g)
 }
 
-fn last_request(mock: &str) -> serde_json::Value {
-    raw_request(
-        mock,
-        &format!("GET /mock/last-request HTTP/1.1\r\nhost: {mock}\r\nconnection: close\r\n\r\n"),
-    )
-    .json()
-}
-
 /// Runs the three SDK scripts against one provider kind and checks the credential it got.
 fn sdk_round_trips(kind: &str) {
     let (m, g) = start(kind);
@@ -111,7 +103,7 @@ fn sdk_round_trips(kind: &str) {
         &g,
         &[("INFERGATE_NATIVE_RESPONSES", native)],
     );
-    let last = last_request(&m.addr);
+    let last = m.last_request();
     let headers = &last["headers"];
     let path = last["path"].as_str().unwrap();
     match kind {
@@ -216,7 +208,7 @@ fn openai_compatible_presets() {
         );
         assert_eq!(r.status, 200, "{p}: {}", r.body_str());
         assert_eq!(r.header("x-infergate-provider").as_deref(), Some(p));
-        let last = last_request(&m.addr);
+        let last = m.last_request();
         assert_eq!(last["path"], "/v1/chat/completions", "{p}");
         assert_eq!(
             last["headers"]["authorization"],

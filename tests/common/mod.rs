@@ -146,6 +146,18 @@ impl Mock {
         format!("http://{}/v1", self.addr)
     }
 
+    /// `GET /mock/last-request` as JSON: the last provider request the mock received.
+    pub fn last_request(&self) -> serde_json::Value {
+        let resp = raw_request(
+            &self.addr,
+            &format!(
+                "GET /mock/last-request HTTP/1.1\r\nhost: {}\r\nconnection: close\r\n\r\n",
+                self.addr
+            ),
+        );
+        serde_json::from_str(resp.body_str()).unwrap()
+    }
+
     /// `GET /mock/stats` as JSON.
     pub fn stats(&self) -> serde_json::Value {
         let resp = raw_request(

@@ -290,6 +290,29 @@ mod tests {
         }
     }
 
+    /// Text whose lowercase differs in byte length from the original (issue 9: "Ⱥ" is two
+    /// bytes, "ⱥ" three) around an apostrophe used to panic with a char-boundary error.
+    #[test]
+    fn case_mapping_that_changes_length_does_not_panic() {
+        let hostile = [
+            "ȺȺ'éé what is the capital of France",
+            "İstanbul'un nüfusu ne kadar?",
+            "ẞ'ȾȾ didn't ΣΑΣ'Σ",
+            "'''Ⱥ'",
+            "ȺȺ'",
+        ];
+        for a in hostile {
+            for b in [
+                "what is the capital of France",
+                a,
+                "ȺȺ'ÉÉ what is the capital of France",
+            ] {
+                let _ = guard_allows(a, b, false, false);
+                let _ = guard_allows(b, a, true, false);
+            }
+        }
+    }
+
     #[test]
     fn paraphrases_pass() {
         for (a, b) in [

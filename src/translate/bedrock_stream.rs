@@ -183,6 +183,12 @@ impl ConverseToChatStream {
                     return Ok(());
                 };
                 let idx = ev.content_block_index.unwrap_or(0) as usize;
+                if idx > super::error::MAX_BLOCK_INDEX {
+                    return Err(TranslateError::invalid(
+                        "Bedrock stream event",
+                        format_args!("content block index {idx} is out of range"),
+                    ));
+                }
                 let t = self.next_tool;
                 self.next_tool += 1;
                 if self.tool_index.len() <= idx {
@@ -601,5 +607,15 @@ mod tests {
             Err(TranslateError::Invalid { .. })
         ));
         assert!(s.push_event(None, b"{}", &mut out).is_err());
+        // A block index that would size a table of gigabytes is refused.
+        let mut s = ConverseToChatStream::new("a", false);
+        assert!(matches!(
+            s.push_event(
+                Some(b"contentBlockStart"),
+                br#"{"contentBlockIndex":2147483648,"start":{"toolUse":{"toolUseId":"t","name":"f"}}}"#,
+                &mut out
+            ),
+            Err(TranslateError::Invalid { .. })
+        ));
     }
 }

@@ -21,6 +21,11 @@ pub enum TranslateError {
     },
 }
 
+/// The largest content-block index a provider's stream may use. Indexes come from the
+/// provider (untrusted) and size a lookup table, so one beyond this refuses the event rather
+/// than allocating for it; real streams use a handful.
+pub(crate) const MAX_BLOCK_INDEX: usize = 1024;
+
 /// The Anthropic Messages dialect, as named in errors.
 pub(crate) const ANTHROPIC: &str = "Anthropic Messages";
 /// The Google Gemini API dialect, as named in errors.

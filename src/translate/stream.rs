@@ -442,6 +442,12 @@ impl AnthropicToOpenAiStream {
                     let t = self.next_tool;
                     self.next_tool += 1;
                     let slot = idx as usize;
+                    if slot > super::error::MAX_BLOCK_INDEX {
+                        return Err(TranslateError::invalid(
+                            "Anthropic stream event",
+                            format_args!("content block index {idx} is out of range"),
+                        ));
+                    }
                     if self.tool_index.len() <= slot {
                         self.tool_index.resize(slot + 1, u32::MAX);
                     }
@@ -869,6 +875,20 @@ mod tests {
         );
         assert_eq!(evs[2].1, json!("[DONE]"));
         assert_eq!(evs.len(), 3);
+    }
+
+    /// A provider's block index sizes a table: one of 2^31 must be refused, not allocated.
+    #[test]
+    fn huge_anthropic_block_index_is_refused() {
+        let mut s = AnthropicToOpenAiStream::new("alias", true);
+        let mut out = an_events(&mut s, &[msg_start()]);
+        let start = json!({"type": "content_block_start", "index": 2147483648u32,
+            "content_block": {"type": "tool_use", "id": "toolu_1", "name": "f", "input": {}}});
+        let data = serde_json::to_vec(&start).unwrap();
+        let err = s
+            .push_event(Some(b"content_block_start"), &data, &mut out)
+            .unwrap_err();
+        assert!(err.to_string().contains("out of range"), "{err}");
     }
 
     #[test]

@@ -231,25 +231,26 @@ fn split_words(cleaned: &str, negations: &mut usize) -> Vec<Word> {
 
 fn push_word(raw: &str, sentence_start: bool, negations: &mut usize, out: &mut Vec<Word>) {
     let raw = raw.replace('’', "'");
-    let lower_full = raw.to_lowercase();
-    // Contractions: "didn't" -> "did" + a negation; "what's" -> "what".
-    let (raw_base, lower_base) = match lower_full.find('\'') {
-        Some(pos) => {
-            let suffix = &lower_full[pos..];
-            let base = &lower_full[..pos];
-            if suffix == "'t" && base.ends_with('n') {
+    // Contractions: "didn't" -> "did" + a negation; "what's" -> "what". The split is found in
+    // the original text and each side lowercased on its own: lowercasing can change a
+    // character's length in bytes ("Ⱥ" is 2 bytes, "ⱥ" 3), so an offset found in the
+    // lowercased text is no offset into the original.
+    let (raw_base, lower_base) = match raw.split_once('\'') {
+        Some((raw_base, rest)) => {
+            let base = raw_base.to_lowercase();
+            if rest.eq_ignore_ascii_case("t") && base.ends_with('n') {
                 *negations += 1;
-                let stem = match base {
+                let stem = match base.as_str() {
                     "can" | "ca" => "can".to_string(),
                     "won" | "wo" => "will".to_string(),
                     _ => base.trim_end_matches('n').to_string(),
                 };
-                (raw[..pos].to_string(), stem)
+                (raw_base.to_string(), stem)
             } else {
-                (raw[..pos].to_string(), base.to_string())
+                (raw_base.to_string(), base)
             }
         }
-        None => (raw.clone(), lower_full.clone()),
+        None => (raw.clone(), raw.to_lowercase()),
     };
     let parts: Vec<&str> = raw_base.split('-').filter(|p| !p.is_empty()).collect();
     let lower_parts: Vec<&str> = lower_base.split('-').filter(|p| !p.is_empty()).collect();

@@ -111,6 +111,9 @@ fn serve(config: Option<PathBuf>, shards_flag: Option<usize>) -> Result<(), Stri
     }
     let table = Arc::new(ArcSwap::from_pointee(table));
     let lifecycle = Arc::new(Lifecycle::new());
+    lifecycle.set_drain_timeout(std::time::Duration::from_millis(
+        cfg.server.drain_timeout_ms,
+    ));
     let (log_writer, records) =
         LogWriter::start(&cfg.log).map_err(|e| format!("request log {}: {e}", cfg.log.path))?;
     let reloader = ConfigReloader::new(path.clone(), Arc::clone(&table));
@@ -122,6 +125,11 @@ fn serve(config: Option<PathBuf>, shards_flag: Option<usize>) -> Result<(), Stri
         .or(cfg.server.shards)
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
+    let fd_connection_cap = connection_cap(count, cfg.server.max_connections_per_shard);
+    let failpoints = std::env::var("INFERGATE_FAILPOINTS").is_ok_and(|v| v == "1");
+    if failpoints {
+        tracing::warn!("INFERGATE_FAILPOINTS=1: fault injection is on (for tests only)");
+    }
     let caches = Arc::new(Caches::new(&cfg.cache, start_embedder(&cfg)));
     let shared = ShardShared {
         table: Arc::clone(&table),
@@ -129,6 +137,9 @@ fn serve(config: Option<PathBuf>, shards_flag: Option<usize>) -> Result<(), Stri
         lifecycle: Arc::clone(&lifecycle),
         tls: tls_connector(),
         caches: Some(caches),
+        bodies: infergate::http::BodyBudget::new(cfg.server.max_inflight_body_bytes),
+        fd_connection_cap,
+        failpoints,
     };
     let shards = shard::start(count, &cfg.server.listen, DriverChoice::from_env(), shared)
         .map_err(|e| e.to_string())?;
@@ -146,7 +157,7 @@ fn serve(config: Option<PathBuf>, shards_flag: Option<usize>) -> Result<(), Stri
             shards: count,
             driver,
         };
-        let addr = start_admin_server(&admin.listen, info)
+        let addr = start_admin_server(admin, info)
             .map_err(|e| format!("admin listener {}: {e}", admin.listen))?;
         println!("admin listening on http://{addr}");
     }
@@ -158,12 +169,42 @@ fn serve(config: Option<PathBuf>, shards_flag: Option<usize>) -> Result<(), Stri
     }
     use std::io::Write as _;
     let _ = std::io::stdout().flush();
-    shards.join();
+    if let Err(died) = shards.join() {
+        // Part of the listening socket's connections would go unanswered: end loudly so the
+        // supervisor restarts the process.
+        tracing::error!(shard = died.id, how = died.how, "{died}; exiting");
+        eprintln!("infergate: {died}; exiting");
+        std::process::exit(70);
+    }
     drop(records);
     drop(table);
     log_writer.join();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Raises the open-files limit and works out how many connections each shard may hold within
+/// it: a client connection can need an upstream one too, and some descriptors stay for
+/// listeners, logs and the embedder.
+fn connection_cap(shards: usize, configured: usize) -> usize {
+    let limit = match infergate::shard::raise_fd_limit() {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read or raise the open-files limit");
+            return configured;
+        }
+    };
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let cap = (limit.saturating_sub(128) / 2 / shards.max(1)).max(1);
+    if cap < configured {
+        tracing::warn!(
+            open_files = limit,
+            per_shard = cap,
+            configured,
+            "the open-files limit holds fewer connections than max_connections_per_shard; using the lower cap"
+        );
+    }
+    cap
 }
 
 /// Starts the embedder when the semantic cache is used (or `[embedder]` is configured).

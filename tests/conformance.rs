@@ -42,21 +42,25 @@ fn config(mock: &str) -> String {
 kind = "openai"
 base_url = "http://{mock}/v1"
 api_key_env = "CONFORMANCE_KEY"
+forward_headers = ["x-mock-*"]
 
 [providers.anthropic]
 kind = "anthropic"
 base_url = "http://{mock}/v1"
 api_key_env = "CONFORMANCE_KEY"
+forward_headers = ["x-mock-*"]
 
 [providers.gemini]
 kind = "gemini"
 base_url = "http://{mock}/v1beta"
 api_key_env = "CONFORMANCE_KEY"
+forward_headers = ["x-mock-*"]
 
 [providers.bedrock]
 kind = "bedrock"
 base_url = "http://{mock}"
 region = "us-east-1"
+forward_headers = ["x-mock-*"]
 
 [models."m-openai"]
 targets = [{{ provider = "openai", model = "gpt-upstream" }}]

@@ -190,7 +190,7 @@ both_drivers!(malformed_http_and_limits, |d| {
     assert_openai_error(&r, 413, "request_too_large");
     // Chunked body that grows over the limit.
     let chunk = format!("{:x}\r\n{}\r\n", 40_000, "a".repeat(40_000));
-    let r = raw_request(&g.addr, &format!("POST /v1/chat/completions HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n{chunk}{chunk}0\r\n\r\n"));
+    let r = raw_request(&g.addr, &format!("POST /v1/chat/completions HTTP/1.1\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n{chunk}{chunk}0\r\n\r\n"));
     assert_eq!(r.status, 413);
     // Bad content-length.
     let r = raw_request(
@@ -206,7 +206,7 @@ both_drivers!(chunked_bodies_and_expect_continue, |d| {
     let body = chat_body("gpt-4o-mini", false);
     let (a, b) = body.split_at(20);
     let req = format!(
-        "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n{:x}\r\n{a}\r\n{:x}\r\n{b}\r\n0\r\n\r\n",
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n{:x}\r\n{a}\r\n{:x}\r\n{b}\r\n0\r\n\r\n",
         a.len(),
         b.len()
     );
@@ -218,7 +218,7 @@ both_drivers!(chunked_bodies_and_expect_continue, |d| {
     let mut s = std::net::TcpStream::connect(&g.addr).unwrap();
     s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
         .unwrap();
-    write!(s, "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\nexpect: 100-continue\r\nconnection: close\r\n\r\n", body.len()).unwrap();
+    write!(s, "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\nexpect: 100-continue\r\nconnection: close\r\n\r\n", body.len()).unwrap();
     let mut interim = [0u8; 25];
     s.read_exact(&mut interim).unwrap();
     assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
@@ -255,11 +255,11 @@ both_drivers!(keep_alive_and_pipelining, |d| {
         .unwrap();
     let body = chat_body("gpt-4o-mini", false);
     let one = format!(
-        "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\n\r\n{body}",
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
         body.len()
     );
     // Two requests in one write, then a third that closes.
-    let last = format!("POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+    let last = format!("POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
     s.write_all(format!("{one}{one}{last}").as_bytes()).unwrap();
     let mut all = Vec::new();
     s.read_to_end(&mut all).unwrap();
@@ -330,7 +330,7 @@ both_drivers!(client_disconnect_mid_stream_leaves_the_shard_serving, |d| {
         let body = chat_body("gpt-4o-mini", true);
         write!(
             s,
-            "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\n\r\n{body}",
+            "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
             body.len()
         )
         .unwrap();

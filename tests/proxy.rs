@@ -14,11 +14,13 @@ fn two_targets(primary: &str, backup: &str, extra_primary: &str) -> String {
 [providers.primary]
 kind = "openai"
 base_url = "{primary}"
+forward_headers = ["x-mock-*"]
 {extra_primary}
 
 [providers.backup]
 kind = "openai"
 base_url = "{backup}"
+forward_headers = ["x-mock-*"]
 
 [models."gpt-4o-mini"]
 targets = [
@@ -91,7 +93,7 @@ both_drivers!(streaming_with_curl_is_passed_through_event_by_event, |d| {
     // Events reach the client while the stream is still running (no re-buffering).
     let mut s = std::net::TcpStream::connect(&g.addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(s, "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\nx-mock-tokens: 20\r\nx-mock-itl-ms: 100\r\nconnection: close\r\n\r\n{body}", body.len()).unwrap();
+    write!(s, "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\nx-mock-tokens: 20\r\nx-mock-itl-ms: 100\r\nconnection: close\r\n\r\n{body}", body.len()).unwrap();
     let start = Instant::now();
     let mut buf = Vec::new();
     let mut tmp = [0u8; 4096];
@@ -270,7 +272,7 @@ both_drivers!(client_closing_early_cancels_the_upstream_request, |d| {
     let mut s = std::net::TcpStream::connect(&g.addr).unwrap();
     write!(
         s,
-        "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\n\r\n{body}",
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
         body.len()
     )
     .unwrap();
@@ -370,7 +372,7 @@ both_drivers!(stale_pooled_connections_are_replaced, |d| {
     for i in 0..3 {
         write!(
             s,
-            "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\n\r\n{body}",
+            "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
             body.len()
         )
         .unwrap();

@@ -16,10 +16,12 @@ keys = [{{ name = "sdk", sha256 = "{}" }}]
 [providers.primary]
 kind = "openai"
 base_url = "{url}"
+forward_headers = ["x-mock-*"]
 
 [providers.backup]
 kind = "openai"
 base_url = "{url}"
+forward_headers = ["x-mock-*"]
 
 [models."gpt-4o-mini"]
 targets = [{{ provider = "primary", model = "gpt-4o-mini" }}, {{ provider = "backup", model = "gpt-4o-mini" }}]

@@ -79,7 +79,10 @@ both_drivers!(admin_reload_sighup_and_file_change, |d| {
     }
     let health = raw_request(
         &g.admin,
-        "GET /admin/health HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+        &format!(
+            "GET /admin/health HTTP/1.1\r\nhost: {}\r\nconnection: close\r\n\r\n",
+            g.admin
+        ),
     )
     .json();
     assert_eq!(health["status"], "ok");

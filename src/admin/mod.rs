@@ -1,10 +1,12 @@
 //! Admin: the control side of the gateway, off the data plane. Reloads (admin API, SIGHUP,
 //! file change), signal handling, DNS refresh, and a small HTTP listener of its own.
 
+mod access;
 mod reload;
 mod server;
 mod watch;
 
+pub use access::{AdminAccess, AdminDenied};
 pub use reload::ConfigReloader;
 pub use server::{start_admin_server, AdminInfo};
 pub use watch::{spawn_signal_thread, spawn_watch_thread};

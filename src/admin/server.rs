@@ -8,10 +8,12 @@ use bytes::Bytes;
 use monoio::net::TcpListener;
 use monoio::{LegacyDriver, RuntimeBuilder};
 
+use super::access::AdminAccess;
 use super::reload::ConfigReloader;
-use crate::config::ServerConfig;
+use crate::config::{AdminConfig, ServerConfig};
 use crate::http::{
-    write_head_and_body, BodyFraming, HttpError, Method, ResponseHead, ServerConn, ServerLimits,
+    write_head_and_body, BodyBudget, BodyFraming, HttpError, Method, RequestHead, ResponseHead,
+    ServerConn, ServerLimits,
 };
 use crate::proxy::Lifecycle;
 use crate::route::SharedRouteTable;
@@ -32,10 +34,30 @@ pub struct AdminInfo {
 }
 
 /// Binds the admin listener and serves it on a new thread; returns the bound address.
-pub fn start_admin_server(listen: &str, info: AdminInfo) -> std::io::Result<std::net::SocketAddr> {
-    let std_listener = std::net::TcpListener::bind(listen)?;
+/// Without a token (`token_env` unset or empty) the API is read-only and must listen on
+/// loopback.
+pub fn start_admin_server(
+    cfg: &AdminConfig,
+    info: AdminInfo,
+) -> std::io::Result<std::net::SocketAddr> {
+    let token = cfg
+        .token_env
+        .as_deref()
+        .and_then(|var| std::env::var(var).ok())
+        .filter(|t| !t.trim().is_empty());
+    let std_listener = std::net::TcpListener::bind(&cfg.listen)?;
     std_listener.set_nonblocking(true)?;
     let addr = std_listener.local_addr()?;
+    if token.is_none() && !addr.ip().is_loopback() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            "an admin listener off loopback needs a token: set [admin] token_env to a variable holding one",
+        ));
+    }
+    if token.is_none() {
+        tracing::info!("admin API is read-only: set [admin] token_env to allow reloads over HTTP");
+    }
+    let access = AdminAccess::new(addr, token.as_deref(), &cfg.hosts);
     std::thread::Builder::new()
         .name("infergate-admin".into())
         .spawn(move || {
@@ -58,7 +80,11 @@ pub fn start_admin_server(listen: &str, info: AdminInfo) -> std::io::Result<std:
                 loop {
                     match listener.accept().await {
                         Ok((stream, _)) => {
-                            monoio::spawn(serve(ServerConn::new(stream), info.clone()));
+                            monoio::spawn(serve(
+                                ServerConn::new(stream),
+                                info.clone(),
+                                access.clone(),
+                            ));
                         }
                         Err(e) => {
                             tracing::warn!(error = %e, "admin accept failed");
@@ -71,53 +97,89 @@ pub fn start_admin_server(listen: &str, info: AdminInfo) -> std::io::Result<std:
     Ok(addr)
 }
 
-async fn serve(mut conn: ServerConn, info: AdminInfo) {
-    let limits = ServerLimits::from_config(&ServerConfig::default());
+async fn serve(mut conn: ServerConn, info: AdminInfo, access: AdminAccess) {
+    let limits = ServerLimits::from_config(&ServerConfig {
+        max_body_bytes: 64 * 1024,
+        ..ServerConfig::default()
+    });
+    // Admin bodies are tiny; they get a budget of their own, apart from the data plane's.
+    let budget = BodyBudget::new(1024 * 1024);
+    let mut first = true;
     loop {
-        let head = match conn.read_head(&limits).await {
+        let head = match conn.read_head(&limits, first).await {
             Ok(h) => h,
             Err(HttpError::Closed) | Err(_) => return,
         };
-        if conn.read_body(&head, &limits).await.is_err() {
+        first = false;
+        let mut permit = budget.permit();
+        if conn.read_body(&head, &limits, &mut permit).await.is_err() {
             return;
         }
-        let (status, body) = match (head.method, head.path()) {
-            (Method::Get, "/admin/health") | (Method::Get, "/health") => (200, health(&info)),
-            (Method::Post, "/admin/reload") => match &info.reloader {
-                Some(r) => {
-                    let r = Arc::clone(r);
-                    // Reading, compiling and resolving are blocking: do them off this runtime.
-                    let result = std::thread::spawn(move || r.reload("admin API")).join();
-                    match result {
-                        Ok(Ok(version)) => (
-                            200,
-                            serde_json::json!({"reloaded": true, "version": version}),
-                        ),
-                        Ok(Err(e)) => (
-                            400,
-                            serde_json::json!({"reloaded": false, "error": e.to_string()}),
-                        ),
-                        Err(_) => (
-                            500,
-                            serde_json::json!({"reloaded": false, "error": "reload panicked"}),
-                        ),
-                    }
-                }
-                None => (
-                    409,
-                    serde_json::json!({"reloaded": false, "error": "not serving from a config file"}),
-                ),
-            },
-            _ => (404, serde_json::json!({"error": "unknown admin path"})),
+        let mutation = head.method != Method::Get;
+        let verdict = access.check(
+            head.headers.get("host"),
+            head.headers.get("origin"),
+            head.headers.get("authorization"),
+            mutation,
+        );
+        let (status, body) = match verdict {
+            Err(denied) => {
+                tracing::warn!(path = %crate::api::bounded(head.path()), reason = %denied, "admin request refused");
+                (
+                    denied.status(),
+                    serde_json::json!({"error": denied.to_string()}),
+                )
+            }
+            Ok(()) => route(&head, &info),
         };
         let body = Bytes::from(body.to_string());
         let keep = head.wants_keep_alive();
-        let head = ResponseHead::new(Vec::new(), status)
-            .header("content-type", b"application/json")
-            .finish(BodyFraming::Length(body.len()), keep);
-        if write_head_and_body(conn.io(), head, body).await.is_err() || !keep {
+        let mut response =
+            ResponseHead::new(Vec::new(), status).header("content-type", b"application/json");
+        if status == 401 {
+            response = response.header("www-authenticate", b"Bearer");
+        }
+        let response = response.finish(BodyFraming::Length(body.len()), keep);
+        if write_head_and_body(conn.io(), response, body)
+            .await
+            .is_err()
+            || !keep
+        {
             return;
         }
+    }
+}
+
+/// Answers an admin request that passed the access check.
+fn route(head: &RequestHead, info: &AdminInfo) -> (u16, serde_json::Value) {
+    match (head.method, head.path()) {
+        (Method::Get, "/admin/health") | (Method::Get, "/health") => (200, health(info)),
+        (Method::Post, "/admin/reload") => match &info.reloader {
+            Some(r) => {
+                let r = Arc::clone(r);
+                // Reading, compiling and resolving are blocking: do them off this runtime.
+                let result = std::thread::spawn(move || r.reload("admin API")).join();
+                match result {
+                    Ok(Ok(version)) => (
+                        200,
+                        serde_json::json!({"reloaded": true, "version": version}),
+                    ),
+                    Ok(Err(e)) => (
+                        400,
+                        serde_json::json!({"reloaded": false, "error": e.to_string()}),
+                    ),
+                    Err(_) => (
+                        500,
+                        serde_json::json!({"reloaded": false, "error": "reload panicked"}),
+                    ),
+                }
+            }
+            None => (
+                409,
+                serde_json::json!({"reloaded": false, "error": "not serving from a config file"}),
+            ),
+        },
+        _ => (404, serde_json::json!({"error": "unknown admin path"})),
     }
 }
 

@@ -36,6 +36,16 @@ pub fn spawn_signal_thread(
                             "shutting down: no new connections, draining requests in flight"
                         );
                         lifecycle.begin_drain();
+                        // Whatever happens to the shards, the process ends: the drain has
+                        // its own timeout, and this one backs it up.
+                        let grace = lifecycle.exit_deadline();
+                        let _ = std::thread::Builder::new()
+                            .name("infergate-exit-watchdog".into())
+                            .spawn(move || {
+                                std::thread::sleep(grace);
+                                tracing::error!("shutdown did not finish in time; exiting now");
+                                std::process::exit(1);
+                            });
                     }
                 }
             }

@@ -9,6 +9,10 @@ pub enum ErrorKind {
     InvalidRequest,
     /// 401: missing or unknown gateway key.
     Authentication,
+    /// 403: the caller may not do this (a foreign web origin, an admin action without token).
+    PermissionDenied,
+    /// 415: the body is not JSON.
+    UnsupportedMediaType,
     /// 404: unknown model or path.
     NotFound,
     /// 405: wrong method for the path.
@@ -35,6 +39,8 @@ impl ErrorKind {
         match self {
             Self::InvalidRequest => 400,
             Self::Authentication => 401,
+            Self::PermissionDenied => 403,
+            Self::UnsupportedMediaType => 415,
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
             Self::RequestTimeout => 408,
@@ -54,8 +60,10 @@ impl ErrorKind {
             | Self::MethodNotAllowed
             | Self::RequestTimeout
             | Self::PayloadTooLarge
-            | Self::HeadersTooLarge => "invalid_request_error",
+            | Self::HeadersTooLarge
+            | Self::UnsupportedMediaType => "invalid_request_error",
             Self::Authentication => "authentication_error",
+            Self::PermissionDenied => "permission_error",
             Self::UpstreamFailed | Self::Unavailable | Self::UpstreamTimeout => "upstream_error",
             Self::Internal => "server_error",
         }
@@ -111,8 +119,10 @@ impl ApiError {
             ErrorKind::InvalidRequest
             | ErrorKind::MethodNotAllowed
             | ErrorKind::RequestTimeout
-            | ErrorKind::HeadersTooLarge => "invalid_request_error",
+            | ErrorKind::HeadersTooLarge
+            | ErrorKind::UnsupportedMediaType => "invalid_request_error",
             ErrorKind::Authentication => "authentication_error",
+            ErrorKind::PermissionDenied => "permission_error",
             ErrorKind::NotFound => "not_found_error",
             ErrorKind::PayloadTooLarge => "request_too_large",
             ErrorKind::Unavailable => "overloaded_error",

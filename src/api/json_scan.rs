@@ -71,8 +71,20 @@ fn skip_value(b: &[u8], i: usize) -> Option<usize> {
     }
 }
 
-/// Finds the value of `key` among the top-level members of the JSON object in `body`.
-/// Keys written with escapes are compared as written (clients don't escape ASCII key names).
+/// Whether `quoted` (a JSON string with its quotes) spells `key`; escapes are decoded, so
+/// `"mod\u0065l"` is `model` here as it is to every JSON parser.
+fn key_is(quoted: &[u8], key: &str) -> bool {
+    let inner = quoted
+        .get(1..quoted.len().saturating_sub(1))
+        .unwrap_or_default();
+    if !inner.contains(&b'\\') {
+        return inner == key.as_bytes();
+    }
+    serde_json::from_slice::<String>(quoted).is_ok_and(|k| k == key)
+}
+
+/// Finds the value of `key` among the top-level members of the JSON object in `body`
+/// (escaped key spellings included).
 pub fn find_top_level_value(body: &[u8], key: &str) -> Option<JsonSpan> {
     let mut i = skip_ws(body, 0);
     if body.get(i) != Some(&b'{') {
@@ -91,14 +103,14 @@ pub fn find_top_level_value(body: &[u8], key: &str) -> Option<JsonSpan> {
             _ => return None,
         }
         let key_end = skip_string(body, i)?;
-        let this_key = &body[i + 1..key_end - 1];
+        let this_key = body.get(i..key_end)?;
         i = skip_ws(body, key_end);
         if body.get(i) != Some(&b':') {
             return None;
         }
         i = skip_ws(body, i + 1);
         let value_end = skip_value(body, i)?;
-        if this_key == key.as_bytes() {
+        if key_is(this_key, key) {
             return Some(JsonSpan {
                 start: i,
                 end: value_end,
@@ -131,6 +143,12 @@ mod tests {
     fn handles_escapes_in_strings() {
         let body = r#"{"a":"x\\","model":"m\"q"}"#;
         assert_eq!(value(body, "model"), Some(r#""m\"q""#));
+    }
+
+    #[test]
+    fn escaped_keys_are_decoded() {
+        let body = r#"{"a":1,"mod\u0065l":"m"}"#;
+        assert_eq!(value(body, "model"), Some("\"m\""));
     }
 
     #[test]

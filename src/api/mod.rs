@@ -9,6 +9,24 @@ pub use error::{ApiError, ErrorKind};
 pub use json_scan::{find_top_level_value, JsonSpan};
 pub use openai::{ChatRequestView, JsonScratch, RequestBodyError, Usage};
 
+/// The longest client-supplied string copied into a record, a log line or an error message;
+/// longer ones are cut (at a character boundary) and marked with `…`.
+pub const MAX_ECHOED_CHARS: usize = 256;
+
+/// `s` cut to [`MAX_ECHOED_CHARS`] characters, with `…` when it was longer: client strings
+/// that the gateway echoes (a model name in an error, a record field) stay small.
+pub fn bounded(s: &str) -> String {
+    match s.char_indices().nth(MAX_ECHOED_CHARS) {
+        None => s.to_string(),
+        Some((cut, _)) => {
+            let mut out = String::with_capacity(cut + 3);
+            out.push_str(s.get(..cut).unwrap_or_default());
+            out.push('…');
+            out
+        }
+    }
+}
+
 /// The API dialects clients and providers speak.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {

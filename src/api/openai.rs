@@ -19,6 +19,10 @@ pub enum RequestBodyError {
     /// A required field is absent.
     #[error("missing required parameter: '{0}'")]
     Missing(&'static str),
+    /// A top-level key appears twice (in any spelling, escapes decoded). Providers disagree
+    /// on which duplicate wins, so one could serve a model the gateway never chose.
+    #[error("request body has the key '{0}' more than once")]
+    DuplicateKey(String),
     /// A field has the wrong JSON type.
     #[error("invalid type for '{field}': expected {expected}")]
     WrongType {
@@ -52,6 +56,9 @@ pub struct ChatRequestView {
     /// `stream_options.include_usage`.
     pub include_usage: bool,
 }
+
+/// Bodies larger than this leave the scratch space reset to its small start size.
+const SHRINK_ABOVE: usize = 1024 * 1024;
 
 /// Per-shard reusable buffers for parsing request bodies (no allocation per request once warm).
 pub struct JsonScratch {
@@ -91,6 +98,10 @@ impl JsonScratch {
                 .map_err(|e| RequestBodyError::InvalidJson(e.to_string()))
                 .and_then(|()| read_view(endpoint, &tape, body));
         self.tape = Some(tape.reset());
+        if body.len() > SHRINK_ABOVE {
+            // A large body grew the scratch space; don't keep that memory for the shard's life.
+            *self = Self::new();
+        }
         result
     }
 }
@@ -101,8 +112,11 @@ fn read_view(
     body: &[u8],
 ) -> Result<ChatRequestView, RequestBodyError> {
     let root = tape.as_value();
-    if !root.is_object() {
+    let Some(object) = root.as_object() else {
         return Err(RequestBodyError::NotAnObject);
+    };
+    if let Some(key) = duplicate_key(object.keys()) {
+        return Err(RequestBodyError::DuplicateKey(crate::api::bounded(key)));
     }
     let model = match root.get("model") {
         None => return Err(RequestBodyError::Missing("model")),
@@ -192,6 +206,39 @@ fn read_view(
         stream,
         include_usage,
     })
+}
+
+/// The first key that appears twice, if any. Keys come unescaped from the tape, so
+/// `"mod\u0065l"` and `"model"` are the same key. No allocation for the usual dozen keys.
+fn duplicate_key<'a>(keys: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    const SMALL: usize = 16;
+    let mut small: [&str; SMALL] = [""; SMALL];
+    let mut n = 0;
+    let mut many: Option<std::collections::HashSet<&str>> = None;
+    for key in keys {
+        if let Some(set) = many.as_mut() {
+            if !set.insert(key) {
+                return Some(key);
+            }
+            continue;
+        }
+        let seen = small.get(..n).unwrap_or_default();
+        if seen.contains(&key) {
+            return Some(key);
+        }
+        match small.get_mut(n) {
+            Some(slot) => {
+                *slot = key;
+                n += 1;
+            }
+            None => {
+                let mut set: std::collections::HashSet<&str> = small.iter().copied().collect();
+                set.insert(key);
+                many = Some(set);
+            }
+        }
+    }
+    None
 }
 
 /// Token usage as providers report it.
@@ -304,6 +351,40 @@ mod tests {
                 expected: "an array"
             })
         );
+    }
+
+    #[test]
+    fn duplicate_top_level_keys_are_refused_in_any_spelling() {
+        for body in [
+            r#"{"model":"m","model":"gpt-4-attacker-choice","messages":[]}"#,
+            r#"{"model":"m","mod\u0065l":"gpt-4-attacker-choice","messages":[]}"#,
+            r#"{"model":"m","messages":[],"messages":[]}"#,
+        ] {
+            assert!(
+                matches!(parse(body), Err(RequestBodyError::DuplicateKey(_))),
+                "{body}"
+            );
+        }
+        // Many keys (past the small inline set) still find the duplicate.
+        let mut body = String::from(r#"{"model":"m","messages":[]"#);
+        for i in 0..40 {
+            body.push_str(&format!(r#","k{i}":1"#));
+        }
+        body.push_str(r#","k33":2}"#);
+        assert_eq!(
+            parse(&body),
+            Err(RequestBodyError::DuplicateKey("k33".into()))
+        );
+        // The same key inside nested objects is fine.
+        assert!(parse(r#"{"model":"m","messages":[{"model":1}],"x":{"model":2}}"#).is_ok());
+    }
+
+    #[test]
+    fn an_escaped_model_key_is_found_for_the_splice() {
+        let body = r#"{"mod\u0065l":"m","messages":[]}"#;
+        let v = parse(body).unwrap();
+        assert_eq!(v.model, "m");
+        assert_eq!(&body[v.model_span.start..v.model_span.end], "\"m\"");
     }
 
     #[test]

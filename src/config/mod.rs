@@ -153,6 +153,15 @@ pub struct ServerConfig {
     pub keepalive_timeout_ms: u64,
     /// How long shutdown waits for requests in flight before closing them.
     pub drain_timeout_ms: u64,
+    /// How long a new connection may take to send its first request head; shorter than the
+    /// keep-alive timeout so idle sockets can't hold descriptors.
+    pub first_request_timeout_ms: u64,
+    /// Most client connections one shard keeps open; one more is answered 503 and closed.
+    /// Lowered at start when the open-files limit can't hold every shard's share.
+    pub max_connections_per_shard: usize,
+    /// Bytes of request bodies all shards may hold at once (read at start only); a body
+    /// that does not fit is answered 503 with `retry-after`.
+    pub max_inflight_body_bytes: usize,
 }
 
 impl Default for ServerConfig {
@@ -166,6 +175,9 @@ impl Default for ServerConfig {
             header_timeout_ms: 10_000,
             keepalive_timeout_ms: 75_000,
             drain_timeout_ms: 15_000,
+            first_request_timeout_ms: 5_000,
+            max_connections_per_shard: 16_384,
+            max_inflight_body_bytes: 256 * 1024 * 1024,
         }
     }
 }
@@ -176,6 +188,15 @@ impl Default for ServerConfig {
 pub struct AdminConfig {
     /// Bind address; keep it on loopback or a private interface.
     pub listen: String,
+    /// Environment variable holding the admin token: every request that changes state needs
+    /// `Authorization: Bearer <token>`. Unset (or the variable empty): the admin API is
+    /// read-only, and it may only listen on loopback.
+    #[serde(default)]
+    pub token_env: Option<String>,
+    /// Extra `Host` values the admin API answers to (besides its own address, `localhost`
+    /// and the loopback addresses at its port), e.g. `"admin.internal:8081"`.
+    #[serde(default)]
+    pub hosts: Vec<String>,
 }
 
 /// Where request records go.
@@ -200,13 +221,21 @@ impl Default for LogConfig {
     }
 }
 
-/// Gateway keys.
+/// Gateway keys, and what a gateway without keys accepts from browsers.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
     /// Accepted keys, stored as SHA-256 hashes.
     #[serde(default)]
     pub keys: Vec<KeyConfig>,
+    /// Open mode only: web origins (`https://app.example.com`) whose pages may call the
+    /// gateway; `"*"` allows any. Requests with any other `Origin` are refused with 403.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    /// Open mode only: accept POST bodies whatever their content type (default: JSON only,
+    /// since a page can send `text/plain` cross-origin without asking).
+    #[serde(default)]
+    pub any_content_type: bool,
 }
 
 /// One gateway key: a name for the record and the SHA-256 (hex) of the secret.
@@ -265,6 +294,10 @@ pub struct ProviderConfig {
     /// Defaults to the kind's (true for `openai` only).
     #[serde(default)]
     pub responses_api: Option<bool>,
+    /// Client request headers forwarded to this provider besides its kind's defaults
+    /// (exact names, or `prefix*`); credentials, cookies and framing headers never are.
+    #[serde(default)]
+    pub forward_headers: Vec<String>,
 }
 
 fn default_connect_timeout_ms() -> u64 {

@@ -21,6 +21,9 @@ pub enum HttpError {
     /// The client was too slow to send its head (or its body).
     #[error("timed out reading the request")]
     Timeout,
+    /// The process-wide budget for request bodies in memory is spent: try again shortly.
+    #[error("too many request bodies in flight; retry shortly")]
+    Busy,
     /// The socket failed.
     #[error("io error: {0}")]
     Io(#[from] std::io::Error),
@@ -35,6 +38,7 @@ impl HttpError {
             HttpError::BodyTooLarge => Some(413),
             HttpError::Malformed(_) => Some(400),
             HttpError::Timeout => Some(408),
+            HttpError::Busy => Some(503),
         }
     }
 }

@@ -93,6 +93,25 @@ impl HeaderList {
     }
 }
 
+/// How a request body is delimited (see [`RequestHead::body_framing`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyLength {
+    /// No body.
+    Empty,
+    /// `Content-Length: n` (n > 0).
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+}
+
+/// A `Content-Length` value: 1 to 19 ASCII digits (no sign, no space, no overflow).
+fn parse_content_length(v: &[u8]) -> Option<u64> {
+    if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(v).ok()?.parse().ok()
+}
+
 /// A request head: method, path, version and headers.
 #[derive(Debug, Clone)]
 pub struct RequestHead {
@@ -153,6 +172,42 @@ impl RequestHead {
     pub fn path(&self) -> &str {
         let t = self.target();
         t.split_once('?').map_or(t, |(p, _)| p)
+    }
+
+    /// How the request's body is framed, checked as RFC 9112 §6 asks of a server that sits
+    /// behind other proxies: at most one `Transfer-Encoding` header, whose only coding is
+    /// `chunked`, and only on HTTP/1.1; `Content-Length` values of digits alone, all equal;
+    /// never both. Anything else is refused, because two parsers that disagree on where a
+    /// body ends let a second request hide inside the first.
+    pub fn body_framing(&self) -> Result<BodyLength, &'static str> {
+        let mut transfer_encoding = None;
+        let mut length: Option<u64> = None;
+        for (name, value) in self.headers.iter() {
+            if name.eq_ignore_ascii_case("transfer-encoding") {
+                if transfer_encoding.replace(value).is_some() {
+                    return Err("more than one transfer-encoding header");
+                }
+            } else if name.eq_ignore_ascii_case("content-length") {
+                for part in value.split(|&b| b == b',') {
+                    let n =
+                        parse_content_length(part.trim_ascii()).ok_or("invalid content-length")?;
+                    if length.is_some_and(|l| l != n) {
+                        return Err("conflicting content-length values");
+                    }
+                    length = Some(n);
+                }
+            }
+        }
+        match (transfer_encoding, length) {
+            (Some(_), Some(_)) => Err("both content-length and transfer-encoding"),
+            (Some(_), None) if self.version == 0 => Err("transfer-encoding on HTTP/1.0"),
+            (Some(te), None) if te.trim_ascii().eq_ignore_ascii_case(b"chunked") => {
+                Ok(BodyLength::Chunked)
+            }
+            (Some(_), None) => Err("unsupported transfer-encoding (only chunked is accepted)"),
+            (None, Some(0)) | (None, None) => Ok(BodyLength::Empty),
+            (None, Some(n)) => Ok(BodyLength::Length(n)),
+        }
     }
 
     /// Whether the client wants the connection kept open after this request.

@@ -8,9 +8,10 @@ use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
 
-use super::chunked::ChunkedDecoder;
+use super::budget::BodyPermit;
+use super::chunked::{ChunkedDecoder, ChunkedError};
 use super::error::HttpError;
-use super::head::{HeadSpans, RequestHead};
+use super::head::{BodyLength, HeadSpans, RequestHead};
 
 /// The limits a connection enforces (from `[server]`; read from the current table per request).
 #[derive(Debug, Clone, Copy)]
@@ -25,6 +26,8 @@ pub struct ServerLimits {
     pub header_timeout: Duration,
     /// Time an idle keep-alive connection may wait for its next request.
     pub keepalive_timeout: Duration,
+    /// Time a new connection may wait before its first request starts.
+    pub first_request_timeout: Duration,
 }
 
 impl ServerLimits {
@@ -36,6 +39,7 @@ impl ServerLimits {
             max_body_bytes: s.max_body_bytes,
             header_timeout: Duration::from_millis(s.header_timeout_ms),
             keepalive_timeout: Duration::from_millis(s.keepalive_timeout_ms),
+            first_request_timeout: Duration::from_millis(s.first_request_timeout_ms),
         }
     }
 }
@@ -46,7 +50,14 @@ const READ_CHUNK: usize = 16 * 1024;
 pub struct ServerConn {
     io: TcpStream,
     buf: BytesMut,
+    /// Whether the current request's response may have started (the socket was handed out
+    /// for writing): a request that fails after this can't be answered with a fresh status.
+    response_started: bool,
 }
+
+/// A read buffer that grew past this (a large body) is replaced by a small one after the
+/// request, so one big request does not pin its memory for the connection's life.
+const KEEP_BUFFER_BYTES: usize = 64 * 1024;
 
 /// The most headers a request may have, whatever the config says (the parse array is on the stack).
 pub const MAX_HEADERS_CAP: usize = 256;
@@ -58,12 +69,35 @@ impl ServerConn {
         Self {
             io,
             buf: BytesMut::with_capacity(READ_CHUNK),
+            response_started: false,
         }
     }
 
-    /// The socket, for writing responses.
+    /// The socket, for writing responses (from here on the response counts as started).
     pub fn io(&mut self) -> &mut TcpStream {
+        self.response_started = true;
         &mut self.io
+    }
+
+    /// The socket, to watch for the client going away while an answer is prepared.
+    pub fn stream(&self) -> &TcpStream {
+        &self.io
+    }
+
+    /// Whether any part of the current request's response may have been written.
+    pub fn response_started(&self) -> bool {
+        self.response_started
+    }
+
+    /// Ends a request: the next response has not started, and a read buffer that a large
+    /// body grew is swapped for a small one (keeping any pipelined bytes).
+    pub fn end_request(&mut self) {
+        self.response_started = false;
+        if self.buf.capacity() > KEEP_BUFFER_BYTES {
+            let mut fresh = BytesMut::with_capacity(READ_CHUNK.max(self.buf.len()));
+            fresh.extend_from_slice(&self.buf);
+            self.buf = fresh;
+        }
     }
 
     /// Reads once into the buffer's spare capacity. `Ok(0)` is EOF.
@@ -84,9 +118,20 @@ impl ServerConn {
         }
     }
 
-    /// Reads the next request head. `Err(Closed)` when the client closed between requests.
-    pub async fn read_head(&mut self, limits: &ServerLimits) -> Result<RequestHead, HttpError> {
+    /// Reads the next request head. `Err(Closed)` when the client closed between requests,
+    /// or sent nothing in time (`first` request: the short first-request timeout; later ones:
+    /// the keep-alive timeout).
+    pub async fn read_head(
+        &mut self,
+        limits: &ServerLimits,
+        first: bool,
+    ) -> Result<RequestHead, HttpError> {
         let mut started: Option<std::time::Instant> = None;
+        let idle = if first {
+            limits.first_request_timeout
+        } else {
+            limits.keepalive_timeout
+        };
         loop {
             if !self.buf.is_empty() {
                 if let Some(head) = self.try_parse_head(limits)? {
@@ -97,7 +142,7 @@ impl ServerConn {
                 }
             }
             let wait = match started {
-                None if self.buf.is_empty() => limits.keepalive_timeout,
+                None if self.buf.is_empty() => idle,
                 _ => {
                     let s = *started.get_or_insert_with(std::time::Instant::now);
                     limits
@@ -137,51 +182,45 @@ impl ServerConn {
             Err(httparse::Error::TooManyHeaders) => return Err(HttpError::TooManyHeaders),
             Err(_) => return Err(HttpError::Malformed("invalid request head")),
         };
+        if has_bare_line_ending(self.buf.get(..n).unwrap_or_default()) {
+            return Err(HttpError::Malformed(
+                "request head lines must end in CRLF (bare LF or CR)",
+            ));
+        }
         // The spans are relative to the buffer start, which is where the frozen head starts.
         let raw = self.buf.split_to(n).freeze();
         Ok(Some(RequestHead::from_spans(raw, spans)))
     }
 
-    /// Reads the body that `head` announces (Content-Length or chunked) into one `Bytes`.
-    /// Answers `Expect: 100-continue` first when the body has not arrived yet.
+    /// Reads the body that `head` announces (Content-Length or chunked) into one `Bytes`,
+    /// reserving its size in `permit` first. Answers `Expect: 100-continue` when the body has
+    /// not arrived yet. Framing that RFC 9112 forbids is refused before any byte is read.
     pub async fn read_body(
         &mut self,
         head: &RequestHead,
         limits: &ServerLimits,
+        permit: &mut BodyPermit,
     ) -> Result<Bytes, HttpError> {
-        let te = head.headers.get("transfer-encoding");
-        let chunked = match te {
-            Some(v) if v.trim_ascii().eq_ignore_ascii_case(b"chunked") => true,
-            Some(_) => return Err(HttpError::Malformed("unsupported transfer-encoding")),
-            None => false,
-        };
-        let length = match (chunked, head.headers.get("content-length")) {
-            (true, Some(_)) => {
-                return Err(HttpError::Malformed(
-                    "both content-length and transfer-encoding",
-                ))
+        let framing = head.body_framing().map_err(HttpError::Malformed)?;
+        let length = match framing {
+            BodyLength::Empty => return Ok(Bytes::new()),
+            BodyLength::Length(n) => {
+                let n = usize::try_from(n).map_err(|_| HttpError::BodyTooLarge)?;
+                if n > limits.max_body_bytes {
+                    return Err(HttpError::BodyTooLarge);
+                }
+                if !permit.grow(n) {
+                    return Err(HttpError::Busy);
+                }
+                Some(n)
             }
-            (false, Some(v)) => Some(
-                std::str::from_utf8(v)
-                    .ok()
-                    .and_then(|s| s.trim().parse::<usize>().ok())
-                    .ok_or(HttpError::Malformed("invalid content-length"))?,
-            ),
-            _ => None,
+            BodyLength::Chunked => None,
         };
-        if let Some(n) = length {
-            if n > limits.max_body_bytes {
-                return Err(HttpError::BodyTooLarge);
-            }
-        }
         let expects_continue = head
             .headers
             .get("expect")
             .is_some_and(|v| v.eq_ignore_ascii_case(b"100-continue"));
-        let body_pending = match length {
-            Some(n) => self.buf.len() < n,
-            None => chunked,
-        };
+        let body_pending = length.is_none_or(|n| self.buf.len() < n);
         if expects_continue && body_pending && head.version == 1 {
             let (res, _) = self
                 .io
@@ -191,9 +230,8 @@ impl ServerConn {
         }
         let deadline =
             std::time::Instant::now() + limits.header_timeout.max(Duration::from_secs(30));
-        match (chunked, length) {
-            (false, None) | (false, Some(0)) => Ok(Bytes::new()),
-            (false, Some(n)) => {
+        match length {
+            Some(n) => {
                 while self.buf.len() < n {
                     if self.buf.capacity() - self.buf.len() < n - self.buf.len() {
                         self.buf.reserve(n - self.buf.len());
@@ -205,32 +243,57 @@ impl ServerConn {
                 }
                 Ok(self.buf.split_to(n).freeze())
             }
-            (true, _) => {
-                let mut decoder = ChunkedDecoder::new();
-                let mut body = BytesMut::new();
-                loop {
-                    let mut too_large = false;
-                    let used = decoder
-                        .feed(&self.buf, |data| {
-                            if body.len() + data.len() > limits.max_body_bytes {
-                                too_large = true;
-                            } else {
-                                body.extend_from_slice(data);
-                            }
-                        })
-                        .map_err(|_| HttpError::Malformed("invalid chunked body"))?;
-                    let _ = self.buf.split_to(used);
-                    if too_large {
-                        return Err(HttpError::BodyTooLarge);
+            None => self.read_chunked(limits, permit, deadline).await,
+        }
+    }
+
+    /// Reads a chunked body. Framing bytes (sizes, extensions, trailers) count towards the body
+    /// limit too, so a client can't send endless framing around a small payload.
+    async fn read_chunked(
+        &mut self,
+        limits: &ServerLimits,
+        permit: &mut BodyPermit,
+        deadline: std::time::Instant,
+    ) -> Result<Bytes, HttpError> {
+        let mut decoder = ChunkedDecoder::new();
+        let mut body = BytesMut::new();
+        let mut consumed = 0usize;
+        loop {
+            let mut too_large = false;
+            let used = decoder
+                .feed(&self.buf, |data| {
+                    if body.len() + data.len() > limits.max_body_bytes {
+                        too_large = true;
+                    } else {
+                        body.extend_from_slice(data);
                     }
-                    if decoder.is_done() {
-                        return Ok(body.freeze());
+                })
+                .map_err(|e| match e {
+                    ChunkedError::BadSize | ChunkedError::SizeTooLarge => {
+                        HttpError::Malformed("invalid chunk size line")
                     }
-                    let left = remaining(deadline)?;
-                    if self.read_more(left).await? == 0 {
-                        return Err(HttpError::Malformed("connection closed inside the body"));
+                    ChunkedError::BadDelimiter => {
+                        HttpError::Malformed("chunked framing must use CRLF line endings")
                     }
-                }
+                    ChunkedError::BadExtension => {
+                        HttpError::Malformed("chunk extension too long or invalid")
+                    }
+                    ChunkedError::TrailersTooLarge => HttpError::HeadTooLarge,
+                })?;
+            let _ = self.buf.split_to(used);
+            consumed += used;
+            if too_large || consumed > limits.max_body_bytes.saturating_add(READ_CHUNK) {
+                return Err(HttpError::BodyTooLarge);
+            }
+            if body.len() > permit.held() && !permit.grow(body.len() - permit.held()) {
+                return Err(HttpError::Busy);
+            }
+            if decoder.is_done() {
+                return Ok(body.freeze());
+            }
+            let left = remaining(deadline)?;
+            if self.read_more(left).await? == 0 {
+                return Err(HttpError::Malformed("connection closed inside the body"));
             }
         }
     }
@@ -239,6 +302,20 @@ impl ServerConn {
     pub async fn write_response(&mut self, head: Vec<u8>, body: Bytes) -> std::io::Result<Vec<u8>> {
         write_head_and_body(&mut self.io, head, body).await
     }
+}
+
+/// True when a line of the head ends in a bare LF or a CR stands alone: RFC 9112 lets a
+/// server accept bare LF, but a front proxy that doesn't would see other headers than we do.
+fn has_bare_line_ending(head: &[u8]) -> bool {
+    let mut prev = 0u8;
+    for (i, &b) in head.iter().enumerate() {
+        let next = head.get(i + 1).copied();
+        if (b == b'\n' && prev != b'\r') || (b == b'\r' && next != Some(b'\n')) {
+            return true;
+        }
+        prev = b;
+    }
+    false
 }
 
 fn remaining(deadline: std::time::Instant) -> Result<Duration, HttpError> {

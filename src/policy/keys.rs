@@ -99,6 +99,7 @@ mod tests {
                 name: "team-a".into(),
                 sha256: sha256_hex("ig-secret-1"),
             }],
+            ..AuthConfig::default()
         };
         let keys = GatewayKeys::compile(&cfg).unwrap();
         assert_eq!(
@@ -122,6 +123,7 @@ mod tests {
                 name: "x".into(),
                 sha256: "abcd".into(),
             }],
+            ..AuthConfig::default()
         };
         assert!(GatewayKeys::compile(&cfg).is_err());
     }

@@ -1,6 +1,7 @@
 //! What one shard owns (its pool, parse scratch, record sink) and the process lifecycle flag.
 
 use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -8,6 +9,7 @@ use monoio_rustls::TlsConnector;
 
 use super::caching::Caches;
 use crate::api::JsonScratch;
+use crate::http::BodyBudget;
 use crate::observe::RecordSink;
 use crate::route::SharedRouteTable;
 use crate::upstream::ConnPool;
@@ -16,12 +18,26 @@ use crate::upstream::ConnPool;
 #[derive(Debug, Default)]
 pub struct Lifecycle {
     draining: AtomicBool,
+    drain_timeout_ms: std::sync::atomic::AtomicU64,
 }
 
 impl Lifecycle {
     /// A running process.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Sets how long a drain may take (from `[server] drain_timeout_ms`).
+    pub fn set_drain_timeout(&self, d: std::time::Duration) {
+        let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        self.drain_timeout_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// When a process that began draining must be gone at the latest: the drain timeout
+    /// plus time to flush the request log.
+    pub fn exit_deadline(&self) -> std::time::Duration {
+        let drain = self.drain_timeout_ms.load(Ordering::Relaxed);
+        std::time::Duration::from_millis(drain.saturating_add(5_000))
     }
 
     /// Starts the drain (idempotent).
@@ -53,7 +69,36 @@ pub struct ShardCtx {
     pub lifecycle: Arc<Lifecycle>,
     /// Response caches and the embedder (shared by all shards).
     pub caches: Option<Arc<Caches>>,
+    /// The process-wide budget for request bodies in memory.
+    pub bodies: BodyBudget,
+    /// Fault injection for tests (`INFERGATE_FAILPOINTS`); off in production.
+    pub failpoints: bool,
+    /// Most connections this shard holds, whatever the config says: its share of the
+    /// process's open-files limit.
+    pub fd_connection_cap: usize,
     inflight: Cell<usize>,
+    connections: Rc<Cell<usize>>,
+}
+
+/// What a shard is started with besides its table, pools and sinks.
+pub struct ShardLimits {
+    /// The process-wide budget for request bodies in memory.
+    pub bodies: BodyBudget,
+    /// Most connections per shard that the open-files limit allows.
+    pub fd_connection_cap: usize,
+    /// Fault injection for tests.
+    pub failpoints: bool,
+}
+
+/// One open client connection, counted against the shard's limit until dropped.
+pub struct ConnectionSlot {
+    count: Rc<Cell<usize>>,
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.count.set(self.count.get().saturating_sub(1));
+    }
 }
 
 impl ShardCtx {
@@ -65,6 +110,7 @@ impl ShardCtx {
         records: RecordSink,
         lifecycle: Arc<Lifecycle>,
         caches: Option<Arc<Caches>>,
+        limits: ShardLimits,
     ) -> Self {
         Self {
             shard_id,
@@ -75,8 +121,30 @@ impl ShardCtx {
             records,
             lifecycle,
             caches,
+            bodies: limits.bodies,
+            failpoints: limits.failpoints,
+            fd_connection_cap: limits.fd_connection_cap,
             inflight: Cell::new(0),
+            connections: Rc::new(Cell::new(0)),
         }
+    }
+
+    /// Counts a new connection, unless the shard already holds `max` (or its share of the
+    /// open-files limit).
+    pub fn open_connection(&self, max: usize) -> Option<ConnectionSlot> {
+        let n = self.connections.get();
+        if n >= max.min(self.fd_connection_cap) {
+            return None;
+        }
+        self.connections.set(n + 1);
+        Some(ConnectionSlot {
+            count: Rc::clone(&self.connections),
+        })
+    }
+
+    /// Client connections open on this shard.
+    pub fn connections(&self) -> usize {
+        self.connections.get()
     }
 
     /// Requests being served right now on this shard.

@@ -8,7 +8,8 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use super::caching::{CacheFill, CacheHit};
-use super::headers::{forward_to_upstream, pass_to_client};
+use super::client_gone::unless_client_leaves;
+use super::headers::pass_to_client;
 use super::relay::{relay_stream, RelayEnd, RelayPlan, UpstreamFrames};
 use super::respond::{write_error, RequestMeta};
 use super::{ms_since, ShardCtx};
@@ -16,7 +17,7 @@ use crate::api::{ApiError, ChatRequestView, Endpoint, ErrorKind, Usage};
 use crate::config::{AuthStyle, ProviderKind};
 use crate::http::{write_head_and_body, BodyFraming, RequestHead, ServerConn};
 use crate::observe::{AttemptRecord, RequestRecord};
-use crate::route::{ModelRoute, Provider, Target};
+use crate::route::{named_by_connection, ModelRoute, Provider, Target};
 use crate::translate::{
     assemble_chat_completion, for_each_event, replay_chat_completion, Bridge, TranslateError,
     WireApi,
@@ -123,7 +124,16 @@ pub async fn forward(
                 return ok && input.keep_alive;
             }
         };
-        let result = call(ctx, provider, &input, &body, wire, &target.model).await;
+        let attempt_call = call(ctx, provider, &input, &body, wire, &target.model);
+        let Some(result) = unless_client_leaves(conn.stream(), attempt_call).await else {
+            rec.attempts.push(attempt(
+                target,
+                None,
+                Some("client_closed".into()),
+                attempt_start,
+            ));
+            return client_left(ctx, meta, rec);
+        };
         let (upstream, resp) = match result {
             Ok(r) => r,
             Err(e) => {
@@ -303,8 +313,9 @@ fn upstream_head(
     let pass_openai = openai_family(client) && openai_family(Some(wire)) || client.is_none();
     let mut client_accept = false;
     let mut client_version = false;
+    let connection = input.head.headers.get("connection");
     for (name, value) in input.head.headers.iter() {
-        if !forward_to_upstream(name) {
+        if !provider.forward_headers.allows(name) || named_by_connection(connection, name) {
             continue;
         }
         let lower_is = |p: &str| name.len() >= p.len() && name[..p.len()].eq_ignore_ascii_case(p);
@@ -584,7 +595,17 @@ async fn respond_with(
         ));
     } else {
         let deadline = meta.started + provider.total_timeout;
-        match read_full_body(&mut upstream, resp.body, MAX_UPSTREAM_BODY, deadline).await {
+        let read = read_full_body(&mut upstream, resp.body, MAX_UPSTREAM_BODY, deadline);
+        let Some(read) = unless_client_leaves(conn.stream(), read).await else {
+            rec.attempts.push(attempt(
+                target,
+                Some(resp.status),
+                Some("client_closed".into()),
+                attempt_start,
+            ));
+            return client_left(ctx, meta, rec);
+        };
+        match read {
             Ok(body) => {
                 if resp.keep_alive {
                     ctx.pool
@@ -684,6 +705,17 @@ async fn respond_with(
     rec.latency_ms = ms_since(meta.started);
     ctx.records.send(rec);
     keep
+}
+
+/// Records a request whose client hung up before its answer was ready; the upstream call
+/// was dropped with it, so the provider stops working for nobody.
+fn client_left(ctx: &ShardCtx, meta: &RequestMeta, mut rec: RequestRecord) -> bool {
+    tracing::debug!(request_id = %meta.request_id, "client closed the connection while waiting; upstream call cancelled");
+    rec.status = 499;
+    rec.error = Some("client_closed".into());
+    rec.latency_ms = ms_since(meta.started);
+    ctx.records.send(rec);
+    false
 }
 
 /// Answers from the built-in mock provider.

@@ -3,6 +3,8 @@
 //! here one after another on the shard that accepted it.
 
 mod caching;
+mod client_gone;
+mod contain;
 mod context;
 mod forward;
 mod headers;
@@ -10,7 +12,7 @@ mod relay;
 mod respond;
 
 pub use caching::Caches;
-pub use context::{Lifecycle, ShardCtx};
+pub use context::{ConnectionSlot, Lifecycle, ShardCtx, ShardLimits};
 
 use std::rc::Rc;
 use std::time::Instant;
@@ -19,29 +21,41 @@ use bytes::Bytes;
 use monoio::net::TcpStream;
 
 use crate::api::{ApiError, Endpoint, ErrorKind, RequestBodyError};
-use crate::http::{HttpError, Method, RequestHead, ServerConn, ServerLimits};
+use crate::http::{BodyLength, HttpError, Method, RequestHead, ServerConn, ServerLimits};
 use crate::policy::KeyCheck;
-use respond::{write_error, write_json, RequestMeta};
+use respond::{write_error, write_error_with, write_json, RequestMeta};
 
-/// Serves one client connection until it closes, errs, or the shard drains.
-pub async fn serve_connection(ctx: Rc<ShardCtx>, stream: TcpStream) {
+/// Serves one client connection until it closes, errs, or the shard drains. `slot` counts
+/// the connection against the shard's limit until it ends.
+pub async fn serve_connection(ctx: Rc<ShardCtx>, stream: TcpStream, slot: ConnectionSlot) {
+    let _slot = slot;
     let mut conn = ServerConn::new(stream);
+    let mut first = true;
     loop {
         let limits = ServerLimits::from_config(&ctx.table.load().server);
-        let head = match conn.read_head(&limits).await {
+        let head = match conn.read_head(&limits, first).await {
             Ok(h) => h,
             Err(HttpError::Closed) | Err(HttpError::Io(_)) => return,
             Err(e) => {
                 tracing::debug!(error = %e, shard = ctx.shard_id, "bad request head");
-                reject_unreadable(&ctx, &mut conn, &e).await;
+                reject_unreadable(&ctx, &mut conn, &e, None).await;
                 return;
             }
         };
+        first = false;
         let _inflight = ctx.enter();
         // The request runs on the table current when its head arrived (a swap while the
         // connection sat idle must not leave it on the old one).
         let table = ctx.table.load_full();
-        let keep = handle_request(&ctx, &table, &mut conn, head, &limits).await;
+        let request = handle_request(&ctx, &table, &mut conn, head, &limits);
+        let keep = match contain::catch_panic(request).await {
+            Ok(keep) => keep,
+            Err(panic) => {
+                contain::answer_panic(&ctx, &mut conn, &panic).await;
+                return;
+            }
+        };
+        conn.end_request();
         if !keep || ctx.lifecycle.is_draining() {
             return;
         }
@@ -49,25 +63,35 @@ pub async fn serve_connection(ctx: Rc<ShardCtx>, stream: TcpStream) {
 }
 
 /// Answers a request whose head or body could not be read, then the connection closes.
-async fn reject_unreadable(ctx: &ShardCtx, conn: &mut ServerConn, e: &HttpError) {
+/// `endpoint` is known once the head was read: the error then comes in its dialect.
+async fn reject_unreadable(
+    ctx: &ShardCtx,
+    conn: &mut ServerConn,
+    e: &HttpError,
+    endpoint: Option<Endpoint>,
+) {
     let Some(status) = e.status() else { return };
-    let kind = match status {
-        431 => ErrorKind::HeadersTooLarge,
-        413 => ErrorKind::PayloadTooLarge,
-        408 => ErrorKind::RequestTimeout,
-        _ => ErrorKind::InvalidRequest,
-    };
-    let code = match status {
-        431 => "request_header_fields_too_large",
-        413 => "request_too_large",
-        408 => "request_timeout",
-        _ => "invalid_request",
+    let (kind, code) = match status {
+        431 => (
+            ErrorKind::HeadersTooLarge,
+            "request_header_fields_too_large",
+        ),
+        413 => (ErrorKind::PayloadTooLarge, "request_too_large"),
+        408 => (ErrorKind::RequestTimeout, "request_timeout"),
+        503 => (ErrorKind::Unavailable, "gateway_busy"),
+        _ => (ErrorKind::InvalidRequest, "invalid_request"),
     };
     let err = ApiError::new(kind, code, e.to_string());
-    let meta = RequestMeta::new(ctx.shard_id);
-    let _ = write_error(conn, &meta, &err, false).await;
-    ctx.records
-        .send(meta.record_for_error(Endpoint::ChatCompletions, &err, 0));
+    let mut meta = RequestMeta::new(ctx.shard_id);
+    let endpoint = endpoint.unwrap_or(Endpoint::ChatCompletions);
+    meta.dialect = endpoint.dialect();
+    let retry: &[(&str, &[u8])] = if status == 503 {
+        &[("retry-after", b"1")]
+    } else {
+        &[]
+    };
+    let _ = write_error_with(conn, &meta, &err, false, retry).await;
+    ctx.records.send(meta.record_for_error(endpoint, &err, 0));
 }
 
 /// Whether the request announced a body (a request answered without reading its body can't
@@ -175,12 +199,34 @@ async fn handle_request(
         return ok && keep_alive;
     }
 
-    let body: Bytes = match conn.read_body(&head, limits).await {
+    // Framing first: a request whose body can't be delimited is answered and closed
+    // before anything else is judged.
+    let framing_error = match head.body_framing() {
+        Err(why) => Some(HttpError::Malformed(why)),
+        Ok(BodyLength::Length(n)) if n > limits.max_body_bytes as u64 => {
+            Some(HttpError::BodyTooLarge)
+        }
+        Ok(_) => None,
+    };
+    if let Some(e) = framing_error {
+        tracing::debug!(error = %e, "request body refused");
+        reject_unreadable(ctx, conn, &e, Some(endpoint)).await;
+        return false;
+    }
+    if let Some(err) = browser_guard(table, &head) {
+        return finish_error(ctx, conn, &meta, endpoint, &err, body_unread_keep, 0).await;
+    }
+    if ctx.failpoints {
+        failpoint(&head);
+    }
+
+    let mut permit = ctx.bodies.permit();
+    let body: Bytes = match conn.read_body(&head, limits, &mut permit).await {
         Ok(b) => b,
         Err(e) => {
             tracing::debug!(error = %e, "request body refused");
             if e.status().is_some() {
-                reject_unreadable(ctx, conn, &e).await;
+                reject_unreadable(ctx, conn, &e, Some(endpoint)).await;
             }
             return false;
         }
@@ -195,13 +241,14 @@ async fn handle_request(
                 RequestBodyError::InvalidJson(_) | RequestBodyError::NotAnObject => "invalid_json",
                 RequestBodyError::Missing(_) => "missing_required_parameter",
                 RequestBodyError::WrongType { .. } => "invalid_type",
+                RequestBodyError::DuplicateKey(_) => "duplicate_key",
             };
             let mut err = ApiError::new(ErrorKind::InvalidRequest, code, e.to_string());
             err.param = e.param();
             return finish_error(ctx, conn, &meta, endpoint, &err, keep_alive, body.len()).await;
         }
     };
-    meta.model = Some(view.model.clone());
+    meta.model = Some(crate::api::bounded(&view.model));
     meta.stream = view.stream;
 
     // Route.
@@ -211,7 +258,7 @@ async fn handle_request(
             "model_not_found",
             format!(
                 "The model `{}` does not exist or you do not have access to it.",
-                view.model
+                crate::api::bounded(&view.model)
             ),
         )
         .with_param("model");
@@ -268,6 +315,57 @@ async fn finish_error(
     ctx.records
         .send(meta.record_for_error(endpoint, err, bytes_in));
     ok && keep_alive
+}
+
+/// In open mode (no gateway keys) the only thing between a web page and the provider keys
+/// is the browser's same-origin rule: a page may POST `text/plain` anywhere without asking.
+/// So a request that carries a foreign `Origin`, or a POST body that is not JSON (which no
+/// browser sends cross-origin without a preflight the gateway never grants), is refused
+/// unless `[auth]` allows it.
+fn browser_guard(table: &crate::route::RouteTable, head: &RequestHead) -> Option<ApiError> {
+    if !table.keys.is_open() {
+        return None;
+    }
+    let auth = &table.browser;
+    if let Some(origin) = head.headers.get("origin") {
+        if !auth.origin_allowed(origin) {
+            return Some(ApiError::new(
+                ErrorKind::PermissionDenied,
+                "origin_not_allowed",
+                "Requests from web pages are refused while the gateway runs without keys; list the origin in [auth] allowed_origins or configure keys.",
+            ));
+        }
+    }
+    if head.method == Method::Post && !auth.any_content_type && !is_json(head) {
+        return Some(ApiError::new(
+            ErrorKind::UnsupportedMediaType,
+            "unsupported_content_type",
+            "Send the body as JSON with 'content-type: application/json'.",
+        ));
+    }
+    None
+}
+
+/// Whether the request declares a JSON body (`application/json`, any parameters).
+fn is_json(head: &RequestHead) -> bool {
+    head.headers.get("content-type").is_some_and(|v| {
+        let media = v.split(|&b| b == b';').next().unwrap_or_default();
+        media.trim_ascii().eq_ignore_ascii_case(b"application/json")
+    })
+}
+
+/// Fault injection for the containment tests (only with `INFERGATE_FAILPOINTS=1`):
+/// `x-infergate-failpoint: panic` panics inside the request, `kill-shard` panics in a task
+/// of its own that nothing catches, as a bug outside any request would.
+#[allow(clippy::panic)] // Deliberate: these panics are what the containment tests inject.
+fn failpoint(head: &RequestHead) {
+    match head.headers.get("x-infergate-failpoint") {
+        Some(b"panic") => std::panic::panic_any("failpoint: panic inside a request"),
+        Some(b"kill-shard") => {
+            monoio::spawn(async { std::panic::panic_any("failpoint: panic outside any request") });
+        }
+        _ => {}
+    }
 }
 
 fn method_name(m: Method) -> &'static str {

@@ -100,11 +100,25 @@ pub async fn write_error(
     err: &ApiError,
     keep_alive: bool,
 ) -> std::io::Result<()> {
+    write_error_with(conn, meta, err, keep_alive, &[]).await
+}
+
+/// Writes an error in the client's dialect with `extra` headers (`retry-after`).
+pub async fn write_error_with(
+    conn: &mut ServerConn,
+    meta: &RequestMeta,
+    err: &ApiError,
+    keep_alive: bool,
+    extra: &[(&str, &[u8])],
+) -> std::io::Result<()> {
     let body = err.to_json(meta.dialect);
-    let head = meta
+    let mut head = meta
         .head(err.status())
-        .header("content-type", b"application/json")
-        .finish(BodyFraming::Length(body.len()), keep_alive);
+        .header("content-type", b"application/json");
+    for (name, value) in extra {
+        head = head.header(name, value);
+    }
+    let head = head.finish(BodyFraming::Length(body.len()), keep_alive);
     write_head_and_body(conn.io(), head, body).await.map(|_| ())
 }
 

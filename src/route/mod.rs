@@ -4,8 +4,10 @@
 //! Nothing in a table changes after it is built. Anything that must survive a swap
 //! (connection pools, resolved addresses) is keyed by stable names outside the table.
 
+mod headers;
 mod provider;
 mod table;
 
+pub use headers::{named_by_connection, HeaderAllowList};
 pub use provider::{Provider, ProviderAddr, Scheme};
 pub use table::{AttemptPlan, ModelRoute, RouteCache, RouteTable, SharedRouteTable, Target};

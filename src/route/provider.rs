@@ -89,6 +89,8 @@ pub struct Provider {
     pub pool_key: Arc<str>,
     /// A TLS client trusting the provider's extra CA file, when it has one.
     pub tls: Option<ProviderTls>,
+    /// Client headers this provider is sent.
+    pub forward_headers: super::HeaderAllowList,
 }
 
 impl Provider {
@@ -165,6 +167,11 @@ impl Provider {
             )),
             None => None,
         };
+        if let Some(bad) = super::HeaderAllowList::refused_entry(&cfg.forward_headers) {
+            return Err(ConfigError::Invalid(format!(
+                "provider {name}: forward_headers may not name {bad:?} (the gateway sets framing and credential headers itself)"
+            )));
+        }
         let pool_key = match &addr {
             Some(a) => format!("{}|{:?}|{}|{}", name, a.scheme, a.authority, a.path_prefix),
             None => format!("{name}|mock"),
@@ -193,6 +200,7 @@ impl Provider {
             max_idle_per_shard: cfg.max_idle_per_shard,
             pool_key: Arc::from(pool_key),
             tls,
+            forward_headers: super::HeaderAllowList::new(spec.wire, &cfg.forward_headers),
         })
     }
 
@@ -415,6 +423,7 @@ mod tests {
             api_version: None,
             account_id: None,
             responses_api: None,
+            forward_headers: Vec::new(),
         }
     }
 

@@ -8,7 +8,7 @@ use arc_swap::ArcSwap;
 
 use super::provider::Provider;
 use crate::config::{Config, ConfigError, ServerConfig};
-use crate::policy::GatewayKeys;
+use crate::policy::{BrowserPolicy, GatewayKeys};
 
 /// One place a model alias can be served from.
 #[derive(Debug, Clone)]
@@ -110,6 +110,8 @@ pub struct RouteTable {
     pub providers: HashMap<String, Arc<Provider>>,
     /// Accepted gateway keys.
     pub keys: GatewayKeys,
+    /// What open mode accepts from web pages.
+    pub browser: BrowserPolicy,
     /// Listener limits (the listen address and shard count only apply at start).
     pub server: ServerConfig,
     /// `GET /v1/models` body, rendered once.
@@ -195,6 +197,7 @@ impl RouteTable {
             models,
             providers,
             keys,
+            browser: BrowserPolicy::compile(&cfg.auth),
             server: cfg.server.clone(),
             models_json,
         })

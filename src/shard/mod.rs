@@ -82,14 +82,49 @@ pub struct Shards {
     /// The driver the shards run on.
     pub driver: DriverKind,
     handles: Vec<JoinHandle<()>>,
+    exits: mpsc::Receiver<ShardExit>,
+    lifecycle: Arc<Lifecycle>,
+}
+
+/// A shard thread that ended, and whether it panicked.
+struct ShardExit {
+    id: usize,
+    panicked: bool,
+}
+
+/// A shard stopped while the process was serving: nothing answers its share of connections
+/// any more, so the process must end loudly (and be restarted by its supervisor).
+#[derive(Debug, thiserror::Error)]
+#[error("shard {id} stopped while serving ({how})")]
+pub struct ShardDied {
+    /// Which shard.
+    pub id: usize,
+    /// `panicked` or `exited`.
+    pub how: &'static str,
 }
 
 impl Shards {
-    /// Waits until every shard has drained and stopped.
-    pub fn join(self) {
+    /// Waits until every shard has drained and stopped. A shard that stops before the drain
+    /// began is an error: the caller should exit non-zero at once.
+    pub fn join(self) -> Result<(), ShardDied> {
+        let mut left = self.handles.len();
+        while left > 0 {
+            let Ok(exit) = self.exits.recv() else { break };
+            left -= 1;
+            if !self.lifecycle.is_draining() {
+                return Err(ShardDied {
+                    id: exit.id,
+                    how: if exit.panicked { "panicked" } else { "exited" },
+                });
+            }
+            if exit.panicked {
+                tracing::error!(shard = exit.id, "shard panicked while draining");
+            }
+        }
         for h in self.handles {
             let _ = h.join();
         }
+        Ok(())
     }
 }
 
@@ -137,6 +172,12 @@ pub struct ShardShared {
     pub tls: monoio_rustls::TlsConnector,
     /// Response caches.
     pub caches: Option<Arc<crate::proxy::Caches>>,
+    /// The process-wide budget for request bodies in memory.
+    pub bodies: crate::http::BodyBudget,
+    /// Most connections per shard that the open-files limit allows.
+    pub fd_connection_cap: usize,
+    /// Fault injection for tests (`INFERGATE_FAILPOINTS=1`).
+    pub failpoints: bool,
 }
 
 /// Starts `count` shards listening on `listen`.
@@ -162,20 +203,33 @@ pub fn start(
     }
     let cpus = allowed_cpus();
     let (ready_tx, ready_rx) = mpsc::channel::<Result<DriverKind, String>>();
+    let (exit_tx, exits) = mpsc::channel::<ShardExit>();
+    let lifecycle = Arc::clone(&shared.lifecycle);
     let mut handles = Vec::with_capacity(count);
     for (id, std_listener) in listeners.into_iter().enumerate() {
         let shared = shared.clone();
         let ready = ready_tx.clone();
+        let exit = exit_tx.clone();
+        let core = cpus.get(id % cpus.len().max(1)).copied().unwrap_or(0);
         let handle = std::thread::Builder::new()
             .name(format!("infergate-shard-{id}"))
-            .spawn({
-                let core = cpus[id % cpus.len()];
-                move || run_shard(id, core, std_listener, shared, choice, ready)
+            .spawn(move || {
+                // A panic that escapes every connection task ends up here: report it, so the
+                // main thread can end the process instead of serving with a shard missing.
+                let run = std::panic::AssertUnwindSafe(|| {
+                    run_shard(id, core, std_listener, shared, choice, ready)
+                });
+                let panicked = std::panic::catch_unwind(run).is_err();
+                if panicked {
+                    tracing::error!(shard = id, "shard thread panicked");
+                }
+                let _ = exit.send(ShardExit { id, panicked });
             })
             .map_err(|e| ShardError::Start(id, e.to_string()))?;
         handles.push(handle);
     }
     drop(ready_tx);
+    drop(exit_tx);
     let mut driver = DriverKind::IoUring;
     for id in 0..count {
         match ready_rx.recv() {
@@ -192,6 +246,8 @@ pub fn start(
         local_addr: addr,
         driver,
         handles,
+        exits,
+        lifecycle,
     })
 }
 
@@ -251,6 +307,11 @@ fn run_shard(
             shared.records,
             shared.lifecycle,
             shared.caches,
+            crate::proxy::ShardLimits {
+                bodies: shared.bodies,
+                fd_connection_cap: shared.fd_connection_cap,
+                failpoints: shared.failpoints,
+            },
         ));
         accept_loop(&ctx, &listener).await;
         drop(listener);
@@ -268,21 +329,103 @@ async fn wait_for_drain(lifecycle: &Lifecycle) {
 async fn accept_loop(ctx: &Rc<ShardCtx>, listener: &TcpListener) {
     let stop = wait_for_drain(&ctx.lifecycle);
     let mut stop = std::pin::pin!(stop);
+    let mut accept_errors = AcceptErrorLog::default();
     loop {
         monoio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _peer)) => {
-                    monoio::spawn(serve_connection(Rc::clone(ctx), stream));
+                    let max = ctx.table.load().server.max_connections_per_shard;
+                    match ctx.open_connection(max) {
+                        Some(slot) => {
+                            monoio::spawn(serve_connection(Rc::clone(ctx), stream, slot));
+                        }
+                        None => {
+                            accept_errors.note(ctx.shard_id, "connection limit reached; refusing with 503", None);
+                            monoio::spawn(refuse_connection(stream));
+                        }
+                    }
                 }
                 Err(e) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!(shard = ctx.shard_id, error = %e, "accept failed");
-                    monoio::time::sleep(Duration::from_millis(10)).await;
+                    // EMFILE and friends: every accept would fail the same way until a
+                    // connection closes, so wait instead of spinning, and log once a while.
+                    accept_errors.note(ctx.shard_id, "accept failed", Some(&e));
+                    let pause = if is_out_of_descriptors(&e) { 100 } else { 10 };
+                    monoio::time::sleep(Duration::from_millis(pause)).await;
                 }
             },
             _ = &mut stop => break,
         }
     }
+}
+
+/// True for the errors that mean the process or system has no file descriptor left.
+fn is_out_of_descriptors(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE))
+}
+
+/// Logs accept-side trouble at most once every few seconds, with how often it happened since,
+/// so a flood of failures is one line, not thousands.
+#[derive(Default)]
+struct AcceptErrorLog {
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl AcceptErrorLog {
+    const EVERY: Duration = Duration::from_secs(5);
+
+    fn note(&mut self, shard: usize, what: &str, error: Option<&std::io::Error>) {
+        if self.last.is_some_and(|t| t.elapsed() < Self::EVERY) {
+            self.suppressed += 1;
+            return;
+        }
+        let again = std::mem::take(&mut self.suppressed);
+        match error {
+            Some(e) => tracing::warn!(shard, error = %e, repeated = again, "{what}"),
+            None => tracing::warn!(shard, repeated = again, "{what}"),
+        }
+        self.last = Some(Instant::now());
+    }
+}
+
+/// Answers a connection over the shard's limit with 503 and closes it.
+async fn refuse_connection(stream: monoio::net::TcpStream) {
+    use monoio::io::AsyncWriteRentExt;
+    let mut stream = stream;
+    let body = b"{\"error\":{\"message\":\"The gateway has too many open connections; retry shortly.\",\"type\":\"server_error\",\"param\":null,\"code\":\"too_many_connections\"}}";
+    let mut response = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    response.extend_from_slice(body);
+    let _ = monoio::time::timeout(Duration::from_secs(1), stream.write_all(response)).await;
+}
+
+/// Raises the soft limit on open files to the hard limit: a gateway holds one descriptor per
+/// client connection and per pooled upstream connection, and distributions start processes
+/// at 1,024. Returns the limit in effect.
+pub fn raise_fd_limit() -> std::io::Result<u64> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed in.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    if lim.rlim_cur < lim.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: lim.rlim_max,
+            rlim_max: lim.rlim_max,
+        };
+        // SAFETY: as above.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        lim.rlim_cur = lim.rlim_max;
+    }
+    Ok(lim.rlim_cur)
 }
 
 /// Lets requests in flight finish, up to `limit`.

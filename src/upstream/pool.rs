@@ -8,6 +8,9 @@ use std::time::{Duration, Instant};
 
 use super::conn::UpstreamConn;
 
+/// A pooled connection's read buffer larger than this is replaced by a small one.
+const KEEP_BUFFER_BYTES: usize = 64 * 1024;
+
 /// Idle connections are dropped after this long (providers close idle sockets too).
 const IDLE_TTL: Duration = Duration::from_secs(50);
 
@@ -46,6 +49,10 @@ impl ConnPool {
             return;
         }
         conn.buf.clear();
+        if conn.buf.capacity() > KEEP_BUFFER_BYTES {
+            // A large response grew the read buffer: an idle connection keeps a small one.
+            conn.buf = bytes::BytesMut::with_capacity(16 * 1024);
+        }
         let mut idle = self.idle.borrow_mut();
         let list = idle.entry(Arc::clone(key)).or_default();
         if list.len() < max_idle {

@@ -171,6 +171,9 @@ impl Mock {
     }
 }
 
+/// The admin token every test gateway is started with (`[admin] token_env`).
+pub const ADMIN_TOKEN: &str = "test-admin-token-7f3a";
+
 /// A running gateway with its temp dir (config, request log, stderr).
 pub struct Gateway {
     pub proc: Proc,
@@ -196,6 +199,7 @@ impl Gateway {
         cmd.arg("--config")
             .arg(&path)
             .env("INFERGATE_LOG", "info,infergate=debug")
+            .env("INFERGATE_TEST_ADMIN_TOKEN", ADMIN_TOKEN)
             .stdout(Stdio::piped())
             .stderr(stderr);
         if driver == Driver::Epoll {
@@ -228,7 +232,7 @@ impl Gateway {
     /// The full config text for a test body: server on port 0, admin on port 0, log in `dir`.
     pub fn full_config(body: &str, dir: &Path) -> String {
         format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\nshards = 2\nmax_body_bytes = 65536\nmax_header_bytes = 8192\nmax_headers = 50\nheader_timeout_ms = 2000\ndrain_timeout_ms = 5000\n\n[admin]\nlisten = \"127.0.0.1:0\"\n\n[log]\npath = \"{}\"\n\n{body}",
+            "[server]\nlisten = \"127.0.0.1:0\"\nshards = 2\nmax_body_bytes = 65536\nmax_header_bytes = 8192\nmax_headers = 50\nheader_timeout_ms = 2000\ndrain_timeout_ms = 5000\n\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken_env = \"INFERGATE_TEST_ADMIN_TOKEN\"\n\n[log]\npath = \"{}\"\n\n{body}",
             dir.join("requests.jsonl").display()
         )
     }
@@ -272,11 +276,11 @@ impl Gateway {
         std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
     }
 
-    /// POSTs `/admin/reload`.
+    /// POSTs `/admin/reload` with the admin token.
     pub fn admin_reload(&self) -> RawResponse {
         raw_request(
             &self.admin,
-            &format!("POST /admin/reload HTTP/1.1\r\nhost: {}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n", self.admin),
+            &format!("POST /admin/reload HTTP/1.1\r\nhost: {}\r\nauthorization: Bearer {ADMIN_TOKEN}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n", self.admin),
         )
     }
 

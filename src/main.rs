@@ -195,7 +195,8 @@ fn connection_cap(shards: usize, configured: usize) -> usize {
         }
     };
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    let cap = (limit.saturating_sub(128) / 2 / shards.max(1)).max(1);
+    let reserve = (limit / 4).min(128);
+    let cap = (limit.saturating_sub(reserve) / 2 / shards.max(1)).max(1);
     if cap < configured {
         tracing::warn!(
             open_files = limit,

@@ -67,6 +67,17 @@ impl HeaderList {
             .map(|(_, v)| v)
     }
 
+    /// Whether any `name` header lists `token` among its comma-separated values
+    /// (case-insensitive), as `Connection: keep-alive, close` does.
+    pub fn has_token(&self, name: &str, token: &str) -> bool {
+        self.iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .any(|(_, v)| {
+                v.split(|&b| b == b',')
+                    .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+            })
+    }
+
     /// The first value as text, when it is valid UTF-8.
     pub fn get_str(&self, name: &str) -> Option<&str> {
         self.get(name).and_then(|v| std::str::from_utf8(v).ok())
@@ -212,13 +223,7 @@ impl RequestHead {
 
     /// Whether the client wants the connection kept open after this request.
     pub fn wants_keep_alive(&self) -> bool {
-        let conn = self.headers.get("connection");
-        let has = |tok: &str| {
-            conn.is_some_and(|v| {
-                v.split(|&b| b == b',')
-                    .any(|t| t.trim_ascii().eq_ignore_ascii_case(tok.as_bytes()))
-            })
-        };
+        let has = |tok: &str| self.headers.has_token("connection", tok);
         if self.version == 0 {
             has("keep-alive")
         } else {

@@ -14,4 +14,5 @@ pub use error::HttpError;
 pub(crate) use head::header_spans;
 pub use head::{BodyLength, HeaderList, Method, RequestHead};
 pub use response::{status_reason, BodyFraming, ResponseHead};
+pub(crate) use server::take_front;
 pub use server::{write_head_and_body, ServerConn, ServerLimits};

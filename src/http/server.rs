@@ -53,6 +53,8 @@ pub struct ServerConn {
     /// Whether the current request's response may have started (the socket was handed out
     /// for writing): a request that fails after this can't be answered with a fresh status.
     response_started: bool,
+    /// The current request's body was larger than [`KEEP_BUFFER_BYTES`].
+    large_body: bool,
 }
 
 /// A read buffer that grew past this (a large body) is replaced by a small one after the
@@ -70,6 +72,7 @@ impl ServerConn {
             io,
             buf: BytesMut::with_capacity(READ_CHUNK),
             response_started: false,
+            large_body: false,
         }
     }
 
@@ -89,15 +92,15 @@ impl ServerConn {
         self.response_started
     }
 
-    /// Ends a request: the next response has not started, and a read buffer that a large
-    /// body grew is swapped for a small one (keeping any pipelined bytes).
-    pub fn end_request(&mut self) {
+    /// Ends a request: the next response has not started, and a read buffer that grew
+    /// large is swapped for a small one (keeping any pipelined bytes). Returns whether the
+    /// request carried a large body (its memory is free now).
+    pub fn end_request(&mut self) -> bool {
         self.response_started = false;
         if self.buf.capacity() > KEEP_BUFFER_BYTES {
-            let mut fresh = BytesMut::with_capacity(READ_CHUNK.max(self.buf.len()));
-            fresh.extend_from_slice(&self.buf);
-            self.buf = fresh;
+            self.buf = small_copy(&self.buf);
         }
+        std::mem::take(&mut self.large_body)
     }
 
     /// Reads once into the buffer's spare capacity. `Ok(0)` is EOF.
@@ -241,7 +244,8 @@ impl ServerConn {
                         return Err(HttpError::Malformed("connection closed inside the body"));
                     }
                 }
-                Ok(self.buf.split_to(n).freeze())
+                self.large_body = n > KEEP_BUFFER_BYTES;
+                Ok(take_front(&mut self.buf, n))
             }
             None => self.read_chunked(limits, permit, deadline).await,
         }
@@ -289,6 +293,7 @@ impl ServerConn {
                 return Err(HttpError::Busy);
             }
             if decoder.is_done() {
+                self.large_body = body.len() > KEEP_BUFFER_BYTES;
                 return Ok(body.freeze());
             }
             let left = remaining(deadline)?;
@@ -302,6 +307,25 @@ impl ServerConn {
     pub async fn write_response(&mut self, head: Vec<u8>, body: Bytes) -> std::io::Result<Vec<u8>> {
         write_head_and_body(&mut self.io, head, body).await
     }
+}
+
+/// Splits the first `n` bytes off `buf` as a frozen body. A large body takes the buffer's
+/// allocation with it, and the rest of the buffer moves to a small one of its own: otherwise
+/// the bytes after the body would share (and keep alive) the large allocation for as long
+/// as the connection lives.
+pub(crate) fn take_front(buf: &mut BytesMut, n: usize) -> Bytes {
+    let body = buf.split_to(n).freeze();
+    if n > KEEP_BUFFER_BYTES {
+        *buf = small_copy(buf);
+    }
+    body
+}
+
+/// A fresh buffer of the usual size holding a copy of `bytes`.
+fn small_copy(bytes: &[u8]) -> BytesMut {
+    let mut fresh = BytesMut::with_capacity(READ_CHUNK.max(bytes.len()));
+    fresh.extend_from_slice(bytes);
+    fresh
 }
 
 /// True when a line of the head ends in a bare LF or a CR stands alone: RFC 9112 lets a

@@ -17,7 +17,7 @@ use crate::api::{ApiError, ChatRequestView, Endpoint, ErrorKind, Usage};
 use crate::config::{AuthStyle, ProviderKind};
 use crate::http::{write_head_and_body, BodyFraming, RequestHead, ServerConn};
 use crate::observe::{AttemptRecord, RequestRecord};
-use crate::route::{named_by_connection, ModelRoute, Provider, Target};
+use crate::route::{ModelRoute, Provider, Target};
 use crate::translate::{
     assemble_chat_completion, for_each_event, replay_chat_completion, Bridge, TranslateError,
     WireApi,
@@ -313,9 +313,9 @@ fn upstream_head(
     let pass_openai = openai_family(client) && openai_family(Some(wire)) || client.is_none();
     let mut client_accept = false;
     let mut client_version = false;
-    let connection = input.head.headers.get("connection");
-    for (name, value) in input.head.headers.iter() {
-        if !provider.forward_headers.allows(name) || named_by_connection(connection, name) {
+    let headers = &input.head.headers;
+    for (name, value) in headers.iter() {
+        if !provider.forward_headers.allows(name) || headers.has_token("connection", name) {
             continue;
         }
         let lower_is = |p: &str| name.len() >= p.len() && name[..p.len()].eq_ignore_ascii_case(p);

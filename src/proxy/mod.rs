@@ -55,7 +55,9 @@ pub async fn serve_connection(ctx: Rc<ShardCtx>, stream: TcpStream, slot: Connec
                 return;
             }
         };
-        conn.end_request();
+        if conn.end_request() {
+            crate::shard::release_freed_memory();
+        }
         if !keep || ctx.lifecycle.is_draining() {
             return;
         }

@@ -4,7 +4,9 @@
 //! scope of the gateway's key, cookies, encodings the gateway never decoded, `X-Forwarded-*`.
 //! So a provider is sent only the headers its kind documents for clients to set, plus the
 //! names its config adds (`forward_headers`, exact names or `prefix*`); framing, hop-by-hop
-//! and credential headers are written by the gateway itself and never copied.
+//! and credential headers are written by the gateway itself and never copied. Headers the
+//! client's `Connection` header names are hop-by-hop (RFC 9110 §7.6.1) and end at the gateway
+//! even when allowed ([`crate::http::HeaderList::has_token`] finds them).
 
 use crate::translate::WireApi;
 
@@ -98,15 +100,6 @@ fn starts_with_ci(name: &str, prefix: &str) -> bool {
             .is_some_and(|h| h.eq_ignore_ascii_case(prefix.as_bytes()))
 }
 
-/// Whether the client's `Connection` header names `name`: such headers are hop-by-hop (RFC
-/// 9110 §7.6.1) and end at the gateway, even when the allow-list has them.
-pub fn named_by_connection(connection: Option<&[u8]>, name: &str) -> bool {
-    connection.is_some_and(|v| {
-        v.split(|&b| b == b',')
-            .any(|t| t.trim_ascii().eq_ignore_ascii_case(name.as_bytes()))
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,15 +144,5 @@ mod tests {
         );
         assert_eq!(HeaderAllowList::refused_entry(&["*".into()]), Some("*"));
         assert_eq!(HeaderAllowList::refused_entry(&["x-ok".into()]), None);
-    }
-
-    #[test]
-    fn connection_names_hop_by_hop_headers() {
-        assert!(named_by_connection(
-            Some(b"keep-alive, OpenAI-Beta"),
-            "openai-beta"
-        ));
-        assert!(!named_by_connection(Some(b"close"), "openai-beta"));
-        assert!(!named_by_connection(None, "openai-beta"));
     }
 }

@@ -8,6 +8,6 @@ mod headers;
 mod provider;
 mod table;
 
-pub use headers::{named_by_connection, HeaderAllowList};
+pub use headers::HeaderAllowList;
 pub use provider::{Provider, ProviderAddr, Scheme};
 pub use table::{AttemptPlan, ModelRoute, RouteCache, RouteTable, SharedRouteTable, Target};

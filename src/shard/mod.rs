@@ -14,6 +14,9 @@ use monoio::time::TimeDriver;
 use monoio::{FusionRuntime, IoUringDriver, LegacyDriver, RuntimeBuilder};
 use socket2::{Domain, Protocol, Socket, Type};
 
+mod memory;
+pub use memory::release_freed_memory;
+
 use crate::observe::RecordSink;
 use crate::proxy::{serve_connection, Lifecycle, ShardCtx};
 use crate::route::SharedRouteTable;

@@ -8,7 +8,7 @@ use monoio::io::AsyncWriteRentExt;
 
 use super::conn::UpstreamConn;
 use super::error::UpstreamError;
-use crate::http::{header_spans, ChunkedDecoder, HeaderList};
+use crate::http::{header_spans, take_front, ChunkedDecoder, HeaderList};
 
 /// How the response body is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -213,7 +213,7 @@ pub async fn read_full_body(
                     ));
                 }
             }
-            Ok(conn.buf.split_to(n).freeze())
+            Ok(take_front(&mut conn.buf, n))
         }
         BodyKind::Chunked => {
             let mut decoder = ChunkedDecoder::new();
@@ -257,7 +257,7 @@ pub async fn read_full_body(
                 .map_err(UpstreamError::Read)?;
             if read == 0 {
                 let n = conn.buf.len();
-                return Ok(conn.buf.split_to(n).freeze());
+                return Ok(take_front(&mut conn.buf, n));
             }
         },
     }

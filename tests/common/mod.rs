@@ -190,8 +190,44 @@ impl Gateway {
 
     /// Like `start`, with extra environment variables.
     pub fn start_with_env(config: &str, driver: Driver, env: &[(&str, &str)]) -> Gateway {
+        Self::start_with(config, driver, env, &[])
+    }
+
+    /// Like `start_with_env`, with `[server]` settings replaced or added (`("shards", "1")`).
+    pub fn start_with(
+        config: &str,
+        driver: Driver,
+        env: &[(&str, &str)],
+        server: &[(&str, &str)],
+    ) -> Gateway {
+        Self::start_adjusted(config, driver, env, server, |_| {})
+    }
+
+    /// Like `start_with`; `adjust` may change the command before it starts.
+    pub fn start_adjusted(
+        config: &str,
+        driver: Driver,
+        env: &[(&str, &str)],
+        server: &[(&str, &str)],
+        adjust: impl FnOnce(&mut Command),
+    ) -> Gateway {
+        let mut child = Self::spawn(config, driver, env, server, adjust);
+        let lines = spawn_reader(&mut child.0);
+        let line = wait_line(&lines, "infergate listening on", "infergate");
+        Self::ready(child, lines, line, driver)
+    }
+
+    /// Starts the gateway process without waiting for it; `adjust` may change the command
+    /// (resource limits, say). Returns the child and its temp dir.
+    pub fn spawn(
+        config: &str,
+        driver: Driver,
+        env: &[(&str, &str)],
+        server: &[(&str, &str)],
+        adjust: impl FnOnce(&mut Command),
+    ) -> (Child, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
-        let full = Self::full_config(config, dir.path());
+        let full = Self::full_config_with(config, dir.path(), server);
         let path = dir.path().join("infergate.toml");
         std::fs::write(&path, full).unwrap();
         let stderr = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
@@ -210,9 +246,16 @@ impl Gateway {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let mut child = cmd.spawn().unwrap();
-        let lines = spawn_reader(&mut child);
-        let line = wait_line(&lines, "infergate listening on", "infergate");
+        adjust(&mut cmd);
+        (cmd.spawn().unwrap(), dir)
+    }
+
+    fn ready(
+        (child, dir): (Child, tempfile::TempDir),
+        lines: mpsc::Receiver<String>,
+        line: String,
+        driver: Driver,
+    ) -> Gateway {
         let want = if driver == Driver::Epoll {
             "epoll driver"
         } else {
@@ -231,8 +274,35 @@ impl Gateway {
 
     /// The full config text for a test body: server on port 0, admin on port 0, log in `dir`.
     pub fn full_config(body: &str, dir: &Path) -> String {
+        Self::full_config_with(body, dir, &[])
+    }
+
+    /// `full_config` with `[server]` settings replaced or added.
+    pub fn full_config_with(body: &str, dir: &Path, server: &[(&str, &str)]) -> String {
+        let mut settings: Vec<(String, String)> = [
+            ("listen", "\"127.0.0.1:0\""),
+            ("shards", "2"),
+            ("max_body_bytes", "65536"),
+            ("max_header_bytes", "8192"),
+            ("max_headers", "50"),
+            ("header_timeout_ms", "2000"),
+            ("drain_timeout_ms", "5000"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        for (k, v) in server {
+            match settings.iter_mut().find(|(name, _)| name == k) {
+                Some(slot) => slot.1 = v.to_string(),
+                None => settings.push((k.to_string(), v.to_string())),
+            }
+        }
+        let server: String = settings
+            .iter()
+            .map(|(k, v)| format!("{k} = {v}\n"))
+            .collect();
         format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\nshards = 2\nmax_body_bytes = 65536\nmax_header_bytes = 8192\nmax_headers = 50\nheader_timeout_ms = 2000\ndrain_timeout_ms = 5000\n\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken_env = \"INFERGATE_TEST_ADMIN_TOKEN\"\n\n[log]\npath = \"{}\"\n\n{body}",
+            "[server]\n{server}\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken_env = \"INFERGATE_TEST_ADMIN_TOKEN\"\n\n[log]\npath = \"{}\"\n\n{body}",
             dir.join("requests.jsonl").display()
         )
     }
@@ -508,4 +578,91 @@ fn read_one_request(s: &mut TcpStream) -> Option<Vec<u8>> {
         }
         buf.extend_from_slice(&tmp[..n]);
     }
+}
+
+/// A provider stand-in with a fixed script, for answers no real provider would give: every
+/// request gets `response` (raw HTTP bytes, written as they are), or, without one, no answer
+/// at all while it counts the connections the gateway closes on it.
+pub struct ScriptedUpstream {
+    pub addr: String,
+    /// Requests read so far.
+    pub requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// Connections the gateway closed while a request was waiting for its answer.
+    pub closed_while_waiting: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl ScriptedUpstream {
+    pub fn start(response: Option<Vec<u8>>) -> ScriptedUpstream {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let requests = Arc::new(AtomicUsize::new(0));
+        let closed = Arc::new(AtomicUsize::new(0));
+        let (reqs, gone) = (requests.clone(), closed.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut s) = stream else { return };
+                let (reqs, gone, response) = (reqs.clone(), gone.clone(), response.clone());
+                std::thread::spawn(move || loop {
+                    if read_one_request(&mut s).is_none() {
+                        return;
+                    }
+                    reqs.fetch_add(1, Ordering::SeqCst);
+                    match &response {
+                        Some(bytes) => {
+                            if s.write_all(bytes).is_err() {
+                                return;
+                            }
+                        }
+                        None => {
+                            // Hold the request; an EOF means the gateway gave up on it.
+                            let mut byte = [0u8; 1];
+                            s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+                            if let Ok(0) = s.read(&mut byte) {
+                                gone.fetch_add(1, Ordering::SeqCst);
+                            }
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        ScriptedUpstream {
+            addr,
+            requests,
+            closed_while_waiting: closed,
+        }
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+}
+
+/// A chunked HTTP/1.1 response carrying `events` as a `text/event-stream` body.
+pub fn sse_response(events: &[String]) -> Vec<u8> {
+    let mut out =
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+            .to_vec();
+    for e in events {
+        out.extend_from_slice(format!("{:x}\r\n{e}\r\n", e.len()).as_bytes());
+    }
+    out.extend_from_slice(b"0\r\n\r\n");
+    out
+}
+
+/// The resident memory of a process in bytes (from /proc).
+pub fn rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .unwrap()
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .unwrap();
+    kb * 1024
 }

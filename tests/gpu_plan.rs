@@ -78,7 +78,8 @@ fn emulate(w: &BertWeights, batch: &TokenBatch) -> Vec<f32> {
             0,
             &mut qkv,
             0,
-        );
+        )
+        .unwrap();
         for (i, v) in qkv.iter_mut().enumerate() {
             *v += layer.qkv.bias[i % plan::QKV_WIDTH]; // bias_add
         }
@@ -91,7 +92,8 @@ fn emulate(w: &BertWeights, batch: &TokenBatch) -> Vec<f32> {
                 plan::query_offset(h),
                 &mut scores,
                 plan::scores_offset(h, seq),
-            );
+            )
+            .unwrap();
         }
         // attention_softmax
         for (r, row) in scores.chunks_exact_mut(seq).enumerate() {
@@ -119,7 +121,8 @@ fn emulate(w: &BertWeights, batch: &TokenBatch) -> Vec<f32> {
                 plan::scores_offset(h, seq),
                 &mut context,
                 plan::context_offset(h),
-            );
+            )
+            .unwrap();
         }
         plan::gemm_reference(
             &plan::linear(HIDDEN, HIDDEN, tokens),
@@ -129,7 +132,8 @@ fn emulate(w: &BertWeights, batch: &TokenBatch) -> Vec<f32> {
             0,
             &mut projected,
             0,
-        );
+        )
+        .unwrap();
         add_norm(
             &mut hidden,
             &projected,
@@ -144,7 +148,8 @@ fn emulate(w: &BertWeights, batch: &TokenBatch) -> Vec<f32> {
             0,
             &mut inter,
             0,
-        );
+        )
+        .unwrap();
         for (i, v) in inter.iter_mut().enumerate() {
             let t = (*v + layer.ffn_up.bias[i % INTERMEDIATE]) as f64;
             *v = (0.5 * t * (1.0 + erf(t / std::f64::consts::SQRT_2))) as f32; // bias_gelu
@@ -157,7 +162,8 @@ fn emulate(w: &BertWeights, batch: &TokenBatch) -> Vec<f32> {
             0,
             &mut projected,
             0,
-        );
+        )
+        .unwrap();
         add_norm(
             &mut hidden,
             &projected,

@@ -14,11 +14,18 @@ pub struct JsonSpan {
     pub end: usize,
 }
 
+impl JsonSpan {
+    /// The spanned bytes of `input` (`None` when the span does not lie in it).
+    pub fn slice<'a>(&self, input: &'a [u8]) -> Option<&'a [u8]> {
+        input.get(self.start..self.end)
+    }
+}
+
 /// Skips a string starting at `i` (the opening quote); returns the index after the closing quote.
 fn skip_string(b: &[u8], mut i: usize) -> Option<usize> {
     i += 1;
-    while i < b.len() {
-        match b[i] {
+    while let Some(&c) = b.get(i) {
+        match c {
             b'\\' => i += 2,
             b'"' => return Some(i + 1),
             _ => i += 1,
@@ -28,7 +35,10 @@ fn skip_string(b: &[u8], mut i: usize) -> Option<usize> {
 }
 
 fn skip_ws(b: &[u8], mut i: usize) -> usize {
-    while i < b.len() && matches!(b[i], b' ' | b'\t' | b'\n' | b'\r') {
+    while b
+        .get(i)
+        .is_some_and(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\r'))
+    {
         i += 1;
     }
     i
@@ -41,8 +51,8 @@ fn skip_value(b: &[u8], i: usize) -> Option<usize> {
         b'{' | b'[' => {
             let mut depth = 0usize;
             let mut j = i;
-            while j < b.len() {
-                match b[j] {
+            while let Some(&c) = b.get(j) {
+                match c {
                     b'"' => {
                         j = skip_string(b, j)?;
                         continue;
@@ -62,7 +72,9 @@ fn skip_value(b: &[u8], i: usize) -> Option<usize> {
         }
         _ => {
             let mut j = i;
-            while j < b.len() && !matches!(b[j], b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r')
+            while b
+                .get(j)
+                .is_some_and(|c| !matches!(c, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'))
             {
                 j += 1;
             }
@@ -121,6 +133,8 @@ pub fn find_top_level_value(body: &[u8], key: &str) -> Option<JsonSpan> {
 }
 
 #[cfg(test)]
+// `allow-indexing-slicing-in-tests` does not cover string_slice.
+#[allow(clippy::string_slice)]
 mod tests {
     use super::*;
 

@@ -281,11 +281,13 @@ impl Usage {
     /// Reads `usage` from a whole OpenAI response body without parsing the rest.
     pub fn from_openai_body(body: &[u8]) -> Option<Self> {
         let span = find_top_level_value(body, "usage")?;
-        Self::from_openai_json(&body[span.start..span.end])
+        Self::from_openai_json(span.slice(body)?)
     }
 }
 
 #[cfg(test)]
+// `allow-indexing-slicing-in-tests` does not cover string_slice.
+#[allow(clippy::string_slice)]
 mod tests {
     use super::*;
 

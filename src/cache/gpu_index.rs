@@ -75,8 +75,9 @@ impl Scope {
     /// a dead one before the cursor, else the oldest.
     fn pick_slot(&mut self, capacity: usize, now: i64) -> usize {
         let len = self.len();
-        if let Some(i) = (self.cursor..len).find(|&i| self.deadlines[i] <= now) {
-            return i;
+        let dead = |d: &i64| *d <= now;
+        if let Some(i) = self.deadlines.iter().skip(self.cursor).position(dead) {
+            return self.cursor + i;
         }
         if len < capacity {
             self.vectors.resize((len + 1) * DIM, 0.0);
@@ -85,10 +86,16 @@ impl Scope {
             self.entries.push(None);
             return len;
         }
-        if let Some(i) = (0..self.cursor.min(len)).find(|&i| self.deadlines[i] <= now) {
+        if let Some(i) = self.deadlines.iter().take(self.cursor).position(dead) {
             return i;
         }
-        (0..len).min_by_key(|&i| self.seqs[i]).unwrap_or(0)
+        // The first slot with the lowest sequence number.
+        self.seqs
+            .iter()
+            .take(len)
+            .enumerate()
+            .min_by_key(|&(_, seq)| *seq)
+            .map_or(0, |(i, _)| i)
     }
 
     fn vector(&self, i: usize) -> &[f32] {
@@ -293,9 +300,16 @@ impl GpuVectorIndex {
                     *d = s / norm;
                 }
             }
-            sc.deadlines[i] = deadline;
-            sc.seqs[i] = *seq;
-            sc.entries[i] = Some(entry);
+            // `pick_slot` returns an existing slot or the one it just pushed.
+            if let (Some(d), Some(s), Some(e)) = (
+                sc.deadlines.get_mut(i),
+                sc.seqs.get_mut(i),
+                sc.entries.get_mut(i),
+            ) {
+                *d = deadline;
+                *s = *seq;
+                *e = Some(entry);
+            }
             sc.cursor = i + 1;
             touched.push(i);
         }
@@ -317,10 +331,10 @@ impl GpuVectorIndex {
         let mut freed = 0;
         for sc in scopes.values_mut() {
             let mut touched = Vec::new();
-            for i in 0..sc.len() {
-                if sc.deadlines[i] != EMPTY && sc.deadlines[i] <= now {
-                    sc.deadlines[i] = EMPTY;
-                    if sc.entries[i].take().is_some() {
+            for (i, (deadline, entry)) in sc.deadlines.iter_mut().zip(&mut sc.entries).enumerate() {
+                if *deadline != EMPTY && *deadline <= now {
+                    *deadline = EMPTY;
+                    if entry.take().is_some() {
                         freed += 1;
                     }
                     touched.push(i);
@@ -376,8 +390,8 @@ fn exact_dot(a: &[f32], b: &[f32]) -> f32 {
         .map(|(x, y)| x * y)
         .sum();
     for (x, y) in ca.zip(cb) {
-        for i in 0..8 {
-            acc[i] += x[i] * y[i];
+        for ((acc, x), y) in acc.iter_mut().zip(x).zip(y) {
+            *acc += x * y;
         }
     }
     acc.iter().sum::<f32>() + tail
@@ -410,8 +424,8 @@ fn host_shortlist(sc: &Scope, queries: &[f32], n: usize, now: i64) -> Vec<Vec<us
         .take(n)
         .map(|q| {
             let mut top: Vec<(f32, usize)> = Vec::with_capacity(SHORTLIST + 1);
-            for i in 0..sc.len() {
-                if sc.deadlines[i] <= now {
+            for (i, &deadline) in sc.deadlines.iter().enumerate() {
+                if deadline <= now {
                     continue;
                 }
                 let s = exact_dot(sc.vector(i), q);
@@ -453,12 +467,17 @@ fn sync_rows(dev: &CudaDevice, sc: &mut Scope, touched: &[usize]) -> Result<(), 
     let (Some(&lo), Some(&hi)) = (touched.iter().min(), touched.iter().max()) else {
         return Ok(());
     };
-    dev.upload_at(
-        &sc.vectors[lo * DIM..(hi + 1) * DIM],
-        &mut ds.vectors,
-        lo * DIM,
-    )?;
-    dev.upload_at(&sc.deadlines[lo..=hi], &mut ds.deadlines, lo)?;
+    let (Some(vectors), Some(deadlines)) = (
+        sc.vectors.get(lo * DIM..(hi + 1) * DIM),
+        sc.deadlines.get(lo..=hi),
+    ) else {
+        return Err(CudaError::Shape(format!(
+            "rows {lo}..={hi} outside the scope's {} slots",
+            sc.len()
+        )));
+    };
+    dev.upload_at(vectors, &mut ds.vectors, lo * DIM)?;
+    dev.upload_at(deadlines, &mut ds.deadlines, lo)?;
     Ok(())
 }
 

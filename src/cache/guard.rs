@@ -244,11 +244,13 @@ fn edit_distance_at_most_one(a: &[char], b: &[char]) -> bool {
         return false;
     }
     let prefix = a.iter().zip(b).take_while(|(x, y)| x == y).count();
-    if a.len() == b.len() {
-        a[prefix + 1.min(a.len() - prefix)..] == b[prefix + 1.min(b.len() - prefix)..]
+    // Equal lengths: the rest after one substitution; else after one insertion into `b`.
+    let skip_a = if a.len() == b.len() {
+        prefix + 1
     } else {
-        a[prefix..] == b[prefix + 1..]
-    }
+        prefix
+    };
+    a.iter().skip(skip_a).eq(b.iter().skip(prefix + 1))
 }
 
 /// Both prompts share a frame of subject words, and each puts a different one in it.

@@ -157,9 +157,11 @@ fn scoped_hasher(domain: &[u8], tenant: &str, alias: &str) -> Sha256 {
 }
 
 fn finish(h: Sha256) -> [u8; 16] {
-    let digest = h.finalize();
+    // The first 16 of the digest's 32 bytes.
     let mut out = [0u8; 16];
-    out.copy_from_slice(&digest[..16]);
+    for (o, d) in out.iter_mut().zip(h.finalize()) {
+        *o = d;
+    }
     out
 }
 

@@ -636,8 +636,8 @@ fn dot_portable(a: &[f32], b: &[f32]) -> f32 {
         .map(|(x, y)| x * y)
         .sum();
     for (x, y) in ca.zip(cb) {
-        for i in 0..8 {
-            acc[i] += x[i] * y[i];
+        for ((acc, x), y) in acc.iter_mut().zip(x).zip(y) {
+            *acc += x * y;
         }
     }
     acc.iter().sum::<f32>() + tail
@@ -656,8 +656,8 @@ unsafe fn dot_avx2_fma(a: &[f32], b: &[f32]) -> f32 {
         .map(|(x, y)| x * y)
         .sum();
     for (x, y) in ca.zip(cb) {
-        for i in 0..8 {
-            acc[i] = x[i].mul_add(y[i], acc[i]);
+        for ((acc, x), y) in acc.iter_mut().zip(x).zip(y) {
+            *acc = x.mul_add(*y, *acc);
         }
     }
     acc.iter().sum::<f32>() + tail

@@ -33,17 +33,38 @@ impl TokenBatch {
             .unwrap_or(0);
         let mut input_ids = vec![0u32; batch * seq_len];
         let mut attention_mask = vec![0u32; batch * seq_len];
-        for (row, seq) in sequences.iter().enumerate() {
-            let seq = seq.as_ref();
-            let start = row * seq_len;
-            input_ids[start..start + seq.len()].copy_from_slice(seq);
-            attention_mask[start..start + seq.len()].fill(1);
+        // Rows of `seq_len` (no row when it is 0: every sequence is empty, nothing to copy).
+        let rows = input_ids
+            .chunks_exact_mut(seq_len.max(1))
+            .zip(attention_mask.chunks_exact_mut(seq_len.max(1)));
+        for ((ids, mask), seq) in rows.zip(sequences) {
+            for ((id, m), &token) in ids.iter_mut().zip(mask).zip(seq.as_ref()) {
+                *id = token;
+                *m = 1;
+            }
         }
         Self {
             input_ids,
             attention_mask,
             batch,
             seq_len,
+        }
+    }
+
+    /// The token ids and mask of row `row`; an error past the end of the vectors (which a
+    /// batch that passed [`TokenBatch::validate`] has for no row below `batch`).
+    pub(crate) fn row(&self, row: usize) -> Result<(&[u32], &[u32]), EmbedError> {
+        let cols = row * self.seq_len..(row + 1) * self.seq_len;
+        match (
+            self.input_ids.get(cols.clone()),
+            self.attention_mask.get(cols),
+        ) {
+            (Some(ids), Some(mask)) => Ok((ids, mask)),
+            _ => Err(EmbedError::InvalidBatch(format!(
+                "row {row} is outside a batch of {} ids and {} mask entries",
+                self.input_ids.len(),
+                self.attention_mask.len()
+            ))),
         }
     }
 

@@ -81,12 +81,8 @@ impl EmbedBackend for CpuBackend {
         let mut packed: Vec<(usize, usize)> = Vec::with_capacity(batch.input_ids.len());
         for row in 0..batch.batch {
             let start = packed.len();
-            let cols = row * batch.seq_len..(row + 1) * batch.seq_len;
-            for (pos, (&id, &m)) in batch.input_ids[cols.clone()]
-                .iter()
-                .zip(&batch.attention_mask[cols])
-                .enumerate()
-            {
+            let (ids, mask) = batch.row(row)?;
+            for (pos, (&id, &m)) in ids.iter().zip(mask).enumerate() {
                 if m == 0 {
                     continue;
                 }
@@ -109,8 +105,15 @@ impl EmbedBackend for CpuBackend {
         s.hidden.clear();
         s.hidden.reserve(tokens * HIDDEN);
         for &(id, pos) in &packed {
-            let word = &w.word[id * HIDDEN..(id + 1) * HIDDEN];
-            let position = &w.position[pos * HIDDEN..(pos + 1) * HIDDEN];
+            // Checked against vocab and max_positions above; the tables are that many rows.
+            let (Some(word), Some(position)) = (
+                w.word.get(id * HIDDEN..(id + 1) * HIDDEN),
+                w.position.get(pos * HIDDEN..(pos + 1) * HIDDEN),
+            ) else {
+                return Err(EmbedError::Weights(format!(
+                    "token {id} at position {pos} is outside the embedding tables"
+                )));
+            };
             s.hidden.extend(
                 word.iter()
                     .zip(position)
@@ -212,7 +215,13 @@ impl EmbedBackend for CpuBackend {
 
         let mut out = vec![0f32; batch.batch * EMBED_DIM];
         for (&(start, len), dst) in spans.iter().zip(out.chunks_exact_mut(EMBED_DIM)) {
-            ops::mean_pool_normalize(&s.hidden[start * HIDDEN..(start + len) * HIDDEN], dst);
+            let rows = s
+                .hidden
+                .get(start * HIDDEN..(start + len) * HIDDEN)
+                .ok_or_else(|| {
+                    EmbedError::Backend(format!("tokens {start}+{len} outside the hidden states"))
+                })?;
+            ops::mean_pool_normalize(rows, dst);
         }
         Ok(out)
     }

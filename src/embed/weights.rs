@@ -108,6 +108,10 @@ impl BertWeights {
             &[max_positions, HIDDEN],
         )?;
         let token_types = get("embeddings.token_type_embeddings.weight", &[2, HIDDEN])?;
+        let token_type0 = token_types
+            .get(..HIDDEN)
+            .ok_or_else(|| EmbedError::Weights("token type embeddings: no row 0".into()))?
+            .to_vec();
         let embed_norm = norm(&get, "embeddings.LayerNorm")?;
 
         let mut layers = Vec::with_capacity(LAYERS);
@@ -135,7 +139,7 @@ impl BertWeights {
             vocab,
             position,
             max_positions,
-            token_type0: token_types[..HIDDEN].to_vec(),
+            token_type0,
             embed_norm,
             layers,
         })
@@ -162,7 +166,8 @@ fn tensor(st: &SafeTensors<'_>, name: &str, shape: &[usize]) -> Result<Vec<f32>,
     Ok(view
         .data()
         .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        // Every chunk of `chunks_exact(4)` is 4 bytes: none is skipped.
+        .filter_map(|b| b.first_chunk().copied().map(f32::from_le_bytes))
         .collect())
 }
 
@@ -183,11 +188,10 @@ where
 {
     let w = get(&format!("{name}.weight"), &[d_out, d_in])?;
     let bias = get(&format!("{name}.bias"), &[d_out])?;
-    let mut w_t = vec![0f32; d_in * d_out];
-    for o in 0..d_out {
-        for i in 0..d_in {
-            w_t[i * d_out + o] = w[o * d_in + i];
-        }
+    // Row i of `w_t` is column i of `w` (row-major `[d_out, d_in]`).
+    let mut w_t = Vec::with_capacity(d_in * d_out);
+    for i in 0..d_in {
+        w_t.extend(w.iter().skip(i).step_by(d_in).take(d_out));
     }
     Ok(Linear {
         w_t,
@@ -204,7 +208,9 @@ fn concat_outputs(parts: &[Linear]) -> Linear {
     let mut w_t = Vec::with_capacity(d_in * d_out);
     for i in 0..d_in {
         for p in parts {
-            w_t.extend_from_slice(&p.w_t[i * p.d_out..(i + 1) * p.d_out]);
+            // Each part's `w_t` is `[d_in, p.d_out]` (built by `linear`).
+            let row = p.w_t.get(i * p.d_out..(i + 1) * p.d_out);
+            w_t.extend_from_slice(row.unwrap_or_default());
         }
     }
     let bias = parts.iter().flat_map(|p| p.bias.iter().copied()).collect();

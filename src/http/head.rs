@@ -86,10 +86,18 @@ impl HeaderList {
     /// All headers in order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> + '_ {
         self.spans.iter().map(move |&(n, nl, v, vl)| {
-            let name = &self.raw[n as usize..(n + nl) as usize];
-            // httparse validated header names as tokens (ASCII).
+            // The spans were captured in `raw`; httparse validated header names as tokens
+            // (ASCII).
+            let name = self
+                .raw
+                .get(n as usize..(n + nl) as usize)
+                .unwrap_or_default();
             let name = std::str::from_utf8(name).unwrap_or("");
-            (name, &self.raw[v as usize..(v + vl) as usize])
+            let value = self
+                .raw
+                .get(v as usize..(v + vl) as usize)
+                .unwrap_or_default();
+            (name, value)
         })
     }
 
@@ -161,7 +169,10 @@ impl RequestHead {
     /// Builds the head over `raw`, the frozen bytes the spans were captured in.
     pub(crate) fn from_spans(raw: Bytes, spans: HeadSpans) -> Self {
         let (mo, ml) = spans.method;
-        let method = std::str::from_utf8(&raw[mo..mo + ml]).map_or(Method::Other, Method::parse);
+        let method = raw
+            .get(mo..mo + ml)
+            .and_then(|m| std::str::from_utf8(m).ok())
+            .map_or(Method::Other, Method::parse);
         Self {
             method,
             path: (spans.path.0 as u32, spans.path.1 as u32),
@@ -176,7 +187,11 @@ impl RequestHead {
     /// The request target, query string included.
     pub fn target(&self) -> &str {
         let (p, l) = self.path;
-        std::str::from_utf8(&self.headers.raw[p as usize..(p + l) as usize]).unwrap_or("")
+        self.headers
+            .raw
+            .get(p as usize..(p + l) as usize)
+            .and_then(|t| std::str::from_utf8(t).ok())
+            .unwrap_or("")
     }
 
     /// The path without the query string.

@@ -175,7 +175,8 @@ impl ServerConn {
     fn try_parse_head(&mut self, limits: &ServerLimits) -> Result<Option<RequestHead>, HttpError> {
         let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS_CAP];
         let max = limits.max_headers.min(MAX_HEADERS_CAP);
-        let mut req = httparse::Request::new(&mut storage[..max]);
+        // `max` is capped at the array's length; were it not, no header would fit (refused).
+        let mut req = httparse::Request::new(storage.get_mut(..max).unwrap_or_default());
         let (n, spans) = match req.parse(&self.buf) {
             Ok(httparse::Status::Complete(n)) if n > limits.max_header_bytes => {
                 return Err(HttpError::HeadTooLarge)

@@ -351,27 +351,27 @@ fn parse_base_url(name: &str, url: &str) -> Result<ProviderAddr, ConfigError> {
     } else {
         return Err(bad("must start with http:// or https://"));
     };
-    let (hostport, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, ""),
-    };
+    let (hostport, path) = rest
+        .find('/')
+        .and_then(|i| rest.split_at_checked(i))
+        .unwrap_or((rest, ""));
     if hostport.is_empty() {
         return Err(bad("no host"));
     }
     let default_port = if scheme == Scheme::Https { 443 } else { 80 };
     let (host, port) = if let Some(h) = hostport.strip_prefix('[') {
         // IPv6 literal: [::1]:port
-        let end = h
-            .find(']')
+        let (host, after) = h
+            .split_once(']')
             .ok_or_else(|| bad("unterminated IPv6 literal"))?;
-        let port = match &h[end + 1..] {
+        let port = match after {
             "" => default_port,
             p => p
                 .strip_prefix(':')
                 .and_then(|p| p.parse().ok())
                 .ok_or_else(|| bad("bad port"))?,
         };
-        (h[..end].to_string(), port)
+        (host.to_string(), port)
     } else {
         match hostport.rsplit_once(':') {
             Some((h, p)) => (h.to_string(), p.parse().map_err(|_| bad("bad port"))?),

@@ -58,7 +58,10 @@ pub struct AttemptPlan {
 impl AttemptPlan {
     /// The targets' indexes in attempt order.
     pub fn indexes(&self) -> &[u8] {
-        &self.order[..self.len as usize]
+        // `plan` never sets `len` past the array.
+        self.order
+            .get(..usize::from(self.len))
+            .unwrap_or(&self.order)
     }
 }
 
@@ -87,13 +90,16 @@ impl ModelRoute {
         } else {
             0
         };
-        plan.order[0] = first as u8;
-        plan.len = 1;
-        for i in 0..self.targets.len() {
-            if i != first {
-                plan.order[plan.len as usize] = i as u8;
-                plan.len += 1;
-            }
+        // The first pick, then the others in listed order (at most MAX_TARGETS: config
+        // validation refuses more).
+        let rest = (0..self.targets.len()).filter(|&i| i != first);
+        for (slot, i) in plan
+            .order
+            .iter_mut()
+            .zip(std::iter::once(first).chain(rest))
+        {
+            *slot = i as u8;
+            plan.len += 1;
         }
         plan
     }

@@ -714,7 +714,7 @@ pub(crate) fn error_mapping(status: u16, kind: &str) -> (u16, &'static str, Opti
 
 /// A body that is not Bedrock's error JSON, as a message (at most 1 KiB).
 fn raw_message(body: &[u8]) -> String {
-    let s = String::from_utf8_lossy(&body[..body.len().min(1024)])
+    let s = String::from_utf8_lossy(body.get(..1024).unwrap_or(body))
         .trim()
         .to_owned();
     if s.is_empty() || s.starts_with('{') {

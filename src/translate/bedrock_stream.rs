@@ -194,7 +194,9 @@ impl ConverseToChatStream {
                 if self.tool_index.len() <= idx {
                     self.tool_index.resize(idx + 1, u32::MAX);
                 }
-                self.tool_index[idx] = t;
+                if let Some(slot) = self.tool_index.get_mut(idx) {
+                    *slot = t;
+                }
                 self.open_chunk(out);
                 out.extend_from_slice(b"{\"tool_calls\":[{\"index\":");
                 let _ = write!(out, "{t}");

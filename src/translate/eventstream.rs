@@ -143,7 +143,7 @@ impl<'a> Iterator for HeaderIter<'a> {
     fn next(&mut self) -> Option<Self::Item> {
         // The section was validated by `decode_frame`; a malformed one simply ends iteration.
         let (name, value, used) = parse_header(self.rest).ok()??;
-        self.rest = &self.rest[used..];
+        self.rest = self.rest.get(used..)?;
         Some((name, value))
     }
 }
@@ -219,12 +219,15 @@ fn parse_header(b: &[u8]) -> Result<Option<(&str, HeaderValue<'_>, usize)>, Even
 /// the bytes it used (drop them before the next call). Both CRCs and every header are
 /// checked; nothing is copied.
 pub fn decode_frame(buf: &[u8]) -> Result<Option<(EventFrame<'_>, usize)>, EventStreamError> {
+    let Some((lengths, after)) = buf.split_first_chunk::<8>() else {
+        return Ok(None);
+    };
     let (Some(total), Some(headers_len), Some(prelude_crc)) =
-        (be_u32(buf, 0), be_u32(buf, 4), be_u32(buf, 8))
+        (be_u32(lengths, 0), be_u32(lengths, 4), be_u32(after, 0))
     else {
         return Ok(None);
     };
-    let computed = crc32fast::hash(&buf[..8]);
+    let computed = crc32fast::hash(lengths);
     if computed != prelude_crc {
         return Err(EventStreamError::PreludeCrc {
             expected: prelude_crc,
@@ -235,61 +238,80 @@ pub fn decode_frame(buf: &[u8]) -> Result<Option<(EventFrame<'_>, usize)>, Event
     if len > MAX_FRAME_LEN {
         return Err(EventStreamError::TooLarge(total));
     }
+    let bad_lengths = EventStreamError::BadLengths {
+        total,
+        headers: headers_len,
+    };
     if len < MIN_FRAME_LEN || headers_len as usize > len - MIN_FRAME_LEN {
-        return Err(EventStreamError::BadLengths {
-            total,
-            headers: headers_len,
-        });
+        return Err(bad_lengths);
     }
     let Some(frame) = buf.get(..len) else {
         return Ok(None);
     };
-    let (body, crc) = frame.split_at(len - 4);
-    let expected = be_u32(crc, 0).unwrap_or(0);
+    // The checks above leave room for the prelude, the headers and the message CRC.
+    let Some((body, crc)) = frame.split_last_chunk::<4>() else {
+        return Err(bad_lengths);
+    };
+    let expected = u32::from_be_bytes(*crc);
     let computed = crc32fast::hash(body);
     if computed != expected {
         return Err(EventStreamError::MessageCrc { expected, computed });
     }
-    let headers = &body[12..12 + headers_len as usize];
+    let Some((headers, payload)) = body
+        .get(12..)
+        .and_then(|b| b.split_at_checked(headers_len as usize))
+    else {
+        return Err(bad_lengths);
+    };
     let mut rest = headers;
     while let Some((_, _, used)) = parse_header(rest)? {
-        rest = &rest[used..];
+        rest = rest
+            .get(used..)
+            .ok_or(EventStreamError::BadHeader("header runs past the section"))?;
     }
-    Ok(Some((
-        EventFrame {
-            headers,
-            payload: &body[12 + headers_len as usize..],
-        },
-        len,
-    )))
+    Ok(Some((EventFrame { headers, payload }, len)))
 }
 
 /// Appends one frame with string headers (type 7) and `payload` to `out`. Names longer than
 /// 255 bytes and values longer than 65535 bytes are cut to fit (callers pass short literals).
 pub fn encode_frame(headers: &[(&str, &str)], payload: &[u8], out: &mut Vec<u8>) {
-    let start = out.len();
-    out.extend_from_slice(&[0; 12]);
-    for (name, value) in headers {
-        let name = &name.as_bytes()[..name.len().min(u8::MAX as usize)];
-        let value = &value.as_bytes()[..value.len().min(u16::MAX as usize)];
-        out.push(name.len() as u8);
-        out.extend_from_slice(name);
-        out.push(7);
-        out.extend_from_slice(&(value.len() as u16).to_be_bytes());
-        out.extend_from_slice(value);
+    fn cut(s: &str, max: usize) -> &[u8] {
+        let b = s.as_bytes();
+        b.get(..max).unwrap_or(b)
     }
-    let headers_len = (out.len() - start - 12) as u32;
-    out.extend_from_slice(payload);
-    let total = (out.len() - start + 4) as u32;
-    out[start..start + 4].copy_from_slice(&total.to_be_bytes());
-    out[start + 4..start + 8].copy_from_slice(&headers_len.to_be_bytes());
-    let prelude_crc = crc32fast::hash(&out[start..start + 8]);
-    out[start + 8..start + 12].copy_from_slice(&prelude_crc.to_be_bytes());
-    let crc = crc32fast::hash(&out[start..]);
-    out.extend_from_slice(&crc.to_be_bytes());
+    const NAME_MAX: usize = u8::MAX as usize;
+    const VALUE_MAX: usize = u16::MAX as usize;
+    // name length, name, type, value length, value
+    let headers_len: usize = headers
+        .iter()
+        .map(|(n, v)| 1 + cut(n, NAME_MAX).len() + 1 + 2 + cut(v, VALUE_MAX).len())
+        .sum();
+    let total = 12 + headers_len + payload.len() + 4;
+    // The prelude's two u32 BE: total length, then headers length.
+    let lengths = ((u64::from(total as u32) << 32) | u64::from(headers_len as u32)).to_be_bytes();
+    // The message CRC covers everything written before it.
+    let mut crc = crc32fast::Hasher::new();
+    let mut put = |bytes: &[u8]| {
+        crc.update(bytes);
+        out.extend_from_slice(bytes);
+    };
+    put(&lengths);
+    put(&crc32fast::hash(&lengths).to_be_bytes());
+    for (name, value) in headers {
+        let (name, value) = (cut(name, NAME_MAX), cut(value, VALUE_MAX));
+        put(&[name.len() as u8]);
+        put(name);
+        put(&[7]);
+        put(&(value.len() as u16).to_be_bytes());
+        put(value);
+    }
+    put(payload);
+    out.extend_from_slice(&crc.finalize().to_be_bytes());
 }
 
 #[cfg(test)]
+// Test vectors are hex literals; `allow-indexing-slicing-in-tests` does not cover string_slice.
+#[allow(clippy::string_slice)]
 mod tests {
     use super::*;
 

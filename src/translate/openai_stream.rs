@@ -78,12 +78,20 @@ pub fn assemble_chat_completion(sse: &[u8]) -> Option<Vec<u8>> {
         }],
     });
     if let Some(fp) = first.get("system_fingerprint") {
-        out["system_fingerprint"] = fp.clone();
+        set(&mut out, "system_fingerprint", fp.clone());
     }
     if let Some(u) = usage {
-        out["usage"] = u;
+        set(&mut out, "usage", u);
     }
     serde_json::to_vec(&out).ok()
+}
+
+/// `v[key] = value` for the JSON object `v` (built by `json!`), without the panic path of
+/// `IndexMut`; a non-object `v` is left as it is.
+fn set(v: &mut Value, key: &str, value: Value) {
+    if let Some(obj) = v.as_object_mut() {
+        obj.insert(key.to_owned(), value);
+    }
 }
 
 /// Renders a stored `chat.completion` as SSE: a role chunk, the content, the finish chunk, a
@@ -91,16 +99,15 @@ pub fn assemble_chat_completion(sse: &[u8]) -> Option<Vec<u8>> {
 /// not a single-choice text completion.
 pub fn replay_chat_completion(completion: &[u8], include_usage: bool) -> Option<Vec<u8>> {
     let v: Value = serde_json::from_slice(completion).ok()?;
-    let choices = v.get("choices")?.as_array()?;
-    if choices.len() != 1 {
+    let [choice] = v.get("choices")?.as_array()?.as_slice() else {
         return None;
-    }
-    let message = choices[0].get("message")?;
+    };
+    let message = choice.get("message")?;
     if message.get("tool_calls").is_some_and(|t| !t.is_null()) {
         return None;
     }
     let content = message.get("content").and_then(Value::as_str).unwrap_or("");
-    let finish = choices[0]
+    let finish = choice
         .get("finish_reason")
         .cloned()
         .unwrap_or(json!("stop"));
@@ -113,7 +120,7 @@ pub fn replay_chat_completion(completion: &[u8], include_usage: bool) -> Option<
             "choices": choices,
         });
         if let Some(fp) = v.get("system_fingerprint") {
-            c["system_fingerprint"] = fp.clone();
+            set(&mut c, "system_fingerprint", fp.clone());
         }
         c
     };
@@ -137,7 +144,7 @@ pub fn replay_chat_completion(completion: &[u8], include_usage: bool) -> Option<
     if include_usage {
         if let Some(u) = v.get("usage") {
             let mut c = base(json!([]));
-            c["usage"] = u.clone();
+            set(&mut c, "usage", u.clone());
             push(c);
         }
     }

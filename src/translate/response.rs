@@ -207,7 +207,7 @@ pub(crate) fn openai_error_body(kind: &str, message: &str, code: Option<&str>) -
 
 /// A body that is not the provider's error JSON, as a message (at most 1 KiB).
 fn raw_message(body: &[u8]) -> String {
-    let s = String::from_utf8_lossy(&body[..body.len().min(1024)])
+    let s = String::from_utf8_lossy(body.get(..1024).unwrap_or(body))
         .trim()
         .to_owned();
     if s.is_empty() {

@@ -326,11 +326,12 @@ impl ChatToResponsesStream {
     /// Adds an item and sends `response.output_item.added`; returns its output index.
     fn add_item(&mut self, out: &mut Vec<u8>, item: Item) -> usize {
         let index = self.slots.len();
-        self.slots.push(Slot {
+        let slot = Slot {
             item,
             status: "in_progress",
-        });
-        let shown = self.slots[index].output("in_progress");
+        };
+        let shown = slot.output("in_progress");
+        self.slots.push(slot);
         begin(&mut self.seq, out, "response.output_item.added");
         out.extend_from_slice(b",\"output_index\":");
         num(out, index as u64);
@@ -341,8 +342,12 @@ impl ChatToResponsesStream {
     }
 
     fn item_done(&mut self, out: &mut Vec<u8>, index: usize, status: &'static str) {
-        self.slots[index].status = status;
-        let shown = self.slots[index].output(status);
+        // `index` always names an item (`add_item` returned it); a stale one writes nothing.
+        let Some(slot) = self.slots.get_mut(index) else {
+            return;
+        };
+        slot.status = status;
+        let shown = slot.output(status);
         begin(&mut self.seq, out, "response.output_item.done");
         out.extend_from_slice(b",\"output_index\":");
         num(out, index as u64);
@@ -353,7 +358,10 @@ impl ChatToResponsesStream {
 
     /// `response.content_part.added` / `.done` for part `content_index` of item `index`.
     fn part_event(&mut self, out: &mut Vec<u8>, kind: &str, index: usize, content_index: usize) {
-        let shown = match &self.slots[index].item {
+        let Some(slot) = self.slots.get(index) else {
+            return;
+        };
+        let shown = match &slot.item {
             Item::Reasoning { text, .. } => {
                 let text = if kind.ends_with("added") { "" } else { text };
                 serde_json::to_value(rt::ReasoningText {
@@ -371,7 +379,7 @@ impl ChatToResponsesStream {
             Item::Call { .. } => return,
         };
         begin(&mut self.seq, out, kind);
-        item_ref(out, self.slots[index].id(), index);
+        item_ref(out, slot.id(), index);
         out.extend_from_slice(b",\"content_index\":");
         num(out, content_index as u64);
         out.extend_from_slice(b",\"part\":");
@@ -397,11 +405,14 @@ impl ChatToResponsesStream {
                 i
             }
         };
-        if let Item::Reasoning { text: acc, .. } = &mut self.slots[index].item {
+        let Some(slot) = self.slots.get_mut(index) else {
+            return;
+        };
+        if let Item::Reasoning { text: acc, .. } = &mut slot.item {
             acc.push_str(text);
         }
         begin(&mut self.seq, out, "response.reasoning_text.delta");
-        item_ref(out, self.slots[index].id(), index);
+        item_ref(out, slot.id(), index);
         out.extend_from_slice(b",\"content_index\":0,\"delta\":");
         json_str(out, text);
         end(out);
@@ -424,8 +435,8 @@ impl ChatToResponsesStream {
                 i
             }
         };
-        let (last_kind, count) = match &self.slots[index].item {
-            Item::Message { parts, .. } => (parts.last().map(|(k, _)| *k), parts.len()),
+        let (last_kind, count) = match self.slots.get(index).map(|s| &s.item) {
+            Some(Item::Message { parts, .. }) => (parts.last().map(|(k, _)| *k), parts.len()),
             _ => (None, 0),
         };
         let content_index = if last_kind == Some(kind) {
@@ -434,13 +445,18 @@ impl ChatToResponsesStream {
             if last_kind.is_some() {
                 self.part_done(out, index, count - 1);
             }
-            if let Item::Message { parts, .. } = &mut self.slots[index].item {
+            if let Some(Item::Message { parts, .. }) =
+                self.slots.get_mut(index).map(|s| &mut s.item)
+            {
                 parts.push((kind, String::new()));
             }
             self.part_event(out, "response.content_part.added", index, count);
             count
         };
-        if let Item::Message { parts, .. } = &mut self.slots[index].item {
+        let Some(slot) = self.slots.get_mut(index) else {
+            return;
+        };
+        if let Item::Message { parts, .. } = &mut slot.item {
             if let Some((_, acc)) = parts.get_mut(content_index) {
                 acc.push_str(text);
             }
@@ -450,7 +466,7 @@ impl ChatToResponsesStream {
             PartKind::Refusal => "response.refusal.delta",
         };
         begin(&mut self.seq, out, event);
-        item_ref(out, self.slots[index].id(), index);
+        item_ref(out, slot.id(), index);
         out.extend_from_slice(b",\"content_index\":");
         num(out, content_index as u64);
         out.extend_from_slice(b",\"delta\":");
@@ -463,13 +479,16 @@ impl ChatToResponsesStream {
 
     /// `response.output_text.done` / `response.refusal.done` and `response.content_part.done`.
     fn part_done(&mut self, out: &mut Vec<u8>, index: usize, content_index: usize) {
-        let Item::Message { parts, .. } = &self.slots[index].item else {
+        let Some(slot) = self.slots.get(index) else {
+            return;
+        };
+        let Item::Message { parts, .. } = &slot.item else {
             return;
         };
         let Some((kind, text)) = parts.get(content_index) else {
             return;
         };
-        let id = self.slots[index].id();
+        let id = slot.id();
         match kind {
             PartKind::Text => {
                 begin(&mut self.seq, out, "response.output_text.done");
@@ -502,7 +521,9 @@ impl ChatToResponsesStream {
         let args = f.arguments.as_deref().unwrap_or_default();
         if let Open::Call(index, chat_index) = self.open {
             if chat_index == call.index {
-                if let Item::Call { arguments, .. } = &mut self.slots[index].item {
+                if let Some(Item::Call { arguments, .. }) =
+                    self.slots.get_mut(index).map(|s| &mut s.item)
+                {
                     arguments.push_str(args);
                 }
                 self.arguments_delta(out, index, args);
@@ -537,8 +558,8 @@ impl ChatToResponsesStream {
             arguments: args.to_owned(),
         };
         if let Open::Call(index, _) = self.open {
-            let complete = match &self.slots[index].item {
-                Item::Call { arguments, .. } => {
+            let complete = match self.slots.get(index).map(|s| &s.item) {
+                Some(Item::Call { arguments, .. }) => {
                     serde_json::from_str::<serde::de::IgnoredAny>(arguments).is_ok()
                 }
                 _ => true,
@@ -566,7 +587,7 @@ impl ChatToResponsesStream {
                 chat_index: call.chat_index,
             },
         );
-        if let Item::Call { arguments, .. } = &mut self.slots[index].item {
+        if let Some(Item::Call { arguments, .. }) = self.slots.get_mut(index).map(|s| &mut s.item) {
             arguments.push_str(&call.arguments);
         }
         self.arguments_delta(out, index, &call.arguments);
@@ -577,20 +598,23 @@ impl ChatToResponsesStream {
         if delta.is_empty() {
             return;
         }
+        let Some(slot) = self.slots.get(index) else {
+            return;
+        };
         begin(&mut self.seq, out, "response.function_call_arguments.delta");
-        item_ref(out, self.slots[index].id(), index);
+        item_ref(out, slot.id(), index);
         out.extend_from_slice(b",\"delta\":");
         json_str(out, delta);
         end(out);
     }
 
     fn close_call(&mut self, out: &mut Vec<u8>, index: usize, status: &'static str) {
-        if let Item::Call {
+        if let Some(Item::Call {
             id,
             name,
             arguments,
             ..
-        } = &self.slots[index].item
+        }) = self.slots.get(index).map(|s| &s.item)
         {
             begin(&mut self.seq, out, "response.function_call_arguments.done");
             item_ref(out, id, index);
@@ -608,7 +632,7 @@ impl ChatToResponsesStream {
         match std::mem::replace(&mut self.open, Open::None) {
             Open::None => {}
             Open::Reasoning(index) => {
-                if let Item::Reasoning { id, text } = &self.slots[index].item {
+                if let Some(Item::Reasoning { id, text }) = self.slots.get(index).map(|s| &s.item) {
                     begin(&mut self.seq, out, "response.reasoning_text.done");
                     item_ref(out, id, index);
                     out.extend_from_slice(b",\"content_index\":0,\"text\":");
@@ -619,8 +643,8 @@ impl ChatToResponsesStream {
                 self.item_done(out, index, status);
             }
             Open::Message(index) => {
-                let count = match &self.slots[index].item {
-                    Item::Message { parts, .. } => parts.len(),
+                let count = match self.slots.get(index).map(|s| &s.item) {
+                    Some(Item::Message { parts, .. }) => parts.len(),
                     _ => 0,
                 };
                 if count > 0 {

@@ -70,18 +70,17 @@ impl SseScanner {
     /// complete event (0 when none is complete yet).
     pub fn scan(&mut self, buf: &[u8]) -> usize {
         let mut boundary = 0;
-        while let Some(nl) = memchr::memchr(b'\n', &buf[self.scan_pos..]) {
+        // A `scan_pos` past the end (the buffer shrank without `consumed`) finds no line.
+        while let Some((line, _)) = buf.get(self.scan_pos..).and_then(split_line) {
             let line_start = self.scan_pos;
-            let line_end = line_start + nl; // index of '\n'
-            let mut line = &buf[line_start..line_end];
-            if line.last() == Some(&b'\r') {
-                line = &line[..line.len() - 1];
-            }
-            self.scan_pos = line_end + 1;
+            self.scan_pos = line_start + line.len() + 1;
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
             if line.is_empty() {
-                if self.event_start < line_start {
+                if let Some(event) = buf
+                    .get(self.event_start..line_start)
+                    .filter(|e| !e.is_empty())
+                {
                     self.events += 1;
-                    let event = &buf[self.event_start..line_start];
                     self.read_event(event);
                 }
                 self.event_start = self.scan_pos;
@@ -100,10 +99,7 @@ impl SseScanner {
     fn read_event(&mut self, event: &[u8]) {
         let mut rest = event;
         while !rest.is_empty() {
-            let (line, next) = match memchr::memchr(b'\n', rest) {
-                Some(i) => (&rest[..i], &rest[i + 1..]),
-                None => (rest, &rest[rest.len()..]),
-            };
+            let (line, next) = split_line(rest).unwrap_or((rest, &[]));
             rest = next;
             let Some(data) = line.strip_prefix(b"data:") else {
                 continue;
@@ -119,12 +115,13 @@ impl SseScanner {
             }
             if USAGE_KEY
                 .find(data)
-                .is_some_and(|at| !usage_is_null(&data[at + 7..]))
+                .and_then(|at| data.get(at + b"\"usage\"".len()..))
+                .is_some_and(|rest| !usage_is_null(rest))
             {
                 // Top level (OpenAI, Anthropic `message_delta`), or inside the message
                 // (Anthropic `message_start`) or the response (Responses `response.completed`).
                 let found = find_top_level_value(data, "usage")
-                    .map(|span| &data[span.start..span.end])
+                    .and_then(|span| span.slice(data))
                     .or_else(|| nested_usage(data, "message"))
                     .or_else(|| nested_usage(data, "response"));
                 if let Some(u) = found.and_then(Usage::from_openai_json) {
@@ -169,6 +166,13 @@ impl SseScanner {
     }
 }
 
+/// Splits `b` at its first `\n`: the line before it and the bytes after it (`None` when `b`
+/// holds no newline).
+fn split_line(b: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (line, rest) = b.split_at_checked(memchr::memchr(b'\n', b)?)?;
+    Some((line, rest.get(1..)?))
+}
+
 /// Searchers built once (building one per event costs more than the search).
 static FINISH_REASON_KEY: LazyLock<memmem::Finder<'static>> =
     LazyLock::new(|| memmem::Finder::new(b"\"finish_reason\""));
@@ -178,22 +182,21 @@ static USAGE_KEY: LazyLock<memmem::Finder<'static>> =
 fn find_finish_reason(data: &[u8]) -> Option<FinishReason> {
     const KEY: &[u8] = b"\"finish_reason\"";
     let at = FINISH_REASON_KEY.find(data)?;
-    let rest = &data[at + KEY.len()..];
+    let rest = data.get(at + KEY.len()..)?;
     let rest = rest
         .trim_ascii_start()
         .strip_prefix(b":")?
         .trim_ascii_start();
     let rest = rest.strip_prefix(b"\"")?;
     let end = memchr::memchr(b'"', rest)?;
-    Some(FinishReason::parse(&rest[..end]))
+    Some(FinishReason::parse(rest.get(..end)?))
 }
 
 /// The `usage` object inside the top-level object `key` of `data`, if both are there.
 fn nested_usage<'a>(data: &'a [u8], key: &str) -> Option<&'a [u8]> {
     let outer = find_top_level_value(data, key)?;
-    let inner = &data[outer.start..outer.end];
-    let span = find_top_level_value(inner, "usage")?;
-    Some(&inner[span.start..span.end])
+    let inner = outer.slice(data)?;
+    find_top_level_value(inner, "usage")?.slice(inner)
 }
 
 /// Whether the value after a `"usage"` key (`rest` starts after the key) is `null`: most
@@ -225,18 +228,17 @@ pub fn for_each_event(
     let mut name: Option<&[u8]> = None;
     let mut data: Option<&[u8]> = None;
     let mut multi = false;
-    let mut start = 0;
+    let mut rest = Some(region);
     // Lines found with memchr; the piece after the last newline counts as a line too.
-    while start <= region.len() {
-        let rest = &region[start..];
-        let line = match memchr::memchr(b'\n', rest) {
-            Some(i) => {
-                start += i + 1;
-                &rest[..i]
+    while let Some(r) = rest {
+        let line = match split_line(r) {
+            Some((line, next)) => {
+                rest = Some(next);
+                line
             }
             None => {
-                start = region.len() + 1;
-                rest
+                rest = None;
+                r
             }
         };
         let line = line.strip_suffix(b"\r").unwrap_or(line);

@@ -451,7 +451,9 @@ impl AnthropicToOpenAiStream {
                     if self.tool_index.len() <= slot {
                         self.tool_index.resize(slot + 1, u32::MAX);
                     }
-                    self.tool_index[slot] = t;
+                    if let Some(s) = self.tool_index.get_mut(slot) {
+                        *s = t;
+                    }
                     let mut d = Vec::with_capacity(96);
                     d.extend_from_slice(b"{\"tool_calls\":[{\"index\":");
                     num(&mut d, t.into());

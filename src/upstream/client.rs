@@ -44,10 +44,10 @@ impl UpstreamResponseHead {
 
     /// Whether the content type starts with `media_type` (parameters such as charset aside).
     pub fn content_type_is(&self, media_type: &[u8]) -> bool {
-        let n = media_type.len();
-        self.headers
-            .get("content-type")
-            .is_some_and(|v| v.len() >= n && v[..n].eq_ignore_ascii_case(media_type))
+        self.headers.get("content-type").is_some_and(|v| {
+            v.get(..media_type.len())
+                .is_some_and(|p| p.eq_ignore_ascii_case(media_type))
+        })
     }
 }
 

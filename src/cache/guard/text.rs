@@ -71,24 +71,19 @@ fn normalize(cleaned: &str) -> String {
 /// Plural and possessive endings off, so "processes" and "process" compare equal.
 pub(crate) fn light_stem(word: &str) -> String {
     let n = word.chars().count();
-    if n > 4 && word.ends_with("ies") {
-        return format!("{}y", &word[..word.len() - 3]);
+    if let Some(base) = word.strip_suffix("ies").filter(|_| n > 4) {
+        return format!("{base}y");
     }
-    if n > 4
-        && (word.ends_with("sses")
-            || word.ends_with("xes")
-            || word.ends_with("ches")
-            || word.ends_with("shes"))
-    {
-        return word[..word.len() - 2].to_string();
+    let es_plural = word.ends_with("sses")
+        || word.ends_with("xes")
+        || word.ends_with("ches")
+        || word.ends_with("shes");
+    if let Some(base) = word.strip_suffix("es").filter(|_| n > 4 && es_plural) {
+        return base.to_string();
     }
-    if n > 3
-        && word.ends_with('s')
-        && !word.ends_with("ss")
-        && !word.ends_with("us")
-        && !word.ends_with("is")
-    {
-        return word[..word.len() - 1].to_string();
+    let s_plural = !word.ends_with("ss") && !word.ends_with("us") && !word.ends_with("is");
+    if let Some(base) = word.strip_suffix('s').filter(|_| n > 3 && s_plural) {
+        return base.to_string();
     }
     word.to_string()
 }
@@ -172,8 +167,8 @@ impl Profile {
         let hay = self.normalized.as_str();
         let word_char = |c: Option<char>| c.is_some_and(char::is_alphanumeric);
         hay.match_indices(&squashed).any(|(at, m)| {
-            let before = hay[..at].chars().next_back();
-            let after = hay[at + m.len()..].chars().next();
+            let before = hay.get(..at).and_then(|s| s.chars().next_back());
+            let after = hay.get(at + m.len()..).and_then(|s| s.chars().next());
             let edge_ok =
                 |c: Option<char>, inner: Option<char>| !(word_char(c) && word_char(inner));
             edge_ok(before, m.chars().next()) && edge_ok(after, m.chars().next_back())
@@ -197,8 +192,7 @@ fn split_words(cleaned: &str, negations: &mut usize) -> Vec<Word> {
     let mut out = Vec::new();
     let mut i = 0;
     let mut sentence_start = true;
-    while i < chars.len() {
-        let c = chars[i];
+    while let Some(&c) = chars.get(i) {
         if !c.is_alphanumeric() {
             if matches!(
                 c,
@@ -211,8 +205,7 @@ fn split_words(cleaned: &str, negations: &mut usize) -> Vec<Word> {
             continue;
         }
         let start = i;
-        while i < chars.len() {
-            let c = chars[i];
+        while let Some(&c) = chars.get(i) {
             let joins = matches!(c, '\'' | '’' | '-')
                 && chars.get(i + 1).is_some_and(|n| n.is_alphanumeric())
                 && i > start;
@@ -222,7 +215,7 @@ fn split_words(cleaned: &str, negations: &mut usize) -> Vec<Word> {
                 break;
             }
         }
-        let raw: String = chars[start..i].iter().collect();
+        let raw: String = chars.iter().take(i).skip(start).collect();
         push_word(&raw, sentence_start, negations, &mut out);
         sentence_start = false;
     }
@@ -260,10 +253,9 @@ fn push_word(raw: &str, sentence_start: bool, negations: &mut usize, out: &mut V
         let mut letters: Vec<char> = p.chars().filter(|c| c.is_alphabetic()).collect();
         // "APIs", "URLs": an acronym's plural is the acronym.
         let acronym_plural = letters.len() >= 3
-            && letters.last() == Some(&'s')
-            && letters[..letters.len() - 1]
-                .iter()
-                .all(|c| c.is_uppercase());
+            && letters
+                .split_last()
+                .is_some_and(|(last, init)| *last == 's' && init.iter().all(|c| c.is_uppercase()));
         let mut lower = (*l).to_string();
         if acronym_plural {
             letters.pop();
@@ -329,14 +321,13 @@ fn numbers(cleaned: &str, words: &[Word]) -> Vec<String> {
     let mut digit_numbers: Vec<String> = Vec::new();
     let chars: Vec<char> = cleaned.chars().collect();
     let mut i = 0;
-    while i < chars.len() {
-        if !chars[i].is_ascii_digit() {
+    while let Some(first) = chars.get(i) {
+        if !first.is_ascii_digit() {
             i += 1;
             continue;
         }
         let mut s = String::new();
-        while i < chars.len() {
-            let c = chars[i];
+        while let Some(&c) = chars.get(i) {
             let next_digit = chars.get(i + 1).is_some_and(char::is_ascii_digit);
             if c.is_ascii_digit() {
                 s.push(c);
@@ -360,7 +351,12 @@ fn numbers(cleaned: &str, words: &[Word]) -> Vec<String> {
         } else {
             trimmed.to_string()
         };
-        let rest: String = chars[i..].iter().take(3).collect::<String>().to_lowercase();
+        let rest: String = chars
+            .iter()
+            .skip(i)
+            .take(3)
+            .collect::<String>()
+            .to_lowercase();
         let suffix_ok = |sfx: &str| {
             rest.starts_with(sfx)
                 && chars
@@ -371,8 +367,9 @@ fn numbers(cleaned: &str, words: &[Word]) -> Vec<String> {
             value = format!("#{value}");
         }
         digit_numbers.push(value);
-        let after: String = chars[i..]
+        let after: String = chars
             .iter()
+            .skip(i)
             .skip_while(|c| **c == ' ')
             .take(4)
             .collect::<String>()
@@ -427,13 +424,14 @@ fn quoted(cleaned: &str) -> Vec<String> {
     let chars: Vec<char> = cleaned.chars().collect();
     let mut out = Vec::new();
     let mut i = 0;
-    while i < chars.len() {
-        let close = match chars[i] {
+    while let Some(&open) = chars.get(i) {
+        let prev = i.checked_sub(1).and_then(|p| chars.get(p));
+        let close = match open {
             '"' => Some('"'),
             '“' => Some('”'),
             '‘' => Some('’'),
             '«' => Some('»'),
-            '\'' if i == 0 || !chars[i - 1].is_alphanumeric() => Some('\''),
+            '\'' if prev.is_none_or(|c| !c.is_alphanumeric()) => Some('\''),
             _ => None,
         };
         let Some(close) = close else {
@@ -441,12 +439,12 @@ fn quoted(cleaned: &str) -> Vec<String> {
             continue;
         };
         let end = (i + 1..chars.len().min(i + 302)).find(|&j| {
-            chars[j] == close
+            chars.get(j) == Some(&close)
                 && (close != '\'' || chars.get(j + 1).is_none_or(|c| !c.is_alphanumeric()))
         });
         match end {
             Some(j) if j > i + 1 => {
-                let inner: String = chars[i + 1..j].iter().collect();
+                let inner: String = chars.iter().take(j).skip(i + 1).collect();
                 out.push(normalize_fragment(&inner));
                 i = j + 1;
             }
@@ -467,14 +465,15 @@ fn normalize_fragment(s: &str) -> String {
 fn identifiers(cleaned: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut rest = cleaned;
-    while let Some(open) = rest.find('`') {
-        let after = &rest[open + 1..];
-        let Some(close) = after.find('`') else { break };
-        let inner = after[..close].trim();
+    while let Some((_, after)) = rest.split_once('`') {
+        let Some((inner, next)) = after.split_once('`') else {
+            break;
+        };
+        let inner = inner.trim();
         if !inner.is_empty() {
             out.push(normalize_fragment(inner));
         }
-        rest = &after[close + 1..];
+        rest = next;
     }
     for chunk in cleaned.split_whitespace() {
         let w = chunk
@@ -499,7 +498,10 @@ fn identifiers(cleaned: &str) -> Vec<String> {
                 .chars()
                 .all(|c| c.is_alphanumeric() || c == '_' || c == '.');
         let snake = w.char_indices().any(|(k, c)| {
-            c == '_' && k > 0 && w[k + 1..].starts_with(|n: char| n.is_alphanumeric())
+            c == '_'
+                && k > 0
+                && w.get(k + 1..)
+                    .is_some_and(|r| r.starts_with(|n: char| n.is_alphanumeric()))
         });
         let dotted = w
             .split('.')

@@ -118,13 +118,9 @@ impl CudaBackend {
             )));
         }
         for row in 0..bsz {
-            let cols = row * seq..(row + 1) * seq;
+            let (ids, mask) = batch.row(row)?;
             let mut any = false;
-            for (pos, (&id, &m)) in batch.input_ids[cols.clone()]
-                .iter()
-                .zip(&batch.attention_mask[cols])
-                .enumerate()
-            {
+            for (pos, (&id, &m)) in ids.iter().zip(mask).enumerate() {
                 if m == 0 {
                     continue;
                 }

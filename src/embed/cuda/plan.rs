@@ -6,7 +6,7 @@
 //!
 //! Row-major `[rows, cols]` is column-major `[cols, rows]` to cuBLAS.
 
-use super::{Gemm, Transpose};
+use super::{CudaError, Gemm, Transpose};
 use crate::embed::weights::{HEADS, HEAD_DIM, HIDDEN};
 
 /// Width of a fused Q|K|V row.
@@ -93,7 +93,8 @@ pub fn context_offset(h: usize) -> usize {
 }
 
 /// What cuBLAS's `gemmStridedBatched` computes for `g` (beta = 0), on host slices with
-/// element offsets: the CPU reference of the plan.
+/// element offsets: the CPU reference of the plan. A plan that reads or writes outside a
+/// buffer (a layout mistake) is a [`CudaError::Shape`] naming the element.
 pub fn gemm_reference(
     g: &Gemm,
     a: &[f32],
@@ -102,7 +103,13 @@ pub fn gemm_reference(
     b_off: usize,
     c: &mut [f32],
     c_off: usize,
-) {
+) -> Result<(), CudaError> {
+    fn outside(what: &str, at: usize, len: usize) -> CudaError {
+        CudaError::Shape(format!(
+            "gemm_reference: {what}[{at}] is outside its {len} elements"
+        ))
+    }
+    let c_len = c.len();
     for batch in 0..g.batch {
         let (ao, bo, co) = (
             a_off + batch * g.stride_a,
@@ -113,20 +120,24 @@ pub fn gemm_reference(
             for row in 0..g.m {
                 let mut acc = 0f32;
                 for p in 0..g.k {
-                    let av = match g.ta {
-                        Transpose::No => a[ao + row + p * g.lda],
-                        Transpose::Yes => a[ao + p + row * g.lda],
+                    let ai = match g.ta {
+                        Transpose::No => ao + row + p * g.lda,
+                        Transpose::Yes => ao + p + row * g.lda,
                     };
-                    let bv = match g.tb {
-                        Transpose::No => b[bo + p + col * g.ldb],
-                        Transpose::Yes => b[bo + col + p * g.ldb],
+                    let bi = match g.tb {
+                        Transpose::No => bo + p + col * g.ldb,
+                        Transpose::Yes => bo + col + p * g.ldb,
                     };
+                    let av = a.get(ai).ok_or_else(|| outside("A", ai, a.len()))?;
+                    let bv = b.get(bi).ok_or_else(|| outside("B", bi, b.len()))?;
                     acc += av * bv;
                 }
-                c[co + row + col * g.ldc] = g.alpha * acc;
+                let ci = co + row + col * g.ldc;
+                *c.get_mut(ci).ok_or_else(|| outside("C", ci, c_len))? = g.alpha * acc;
             }
         }
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -151,7 +162,7 @@ mod tests {
             }
         }
         let mut y = vec![0f32; 8];
-        gemm_reference(&linear(3, 4, 2), &w_t, 0, &x, 0, &mut y, 0);
+        gemm_reference(&linear(3, 4, 2), &w_t, 0, &x, 0, &mut y, 0).unwrap();
         for t in 0..2 {
             for (o, row) in w.iter().enumerate() {
                 let want: f32 = (0..3).map(|i| x[t * 3 + i] * row[i]).sum();

@@ -6,6 +6,10 @@
 //! (the phases of one proxied request), `shard` (runtimes and listeners), `admin`, `config`,
 //! `cache` (exact and semantic response caches), `embed` (the MiniLM embedder).
 
+// A client- or provider-supplied index must never panic a shard: no unchecked indexing or
+// string slicing outside tests (clippy.toml allows it in tests).
+#![deny(clippy::indexing_slicing, clippy::string_slice)]
+
 pub mod admin;
 pub mod api;
 pub mod cache;

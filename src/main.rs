@@ -1,4 +1,5 @@
 //! The `infergate` binary: serve, check a config, hash a gateway key.
+#![deny(clippy::indexing_slicing, clippy::string_slice)]
 #![allow(clippy::print_stdout)] // stdout is the CLI's interface: the ready line, check-config, hash-key.
 
 use std::path::PathBuf;

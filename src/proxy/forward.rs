@@ -81,7 +81,9 @@ pub async fn forward(
     let mut last: Option<Failure> = None;
     let mut skipped: Vec<String> = Vec::new();
     for &index in plan.indexes() {
-        let target = &input.route.targets[index as usize];
+        let Some(target) = input.route.targets.get(index as usize) else {
+            continue;
+        };
         let provider = &target.provider;
         if let Some(why) = &provider.unavailable {
             skipped.push(format!("{}: {why}", provider.name));
@@ -318,7 +320,10 @@ fn upstream_head(
         if !provider.forward_headers.allows(name) || headers.has_token("connection", name) {
             continue;
         }
-        let lower_is = |p: &str| name.len() >= p.len() && name[..p.len()].eq_ignore_ascii_case(p);
+        let lower_is = |p: &str| {
+            name.get(..p.len())
+                .is_some_and(|h| h.eq_ignore_ascii_case(p))
+        };
         if (!pass_anthropic && lower_is("anthropic-")) || (!pass_openai && lower_is("openai-")) {
             continue;
         }
@@ -933,7 +938,8 @@ async fn answer_token_estimate(
         }
     }
     let v: serde_json::Value = serde_json::from_slice(&input.body).unwrap_or_default();
-    let chars = text_len(&v["messages"]) + text_len(&v["system"]) + text_len(&v["tools"]);
+    let field = |k: &str| v.get(k).map_or(0, text_len);
+    let chars = field("messages") + field("system") + field("tools");
     let tokens = chars.div_ceil(4).max(1);
     let body = Bytes::from(format!("{{\"input_tokens\":{tokens}}}"));
     let head = meta

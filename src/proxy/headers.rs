@@ -16,9 +16,12 @@ pub fn pass_to_client(name: &str) -> bool {
     ];
     const PREFIX: &[&str] = &["x-ratelimit-", "anthropic-ratelimit-"];
     EXACT.iter().any(|e| name.eq_ignore_ascii_case(e))
-        || PREFIX
-            .iter()
-            .any(|p| name.len() > p.len() && name[..p.len()].eq_ignore_ascii_case(p))
+        || PREFIX.iter().any(|p| {
+            name.len() > p.len()
+                && name
+                    .get(..p.len())
+                    .is_some_and(|h| h.eq_ignore_ascii_case(p))
+        })
 }
 
 #[cfg(test)]

@@ -110,8 +110,10 @@ fn announces_body(head: &RequestHead) -> bool {
 fn presented_key(head: &RequestHead) -> Option<&[u8]> {
     if let Some(v) = head.headers.get("authorization") {
         let v = v.trim_ascii();
-        if v.len() > 7 && v[..7].eq_ignore_ascii_case(b"bearer ") {
-            return Some(v[7..].trim_ascii());
+        if let Some((scheme, key)) = v.split_at_checked(7) {
+            if scheme.eq_ignore_ascii_case(b"bearer ") && !key.is_empty() {
+                return Some(key.trim_ascii());
+            }
         }
     }
     head.headers.get("x-api-key").map(<[u8]>::trim_ascii)

@@ -160,9 +160,8 @@ pub async fn relay_stream(
                 Framing::Chunked(dec) => {
                     ranges.clear();
                     let base = out.as_ptr() as usize;
-                    let fed = dec.feed(&out[raw_start..raw_end], |s| {
-                        ranges.push((s.as_ptr() as usize - base, s.len()))
-                    });
+                    let raw = out.get(raw_start..raw_end).unwrap_or_default();
+                    let fed = dec.feed(raw, |s| ranges.push((s.as_ptr() as usize - base, s.len())));
                     let used = match fed {
                         Ok(used) => used,
                         Err(_) => {
@@ -224,7 +223,7 @@ pub async fn relay_stream(
 
         // 2. Find complete events and send them (translated when the dialects differ).
         let boundary = match upstream_frames {
-            UpstreamFrames::Sse => scanner.scan(&out[PREFIX..]),
+            UpstreamFrames::Sse => scanner.scan(out.get(PREFIX..).unwrap_or_default()),
             // Frames are found while they are translated below: one decode per frame.
             UpstreamFrames::AwsEventStream => out.len() - PREFIX,
         };
@@ -236,7 +235,7 @@ pub async fn relay_stream(
         if let Some(t) = translator.as_deref_mut() {
             xout.truncate(PREFIX);
             if send_len > 0 {
-                let region = &out[PREFIX..PREFIX + send_len];
+                let region = out.get(PREFIX..PREFIX + send_len).unwrap_or_default();
                 let pushed = match upstream_frames {
                     UpstreamFrames::Sse => for_each_event(region, &mut scratch, |name, data| {
                         t.push_event(name, data, &mut xout)
@@ -276,12 +275,12 @@ pub async fn relay_stream(
                 }
                 result.bytes_out += len as u64;
                 if let Some(c) = capture.as_deref_mut() {
-                    c.extend_from_slice(&xout[PREFIX..PREFIX + len]);
+                    c.extend_from_slice(xout.get(PREFIX..PREFIX + len).unwrap_or_default());
                 }
             }
         } else if send_len > 0 {
             carry.clear();
-            carry.extend_from_slice(&out[PREFIX + send_len..]);
+            carry.extend_from_slice(out.get(PREFIX + send_len..).unwrap_or_default());
             out.truncate(PREFIX + send_len);
             let start = write_size_line(&mut out, send_len);
             out.extend_from_slice(b"\r\n");
@@ -294,7 +293,7 @@ pub async fn relay_stream(
             result.bytes_out += send_len as u64;
             if let Some(c) = capture.as_deref_mut() {
                 // Only when the answer will be cached: the stream is kept to store it whole.
-                c.extend_from_slice(&out[PREFIX..PREFIX + send_len]);
+                c.extend_from_slice(out.get(PREFIX..PREFIX + send_len).unwrap_or_default());
             }
             out.truncate(PREFIX);
             out.extend_from_slice(&carry);
@@ -393,21 +392,19 @@ fn finish(mut result: RelayResult, scanner: &SseScanner) -> RelayResult {
 
 /// Writes the hex size line right before `out[PREFIX..]`; returns where the chunk starts.
 fn write_size_line(out: &mut [u8], len: usize) -> usize {
-    let mut digits = [0u8; 16];
-    let mut n = len;
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b"0123456789abcdef"[n & 15];
-        n >>= 4;
-        if n == 0 {
-            break;
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digits = ((usize::BITS - len.leading_zeros()).div_ceil(4) as usize).max(1);
+    // The prefix holds 14 hex digits: chunks of up to 2^56 bytes.
+    let Some(start) = (PREFIX - 2).checked_sub(digits) else {
+        return PREFIX;
+    };
+    if let Some(line) = out.get_mut(start..PREFIX) {
+        let (hex, crlf) = line.split_at_mut(digits);
+        for (k, d) in hex.iter_mut().rev().enumerate() {
+            *d = HEX.get((len >> (4 * k)) & 15).copied().unwrap_or(b'0');
         }
+        crlf.copy_from_slice(b"\r\n");
     }
-    let hex = &digits[i..];
-    let start = PREFIX - 2 - hex.len();
-    out[start..start + hex.len()].copy_from_slice(hex);
-    out[PREFIX - 2..PREFIX].copy_from_slice(b"\r\n");
     start
 }
 
@@ -489,7 +486,8 @@ fn for_each_aws_frame(
     let mut at = 0;
     let mut name = Vec::with_capacity(64);
     while at < region.len() {
-        let (frame, used) = match crate::translate::eventstream::decode_frame(&region[at..]) {
+        let rest = region.get(at..).unwrap_or_default();
+        let (frame, used) = match crate::translate::eventstream::decode_frame(rest) {
             Ok(Some(x)) => x,
             Ok(None) if !complete => break,
             Ok(None) | Err(_) => return Err("malformed_frame"),

@@ -55,6 +55,8 @@ pub struct ServerConn {
     response_started: bool,
     /// The current request's body was larger than [`KEEP_BUFFER_BYTES`].
     large_body: bool,
+    /// The current request announced a body that has not been read (it was refused first).
+    body_unread: bool,
 }
 
 /// A read buffer that grew past this (a large body) is replaced by a small one after the
@@ -73,6 +75,7 @@ impl ServerConn {
             buf: BytesMut::with_capacity(READ_CHUNK),
             response_started: false,
             large_body: false,
+            body_unread: false,
         }
     }
 
@@ -85,6 +88,31 @@ impl ServerConn {
     /// The socket, to watch for the client going away while an answer is prepared.
     pub fn stream(&self) -> &TcpStream {
         &self.io
+    }
+
+    /// Closes after a request that was refused before its body was read, the way RFC 9112
+    /// §9.6 asks: stop writing, then read and discard what the client still sends (up to a
+    /// bound and a second) before closing. Closing at once with unread bytes makes the kernel
+    /// reset the connection, and the client may lose the error response it was sent.
+    pub async fn linger_if_body_unread(&mut self) {
+        if !std::mem::take(&mut self.body_unread) {
+            return;
+        }
+        const LINGER: Duration = Duration::from_secs(1);
+        const LINGER_BYTES: usize = 8 * 1024 * 1024;
+        let _ = self.io.shutdown().await;
+        let deadline = std::time::Instant::now() + LINGER;
+        let mut drained = 0usize;
+        while drained < LINGER_BYTES {
+            self.buf.clear();
+            let Ok(left) = remaining(deadline) else {
+                return;
+            };
+            match self.read_more(left).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => drained += n,
+            }
+        }
     }
 
     /// Whether any part of the current request's response may have been written.
@@ -193,7 +221,13 @@ impl ServerConn {
         }
         // The spans are relative to the buffer start, which is where the frozen head starts.
         let raw = self.buf.split_to(n).freeze();
-        Ok(Some(RequestHead::from_spans(raw, spans)))
+        let head = RequestHead::from_spans(raw, spans);
+        self.body_unread = head.headers.get("transfer-encoding").is_some()
+            || head
+                .headers
+                .get("content-length")
+                .is_some_and(|v| v.trim_ascii() != b"0");
+        Ok(Some(head))
     }
 
     /// Reads the body that `head` announces (Content-Length or chunked) into one `Bytes`,
@@ -207,7 +241,10 @@ impl ServerConn {
     ) -> Result<Bytes, HttpError> {
         let framing = head.body_framing().map_err(HttpError::Malformed)?;
         let length = match framing {
-            BodyLength::Empty => return Ok(Bytes::new()),
+            BodyLength::Empty => {
+                self.body_unread = false;
+                return Ok(Bytes::new());
+            }
             BodyLength::Length(n) => {
                 let n = usize::try_from(n).map_err(|_| HttpError::BodyTooLarge)?;
                 if n > limits.max_body_bytes {
@@ -246,6 +283,7 @@ impl ServerConn {
                     }
                 }
                 self.large_body = n > KEEP_BUFFER_BYTES;
+                self.body_unread = false;
                 Ok(take_front(&mut self.buf, n))
             }
             None => self.read_chunked(limits, permit, deadline).await,
@@ -295,6 +333,7 @@ impl ServerConn {
             }
             if decoder.is_done() {
                 self.large_body = body.len() > KEEP_BUFFER_BYTES;
+                self.body_unread = false;
                 return Ok(body.freeze());
             }
             let left = remaining(deadline)?;

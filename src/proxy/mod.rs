@@ -30,6 +30,12 @@ use respond::{write_error, write_error_with, write_json, RequestMeta};
 pub async fn serve_connection(ctx: Rc<ShardCtx>, stream: TcpStream, slot: ConnectionSlot) {
     let _slot = slot;
     let mut conn = ServerConn::new(stream);
+    serve_requests(&ctx, &mut conn).await;
+    conn.linger_if_body_unread().await;
+}
+
+/// Serves the connection's requests one after another until one ends it.
+async fn serve_requests(ctx: &Rc<ShardCtx>, conn: &mut ServerConn) {
     let mut first = true;
     loop {
         let limits = ServerLimits::from_config(&ctx.table.load().server);
@@ -38,7 +44,7 @@ pub async fn serve_connection(ctx: Rc<ShardCtx>, stream: TcpStream, slot: Connec
             Err(HttpError::Closed) | Err(HttpError::Io(_)) => return,
             Err(e) => {
                 tracing::debug!(error = %e, shard = ctx.shard_id, "bad request head");
-                reject_unreadable(&ctx, &mut conn, &e, None).await;
+                reject_unreadable(ctx, conn, &e, None).await;
                 return;
             }
         };
@@ -47,11 +53,11 @@ pub async fn serve_connection(ctx: Rc<ShardCtx>, stream: TcpStream, slot: Connec
         // The request runs on the table current when its head arrived (a swap while the
         // connection sat idle must not leave it on the old one).
         let table = ctx.table.load_full();
-        let request = handle_request(&ctx, &table, &mut conn, head, &limits);
+        let request = handle_request(ctx, &table, conn, head, &limits);
         let keep = match contain::catch_panic(request).await {
             Ok(keep) => keep,
             Err(panic) => {
-                contain::answer_panic(&ctx, &mut conn, &panic).await;
+                contain::answer_panic(ctx, conn, &panic).await;
                 return;
             }
         };

@@ -5,7 +5,8 @@
 //! scan is measured beside them: it is what a same-format stream costs.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use infergate::translate::{decode_frame, encode_frame, Bridge, SseScanner, WireApi};
+use infergate::translate::{decode_frame, encode_frame, Bridge, SseScanner};
+use infergate::wire::WireApi;
 
 const CHAT_DELTA: &[u8] = br#"{"id":"chatcmpl-123","object":"chat.completion.chunk","created":1694268190,"model":"gpt-4o-mini","system_fingerprint":"fp_44709d6fcb","choices":[{"index":0,"delta":{"content":" the quick brown fox"},"logprobs":null,"finish_reason":null}],"usage":null}"#;
 const ANTHROPIC_START: &[u8] = br#"{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","content":[],"model":"claude","stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":25,"output_tokens":1}}}"#;

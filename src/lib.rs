@@ -23,3 +23,4 @@ pub mod route;
 pub mod shard;
 pub mod translate;
 pub mod upstream;
+pub mod wire;

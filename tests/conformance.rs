@@ -15,7 +15,8 @@
 mod common;
 use common::*;
 
-use infergate::translate::{for_each_event, Bridge, WireApi};
+use infergate::translate::{for_each_event, Bridge};
+use infergate::wire::WireApi;
 use serde_json::{json, Map, Value};
 
 const UPSTREAM_KEY: &str = "sk-conformance-upstream";

@@ -105,11 +105,13 @@ impl ApiError {
         self.kind.status()
     }
 
-    /// The body in the client's dialect.
-    pub fn to_json(&self, dialect: super::Dialect) -> Bytes {
-        match dialect {
-            super::Dialect::OpenAi => self.to_openai_json(),
-            super::Dialect::Anthropic => self.to_anthropic_json(),
+    /// The body in the shape clients of `wire` expect (Anthropic's for Messages, OpenAI's
+    /// for the others).
+    pub fn to_json(&self, wire: crate::wire::WireApi) -> Bytes {
+        if wire.anthropic_errors() {
+            self.to_anthropic_json()
+        } else {
+            self.to_openai_json()
         }
     }
 

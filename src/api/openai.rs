@@ -5,7 +5,7 @@ use simd_json::prelude::*;
 use simd_json::{Buffers, Tape};
 
 use super::json_scan::{find_top_level_value, JsonSpan};
-use super::Endpoint;
+use crate::wire::{Endpoint, Usage};
 
 /// Why a request body was refused (each becomes a 400 naming the field).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -241,47 +241,56 @@ fn duplicate_key<'a>(keys: impl Iterator<Item = &'a str>) -> Option<&'a str> {
     None
 }
 
-/// Token usage as providers report it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-pub struct Usage {
-    /// Prompt (input) tokens.
-    pub input_tokens: u64,
-    /// Completion (output) tokens.
-    pub output_tokens: u64,
-}
-
+/// Reading token usage out of raw response bytes, for the record (the streams' scanner and
+/// whole non-streamed answers).
 impl Usage {
-    /// Reads a `usage` object: OpenAI's (`prompt_tokens`, `completion_tokens`) or Anthropic's
-    /// (`input_tokens` + cache reads and writes, `output_tokens`).
-    pub fn from_openai_json(usage: &[u8]) -> Option<Self> {
+    /// Reads a `usage` object: OpenAI's (`prompt_tokens`, `completion_tokens`, cached tokens
+    /// in `prompt_tokens_details`) or Anthropic's (`input_tokens` + cache reads and writes,
+    /// `output_tokens`).
+    pub fn from_usage_json(usage: &[u8]) -> Option<Self> {
+        #[derive(serde::Deserialize)]
+        struct Details {
+            cached_tokens: Option<u64>,
+        }
         #[derive(serde::Deserialize)]
         struct Raw {
             prompt_tokens: Option<u64>,
             completion_tokens: Option<u64>,
+            prompt_tokens_details: Option<Details>,
             input_tokens: Option<u64>,
             output_tokens: Option<u64>,
             cache_read_input_tokens: Option<u64>,
             cache_creation_input_tokens: Option<u64>,
         }
         let raw: Raw = serde_json::from_slice(usage).ok()?;
-        let input = match raw.prompt_tokens {
-            Some(p) => p,
-            None => {
-                raw.input_tokens.unwrap_or(0)
-                    + raw.cache_read_input_tokens.unwrap_or(0)
-                    + raw.cache_creation_input_tokens.unwrap_or(0)
+        let output_tokens = raw.completion_tokens.or(raw.output_tokens).unwrap_or(0);
+        Some(match raw.prompt_tokens {
+            Some(prompt) => {
+                let cached = raw
+                    .prompt_tokens_details
+                    .and_then(|d| d.cached_tokens)
+                    .unwrap_or(0)
+                    .min(prompt);
+                Self {
+                    input_tokens: prompt - cached,
+                    output_tokens,
+                    cache_read_tokens: cached,
+                    cache_creation_tokens: 0,
+                }
             }
-        };
-        Some(Self {
-            input_tokens: input,
-            output_tokens: raw.completion_tokens.or(raw.output_tokens).unwrap_or(0),
+            None => Self {
+                input_tokens: raw.input_tokens.unwrap_or(0),
+                output_tokens,
+                cache_read_tokens: raw.cache_read_input_tokens.unwrap_or(0),
+                cache_creation_tokens: raw.cache_creation_input_tokens.unwrap_or(0),
+            },
         })
     }
 
     /// Reads `usage` from a whole OpenAI response body without parsing the rest.
     pub fn from_openai_body(body: &[u8]) -> Option<Self> {
         let span = find_top_level_value(body, "usage")?;
-        Self::from_openai_json(span.slice(body)?)
+        Self::from_usage_json(span.slice(body)?)
     }
 }
 
@@ -396,8 +405,21 @@ mod tests {
             Usage::from_openai_body(body),
             Some(Usage {
                 input_tokens: 12,
-                output_tokens: 5
+                output_tokens: 5,
+                ..Usage::default()
             })
+        );
+        // Cached tokens are part of OpenAI's prompt_tokens; Anthropic counts them apart.
+        let openai = br#"{"prompt_tokens":12,"completion_tokens":5,"prompt_tokens_details":{"cached_tokens":4}}"#;
+        let u = Usage::from_usage_json(openai).unwrap();
+        assert_eq!(
+            (u.input_tokens, u.cache_read_tokens, u.prompt_tokens()),
+            (8, 4, 12)
+        );
+        let anthropic = br#"{"input_tokens":3,"cache_read_input_tokens":4,"cache_creation_input_tokens":5,"output_tokens":2}"#;
+        assert_eq!(
+            Usage::from_usage_json(anthropic).unwrap().prompt_tokens(),
+            12
         );
     }
 }

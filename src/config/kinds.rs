@@ -6,7 +6,7 @@
 
 use serde::Deserialize;
 
-use crate::translate::WireApi;
+use crate::wire::WireApi;
 
 /// Which provider a `[providers.NAME]` block talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
@@ -320,15 +320,6 @@ impl ProviderKind {
             auth,
             native_responses: responses,
             embeddings,
-        }
-    }
-
-    /// The dialect of the provider's error bodies as the client-facing API knows them (the
-    /// built-in mock and every OpenAI-compatible provider answer OpenAI's).
-    pub fn dialect(self) -> crate::api::Dialect {
-        match self.spec().wire {
-            WireApi::Messages => crate::api::Dialect::Anthropic,
-            _ => crate::api::Dialect::OpenAi,
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::translate::FinishReason;
+use crate::wire::FinishReason;
 
 /// One try at one target.
 #[derive(Debug, Clone, Serialize)]

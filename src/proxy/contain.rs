@@ -13,8 +13,9 @@ use futures_util::FutureExt;
 
 use super::respond::{write_error, RequestMeta};
 use super::ShardCtx;
-use crate::api::{ApiError, Endpoint, ErrorKind};
+use crate::api::{ApiError, ErrorKind};
 use crate::http::ServerConn;
+use crate::wire::Endpoint;
 
 /// What a caught panic carried.
 pub type Panic = Box<dyn Any + Send + 'static>;

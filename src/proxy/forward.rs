@@ -13,19 +13,19 @@ use super::headers::pass_to_client;
 use super::relay::{relay_stream, RelayEnd, RelayPlan, UpstreamFrames};
 use super::respond::{write_error, RequestMeta};
 use super::{ms_since, ShardCtx};
-use crate::api::{ApiError, ChatRequestView, Endpoint, ErrorKind, Usage};
+use crate::api::{ApiError, ChatRequestView, ErrorKind};
 use crate::config::{AuthStyle, ProviderKind};
 use crate::http::{write_head_and_body, BodyFraming, RequestHead, ServerConn};
 use crate::observe::{AttemptRecord, RequestRecord};
 use crate::route::{ModelRoute, Provider, Target};
 use crate::translate::{
     assemble_chat_completion, for_each_event, replay_chat_completion, Bridge, TranslateError,
-    WireApi,
 };
 use crate::upstream::{
     connect, mock, read_full_body, read_response_head, send_request, UpstreamConn, UpstreamError,
     UpstreamResponseHead,
 };
+use crate::wire::{Endpoint, Usage, WireApi};
 
 /// Largest non-streamed upstream body the gateway buffers.
 const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
@@ -566,7 +566,7 @@ async fn respond_with(
         rec.bytes_out = end.bytes_out;
         rec.finish_reason = end.finish_reason;
         if let Some(u) = end.usage {
-            rec.tokens_in = Some(u.input_tokens);
+            rec.tokens_in = Some(u.prompt_tokens());
             rec.tokens_out = Some(u.output_tokens);
         }
         match end.end {
@@ -625,7 +625,7 @@ async fn respond_with(
                     Some(b) if ok_status => {
                         match b.response(&body, &input.route.alias, &input.body) {
                             Ok(t) => {
-                                usage = t.usage.map(Usage::from);
+                                usage = t.usage;
                                 (resp.status, Bytes::from(t.body))
                             }
                             Err(e) => {
@@ -652,7 +652,7 @@ async fn respond_with(
                     }
                 };
                 if let Some(u) = usage {
-                    rec.tokens_in = Some(u.input_tokens);
+                    rec.tokens_in = Some(u.prompt_tokens());
                     rec.tokens_out = Some(u.output_tokens);
                 }
                 rec.status = status;
@@ -840,7 +840,7 @@ async fn answer_from_mock(
     rec.status = if ok { reply.status } else { 499 };
     rec.provider = Some(target.provider.name.clone());
     rec.upstream_model = Some(target.model.to_string());
-    rec.tokens_in = Some(reply.usage.input_tokens);
+    rec.tokens_in = Some(reply.usage.prompt_tokens());
     rec.tokens_out = Some(reply.usage.output_tokens);
     rec.attempts
         .push(attempt(target, Some(reply.status), None, attempt_start));
@@ -877,7 +877,7 @@ pub async fn serve_cached(
     rec.cache_similarity = hit.similarity;
     let stored = &hit.response.body;
     if let Some(u) = Usage::from_openai_body(stored) {
-        rec.tokens_in = Some(u.input_tokens);
+        rec.tokens_in = Some(u.prompt_tokens());
         rec.tokens_out = Some(u.output_tokens);
     }
     let mut head = meta

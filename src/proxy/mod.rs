@@ -20,9 +20,10 @@ use std::time::Instant;
 use bytes::Bytes;
 use monoio::net::TcpStream;
 
-use crate::api::{ApiError, Endpoint, ErrorKind, RequestBodyError};
+use crate::api::{ApiError, ErrorKind, RequestBodyError};
 use crate::http::{BodyLength, HttpError, Method, RequestHead, ServerConn, ServerLimits};
 use crate::policy::KeyCheck;
+use crate::wire::Endpoint;
 use respond::{write_error, write_error_with, write_json, RequestMeta};
 
 /// Serves one client connection until it closes, errs, or the shard drains. `slot` counts
@@ -92,7 +93,7 @@ async fn reject_unreadable(
     let err = ApiError::new(kind, code, e.to_string());
     let mut meta = RequestMeta::new(ctx.shard_id);
     let endpoint = endpoint.unwrap_or(Endpoint::ChatCompletions);
-    meta.dialect = endpoint.dialect();
+    meta.dialect = endpoint.error_wire();
     let retry: &[(&str, &[u8])] = if status == 503 {
         &[("retry-after", b"1")]
     } else {
@@ -158,7 +159,7 @@ async fn handle_request(
         )
         .await;
     };
-    meta.dialect = endpoint.dialect();
+    meta.dialect = endpoint.error_wire();
     let want = if endpoint == Endpoint::Models {
         Method::Get
     } else {

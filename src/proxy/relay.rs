@@ -13,10 +13,10 @@ use monoio::buf::{IoBuf, IoBufMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
 
-use crate::api::Usage;
 use crate::http::ChunkedDecoder;
-use crate::translate::{for_each_event, FinishReason, SseScanner, StreamTranslator, WireApi};
+use crate::translate::{for_each_event, SseScanner, StreamTranslator};
 use crate::upstream::{BodyKind, UpstreamConn};
+use crate::wire::{FinishReason, Usage, WireApi};
 
 /// Room before the payload for the chunk size line (`ffffffff\r\n`).
 const PREFIX: usize = 16;
@@ -309,8 +309,8 @@ pub async fn relay_stream(
                 }
             };
             if let Some(t) = translator.as_deref() {
-                result.usage = t.usage().map(Usage::from);
-                result.finish_reason = t.stop_reason().map(FinishReason::from);
+                result.usage = t.usage();
+                result.finish_reason = t.stop_reason();
                 return result;
             }
             return finish(result, &scanner);
@@ -428,7 +428,7 @@ async fn fail(
     let usage = match translator {
         Some(mut t) => {
             t.finish(&mut events);
-            t.usage().map(Usage::from)
+            t.usage()
         }
         None => {
             error_event(&mut events, client_wire, kind, next_sequence);

@@ -4,9 +4,10 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use crate::api::{ApiError, Endpoint};
+use crate::api::ApiError;
 use crate::http::{write_head_and_body, BodyFraming, ResponseHead, ServerConn};
 use crate::observe::RequestRecord;
+use crate::wire::{Endpoint, WireApi};
 
 /// Facts about a request known before it is forwarded.
 pub struct RequestMeta {
@@ -23,8 +24,8 @@ pub struct RequestMeta {
     pub model: Option<String>,
     /// Whether a stream was asked for.
     pub stream: bool,
-    /// The client's dialect, for error bodies.
-    pub dialect: crate::api::Dialect,
+    /// The format of the client's error bodies.
+    pub dialect: WireApi,
 }
 
 impl RequestMeta {
@@ -41,7 +42,7 @@ impl RequestMeta {
             key: None,
             model: None,
             stream: false,
-            dialect: crate::api::Dialect::OpenAi,
+            dialect: WireApi::Chat,
         }
     }
 

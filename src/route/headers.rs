@@ -8,7 +8,7 @@
 //! client's `Connection` header names are hop-by-hop (RFC 9110 §7.6.1) and end at the gateway
 //! even when allowed ([`crate::http::HeaderList::has_token`] finds them).
 
-use crate::translate::WireApi;
+use crate::wire::WireApi;
 
 /// Headers every provider may get from the client.
 const COMMON: &[&str] = &["accept", "user-agent", "traceparent", "tracestate"];

@@ -7,7 +7,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 
 use crate::config::{AuthStyle, ConfigError, KindSpec, ProviderConfig, ProviderKind};
-use crate::translate::WireApi;
+use crate::wire::WireApi;
 
 /// Whether a provider is reached over plain TCP or TLS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -207,8 +207,8 @@ impl Provider {
     /// The wire format this provider is sent for a client speaking `client` on `endpoint`:
     /// the kind's own format, except that a provider serving the Responses API natively gets
     /// Responses clients as they are.
-    pub fn wire_for(&self, endpoint: crate::api::Endpoint) -> WireApi {
-        if endpoint == crate::api::Endpoint::Responses && self.native_responses {
+    pub fn wire_for(&self, endpoint: crate::wire::Endpoint) -> WireApi {
+        if endpoint == crate::wire::Endpoint::Responses && self.native_responses {
             WireApi::Responses
         } else {
             self.spec.wire
@@ -218,12 +218,12 @@ impl Provider {
     /// The request path (below the authority, query included) for `wire` on `endpoint`.
     pub fn request_path(
         &self,
-        endpoint: crate::api::Endpoint,
+        endpoint: crate::wire::Endpoint,
         wire: WireApi,
         model: &str,
         stream: bool,
     ) -> String {
-        use crate::api::Endpoint;
+        use crate::wire::Endpoint;
         let prefix = self.addr.as_ref().map_or("", |a| a.path_prefix.as_str());
         let azure = self.kind == ProviderKind::AzureOpenai;
         let op = match (endpoint, wire) {
@@ -440,9 +440,9 @@ mod tests {
 
     #[test]
     fn kinds_reach_their_documented_endpoints() {
-        use crate::api::Endpoint::{ChatCompletions, Embeddings, Responses};
+        use crate::wire::Endpoint::{ChatCompletions, Embeddings, Responses};
         use ProviderKind::*;
-        let cases: &[(ProviderKind, crate::api::Endpoint, bool, &str, &str)] = &[
+        let cases: &[(ProviderKind, crate::wire::Endpoint, bool, &str, &str)] = &[
             (
                 Openai,
                 ChatCompletions,
@@ -595,7 +595,7 @@ mod tests {
         let p = Provider::compile("p", &kind_cfg(ProviderKind::Bedrock)).unwrap();
         assert_eq!(
             p.request_path(
-                crate::api::Endpoint::Messages,
+                crate::wire::Endpoint::Messages,
                 WireApi::Converse,
                 "anthropic.claude-3-5-sonnet-20240620-v1:0",
                 false

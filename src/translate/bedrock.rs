@@ -14,7 +14,8 @@ use super::error::{BEDROCK, OPENAI};
 use super::openai_types as oa;
 use super::request::reject_extra;
 use super::response::{openai_error_body, unix_now};
-use super::{StopReason, TokenUsage, TranslateError};
+use super::TranslateError;
+use crate::wire::{FinishReason, Usage};
 
 /// Translates an OpenAI Chat Completions request into a Bedrock Converse request body (for
 /// `converse` or `converse-stream`: the caller picks the URL from the `stream` flag, which is
@@ -596,8 +597,8 @@ pub fn converse_to_chat_response(
     let stop = resp
         .stop_reason
         .as_deref()
-        .map(StopReason::from_bedrock)
-        .unwrap_or(StopReason::EndTurn);
+        .map(FinishReason::from_bedrock)
+        .unwrap_or(FinishReason::EndTurn);
     let out = oa::ChatCompletion {
         id: new_completion_id(),
         object: "chat.completion".into(),
@@ -617,7 +618,7 @@ pub fn converse_to_chat_response(
         }],
         usage: Some(
             resp.usage
-                .map(|u| TokenUsage::from_bedrock(&u))
+                .map(|u| Usage::from_bedrock(&u))
                 .unwrap_or_default()
                 .to_openai(),
         ),

@@ -9,7 +9,8 @@ use super::bedrock::{error_mapping, new_completion_id};
 use super::bedrock_types as br;
 use super::eventstream::EventFrame;
 use super::response::{openai_error_body, unix_now};
-use super::{StopReason, TokenUsage, TranslateError};
+use super::TranslateError;
+use crate::wire::{FinishReason, Usage};
 
 /// What a frame is: an event (by `:event-type`), an exception (`:exception-type`, JSON
 /// payload `{"message"}`) or an error (`:error-code`, message in `:error-message`).
@@ -47,8 +48,8 @@ pub struct ConverseToChatStream {
     next_tool: u32,
     started: bool,
     finished: bool,
-    stop: Option<StopReason>,
-    usage: Option<TokenUsage>,
+    stop: Option<FinishReason>,
+    usage: Option<Usage>,
 }
 
 impl ConverseToChatStream {
@@ -90,12 +91,12 @@ impl ConverseToChatStream {
     }
 
     /// Usage, once `metadata` came.
-    pub fn usage(&self) -> Option<TokenUsage> {
+    pub fn usage(&self) -> Option<Usage> {
         self.usage
     }
 
     /// The stop reason, once `messageStop` came.
-    pub fn stop_reason(&self) -> Option<StopReason> {
+    pub fn stop_reason(&self) -> Option<FinishReason> {
         self.stop
     }
 
@@ -237,8 +238,8 @@ impl ConverseToChatStream {
                 let stop = ev
                     .stop_reason
                     .as_deref()
-                    .map(StopReason::from_bedrock)
-                    .unwrap_or(StopReason::EndTurn);
+                    .map(FinishReason::from_bedrock)
+                    .unwrap_or(FinishReason::EndTurn);
                 self.stop = Some(stop);
                 self.open_chunk(out);
                 out.extend_from_slice(b"{}");
@@ -246,7 +247,7 @@ impl ConverseToChatStream {
             }
             b"metadata" => {
                 if let Some(u) = &ev.usage {
-                    self.usage = Some(TokenUsage::from_bedrock(u));
+                    self.usage = Some(Usage::from_bedrock(u));
                 }
                 self.end(out);
             }
@@ -453,7 +454,7 @@ mod tests {
         // All chunks share one id.
         let ids: std::collections::HashSet<_> = d.iter().filter_map(|c| c.get("id")).collect();
         assert_eq!(ids.len(), 1);
-        assert_eq!(s.stop_reason(), Some(StopReason::ToolUse));
+        assert_eq!(s.stop_reason(), Some(FinishReason::ToolUse));
         assert_eq!(s.usage().unwrap().output_tokens, 7);
         // Nothing after the end.
         let mut more = Vec::new();

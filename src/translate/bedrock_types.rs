@@ -295,7 +295,7 @@ pub struct ConverseOutput {
     pub message: Option<Message>,
 }
 
-/// `TokenUsage`. `inputTokens` excludes cache reads and writes.
+/// `Usage`. `inputTokens` excludes cache reads and writes.
 #[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct Usage {

@@ -14,41 +14,9 @@ use super::{
     gemini_to_chat_response, openai_error_to_anthropic, openai_to_anthropic_request,
     openai_to_anthropic_response, responses_to_chat_request, AnthropicToOpenAiStream,
     ChatToResponsesStream, ConverseToChatStream, GeminiToChatStream, OpenAiToAnthropicStream,
-    ResponsesEcho, StopReason, TokenUsage, TranslateError,
+    ResponsesEcho, TranslateError,
 };
-
-/// A wire format on either side of the gateway.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum WireApi {
-    /// OpenAI Chat Completions (and every OpenAI-compatible provider).
-    Chat,
-    /// Anthropic Messages.
-    Messages,
-    /// OpenAI Responses.
-    Responses,
-    /// Google Gemini generateContent.
-    Gemini,
-    /// AWS Bedrock Converse.
-    Converse,
-}
-
-impl WireApi {
-    /// The name used in docs, records and errors.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Chat => "OpenAI Chat Completions",
-            Self::Messages => "Anthropic Messages",
-            Self::Responses => "OpenAI Responses",
-            Self::Gemini => "Google Gemini",
-            Self::Converse => "AWS Bedrock Converse",
-        }
-    }
-
-    /// Whether a stream in this format is SSE (Bedrock's is AWS event-stream frames).
-    pub fn streams_sse(self) -> bool {
-        self != Self::Converse
-    }
-}
+use crate::wire::{FinishReason, Usage, WireApi};
 
 /// Turns a provider's stream into the client's format, one event at a time.
 pub trait StreamTranslator {
@@ -63,9 +31,9 @@ pub trait StreamTranslator {
     /// Ends the client's stream properly if the upstream ended without its terminal event.
     fn finish(&mut self, out: &mut Vec<u8>);
     /// Usage seen so far.
-    fn usage(&self) -> Option<TokenUsage>;
+    fn usage(&self) -> Option<Usage>;
     /// The stop reason, once seen.
-    fn stop_reason(&self) -> Option<StopReason>;
+    fn stop_reason(&self) -> Option<FinishReason>;
 }
 
 macro_rules! stream_translator {
@@ -82,10 +50,10 @@ macro_rules! stream_translator {
             fn finish(&mut self, out: &mut Vec<u8>) {
                 <$t>::finish(self, out)
             }
-            fn usage(&self) -> Option<TokenUsage> {
+            fn usage(&self) -> Option<Usage> {
                 <$t>::usage(self)
             }
-            fn stop_reason(&self) -> Option<StopReason> {
+            fn stop_reason(&self) -> Option<FinishReason> {
                 <$t>::stop_reason(self)
             }
         }
@@ -143,11 +111,11 @@ impl StreamTranslator for Chained {
         self.second.finish(out);
     }
 
-    fn usage(&self) -> Option<TokenUsage> {
+    fn usage(&self) -> Option<Usage> {
         self.second.usage().or_else(|| self.first.usage())
     }
 
-    fn stop_reason(&self) -> Option<StopReason> {
+    fn stop_reason(&self) -> Option<FinishReason> {
         self.second
             .stop_reason()
             .or_else(|| self.first.stop_reason())
@@ -160,7 +128,7 @@ pub struct Translated {
     /// The body in the client's format.
     pub body: Vec<u8>,
     /// Token usage, when the answer reported it.
-    pub usage: Option<TokenUsage>,
+    pub usage: Option<Usage>,
 }
 
 /// The way between one client format and one provider format.
@@ -320,7 +288,7 @@ fn no_leg(wire: WireApi) -> TranslateError {
 }
 
 /// Usage from a Chat completion body.
-fn chat_usage(chat: &[u8]) -> Option<TokenUsage> {
+fn chat_usage(chat: &[u8]) -> Option<Usage> {
     #[derive(serde::Deserialize)]
     struct WithUsage {
         usage: Option<super::openai_types::Usage>,
@@ -328,5 +296,5 @@ fn chat_usage(chat: &[u8]) -> Option<TokenUsage> {
     serde_json::from_slice::<WithUsage>(chat)
         .ok()?
         .usage
-        .map(|u| TokenUsage::from_openai(&u))
+        .map(|u| Usage::from_openai(&u))
 }

@@ -15,7 +15,8 @@ use super::error::{GEMINI, OPENAI};
 use super::gemini_types as gm;
 use super::openai_types as oa;
 use super::request::reject_extra;
-use super::{StopReason, TokenUsage, TranslateError};
+use super::TranslateError;
+use crate::wire::{FinishReason, Usage};
 
 /// The `thoughtSignature` Google documents for function calls the model did not produce in
 /// this form (history from another model or rebuilt by a client): OpenAI clients cannot carry
@@ -639,17 +640,17 @@ pub fn gemini_to_chat_response(body: &[u8], client_model: &str) -> Result<Vec<u8
                 ReadPart::Nothing => {}
             }
         }
-        stop = c.finish_reason.as_deref().map(StopReason::from_gemini);
+        stop = c.finish_reason.as_deref().map(FinishReason::from_gemini);
     } else if resp
         .prompt_feedback
         .as_ref()
         .is_some_and(|f| f.block_reason.is_some())
     {
-        stop = Some(StopReason::Refusal);
+        stop = Some(FinishReason::Refusal);
     }
-    let mut stop = stop.unwrap_or(StopReason::EndTurn);
-    if stop == StopReason::EndTurn && !calls.is_empty() {
-        stop = StopReason::ToolUse;
+    let mut stop = stop.unwrap_or(FinishReason::EndTurn);
+    if stop == FinishReason::EndTurn && !calls.is_empty() {
+        stop = FinishReason::ToolUse;
     }
     let usage = resp.usage_metadata.unwrap_or_default();
     let out = oa::ChatCompletion {
@@ -700,7 +701,7 @@ pub(crate) fn random_id(prefix: &str) -> String {
 
 /// OpenAI `usage` from Gemini's counts, with `completion_tokens_details.reasoning_tokens`.
 pub(crate) fn chat_usage(u: &gm::UsageMetadata) -> Value {
-    let t = TokenUsage::from_gemini(u);
+    let t = Usage::from_gemini(u);
     let prompt = t.prompt_tokens();
     json!({
         "prompt_tokens": prompt,

@@ -6,7 +6,8 @@ use std::io::Write;
 
 use super::gemini::{chat_id, chat_usage, read_part, ReadPart};
 use super::gemini_types as gm;
-use super::{StopReason, TokenUsage, TranslateError};
+use super::TranslateError;
+use crate::wire::{FinishReason, Usage};
 
 /// Translates a Gemini stream into an OpenAI Chat Completions stream.
 ///
@@ -28,7 +29,7 @@ pub struct GeminiToChatStream {
     head: Vec<u8>,
     next_tool: u32,
     finished: bool,
-    stop: Option<StopReason>,
+    stop: Option<FinishReason>,
     usage: Option<gm::UsageMetadata>,
     /// Output feeds another translator (see [`Self::for_hub`]).
     hub: bool,
@@ -59,19 +60,19 @@ impl GeminiToChatStream {
     }
 
     /// Usage as reported so far (each Gemini event carries the running totals).
-    pub fn usage(&self) -> Option<TokenUsage> {
-        self.usage.as_ref().map(TokenUsage::from_gemini)
+    pub fn usage(&self) -> Option<Usage> {
+        self.usage.as_ref().map(Usage::from_gemini)
     }
 
     /// The stop reason, once `finishReason` (or a blocked prompt) came; `ToolUse` when the
     /// answer called functions.
-    pub fn stop_reason(&self) -> Option<StopReason> {
+    pub fn stop_reason(&self) -> Option<FinishReason> {
         self.stop.map(|s| self.with_tools(s))
     }
 
-    fn with_tools(&self, s: StopReason) -> StopReason {
-        if s == StopReason::EndTurn && self.next_tool > 0 {
-            StopReason::ToolUse
+    fn with_tools(&self, s: FinishReason) -> FinishReason {
+        if s == FinishReason::EndTurn && self.next_tool > 0 {
+            FinishReason::ToolUse
         } else {
             s
         }
@@ -110,7 +111,7 @@ impl GeminiToChatStream {
                 .as_ref()
                 .is_some_and(|f| f.block_reason.is_some())
         {
-            self.stop = Some(StopReason::Refusal);
+            self.stop = Some(FinishReason::Refusal);
         }
         let Some(c) = ev.candidates.into_iter().next() else {
             return Ok(());
@@ -138,7 +139,7 @@ impl GeminiToChatStream {
             }
         }
         if let Some(r) = c.finish_reason.as_deref() {
-            self.stop = Some(StopReason::from_gemini(r));
+            self.stop = Some(FinishReason::from_gemini(r));
         }
         Ok(())
     }
@@ -304,10 +305,10 @@ mod tests {
                 "completion_tokens_details": {"reasoning_tokens": 0}})
         );
         assert_eq!(evs[5], json!("[DONE]"));
-        assert_eq!(s.stop_reason(), Some(StopReason::EndTurn));
+        assert_eq!(s.stop_reason(), Some(FinishReason::EndTurn));
         assert_eq!(
             s.usage(),
-            Some(TokenUsage {
+            Some(Usage {
                 input_tokens: 5,
                 output_tokens: 2,
                 cache_read_tokens: 0,
@@ -357,7 +358,7 @@ mod tests {
         );
         assert_eq!(evs[4]["choices"][0]["finish_reason"], "tool_calls");
         assert_eq!(evs[5], json!("[DONE]"));
-        assert_eq!(s.stop_reason(), Some(StopReason::ToolUse));
+        assert_eq!(s.stop_reason(), Some(FinishReason::ToolUse));
         assert_eq!(s.usage().unwrap().output_tokens, 15);
     }
 
@@ -418,7 +419,7 @@ mod tests {
         let mut s = GeminiToChatStream::new("alias", false);
         let evs = events(&run(&mut s, &[text_ev("x", Some("MAX_TOKENS"), 1)]));
         assert_eq!(evs[2]["choices"][0]["finish_reason"], "length");
-        assert_eq!(s.stop_reason(), Some(StopReason::MaxTokens));
+        assert_eq!(s.stop_reason(), Some(FinishReason::MaxTokens));
     }
 
     #[test]

@@ -149,13 +149,12 @@ mod write;
 
 pub use bedrock::{bedrock_error_to_openai, chat_to_converse_request, converse_to_chat_response};
 pub use bedrock_stream::ConverseToChatStream;
-pub use bridge::{Bridge, StreamTranslator, Translated, WireApi};
+pub use bridge::{Bridge, StreamTranslator, Translated};
 pub use error::TranslateError;
 pub use eventstream::{decode_frame, encode_frame, EventFrame, EventStreamError};
 pub use gemini::{chat_to_gemini_request, gemini_error_to_openai, gemini_to_chat_response};
 pub use gemini_stream::GeminiToChatStream;
 pub use openai_stream::{assemble_chat_completion, replay_chat_completion};
-pub use outcome::{StopReason, TokenUsage};
 pub use request::{
     anthropic_to_openai_request, openai_include_usage, openai_to_anthropic_request,
     DEFAULT_MAX_TOKENS,
@@ -169,5 +168,5 @@ pub use responses::{
     ResponsesEcho,
 };
 pub use responses_stream::ChatToResponsesStream;
-pub use sse::{for_each_event, FinishReason, SseScanner};
+pub use sse::{for_each_event, SseScanner};
 pub use stream::{AnthropicToOpenAiStream, OpenAiToAnthropicStream};

@@ -1,23 +1,11 @@
-//! What a call produced, in dialect-neutral terms: `TokenUsage` and `StopReason`, with the
-//! mappings to and from each dialect's spelling.
+//! Each dialect's usage object to and from the shared [`crate::wire::Usage`] (the finish
+//! reasons' spellings are plain strings and live with [`crate::wire::FinishReason`]).
 
 use super::{anthropic_types as an, bedrock_types as br, gemini_types as gm, openai_types as oa};
+use crate::wire::Usage;
 
-/// Token counts of a call. `input_tokens` excludes cached tokens (Anthropic's convention);
-/// OpenAI's `prompt_tokens` is `input_tokens + cache_read_tokens + cache_creation_tokens`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct TokenUsage {
-    /// Uncached input tokens.
-    pub input_tokens: u64,
-    /// Output tokens.
-    pub output_tokens: u64,
-    /// Input tokens read from the prompt cache.
-    pub cache_read_tokens: u64,
-    /// Input tokens written to the prompt cache (Anthropic only).
-    pub cache_creation_tokens: u64,
-}
-
-impl TokenUsage {
+/// The dialects' usage objects, to and from the shared [`Usage`].
+impl Usage {
     /// From Anthropic `usage`.
     pub fn from_anthropic(u: &an::Usage) -> Self {
         Self {
@@ -66,11 +54,6 @@ impl TokenUsage {
         }
     }
 
-    /// All input tokens, cached or not (OpenAI's `prompt_tokens`).
-    pub fn prompt_tokens(&self) -> u64 {
-        self.input_tokens + self.cache_read_tokens + self.cache_creation_tokens
-    }
-
     /// As Anthropic `usage` (cache fields always present, as Anthropic sends them).
     pub fn to_anthropic(self) -> an::Usage {
         an::Usage {
@@ -91,116 +74,6 @@ impl TokenUsage {
             prompt_tokens_details: Some(oa::PromptTokensDetails {
                 cached_tokens: Some(self.cache_read_tokens),
             }),
-        }
-    }
-}
-
-impl From<TokenUsage> for crate::api::Usage {
-    fn from(u: TokenUsage) -> Self {
-        Self {
-            input_tokens: u.prompt_tokens(),
-            output_tokens: u.output_tokens,
-        }
-    }
-}
-
-/// Why generation stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StopReason {
-    /// Natural end of the turn (Anthropic `end_turn`, OpenAI `stop`).
-    EndTurn,
-    /// A stop sequence matched (Anthropic `stop_sequence`; OpenAI says `stop`).
-    StopSequence,
-    /// Output cap or context window reached (`max_tokens`, `model_context_window_exceeded`, `length`).
-    MaxTokens,
-    /// The model called tools (`tool_use`, `tool_calls`, legacy `function_call`).
-    ToolUse,
-    /// Refused or filtered (`refusal`, `content_filter`).
-    Refusal,
-    /// A server-tool turn paused (`pause_turn`, Anthropic only).
-    PauseTurn,
-    /// A value this gateway does not know.
-    Other,
-}
-
-impl StopReason {
-    /// From Anthropic's `stop_reason`.
-    pub fn from_anthropic(s: &str) -> Self {
-        match s {
-            "end_turn" => Self::EndTurn,
-            "stop_sequence" => Self::StopSequence,
-            "max_tokens" | "model_context_window_exceeded" => Self::MaxTokens,
-            "tool_use" => Self::ToolUse,
-            "refusal" => Self::Refusal,
-            "pause_turn" => Self::PauseTurn,
-            _ => Self::Other,
-        }
-    }
-
-    /// From Bedrock Converse's `stopReason`. `guardrail_intervened` and `content_filtered` are
-    /// refusals; `malformed_model_output` / `malformed_tool_use` are `Other`.
-    pub fn from_bedrock(s: &str) -> Self {
-        match s {
-            "end_turn" => Self::EndTurn,
-            "stop_sequence" => Self::StopSequence,
-            "max_tokens" | "model_context_window_exceeded" => Self::MaxTokens,
-            "tool_use" => Self::ToolUse,
-            "guardrail_intervened" | "content_filtered" => Self::Refusal,
-            _ => Self::Other,
-        }
-    }
-
-    /// From OpenAI's `finish_reason`.
-    pub fn from_openai(s: &str) -> Self {
-        match s {
-            "stop" => Self::EndTurn,
-            "length" => Self::MaxTokens,
-            "tool_calls" | "function_call" => Self::ToolUse,
-            "content_filter" => Self::Refusal,
-            _ => Self::Other,
-        }
-    }
-
-    /// From Gemini's `finishReason`. `STOP` is `EndTurn` (the caller makes it `ToolUse` when
-    /// the answer holds function calls); the safety, recitation, blocklist and PII stops are
-    /// `Refusal`; failed generations (`MALFORMED_FUNCTION_CALL`, `UNEXPECTED_TOOL_CALL`,
-    /// `TOO_MANY_TOOL_CALLS`, `MISSING_THOUGHT_SIGNATURE`, `MALFORMED_RESPONSE`, `LANGUAGE`,
-    /// `OTHER`, ...) have no OpenAI reason and are `Other`.
-    pub fn from_gemini(s: &str) -> Self {
-        match s {
-            "STOP" => Self::EndTurn,
-            "MAX_TOKENS" => Self::MaxTokens,
-            "SAFETY"
-            | "RECITATION"
-            | "BLOCKLIST"
-            | "PROHIBITED_CONTENT"
-            | "SPII"
-            | "IMAGE_SAFETY"
-            | "IMAGE_PROHIBITED_CONTENT"
-            | "IMAGE_RECITATION" => Self::Refusal,
-            _ => Self::Other,
-        }
-    }
-
-    /// As Anthropic's `stop_reason` (`Other` becomes `end_turn`).
-    pub fn anthropic(self) -> &'static str {
-        match self {
-            Self::EndTurn | Self::Other => "end_turn",
-            Self::StopSequence => "stop_sequence",
-            Self::MaxTokens => "max_tokens",
-            Self::ToolUse => "tool_use",
-            Self::Refusal => "refusal",
-            Self::PauseTurn => "pause_turn",
-        }
-    }
-
-    /// As OpenAI's `finish_reason` (`pause_turn` and `Other` become `stop`).
-    pub fn openai(self) -> &'static str {
-        match self {
-            Self::EndTurn | Self::StopSequence | Self::PauseTurn | Self::Other => "stop",
-            Self::MaxTokens => "length",
-            Self::ToolUse => "tool_calls",
-            Self::Refusal => "content_filter",
         }
     }
 }

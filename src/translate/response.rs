@@ -7,7 +7,8 @@ use serde_json::Value;
 
 use super::anthropic_types as an;
 use super::openai_types as oa;
-use super::{StopReason, TokenUsage, TranslateError};
+use super::TranslateError;
+use crate::wire::{FinishReason, Usage};
 
 /// Translates an Anthropic `message` response into an OpenAI `chat.completion` for a client
 /// that asked for `client_model`. Text blocks are joined into `content`, `tool_use` blocks
@@ -53,7 +54,7 @@ pub fn anthropic_to_openai_response(
             }
         }
     }
-    let stop = msg.stop_reason.as_deref().map(StopReason::from_anthropic);
+    let stop = msg.stop_reason.as_deref().map(FinishReason::from_anthropic);
     let out = oa::ChatCompletion {
         id: format!("chatcmpl-{}", msg.id),
         object: "chat.completion".into(),
@@ -69,9 +70,9 @@ pub fn anthropic_to_openai_response(
                 reasoning_content: reasoning,
             },
             logprobs: None,
-            finish_reason: Some(stop.unwrap_or(StopReason::EndTurn).openai().into()),
+            finish_reason: Some(stop.unwrap_or(FinishReason::EndTurn).openai().into()),
         }],
-        usage: Some(TokenUsage::from_anthropic(&msg.usage).to_openai()),
+        usage: Some(Usage::from_anthropic(&msg.usage).to_openai()),
     };
     serde_json::to_vec(&out).map_err(|e| TranslateError::invalid("OpenAI response", e))
 }
@@ -121,8 +122,8 @@ pub fn openai_to_anthropic_response(
     let stop = choice
         .finish_reason
         .as_deref()
-        .map(StopReason::from_openai)
-        .unwrap_or(StopReason::EndTurn);
+        .map(FinishReason::from_openai)
+        .unwrap_or(FinishReason::EndTurn);
     let out = an::MessageResponse {
         id: format!("msg_{}", resp.id),
         kind: "message".into(),
@@ -133,7 +134,7 @@ pub fn openai_to_anthropic_response(
         stop_sequence: None,
         usage: resp
             .usage
-            .map(|u| TokenUsage::from_openai(&u))
+            .map(|u| Usage::from_openai(&u))
             .unwrap_or_default()
             .to_anthropic(),
     };

@@ -31,7 +31,8 @@ use super::error::OPENAI;
 use super::openai_types as oa;
 use super::request::reject_extra;
 use super::responses_types as rt;
-use super::{StopReason, TranslateError};
+use super::TranslateError;
+use crate::wire::FinishReason;
 
 /// How errors name the client's dialect.
 const RESPONSES_REQUEST: &str = "OpenAI Responses request";
@@ -685,10 +686,10 @@ pub(crate) fn function_call_item_id(call_id: &str) -> String {
 }
 
 /// Response `status` and `incomplete_details.reason` for a finish reason.
-pub(crate) fn status_for(stop: Option<StopReason>) -> (&'static str, Option<&'static str>) {
+pub(crate) fn status_for(stop: Option<FinishReason>) -> (&'static str, Option<&'static str>) {
     match stop {
-        Some(StopReason::MaxTokens) => ("incomplete", Some("max_output_tokens")),
-        Some(StopReason::Refusal) => ("incomplete", Some("content_filter")),
+        Some(FinishReason::MaxTokens) => ("incomplete", Some("max_output_tokens")),
+        Some(FinishReason::Refusal) => ("incomplete", Some("content_filter")),
         _ => ("completed", None),
     }
 }
@@ -723,7 +724,10 @@ pub fn chat_to_responses_response_with_echo(
         .next()
         .ok_or_else(|| TranslateError::invalid("OpenAI response", "no choices"))?;
     let base = id_base(&c.id);
-    let stop = choice.finish_reason.as_deref().map(StopReason::from_openai);
+    let stop = choice
+        .finish_reason
+        .as_deref()
+        .map(FinishReason::from_openai);
     let (status, incomplete) = status_for(stop);
     let item_status = if incomplete.is_some() {
         "incomplete"

@@ -6,7 +6,8 @@ use super::write::{json_str, num};
 use super::openai_types as oa;
 use super::responses::{function_call_item_id, id_base, status_for, ResponseParts, ResponsesEcho};
 use super::responses_types as rt;
-use super::{StopReason, TokenUsage, TranslateError};
+use super::TranslateError;
+use crate::wire::{FinishReason, Usage};
 
 /// Appends `value` as JSON (writing a derived `Serialize` into a `Vec` cannot fail).
 fn json_value<T: serde::Serialize>(out: &mut Vec<u8>, value: &T) {
@@ -186,7 +187,7 @@ pub struct ChatToResponsesStream {
     slots: Vec<Slot>,
     open: Open,
     held: Vec<HeldCall>,
-    stop: Option<StopReason>,
+    stop: Option<FinishReason>,
     usage: Option<rt::ChatUsage>,
 }
 
@@ -216,12 +217,12 @@ impl ChatToResponsesStream {
     }
 
     /// Usage, once the upstream's usage chunk came.
-    pub fn usage(&self) -> Option<TokenUsage> {
+    pub fn usage(&self) -> Option<Usage> {
         self.usage.map(rt::ChatUsage::to_token_usage)
     }
 
     /// The stop reason, once `finish_reason` came.
-    pub fn stop_reason(&self) -> Option<StopReason> {
+    pub fn stop_reason(&self) -> Option<FinishReason> {
         self.stop
     }
 
@@ -269,7 +270,7 @@ impl ChatToResponsesStream {
             self.tool_fragment(out, call)?;
         }
         if let Some(reason) = choice.finish_reason {
-            let stop = StopReason::from_openai(&reason);
+            let stop = FinishReason::from_openai(&reason);
             self.stop = Some(stop);
             let closing = if status_for(Some(stop)).1.is_some() {
                 "incomplete"
@@ -869,14 +870,14 @@ mod tests {
         );
         assert_eq!(
             s.usage(),
-            Some(TokenUsage {
+            Some(Usage {
                 input_tokens: 10,
                 output_tokens: 5,
                 cache_read_tokens: 2,
                 cache_creation_tokens: 0
             })
         );
-        assert_eq!(s.stop_reason(), Some(StopReason::EndTurn));
+        assert_eq!(s.stop_reason(), Some(FinishReason::EndTurn));
         let mut more = Vec::new();
         s.push_event(None, &chunk(json!({"content": "x"}), None), &mut more)
             .unwrap();
@@ -947,7 +948,7 @@ mod tests {
         assert_eq!(out.as_array().unwrap().len(), 3);
         assert_eq!(out[1]["arguments"], "{\"x\":1}");
         assert_eq!(out[2]["status"], "completed");
-        assert_eq!(s.stop_reason(), Some(StopReason::ToolUse));
+        assert_eq!(s.stop_reason(), Some(FinishReason::ToolUse));
     }
 
     #[test]

@@ -508,8 +508,8 @@ impl ChatUsage {
     }
 
     /// As the dialect-neutral counts.
-    pub fn to_token_usage(self) -> super::TokenUsage {
-        super::TokenUsage::from_openai(&oa::Usage {
+    pub fn to_token_usage(self) -> crate::wire::Usage {
+        crate::wire::Usage::from_openai(&oa::Usage {
             prompt_tokens: self.prompt_tokens,
             completion_tokens: self.completion_tokens,
             total_tokens: self.prompt_tokens + self.completion_tokens,

@@ -6,7 +6,8 @@ use std::sync::LazyLock;
 use memchr::memmem;
 
 use super::TranslateError;
-use crate::api::{find_top_level_value, Usage};
+use crate::api::find_top_level_value;
+use crate::wire::{FinishReason, Usage};
 
 /// Incremental scanner over a buffer of SSE bytes that grows at the end and is consumed at the
 /// front (the relay forwards complete events and keeps any partial one).
@@ -21,43 +22,6 @@ pub struct SseScanner {
     finish_reason: Option<FinishReason>,
     done: bool,
     events: u64,
-}
-
-/// The finish reasons OpenAI streams report.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FinishReason {
-    /// Natural end or a stop sequence.
-    Stop,
-    /// `max_tokens` reached.
-    Length,
-    /// The model called tools.
-    ToolCalls,
-    /// Filtered by the provider.
-    ContentFilter,
-    /// Legacy function call.
-    FunctionCall,
-    /// Anything else.
-    Other,
-}
-
-impl From<super::StopReason> for FinishReason {
-    fn from(r: super::StopReason) -> Self {
-        Self::parse(r.openai().as_bytes())
-    }
-}
-
-impl FinishReason {
-    fn parse(s: &[u8]) -> Self {
-        match s {
-            b"stop" => Self::Stop,
-            b"length" => Self::Length,
-            b"tool_calls" => Self::ToolCalls,
-            b"content_filter" => Self::ContentFilter,
-            b"function_call" => Self::FunctionCall,
-            _ => Self::Other,
-        }
-    }
 }
 
 impl SseScanner {
@@ -124,21 +88,19 @@ impl SseScanner {
                     .and_then(|span| span.slice(data))
                     .or_else(|| nested_usage(data, "message"))
                     .or_else(|| nested_usage(data, "response"));
-                if let Some(u) = found.and_then(Usage::from_openai_json) {
+                if let Some(u) = found.and_then(Usage::from_usage_json) {
                     // Anthropic reports input tokens at the start and output tokens at the
                     // end: a later count of zero does not erase an earlier one.
                     let before = self.usage.unwrap_or_default();
+                    let later = |old: u64, new: u64| if new > 0 { new } else { old };
                     self.usage = Some(Usage {
-                        input_tokens: if u.input_tokens > 0 {
-                            u.input_tokens
-                        } else {
-                            before.input_tokens
-                        },
-                        output_tokens: if u.output_tokens > 0 {
-                            u.output_tokens
-                        } else {
-                            before.output_tokens
-                        },
+                        input_tokens: later(before.input_tokens, u.input_tokens),
+                        output_tokens: later(before.output_tokens, u.output_tokens),
+                        cache_read_tokens: later(before.cache_read_tokens, u.cache_read_tokens),
+                        cache_creation_tokens: later(
+                            before.cache_creation_tokens,
+                            u.cache_creation_tokens,
+                        ),
                     });
                 }
             }
@@ -189,7 +151,9 @@ fn find_finish_reason(data: &[u8]) -> Option<FinishReason> {
         .trim_ascii_start();
     let rest = rest.strip_prefix(b"\"")?;
     let end = memchr::memchr(b'"', rest)?;
-    Some(FinishReason::parse(rest.get(..end)?))
+    Some(FinishReason::from_openai(
+        std::str::from_utf8(rest.get(..end)?).ok()?,
+    ))
 }
 
 /// The `usage` object inside the top-level object `key` of `data`, if both are there.
@@ -336,10 +300,11 @@ mod tests {
                 s.usage(),
                 Some(Usage {
                     input_tokens: 9,
-                    output_tokens: 2
+                    output_tokens: 2,
+                    ..Usage::default()
                 })
             );
-            assert_eq!(s.finish_reason(), Some(FinishReason::Stop));
+            assert_eq!(s.finish_reason(), Some(FinishReason::EndTurn));
             assert!(s.saw_done());
             assert_eq!(s.events(), 6);
         }

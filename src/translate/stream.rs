@@ -9,7 +9,8 @@ use super::write::{json_str, num};
 
 use super::anthropic_types as an;
 use super::openai_types as oa;
-use super::{StopReason, TokenUsage, TranslateError};
+use super::TranslateError;
+use crate::wire::{FinishReason, Usage};
 
 fn trim_data(data: &[u8]) -> &[u8] {
     data.trim_ascii()
@@ -56,8 +57,8 @@ pub struct OpenAiToAnthropicStream {
     open: OpenBlock,
     next_block: u32,
     held: Vec<HeldCall>,
-    stop: Option<StopReason>,
-    usage: Option<TokenUsage>,
+    stop: Option<FinishReason>,
+    usage: Option<Usage>,
 }
 
 impl OpenAiToAnthropicStream {
@@ -76,12 +77,12 @@ impl OpenAiToAnthropicStream {
     }
 
     /// Usage, once the upstream's usage chunk came.
-    pub fn usage(&self) -> Option<TokenUsage> {
+    pub fn usage(&self) -> Option<Usage> {
         self.usage
     }
 
     /// The stop reason, once `finish_reason` came.
-    pub fn stop_reason(&self) -> Option<StopReason> {
+    pub fn stop_reason(&self) -> Option<FinishReason> {
         self.stop
     }
 
@@ -115,7 +116,7 @@ impl OpenAiToAnthropicStream {
             self.start(out, &chunk.id);
         }
         if let Some(u) = &chunk.usage {
-            self.usage = Some(TokenUsage::from_openai(u));
+            self.usage = Some(Usage::from_openai(u));
         }
         let Some(choice) = chunk.choices.into_iter().next() else {
             return Ok(());
@@ -146,7 +147,7 @@ impl OpenAiToAnthropicStream {
         }
         if let Some(reason) = choice.finish_reason {
             self.close_block(out);
-            self.stop = Some(StopReason::from_openai(&reason));
+            self.stop = Some(FinishReason::from_openai(&reason));
         }
         Ok(())
     }
@@ -323,7 +324,7 @@ impl OpenAiToAnthropicStream {
         }
         self.close_block(out);
         self.finished = true;
-        let stop = self.stop.unwrap_or(StopReason::EndTurn);
+        let stop = self.stop.unwrap_or(FinishReason::EndTurn);
         out.extend_from_slice(b"event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"");
         out.extend_from_slice(stop.anthropic().as_bytes());
         out.extend_from_slice(b"\",\"stop_sequence\":null},\"usage\":{");
@@ -365,8 +366,8 @@ pub struct AnthropicToOpenAiStream {
     tool_index: Vec<u32>,
     next_tool: u32,
     finished: bool,
-    stop: Option<StopReason>,
-    usage: TokenUsage,
+    stop: Option<FinishReason>,
+    usage: Usage,
     saw_usage: bool,
     /// Output feeds another translator (see [`Self::for_hub`]).
     hub: bool,
@@ -384,7 +385,7 @@ impl AnthropicToOpenAiStream {
             next_tool: 0,
             finished: false,
             stop: None,
-            usage: TokenUsage::default(),
+            usage: Usage::default(),
             saw_usage: false,
             hub: false,
         }
@@ -399,12 +400,12 @@ impl AnthropicToOpenAiStream {
     }
 
     /// Usage as reported so far (`message_start`, then `message_delta`).
-    pub fn usage(&self) -> Option<TokenUsage> {
+    pub fn usage(&self) -> Option<Usage> {
         self.saw_usage.then_some(self.usage)
     }
 
     /// The stop reason, once `message_delta` came.
-    pub fn stop_reason(&self) -> Option<StopReason> {
+    pub fn stop_reason(&self) -> Option<FinishReason> {
         self.stop
     }
 
@@ -426,7 +427,7 @@ impl AnthropicToOpenAiStream {
                 let id = ev.message.as_ref().map_or("", |m| m.id.as_str());
                 self.build_head(id);
                 if let Some(u) = ev.message.as_ref().and_then(|m| m.usage.as_ref()) {
-                    self.usage = TokenUsage::from_anthropic(u);
+                    self.usage = Usage::from_anthropic(u);
                     self.saw_usage = true;
                 }
                 self.chunk(out, b"{\"role\":\"assistant\",\"content\":\"\"}", None);
@@ -516,7 +517,7 @@ impl AnthropicToOpenAiStream {
                     self.saw_usage = true;
                 }
                 if let Some(r) = ev.delta.as_ref().and_then(|d| d.stop_reason.as_deref()) {
-                    let stop = StopReason::from_anthropic(r);
+                    let stop = FinishReason::from_anthropic(r);
                     self.stop = Some(stop);
                     self.chunk(out, b"{}", Some(stop.openai()));
                 }
@@ -741,7 +742,7 @@ mod tests {
                 _ => {}
             }
         }
-        assert_eq!(s.stop_reason(), Some(StopReason::ToolUse));
+        assert_eq!(s.stop_reason(), Some(FinishReason::ToolUse));
     }
 
     #[test]
@@ -932,13 +933,13 @@ mod tests {
         assert_eq!(evs[4].1, json!("[DONE]"));
         assert_eq!(
             s.usage(),
-            Some(TokenUsage {
+            Some(Usage {
                 input_tokens: 10,
                 output_tokens: 7,
                 cache_read_tokens: 5,
                 cache_creation_tokens: 0
             })
         );
-        assert_eq!(s.stop_reason(), Some(StopReason::MaxTokens));
+        assert_eq!(s.stop_reason(), Some(FinishReason::MaxTokens));
     }
 }

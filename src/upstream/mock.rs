@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use serde_json::{json, Value};
 
-use crate::api::{Endpoint, Usage};
+use crate::wire::{Endpoint, Usage};
 
 /// What the mock answers.
 pub enum MockBody {
@@ -81,6 +81,7 @@ fn chat(req: &Value, model: &str, stream: bool) -> MockReply {
     let usage = Usage {
         input_tokens: prompt_tokens,
         output_tokens: completion_tokens,
+        ..Usage::default()
     };
     let id = format!("chatcmpl-mock{:016x}", fastrand::u64(..));
     let created = now_secs();
@@ -185,7 +186,7 @@ fn embeddings(req: &Value, model: &str) -> MockReply {
         body: MockBody::Json(Bytes::from(v.to_string())),
         usage: Usage {
             input_tokens: tokens,
-            output_tokens: 0,
+            ..Usage::default()
         },
     }
 }

@@ -82,6 +82,48 @@ pub struct RequestRecord {
     pub bytes_out: u64,
 }
 
+impl RequestRecord {
+    /// The record of a request that just arrived: its id, shard and start time; the phases
+    /// fill in the rest.
+    pub fn started(request_id: String, shard: usize) -> Self {
+        let unix_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        Self {
+            request_id,
+            time: rfc3339_millis(unix_ms),
+            shard,
+            endpoint: crate::wire::Endpoint::ChatCompletions.as_str(),
+            key: None,
+            model: None,
+            provider: None,
+            upstream_model: None,
+            attempts: Vec::new(),
+            stream: false,
+            status: 0,
+            error: None,
+            latency_ms: 0.0,
+            ttfb_ms: None,
+            tokens_in: None,
+            tokens_out: None,
+            finish_reason: None,
+            cache: None,
+            cache_similarity: None,
+            cache_note: None,
+            bytes_in: 0,
+            bytes_out: 0,
+        }
+    }
+
+    /// Notes the tokens a response reported.
+    pub fn set_usage(&mut self, usage: Option<crate::wire::Usage>) {
+        if let Some(u) = usage {
+            self.tokens_in = Some(u.prompt_tokens());
+            self.tokens_out = Some(u.output_tokens);
+        }
+    }
+}
+
 /// Formats a Unix time in milliseconds as RFC 3339 UTC (`2026-11-23T12:00:00.123Z`).
 pub fn rfc3339_millis(unix_ms: u64) -> String {
     let secs = unix_ms / 1000;

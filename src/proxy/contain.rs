@@ -11,12 +11,6 @@ use std::panic::AssertUnwindSafe;
 
 use futures_util::FutureExt;
 
-use super::respond::{write_error, RequestMeta};
-use super::ShardCtx;
-use crate::api::{ApiError, ErrorKind};
-use crate::http::ServerConn;
-use crate::wire::Endpoint;
-
 /// What a caught panic carried.
 pub type Panic = Box<dyn Any + Send + 'static>;
 
@@ -36,28 +30,4 @@ pub fn panic_message(panic: &Panic) -> &str {
     } else {
         "(no message)"
     }
-}
-
-/// Logs and records a request that panicked, and answers 500 if the client has nothing yet.
-pub async fn answer_panic(ctx: &ShardCtx, conn: &mut ServerConn, panic: &Panic) {
-    tracing::error!(
-        shard = ctx.shard_id,
-        panic = panic_message(panic),
-        "a request panicked; its connection is closed, the shard serves on"
-    );
-    let meta = RequestMeta::new(ctx.shard_id);
-    let err = ApiError::new(
-        ErrorKind::Internal,
-        "internal_error",
-        "The gateway failed while serving this request; it was logged.",
-    );
-    let mut record = meta.record_for_error(Endpoint::ChatCompletions, &err, 0);
-    if conn.response_started() {
-        // Part of an answer may be out: a new status line would corrupt it.
-        record.status = 500;
-    } else {
-        let _ = write_error(conn, &meta, &err, false).await;
-    }
-    record.error = Some("internal_panic".into());
-    ctx.records.send(record);
 }

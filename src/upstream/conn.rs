@@ -20,6 +20,9 @@ pub enum UpstreamIo {
     Plain(TcpStream),
     /// TLS over TCP.
     Tls(Box<ClientTlsStream<TcpStream>>),
+    /// An answer already in memory (the built-in mock): every byte of the response sits in
+    /// the connection's read buffer, reads see the end, writes are discarded.
+    Memory,
 }
 
 impl AsyncReadRent for UpstreamIo {
@@ -27,6 +30,7 @@ impl AsyncReadRent for UpstreamIo {
         match self {
             UpstreamIo::Plain(s) => s.read(buf).await,
             UpstreamIo::Tls(s) => s.read(buf).await,
+            UpstreamIo::Memory => (Ok(0), buf),
         }
     }
 
@@ -34,6 +38,8 @@ impl AsyncReadRent for UpstreamIo {
         match self {
             UpstreamIo::Plain(s) => s.readv(buf).await,
             UpstreamIo::Tls(s) => s.readv(buf).await,
+            // The whole answer sits in the read buffer: the stream has ended.
+            UpstreamIo::Memory => (Ok(0), buf),
         }
     }
 }
@@ -43,6 +49,10 @@ impl AsyncWriteRent for UpstreamIo {
         match self {
             UpstreamIo::Plain(s) => s.write(buf).await,
             UpstreamIo::Tls(s) => s.write(buf).await,
+            UpstreamIo::Memory => {
+                let n = buf.bytes_init();
+                (Ok(n), buf)
+            }
         }
     }
 
@@ -50,6 +60,8 @@ impl AsyncWriteRent for UpstreamIo {
         match self {
             UpstreamIo::Plain(s) => s.writev(buf).await,
             UpstreamIo::Tls(s) => s.writev(buf).await,
+            // Nothing writes vectored to a provider; a memory peer has no use for it.
+            UpstreamIo::Memory => (Err(std::io::ErrorKind::Unsupported.into()), buf),
         }
     }
 
@@ -57,6 +69,7 @@ impl AsyncWriteRent for UpstreamIo {
         match self {
             UpstreamIo::Plain(s) => s.flush().await,
             UpstreamIo::Tls(s) => s.flush().await,
+            UpstreamIo::Memory => Ok(()),
         }
     }
 
@@ -64,6 +77,7 @@ impl AsyncWriteRent for UpstreamIo {
         match self {
             UpstreamIo::Plain(s) => s.shutdown().await,
             UpstreamIo::Tls(s) => s.shutdown().await,
+            UpstreamIo::Memory => Ok(()),
         }
     }
 }
@@ -79,6 +93,16 @@ pub struct UpstreamConn {
 }
 
 impl UpstreamConn {
+    /// A connection whose peer already said everything: `response` (a whole HTTP/1.1
+    /// response) is read from memory by the same code that reads a provider's socket.
+    pub fn in_memory(response: &[u8]) -> Self {
+        Self {
+            io: UpstreamIo::Memory,
+            buf: BytesMut::from(response),
+            reused: false,
+        }
+    }
+
     /// Reads once into the buffer's spare capacity; `Ok(0)` is EOF.
     pub async fn read_more(&mut self) -> std::io::Result<usize> {
         if self.buf.capacity() - self.buf.len() < 4096 {

@@ -53,6 +53,16 @@ impl UpstreamError {
         )
     }
 
+    /// True when the client should hear a timeout (504) rather than a failure (502).
+    pub fn is_timeout(&self) -> bool {
+        matches!(
+            self,
+            UpstreamError::FirstByteTimeout
+                | UpstreamError::ConnectTimeout
+                | UpstreamError::BodyTimeout
+        )
+    }
+
     /// A short machine-readable kind for records.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -68,5 +78,27 @@ impl UpstreamError {
             UpstreamError::Malformed(_) => "malformed",
             UpstreamError::BodyTooLarge => "body_too_large",
         }
+    }
+}
+
+/// Whether a provider's answer with this status is a failure another target may fix
+/// (overload, rate limit, server error) rather than an answer for the client.
+pub fn status_is_retryable(status: u16) -> bool {
+    status >= 500 || status == 429
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_say_whether_to_try_elsewhere() {
+        assert!(UpstreamError::ConnectTimeout.retryable());
+        assert!(UpstreamError::ConnectTimeout.is_timeout());
+        assert!(!UpstreamError::BodyTooLarge.retryable());
+        assert!(UpstreamError::ClosedBeforeResponse.stale_connection());
+        assert!(!UpstreamError::FirstByteTimeout.stale_connection());
+        assert!(status_is_retryable(503) && status_is_retryable(429));
+        assert!(!status_is_retryable(400) && !status_is_retryable(200));
     }
 }

@@ -1,10 +1,32 @@
 //! The built-in `mock` provider: answers in OpenAI's wire format without any network, so the
 //! quickstart runs offline and agents can be tested against the gateway with no provider key.
 
+use std::io::Write as _;
+use std::time::Duration;
+
 use bytes::Bytes;
 use serde_json::{json, Value};
 
+use super::call::{Upstream, UpstreamRequest, UpstreamResponse};
+use super::client::read_response_head;
+use super::conn::UpstreamConn;
+use super::error::UpstreamError;
 use crate::wire::{Endpoint, Usage};
+
+/// The built-in mock as an [`Upstream`]: it answers in Chat Completions (and OpenAI
+/// embeddings) over an in-memory connection, so its answers take the same way through the
+/// gateway as a provider's: translation, the cache, the response, the record.
+pub struct MockUpstream;
+
+impl Upstream for MockUpstream {
+    async fn call(&self, req: &UpstreamRequest<'_>) -> Result<UpstreamResponse, UpstreamError> {
+        let body = req.body.contiguous();
+        let reply = reply(req.endpoint, &body, req.model, req.stream);
+        let mut conn = UpstreamConn::in_memory(&reply.to_http());
+        let head = read_response_head(&mut conn, Duration::from_secs(1), false).await?;
+        Ok(UpstreamResponse { head, conn })
+    }
+}
 
 /// What the mock answers.
 pub enum MockBody {
@@ -22,6 +44,30 @@ pub struct MockReply {
     pub body: MockBody,
     /// Tokens, as the record wants them.
     pub usage: Usage,
+}
+
+impl MockReply {
+    /// The reply as an HTTP/1.1 response, as a provider would send it.
+    pub fn to_http(&self) -> Vec<u8> {
+        let (content_type, extra, body): (&str, &str, Vec<u8>) = match &self.body {
+            MockBody::Json(b) => ("application/json", "", b.to_vec()),
+            MockBody::Events(events) => (
+                "text/event-stream",
+                "cache-control: no-cache\r\n",
+                events.concat(),
+            ),
+        };
+        let mut out = Vec::with_capacity(body.len() + 160);
+        let _ = write!(
+            out,
+            "HTTP/1.1 {} {}\r\ncontent-type: {content_type}\r\n{extra}content-length: {}\r\nconnection: close\r\n\r\n",
+            self.status,
+            crate::http::status_reason(self.status),
+            body.len()
+        );
+        out.extend_from_slice(&body);
+        out
+    }
 }
 
 fn last_user_text(req: &Value) -> String {

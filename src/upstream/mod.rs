@@ -1,16 +1,21 @@
-//! Upstream: connections to providers (plain TCP or rustls), a per-shard pool, the HTTP/1.1
-//! client that sends a request and reads the response, and the built-in mock provider.
+//! Upstream: the [`Upstream`] trait the forward phase calls, its HTTP implementation
+//! (connections to providers over plain TCP or rustls, a per-shard pool, the HTTP/1.1
+//! client, SigV4) and the built-in mock, which answers from memory.
 
+mod call;
 mod client;
 mod conn;
 mod error;
+mod http;
 pub mod mock;
 mod pool;
 pub mod sigv4;
 
+pub use call::{ProviderUpstream, Upstream, UpstreamBody, UpstreamRequest, UpstreamResponse};
 pub use client::{
     read_full_body, read_response_head, send_request, BodyKind, UpstreamResponseHead,
 };
 pub use conn::{connect, tls_connector, tls_connector_with_ca_file, UpstreamConn, UpstreamIo};
-pub use error::UpstreamError;
+pub use error::{status_is_retryable, UpstreamError};
+pub use http::HttpUpstream;
 pub use pool::ConnPool;

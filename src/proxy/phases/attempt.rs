@@ -1,0 +1,254 @@
+//! One attempt at one target: skip it if it can't serve the endpoint, build the body in
+//! the provider's format, call its [`Upstream`], and classify the answer: taken, or a
+//! failure another target may fix.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::super::client_gone::unless_client_leaves;
+use super::super::outcome::Outcome;
+use super::super::session::{ClientRequest, Session};
+use super::{estimate, reply};
+use crate::api::{ApiError, ErrorKind};
+use crate::observe::AttemptRecord;
+use crate::route::Target;
+use crate::translate::{Bridge, TranslateError};
+use crate::upstream::{
+    read_full_body, status_is_retryable, ProviderUpstream, Upstream, UpstreamBody, UpstreamError,
+    UpstreamRequest, UpstreamResponse,
+};
+use crate::wire::{Endpoint, WireApi};
+
+/// Longest wait for a failed provider's error body, and the most kept of it.
+const ERROR_BODY_TIME: Duration = Duration::from_secs(5);
+const ERROR_BODY_MAX: usize = 1024 * 1024;
+
+/// What one attempt came to.
+pub enum Attempt {
+    /// The request ends here: a provider's answer was taken, or the gateway answers.
+    Answer(Outcome),
+    /// The target failed before any byte reached the client.
+    Retry(Failure),
+    /// The target can't serve this request (why, for the `no_available_target` error).
+    Skip(String),
+}
+
+/// A failed attempt whose response may still be the final answer.
+pub enum Failure {
+    /// The provider answered with an error status; its body is kept to pass on.
+    Status(FailedStatus),
+    /// No usable response.
+    Transport(UpstreamError),
+}
+
+impl Failure {
+    /// Whether the next target may be tried.
+    pub fn may_retry(&self) -> bool {
+        match self {
+            Failure::Status(_) => true,
+            Failure::Transport(e) => e.retryable(),
+        }
+    }
+}
+
+/// A provider's error answer, kept in case no other target succeeds.
+pub struct FailedStatus {
+    status: u16,
+    /// The provider's content type.
+    pub content_type: Option<Bytes>,
+    body: Bytes,
+    /// Bedrock's `x-amzn-errortype` header.
+    error_type: Option<Bytes>,
+    /// How the body reaches the client's format (`None`: the same format).
+    bridge: Option<Bridge>,
+}
+
+impl FailedStatus {
+    /// The status and body in the client's format; the flag says whether it was rewritten.
+    pub fn for_client(&self) -> (u16, Bytes, bool) {
+        error_for_client(
+            self.bridge,
+            self.status,
+            self.error_type.as_deref(),
+            self.body.clone(),
+        )
+    }
+}
+
+/// Runs one attempt at `target`.
+pub async fn run(
+    s: &mut Session<'_>,
+    request: &ClientRequest,
+    alias: &str,
+    target: &Target,
+) -> Attempt {
+    let provider = &target.provider;
+    if let Some(why) = &provider.unavailable {
+        return Attempt::Skip(format!("{}: {why}", provider.name));
+    }
+    if s.endpoint == Endpoint::Embeddings && !provider.spec.embeddings {
+        return Attempt::Skip(format!("{}: no embeddings endpoint", provider.name));
+    }
+    let wire = provider.wire_for(s.endpoint);
+    if s.endpoint == Endpoint::CountTokens && wire != WireApi::Messages {
+        return Attempt::Answer(estimate::answer(s, request));
+    }
+    // Only set when the formats differ: same-format traffic passes through.
+    let bridge = s
+        .endpoint
+        .client_wire()
+        .map(|c| Bridge::new(c, wire))
+        .filter(|b| !b.is_passthrough());
+    let started = Instant::now();
+    let body = match upstream_body(request, target, bridge) {
+        Ok(b) => b,
+        Err(e) => {
+            return Attempt::Answer(Outcome::Fail(ApiError::new(
+                ErrorKind::InvalidRequest,
+                "unsupported_parameter",
+                format!("{e} (provider `{}`)", provider.name),
+            )))
+        }
+    };
+    let call = UpstreamRequest {
+        provider,
+        endpoint: s.endpoint,
+        wire,
+        model: &target.model,
+        stream: request.view.stream,
+        client_headers: &s.head.headers,
+        body,
+    };
+    let upstream = ProviderUpstream::for_provider(provider, &s.ctx.pool, &s.ctx.tls);
+    let Some(result) = unless_client_leaves(s.conn.stream(), upstream.call(&call)).await else {
+        let closed = Some("client_closed".to_string());
+        s.record
+            .attempts
+            .push(record(target, None, closed, started));
+        return Attempt::Answer(Outcome::ClientGone);
+    };
+    match result {
+        Err(e) => {
+            tracing::debug!(provider = %provider.name, error = %e, "attempt failed");
+            let kind = Some(e.kind().to_string());
+            s.record.attempts.push(record(target, None, kind, started));
+            Attempt::Retry(Failure::Transport(e))
+        }
+        Ok(response) if status_is_retryable(response.head.status) => {
+            let status = response.head.status;
+            let failure = keep_error_body(s, target, response, bridge).await;
+            s.record
+                .attempts
+                .push(record(target, Some(status), None, started));
+            Attempt::Retry(failure)
+        }
+        Ok(response) => {
+            s.record.provider = Some(provider.name.clone());
+            s.record.upstream_model = Some(target.model.to_string());
+            let taken = reply::Taken {
+                target,
+                wire,
+                bridge,
+                response,
+                started,
+                alias,
+            };
+            Attempt::Answer(reply::answer(s, request, taken).await)
+        }
+    }
+}
+
+/// The record of one attempt.
+pub fn record(
+    target: &Target,
+    status: Option<u16>,
+    error: Option<String>,
+    started: Instant,
+) -> AttemptRecord {
+    AttemptRecord {
+        provider: target.provider.name.clone(),
+        model: target.model.to_string(),
+        status,
+        error,
+        latency_ms: super::super::ms_since(started),
+    }
+}
+
+/// Reads an error response's body (briefly) so it can be the final answer if no target
+/// succeeds; the connection goes back to the pool when it can.
+async fn keep_error_body(
+    s: &Session<'_>,
+    target: &Target,
+    mut response: UpstreamResponse,
+    bridge: Option<Bridge>,
+) -> Failure {
+    let head = &response.head;
+    let content_type = head.headers.get("content-type").map(Bytes::copy_from_slice);
+    let error_type = head
+        .headers
+        .get("x-amzn-errortype")
+        .map(Bytes::copy_from_slice);
+    let deadline = Instant::now() + ERROR_BODY_TIME;
+    let read = read_full_body(&mut response.conn, head.body, ERROR_BODY_MAX, deadline).await;
+    match read {
+        Ok(body) => {
+            if response.head.keep_alive {
+                let p = &target.provider;
+                s.ctx
+                    .pool
+                    .put(&p.pool_key, response.conn, p.max_idle_per_shard);
+            }
+            Failure::Status(FailedStatus {
+                status: response.head.status,
+                content_type,
+                body,
+                error_type,
+                bridge,
+            })
+        }
+        Err(e) => Failure::Transport(e),
+    }
+}
+
+/// The body for the provider: the original bytes, or the original with the model name
+/// spliced in (two zero-copy slices around the new name); translated through `bridge` (set
+/// only when the formats differ).
+fn upstream_body(
+    request: &ClientRequest,
+    target: &Target,
+    bridge: Option<Bridge>,
+) -> Result<UpstreamBody, TranslateError> {
+    if let Some(bridge) = bridge {
+        let translated = bridge.request(&request.body, &target.model)?;
+        return Ok(UpstreamBody::whole(Bytes::from(translated)));
+    }
+    if *target.model == *request.view.model {
+        return Ok(UpstreamBody::whole(request.body.clone()));
+    }
+    let span = request.view.model_span;
+    let model = Bytes::from(serde_json::Value::from(&*target.model).to_string());
+    Ok(UpstreamBody::spliced([
+        request.body.slice(..span.start),
+        model,
+        request.body.slice(span.end..),
+    ]))
+}
+
+/// A provider's error body in the client's format (`bridge` is set only when the formats
+/// differ); the flag says whether it was rewritten.
+pub fn error_for_client(
+    bridge: Option<Bridge>,
+    status: u16,
+    error_type: Option<&[u8]>,
+    body: Bytes,
+) -> (u16, Bytes, bool) {
+    match bridge {
+        Some(b) => {
+            let error_type = error_type.and_then(|t| std::str::from_utf8(t).ok());
+            let (s, body) = b.error(status, error_type, &body);
+            (s, Bytes::from(body), true)
+        }
+        None => (status, body, false),
+    }
+}

@@ -1,0 +1,42 @@
+//! Authenticate: the gateway key a client presents, checked before any body is read or any
+//! upstream work is done.
+
+use super::super::outcome::{Next, Outcome};
+use super::super::session::Session;
+use crate::api::{ApiError, ErrorKind};
+use crate::http::RequestHead;
+use crate::policy::KeyCheck;
+
+/// Accepts the request's key (noting its name in the record), or refuses it.
+pub fn key(s: &mut Session<'_>) -> Next {
+    match s.table.keys.check(presented_key(&s.head)) {
+        KeyCheck::Open => Ok(()),
+        KeyCheck::Accepted(name) => {
+            s.record.key = Some(name.to_string());
+            Ok(())
+        }
+        KeyCheck::Missing => Err(Outcome::Fail(ApiError::new(
+            ErrorKind::Authentication,
+            "missing_api_key",
+            "You didn't provide an API key. Send a gateway key as 'Authorization: Bearer KEY' or 'x-api-key: KEY'.",
+        ))),
+        KeyCheck::Rejected => Err(Outcome::Fail(ApiError::new(
+            ErrorKind::Authentication,
+            "invalid_api_key",
+            "Incorrect API key provided.",
+        ))),
+    }
+}
+
+/// The gateway key a client presented: `Authorization: Bearer K` or `x-api-key: K`.
+fn presented_key(head: &RequestHead) -> Option<&[u8]> {
+    if let Some(v) = head.headers.get("authorization") {
+        let v = v.trim_ascii();
+        if let Some((scheme, key)) = v.split_at_checked(7) {
+            if scheme.eq_ignore_ascii_case(b"bearer ") && !key.is_empty() {
+                return Some(key.trim_ascii());
+            }
+        }
+    }
+    head.headers.get("x-api-key").map(<[u8]>::trim_ascii)
+}

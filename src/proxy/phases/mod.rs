@@ -1,0 +1,43 @@
+//! The phases of one request, in the order they run. Each takes the [`Session`] and either
+//! lets the request go on (`Ok`) or ends it with an [`Outcome`] (`Err`); forwarding always
+//! ends it. [`super::finish`] then carries the outcome out.
+
+mod accept;
+mod attempt;
+mod authenticate;
+mod cache;
+mod estimate;
+mod forward;
+mod models;
+mod normalize;
+mod reply;
+mod route;
+
+use super::outcome::{Next, Outcome};
+use super::session::Session;
+use crate::wire::Endpoint;
+
+/// Runs the phases until one of them decides how the request ends.
+pub async fn run(s: &mut Session<'_>) -> Outcome {
+    match through_phases(s).await {
+        Ok(outcome) | Err(outcome) => outcome,
+    }
+}
+
+async fn through_phases(s: &mut Session<'_>) -> Next<Outcome> {
+    // Which endpoint, by which method.
+    accept::endpoint(s)?;
+    // Who is asking, before any body is read.
+    authenticate::key(s)?;
+    if s.endpoint == Endpoint::Models {
+        return Ok(models::list(s));
+    }
+    // The body, delimited, bounded, read and parsed into a view.
+    let request = normalize::request(s).await?;
+    // The alias's route.
+    let route = route::choose(s, &request)?;
+    // An identical or equivalent answer from memory.
+    cache::lookup(s, &request, route).await?;
+    // The targets in plan order until one answers.
+    Ok(forward::forward(s, &request, route).await)
+}

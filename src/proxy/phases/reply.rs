@@ -1,0 +1,279 @@
+//! Reply: the provider's answer was taken. A stream becomes a relay plan; a whole body is
+//! read (the client may leave meanwhile), translated to the client's format when the
+//! formats differ, and its response head is built once.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::super::client_gone::unless_client_leaves;
+use super::super::headers::pass_to_client;
+use super::super::outcome::{Body, Outcome, PendingAttempt, PoolReturn, Response, StreamBody};
+use super::super::relay::UpstreamFrames;
+use super::super::session::{ClientRequest, Session};
+use super::attempt::{error_for_client, record};
+use crate::api::{ApiError, ErrorKind};
+use crate::http::ResponseHead;
+use crate::route::Target;
+use crate::translate::Bridge;
+use crate::upstream::{read_full_body, UpstreamResponse, UpstreamResponseHead};
+use crate::wire::{Usage, WireApi};
+
+/// Largest non-streamed upstream body the gateway buffers.
+const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
+
+/// A provider answer the gateway committed to.
+pub struct Taken<'t> {
+    /// The target that answered.
+    pub target: &'t Target,
+    /// The format it answered in.
+    pub wire: WireApi,
+    /// How its answer reaches the client's format (`None`: the same format).
+    pub bridge: Option<Bridge>,
+    /// Its response.
+    pub response: UpstreamResponse,
+    /// When the attempt began.
+    pub started: Instant,
+    /// The alias the client asked for (translated answers name it as the model).
+    pub alias: &'t str,
+}
+
+/// The client's response for a taken answer.
+pub async fn answer(s: &mut Session<'_>, request: &ClientRequest, taken: Taken<'_>) -> Outcome {
+    let head = &taken.response.head;
+    let ok_status = (200..300).contains(&head.status);
+    let streamed = ok_status
+        && (head.is_event_stream()
+            || taken.wire == WireApi::Converse
+                && head.content_type_is(b"application/vnd.amazon.eventstream"));
+    if streamed {
+        Outcome::Respond(Box::new(stream(s, request, taken)))
+    } else {
+        whole(s, request, taken).await
+    }
+}
+
+/// A streamed answer: the head now, the body relayed by `finish`.
+fn stream(s: &mut Session<'_>, request: &ClientRequest, taken: Taken<'_>) -> Response {
+    let Taken {
+        target,
+        wire,
+        bridge,
+        response,
+        started,
+        alias,
+    } = taken;
+    let provider = &target.provider;
+    let status = response.head.status;
+    let include_usage = request.view.include_usage;
+    let translator = match bridge.map(|b| b.stream(alias, include_usage, &request.body)) {
+        Some(Ok(t)) => t,
+        Some(Err(e)) => {
+            tracing::warn!(provider = %provider.name, error = %e, "no stream translator");
+            None
+        }
+        None => None,
+    };
+    // The attempt is recorded when the stream ends: it counts now.
+    let attempts = s.record.attempts.len() + 1;
+    let mut head = upstream_head(
+        s,
+        target,
+        status,
+        attempts,
+        Some(&response.head),
+        bridge.is_some(),
+    );
+    if bridge.is_some() {
+        head = head
+            .header("content-type", b"text/event-stream")
+            .header("cache-control", b"no-cache");
+    }
+    let reuse = response.head.keep_alive.then(|| PoolReturn {
+        key: provider.pool_key.clone(),
+        max_idle: provider.max_idle_per_shard,
+    });
+    let body = StreamBody {
+        framing: response.head.body,
+        upstream: response.conn,
+        frames: if wire.streams_sse() {
+            UpstreamFrames::Sse
+        } else {
+            UpstreamFrames::AwsEventStream
+        },
+        translator,
+        deadline: s.started + provider.total_timeout,
+        idle: provider.first_byte_timeout,
+        reuse,
+        attempt: PendingAttempt {
+            provider: provider.name.clone(),
+            model: target.model.to_string(),
+            status,
+            started,
+        },
+    };
+    Response {
+        status,
+        head,
+        body: Body::Stream(Box::new(body)),
+        usage: None,
+        error: None,
+    }
+}
+
+/// A whole answer: read, translated if the formats differ, answered.
+async fn whole(s: &mut Session<'_>, request: &ClientRequest, taken: Taken<'_>) -> Outcome {
+    let Taken {
+        target,
+        bridge,
+        response,
+        started,
+        alias,
+        ..
+    } = taken;
+    let UpstreamResponse { head, mut conn } = response;
+    let provider = &target.provider;
+    let status = head.status;
+    let deadline = s.started + provider.total_timeout;
+    let read = read_full_body(&mut conn, head.body, MAX_UPSTREAM_BODY, deadline);
+    let Some(read) = unless_client_leaves(s.conn.stream(), read).await else {
+        let closed = Some("client_closed".to_string());
+        s.record
+            .attempts
+            .push(record(target, Some(status), closed, started));
+        return Outcome::ClientGone;
+    };
+    let body = match read {
+        Ok(body) => body,
+        Err(e) => {
+            // Nothing was sent to the client yet, but the body is lost: report it.
+            let kind = Some(e.kind().to_string());
+            s.record
+                .attempts
+                .push(record(target, Some(status), kind, started));
+            return Outcome::Fail(ApiError::new(
+                ErrorKind::UpstreamFailed,
+                "upstream_failed",
+                format!("The provider's response could not be read: {e}."),
+            ));
+        }
+    };
+    s.record
+        .attempts
+        .push(record(target, Some(status), None, started));
+    if head.keep_alive {
+        s.ctx
+            .pool
+            .put(&provider.pool_key, conn, provider.max_idle_per_shard);
+    }
+    let answer = Answer {
+        target,
+        bridge,
+        head: &head,
+        alias,
+    };
+    Outcome::Respond(Box::new(whole_response(s, request, answer, body)))
+}
+
+/// A whole provider answer, read.
+struct Answer<'t> {
+    target: &'t Target,
+    bridge: Option<Bridge>,
+    head: &'t UpstreamResponseHead,
+    alias: &'t str,
+}
+
+/// The client's response for a whole provider body: passed through, or translated (a
+/// translated answer gets its own head, so the provider's headers that describe the body
+/// are not passed on).
+fn whole_response(
+    s: &Session<'_>,
+    request: &ClientRequest,
+    answer: Answer<'_>,
+    body: Bytes,
+) -> Response {
+    let Answer {
+        target,
+        bridge,
+        head: upstream,
+        alias,
+    } = answer;
+    let status = upstream.status;
+    let (final_status, body, usage) = match bridge {
+        None => {
+            let usage = Usage::from_openai_body(&body);
+            (status, body, usage)
+        }
+        Some(b) if (200..300).contains(&status) => {
+            translate_body(s, request, (target, alias), b, status, &body)
+        }
+        Some(_) => {
+            let error_type = upstream.headers.get("x-amzn-errortype");
+            let (s2, b, _) = error_for_client(bridge, status, error_type, body);
+            (s2, b, None)
+        }
+    };
+    let rewritten = final_status != status || bridge.is_some();
+    let attempts = s.record.attempts.len();
+    let passed = (!rewritten).then_some(upstream);
+    let head = upstream_head(s, target, final_status, attempts, passed, rewritten);
+    let head = if rewritten {
+        head.header("content-type", b"application/json")
+    } else {
+        head
+    };
+    let mut r = Response::full(final_status, head, body);
+    r.usage = usage;
+    r
+}
+
+/// A successful body in the client's format, or the gateway's 502 when it can't be.
+fn translate_body(
+    s: &Session<'_>,
+    request: &ClientRequest,
+    (target, alias): (&Target, &str),
+    bridge: Bridge,
+    status: u16,
+    body: &[u8],
+) -> (u16, Bytes, Option<Usage>) {
+    match bridge.response(body, alias, &request.body) {
+        Ok(t) => (status, Bytes::from(t.body), t.usage),
+        Err(e) => {
+            let provider = &target.provider.name;
+            tracing::warn!(provider = %provider, error = %e, "provider response could not be translated");
+            let err = ApiError::new(
+                ErrorKind::UpstreamFailed,
+                "untranslatable_response",
+                format!("The response of provider `{provider}` could not be translated: {e}."),
+            );
+            (err.status(), err.to_json(s.dialect), None)
+        }
+    }
+}
+
+/// The head of a provider's answer: the gateway's headers, the provider's that describe
+/// the answer (unless `rewritten`: then the caller sets the content type), the cache status.
+fn upstream_head(
+    s: &Session<'_>,
+    target: &Target,
+    status: u16,
+    attempts: usize,
+    upstream: Option<&UpstreamResponseHead>,
+    rewritten: bool,
+) -> ResponseHead {
+    let mut head = s
+        .response_head(status)
+        .header("x-infergate-provider", target.provider.name.as_bytes())
+        .header_display("x-infergate-attempts", attempts);
+    if let Some(r) = upstream {
+        for (name, value) in r.headers.iter() {
+            if pass_to_client(name) && !(rewritten && name.eq_ignore_ascii_case("content-type")) {
+                head = head.header(name, value);
+            }
+        }
+    }
+    if let Some(fill) = &s.cache {
+        head = head.header("x-infergate-cache", fill.status.as_bytes());
+    }
+    head
+}

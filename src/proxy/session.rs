@@ -1,0 +1,116 @@
+//! [`Session`]: everything one request owns on its way through the phases: the client
+//! connection, the head, the request once read, the chosen route, the cache fill and the
+//! record that [`super::finish`] sends at the end.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::caching::CacheFill;
+use super::ShardCtx;
+use crate::api::ChatRequestView;
+use crate::http::{RequestHead, ResponseHead, ServerConn, ServerLimits};
+use crate::observe::RequestRecord;
+use crate::route::RouteTable;
+use crate::wire::{Endpoint, WireApi};
+
+/// One request on its way through the phases.
+pub struct Session<'a> {
+    /// The shard serving it.
+    pub ctx: &'a ShardCtx,
+    /// The route table current when its head arrived.
+    pub table: &'a RouteTable,
+    /// The client connection.
+    pub conn: &'a mut ServerConn,
+    /// Size and time bounds for reading the request.
+    pub limits: &'a ServerLimits,
+    /// The request head.
+    pub head: RequestHead,
+    /// `x-infergate-request-id`.
+    pub request_id: String,
+    /// When the head was read.
+    pub started: Instant,
+    /// The endpoint (Chat Completions until the path is known).
+    pub endpoint: Endpoint,
+    /// The format of the client's error bodies.
+    pub dialect: WireApi,
+    /// The client wants the connection kept and the shard is not draining.
+    pub keep_alive: bool,
+    /// The request body was read to its end (a response before that closes the connection
+    /// when a body was announced).
+    pub body_read: bool,
+    /// What to store in the caches once the answer is complete (None: not cached).
+    pub cache: Option<CacheFill>,
+    /// The record, filled in as the phases go and sent by `finish`.
+    pub record: RequestRecord,
+}
+
+/// The client's request once its body is read and parsed.
+pub struct ClientRequest {
+    /// The body as received.
+    pub body: Bytes,
+    /// The fields the gateway reads (the model, streaming), with the model's place in `body`.
+    pub view: ChatRequestView,
+}
+
+impl<'a> Session<'a> {
+    /// Starts a request: the clock, its id, an empty record.
+    pub fn new(
+        ctx: &'a ShardCtx,
+        table: &'a RouteTable,
+        conn: &'a mut ServerConn,
+        head: RequestHead,
+        limits: &'a ServerLimits,
+    ) -> Self {
+        let request_id = format!("{:032x}", fastrand::u128(..));
+        let record = RequestRecord::started(request_id.clone(), ctx.shard_id);
+        let keep_alive = head.wants_keep_alive() && !ctx.lifecycle.is_draining();
+        Self {
+            ctx,
+            table,
+            conn,
+            limits,
+            head,
+            request_id,
+            started: Instant::now(),
+            endpoint: Endpoint::ChatCompletions,
+            dialect: WireApi::Chat,
+            keep_alive,
+            body_read: false,
+            cache: None,
+            record,
+        }
+    }
+
+    /// Sets the endpoint once the path is known; errors come in its dialect from then on.
+    pub fn set_endpoint(&mut self, endpoint: Endpoint) {
+        self.endpoint = endpoint;
+        self.dialect = endpoint.error_wire();
+        self.record.endpoint = endpoint.as_str();
+    }
+
+    /// Whether the connection can serve another request after this one's response.
+    pub fn can_keep_alive(&self) -> bool {
+        self.keep_alive && (self.body_read || !announces_body(&self.head))
+    }
+
+    /// Starts a response head with the gateway's own headers.
+    pub fn response_head(&self, status: u16) -> ResponseHead {
+        ResponseHead::new(Vec::with_capacity(512), status)
+            .header("x-infergate-request-id", self.request_id.as_bytes())
+    }
+
+    /// Milliseconds since the head was read.
+    pub fn elapsed_ms(&self) -> f64 {
+        super::ms_since(self.started)
+    }
+}
+
+/// Whether the request announced a body.
+fn announces_body(head: &RequestHead) -> bool {
+    head.headers.get("transfer-encoding").is_some()
+        || head
+            .headers
+            .get_str("content-length")
+            .is_some_and(|v| v.trim() != "0")
+}

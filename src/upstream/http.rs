@@ -1,0 +1,167 @@
+//! The HTTP/1.1 upstream: a request head with the provider's credentials (a key header or
+//! an AWS SigV4 signature), sent on a pooled connection or a new one.
+
+use std::io::Write as _;
+
+use monoio_rustls::TlsConnector;
+
+use super::call::{Upstream, UpstreamRequest, UpstreamResponse};
+use super::client::{read_response_head, send_request};
+use super::conn::connect;
+use super::error::UpstreamError;
+use super::pool::ConnPool;
+use crate::config::AuthStyle;
+use crate::wire::WireApi;
+
+/// Calls real providers from one shard.
+pub struct HttpUpstream<'a> {
+    pool: &'a ConnPool,
+    tls: &'a TlsConnector,
+}
+
+impl<'a> HttpUpstream<'a> {
+    /// Calls through the shard's `pool`, with `tls` for providers without their own CA file.
+    pub fn new(pool: &'a ConnPool, tls: &'a TlsConnector) -> Self {
+        Self { pool, tls }
+    }
+}
+
+impl Upstream for HttpUpstream<'_> {
+    /// A pooled connection (a stale one is replaced by the next, or a new one, without
+    /// counting an attempt), the request, the response head.
+    async fn call(&self, req: &UpstreamRequest<'_>) -> Result<UpstreamResponse, UpstreamError> {
+        let provider = req.provider;
+        let head = request_head(req);
+        let mut pooled = self.pool.take(&provider.pool_key);
+        loop {
+            let was_pooled = pooled.is_some();
+            let mut conn = match pooled.take() {
+                Some(c) => c,
+                None => connect(provider, self.tls).await?,
+            };
+            let sent = send_request(&mut conn, head.clone(), req.body.parts()).await;
+            let result = match sent {
+                Ok(_) => read_response_head(&mut conn, provider.first_byte_timeout, false).await,
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(head) => return Ok(UpstreamResponse { head, conn }),
+                Err(e) if was_pooled && e.stale_connection() => {
+                    tracing::debug!(provider = %provider.name, "stale pooled connection; reconnecting");
+                    pooled = self.pool.take(&provider.pool_key);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// The request head sent to the provider, credentials included.
+pub(crate) fn request_head(req: &UpstreamRequest<'_>) -> Vec<u8> {
+    let provider = req.provider;
+    let mut h = Vec::with_capacity(512);
+    let authority = provider.addr.as_ref().map_or("", |a| a.authority.as_str());
+    let path = provider.request_path(req.endpoint, req.wire, req.model, req.stream);
+    let _ = write!(
+        h,
+        "POST {path} HTTP/1.1\r\nhost: {authority}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n",
+        req.body.len()
+    );
+    let passed = client_headers(req, &mut h);
+    if let Some(key) = provider.api_key() {
+        let name: &[u8] = match provider.auth_style() {
+            AuthStyle::Bearer | AuthStyle::SigV4 => b"authorization: Bearer ",
+            AuthStyle::XApiKey => b"x-api-key: ",
+            AuthStyle::AzureApiKey => b"api-key: ",
+            AuthStyle::GoogApiKey => b"x-goog-api-key: ",
+        };
+        h.extend_from_slice(name);
+        h.extend_from_slice(key.as_bytes());
+        h.extend_from_slice(b"\r\n");
+    } else if provider.auth_style() == AuthStyle::SigV4 {
+        sign_aws(req, &mut h, authority, &path);
+    }
+    if req.wire == WireApi::Messages && !passed.anthropic_version {
+        h.extend_from_slice(b"anthropic-version: 2023-06-01\r\n");
+    }
+    if !passed.accept && req.wire != WireApi::Converse {
+        h.extend_from_slice(if req.stream {
+            b"accept: text/event-stream\r\n"
+        } else {
+            b"accept: application/json\r\n"
+        });
+    }
+    h.extend_from_slice(b"\r\n");
+    h
+}
+
+/// Which defaults the client's own headers already cover.
+struct PassedHeaders {
+    accept: bool,
+    anthropic_version: bool,
+}
+
+/// Copies the client headers the provider's allow-list admits; dialect-specific headers
+/// (`anthropic-*`, `openai-*`) only reach a provider of the client's family.
+fn client_headers(req: &UpstreamRequest<'_>, h: &mut Vec<u8>) -> PassedHeaders {
+    let client = req.endpoint.client_wire();
+    let pass_anthropic = client == Some(WireApi::Messages) && req.wire == WireApi::Messages;
+    let openai_family = |w: Option<WireApi>| matches!(w, Some(WireApi::Chat | WireApi::Responses));
+    let pass_openai = openai_family(client) && openai_family(Some(req.wire)) || client.is_none();
+    let mut passed = PassedHeaders {
+        accept: false,
+        anthropic_version: false,
+    };
+    let headers = req.client_headers;
+    for (name, value) in headers.iter() {
+        if !req.provider.forward_headers.allows(name) || headers.has_token("connection", name) {
+            continue;
+        }
+        let starts = |p: &str| {
+            name.get(..p.len())
+                .is_some_and(|n| n.eq_ignore_ascii_case(p))
+        };
+        if (!pass_anthropic && starts("anthropic-")) || (!pass_openai && starts("openai-")) {
+            continue;
+        }
+        passed.accept |= name.eq_ignore_ascii_case("accept");
+        passed.anthropic_version |= name.eq_ignore_ascii_case("anthropic-version");
+        h.extend_from_slice(name.as_bytes());
+        h.extend_from_slice(b": ");
+        h.extend_from_slice(value);
+        h.extend_from_slice(b"\r\n");
+    }
+    passed
+}
+
+/// Adds AWS SigV4 headers for a Bedrock call (`authorization`, `x-amz-date`, and the
+/// session token of temporary credentials). The signed headers are the host and the content
+/// type; the body hash covers the exact bytes sent.
+fn sign_aws(req: &UpstreamRequest<'_>, h: &mut Vec<u8>, authority: &str, path: &str) {
+    let provider = req.provider;
+    let (Some(creds), Some(region)) = (&provider.aws, &provider.region) else {
+        return;
+    };
+    let body = req.body.contiguous();
+    match super::sigv4::sign_headers(
+        creds,
+        region,
+        "bedrock",
+        "POST",
+        authority,
+        path,
+        &[("content-type", "application/json")],
+        &body,
+        std::time::SystemTime::now(),
+    ) {
+        Ok(headers) => {
+            for (name, value) in headers {
+                h.extend_from_slice(name.as_bytes());
+                h.extend_from_slice(b": ");
+                h.extend_from_slice(value.as_bytes());
+                h.extend_from_slice(b"\r\n");
+            }
+        }
+        Err(e) => tracing::warn!(provider = %provider.name, error = %e, "request not signed"),
+    }
+}

@@ -84,6 +84,9 @@ fn main() -> std::process::ExitCode {
 fn check_config(file: &std::path::Path) -> Result<(), String> {
     let cfg = Config::load(file).map_err(|e| e.to_string())?;
     let table = infergate::route::RouteTable::compile(&cfg).map_err(|e| e.to_string())?;
+    for p in table.providers.values() {
+        infergate::upstream::UpstreamLink::build(p).map_err(|e| e.to_string())?;
+    }
     println!(
         "{}: ok ({} model(s), {} provider(s))",
         file.display(),
@@ -101,7 +104,8 @@ fn check_config(file: &std::path::Path) -> Result<(), String> {
 fn serve(config: Option<PathBuf>, shards_flag: Option<usize>) -> Result<(), String> {
     let path = config.unwrap_or_else(|| PathBuf::from("config/quickstart.toml"));
     let cfg = Config::load(&path).map_err(|e| e.to_string())?;
-    let table = ConfigReloader::compile(&cfg).map_err(|e| e.to_string())?;
+    let upstreams = Arc::new(infergate::upstream::UpstreamRegistry::new());
+    let table = ConfigReloader::compile(&cfg, &upstreams).map_err(|e| e.to_string())?;
     if table.keys.is_open() {
         tracing::warn!("NO GATEWAY KEYS CONFIGURED: the gateway is OPEN to anyone who can reach {}. Add [auth] keys (see `infergate hash-key`).", cfg.server.listen);
     }
@@ -117,7 +121,7 @@ fn serve(config: Option<PathBuf>, shards_flag: Option<usize>) -> Result<(), Stri
     ));
     let (log_writer, records) =
         LogWriter::start(&cfg.log).map_err(|e| format!("request log {}: {e}", cfg.log.path))?;
-    let reloader = ConfigReloader::new(path.clone(), Arc::clone(&table));
+    let reloader = ConfigReloader::new(path.clone(), Arc::clone(&table), Arc::clone(&upstreams));
     spawn_signal_thread(Some(Arc::clone(&reloader)), Arc::clone(&lifecycle))
         .map_err(|e| e.to_string())?;
     spawn_watch_thread(Arc::clone(&reloader), Arc::clone(&lifecycle)).map_err(|e| e.to_string())?;
@@ -137,6 +141,7 @@ fn serve(config: Option<PathBuf>, shards_flag: Option<usize>) -> Result<(), Stri
         records: records.clone(),
         lifecycle: Arc::clone(&lifecycle),
         tls: tls_connector(),
+        upstreams,
         caches: Some(caches),
         bodies: infergate::http::BodyBudget::new(cfg.server.max_inflight_body_bytes),
         fd_connection_cap,

@@ -1,5 +1,6 @@
-//! `ConfigReloader`: reads the config file, compiles a new `RouteTable`, and swaps it in.
-//! An invalid file is refused with the reason; the table that serves stays in place.
+//! `ConfigReloader`: reads the config file, compiles a new `RouteTable`, installs its
+//! providers' links in the upstream registry, and swaps the table in. An invalid file is
+//! refused with the reason; the table that serves stays in place.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -7,38 +8,45 @@ use std::time::SystemTime;
 
 use crate::config::{Config, ConfigError};
 use crate::route::{RouteTable, SharedRouteTable};
+use crate::upstream::UpstreamRegistry;
 
 /// Reloads one config file into the shared table. Reloads are serialized by a mutex that
 /// only the control threads take; shards never touch it.
 pub struct ConfigReloader {
     path: PathBuf,
     table: SharedRouteTable,
+    upstreams: Arc<UpstreamRegistry>,
     serial: Mutex<Option<SystemTime>>,
 }
 
 impl ConfigReloader {
-    /// A reloader for `path` feeding `table`.
-    pub fn new(path: PathBuf, table: SharedRouteTable) -> Arc<Self> {
+    /// A reloader for `path` feeding `table` and the `upstreams` its providers are reached by.
+    pub fn new(
+        path: PathBuf,
+        table: SharedRouteTable,
+        upstreams: Arc<UpstreamRegistry>,
+    ) -> Arc<Self> {
         let mtime = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
         Arc::new(Self {
             path,
             table,
+            upstreams,
             serial: Mutex::new(mtime),
         })
     }
 
-    /// Compiles a table from a config and resolves its providers' hosts (blocking: call it
-    /// off the shards).
-    pub fn compile(cfg: &Config) -> Result<RouteTable, ConfigError> {
+    /// Compiles a table from a config and installs its providers' links (credentials, TLS
+    /// clients, resolved hosts) in `upstreams`: blocking, call it off the shards, before the
+    /// table is served.
+    pub fn compile(cfg: &Config, upstreams: &UpstreamRegistry) -> Result<RouteTable, ConfigError> {
         let table = RouteTable::compile(cfg)?;
-        for p in table.providers.values() {
-            if p.addr.is_some() && p.unavailable.is_none() {
-                if let Err(e) = p.refresh_addrs() {
-                    tracing::warn!(provider = %p.name, error = %e, "cannot resolve provider host yet; will retry");
-                }
-            }
-        }
+        upstreams.install(&table)?;
         Ok(table)
+    }
+
+    /// The registry the tables' providers are reached by.
+    pub fn upstreams(&self) -> &UpstreamRegistry {
+        &self.upstreams
     }
 
     /// Reloads now. Returns the new table version, or why the file was refused.
@@ -52,7 +60,7 @@ impl ConfigReloader {
             if cfg.server.listen != old.server.listen || cfg.server.shards != old.server.shards {
                 tracing::warn!("server.listen and server.shards only change on restart");
             }
-            Self::compile(&cfg)
+            Self::compile(&cfg, &self.upstreams)
         });
         match result {
             Ok(table) => {

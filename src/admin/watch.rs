@@ -67,14 +67,7 @@ pub fn spawn_watch_thread(
                 reloader.reload_if_changed();
                 if last_dns.elapsed() >= Duration::from_secs(30) {
                     last_dns = Instant::now();
-                    let table = reloader.table().load_full();
-                    for p in table.providers.values() {
-                        if p.addr.is_some() && p.unavailable.is_none() {
-                            if let Err(e) = p.refresh_addrs() {
-                                tracing::warn!(provider = %p.name, error = %e, "DNS refresh failed; keeping the old addresses");
-                            }
-                        }
-                    }
+                    reloader.upstreams().refresh_dns();
                 }
             }
         })?;

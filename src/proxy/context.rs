@@ -12,7 +12,7 @@ use crate::api::JsonScratch;
 use crate::http::BodyBudget;
 use crate::observe::RecordSink;
 use crate::route::SharedRouteTable;
-use crate::upstream::ConnPool;
+use crate::upstream::{ConnPool, UpstreamRegistry};
 
 /// Process-wide lifecycle: set once when shutdown begins; shards stop accepting and drain.
 #[derive(Debug, Default)]
@@ -63,6 +63,8 @@ pub struct ShardCtx {
     pub scratch: RefCell<JsonScratch>,
     /// TLS client configuration.
     pub tls: TlsConnector,
+    /// How each provider is reached (shared by all shards, swapped with the table).
+    pub upstreams: Arc<UpstreamRegistry>,
     /// Where request records go.
     pub records: RecordSink,
     /// Shutdown flag shared by all shards.
@@ -88,6 +90,8 @@ pub struct ShardLimits {
     pub fd_connection_cap: usize,
     /// Fault injection for tests.
     pub failpoints: bool,
+    /// How each provider is reached.
+    pub upstreams: Arc<UpstreamRegistry>,
 }
 
 /// One open client connection, counted against the shard's limit until dropped.
@@ -118,6 +122,7 @@ impl ShardCtx {
             pool: ConnPool::new(),
             scratch: RefCell::new(JsonScratch::new()),
             tls,
+            upstreams: limits.upstreams,
             records,
             lifecycle,
             caches,

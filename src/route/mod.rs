@@ -1,5 +1,6 @@
 //! Routing: the immutable [`RouteTable`] compiled from a [`Config`], and the lock-free
-//! [`SharedRouteTable`] that shards read on every request and reloads swap whole.
+//! [`SharedRouteTable`] that shards read on every request and reloads swap whole. A table is
+//! pure data: connectors, resolved addresses and credentials live in the upstream registry.
 //!
 //! Nothing in a table changes after it is built. Anything that must survive a swap
 //! (connection pools, resolved addresses) is keyed by stable names outside the table.
@@ -9,5 +10,5 @@ mod provider;
 mod table;
 
 pub use headers::HeaderAllowList;
-pub use provider::{Provider, ProviderAddr, Scheme};
+pub use provider::{CredentialRef, Provider, ProviderAddr, Scheme};
 pub use table::{AttemptPlan, ModelRoute, RouteCache, RouteTable, SharedRouteTable, Target};

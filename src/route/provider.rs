@@ -1,10 +1,10 @@
-//! A provider as the data plane sees it: where it is, how to authenticate, its timeouts.
+//! A provider as the data plane sees it: where it is, which credential it refers to, its
+//! timeouts. Pure data compiled from config; what it takes to reach it (resolved addresses,
+//! TLS clients, the credentials themselves) lives in the upstream registry.
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-
-use arc_swap::ArcSwap;
 
 use crate::config::{AuthStyle, ConfigError, KindSpec, ProviderConfig, ProviderKind};
 use crate::wire::WireApi;
@@ -31,27 +31,18 @@ pub struct ProviderAddr {
     pub authority: String,
     /// The path prefix before the endpoint, e.g. `/v1` (no trailing slash).
     pub path_prefix: String,
-    /// Resolved socket addresses; refreshed off-shard by [`Provider::refresh_addrs`].
-    pub resolved: ArcSwap<Vec<SocketAddr>>,
 }
 
-/// A provider API key. Its `Debug` never shows the value, so no log line can leak it.
-struct ApiKey(String);
-
-impl std::fmt::Debug for ApiKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ApiKey(<redacted>)")
-    }
-}
-
-/// A provider's own TLS client (its config named extra CA certificates).
-#[derive(Clone)]
-pub struct ProviderTls(pub monoio_rustls::TlsConnector);
-
-impl std::fmt::Debug for ProviderTls {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ProviderTls(extra CA roots)")
-    }
+/// Which credential a provider's requests carry: a reference the upstream registry reads,
+/// never the secret itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CredentialRef {
+    /// None (local providers, mocks).
+    None,
+    /// An API key in this environment variable.
+    KeyEnv(String),
+    /// AWS credentials from the standard environment variables (SigV4).
+    AwsEnv,
 }
 
 /// An upstream provider, compiled from config.
@@ -69,12 +60,12 @@ pub struct Provider {
     pub api_version: Option<String>,
     /// AWS region (Bedrock), for the signature.
     pub region: Option<String>,
-    /// AWS credentials (Bedrock without an API key), from the standard environment variables.
-    pub aws: Option<crate::upstream::sigv4::AwsCredentials>,
     /// Where it is (absent for the built-in mock).
     pub addr: Option<ProviderAddr>,
-    /// The API key read from the environment; never logged or echoed.
-    api_key: Option<ApiKey>,
+    /// The credential its requests carry.
+    pub credential: CredentialRef,
+    /// Extra CA certificates to trust for this provider (PEM).
+    pub tls_ca_file: Option<PathBuf>,
     /// Why the provider can't be used right now (its key variable is unset), if so.
     pub unavailable: Option<String>,
     /// Connect timeout (TCP and TLS).
@@ -87,91 +78,28 @@ pub struct Provider {
     pub max_idle_per_shard: usize,
     /// Connection pool key: every attribute that makes two connections interchangeable.
     pub pool_key: Arc<str>,
-    /// A TLS client trusting the provider's extra CA file, when it has one.
-    pub tls: Option<ProviderTls>,
     /// Client headers this provider is sent.
     pub forward_headers: super::HeaderAllowList,
 }
 
 impl Provider {
-    /// Builds a provider from its config, reading the API key from the environment.
+    /// Builds a provider from its config; a credential whose variables are unset leaves it
+    /// unavailable (skipped, with the reason) rather than refused.
     pub fn compile(name: &str, cfg: &ProviderConfig) -> Result<Self, ConfigError> {
         let spec = cfg.kind.spec();
-        let region = cfg
-            .region
-            .clone()
-            .or_else(|| std::env::var("AWS_REGION").ok())
-            .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
-            .filter(|r| !r.trim().is_empty());
-        let base_url = match (&cfg.base_url, spec.default_base_url) {
-            (Some(url), _) => Some(url.clone()),
-            (None, Some(template)) => Some(fill_template(name, template, cfg, region.as_deref())?),
-            (None, None) if cfg.kind == ProviderKind::Mock => None,
-            (None, None) => {
-                return Err(ConfigError::Invalid(format!(
-                    "provider {name}: base_url is required for kind {}",
-                    spec.name
-                )))
-            }
-        };
-        let addr = match (cfg.kind, &base_url) {
-            (ProviderKind::Mock, _) | (_, None) => None,
-            (_, Some(url)) => Some(parse_base_url(name, url)?),
-        };
+        let region = region(cfg);
+        let addr = address(name, cfg, &spec, region.as_deref())?;
         if cfg.kind == ProviderKind::Bedrock && region.is_none() {
             return Err(ConfigError::Invalid(format!(
                 "provider {name}: bedrock needs `region` (or AWS_REGION) to sign requests"
             )));
         }
-        // The kind's key variable applies to the kind's own URL; a provider pointed elsewhere
-        // names its key variable itself.
-        let key_env = match (&cfg.api_key_env, &cfg.base_url) {
-            (Some(var), _) => Some(var.as_str()),
-            (None, None) => spec.default_key_env,
-            (None, Some(_)) => None,
-        };
-        let (api_key, mut unavailable) = match key_env {
-            Some(var) => match std::env::var(var) {
-                Ok(v) if !v.trim().is_empty() => (Some(ApiKey(v.trim().to_string())), None),
-                _ => (None, Some(format!("environment variable {var} is not set"))),
-            },
-            None => (None, None),
-        };
-        let aws = if spec.auth == AuthStyle::SigV4 && key_env.is_none() {
-            let var = |n: &str| std::env::var(n).ok().filter(|v| !v.trim().is_empty());
-            match (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) {
-                (Some(id), Some(secret)) => Some(crate::upstream::sigv4::AwsCredentials {
-                    access_key_id: id.trim().to_string(),
-                    secret_access_key: secret.trim().to_string(),
-                    session_token: var("AWS_SESSION_TOKEN").map(|t| t.trim().to_string()),
-                }),
-                _ => {
-                    unavailable = Some(
-                        "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set (or name a Bedrock API key in api_key_env)"
-                            .to_string(),
-                    );
-                    None
-                }
-            }
-        } else {
-            None
-        };
-        let tls = match &cfg.tls_ca_file {
-            Some(path) => Some(ProviderTls(
-                crate::upstream::tls_connector_with_ca_file(path).map_err(|e| {
-                    ConfigError::Invalid(format!(
-                        "provider {name}: tls_ca_file {}: {e}",
-                        path.display()
-                    ))
-                })?,
-            )),
-            None => None,
-        };
         if let Some(bad) = super::HeaderAllowList::refused_entry(&cfg.forward_headers) {
             return Err(ConfigError::Invalid(format!(
                 "provider {name}: forward_headers may not name {bad:?} (the gateway sets framing and credential headers itself)"
             )));
         }
+        let (credential, unavailable) = credential(cfg, &spec);
         let pool_key = match &addr {
             Some(a) => format!("{}|{:?}|{}|{}", name, a.scheme, a.authority, a.path_prefix),
             None => format!("{name}|mock"),
@@ -190,16 +118,15 @@ impl Provider {
                 _ => cfg.api_version.clone(),
             },
             region,
-            aws,
             addr,
-            api_key,
+            credential,
+            tls_ca_file: cfg.tls_ca_file.clone(),
             unavailable,
             connect_timeout: Duration::from_millis(cfg.connect_timeout_ms),
             first_byte_timeout: Duration::from_millis(cfg.first_byte_timeout_ms),
             total_timeout: Duration::from_millis(cfg.total_timeout_ms),
             max_idle_per_shard: cfg.max_idle_per_shard,
             pool_key: Arc::from(pool_key),
-            tls,
             forward_headers: super::HeaderAllowList::new(spec.wire, &cfg.forward_headers),
         })
     }
@@ -267,27 +194,69 @@ impl Provider {
     pub fn auth_style(&self) -> AuthStyle {
         match self.spec.auth {
             // A Bedrock API key is a bearer token.
-            AuthStyle::SigV4 if self.api_key.is_some() => AuthStyle::Bearer,
+            AuthStyle::SigV4 if matches!(self.credential, CredentialRef::KeyEnv(_)) => {
+                AuthStyle::Bearer
+            }
             other => other,
         }
     }
+}
 
-    /// The API key, for the upstream request only.
-    pub fn api_key(&self) -> Option<&str> {
-        self.api_key.as_ref().map(|k| k.0.as_str())
-    }
+/// The AWS region: the config's, else `AWS_REGION` / `AWS_DEFAULT_REGION`.
+fn region(cfg: &ProviderConfig) -> Option<String> {
+    cfg.region
+        .clone()
+        .or_else(|| std::env::var("AWS_REGION").ok())
+        .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
+        .filter(|r| !r.trim().is_empty())
+}
 
-    /// Resolves the host again (a blocking call: run it off the shards).
-    pub fn refresh_addrs(&self) -> std::io::Result<usize> {
-        let Some(addr) = &self.addr else {
-            return Ok(0);
-        };
-        let found: Vec<SocketAddr> = (addr.host.as_str(), addr.port).to_socket_addrs()?.collect();
-        let n = found.len();
-        if n > 0 {
-            addr.resolved.store(Arc::new(found));
+/// The provider's address: its `base_url`, or the kind's default filled in.
+fn address(
+    name: &str,
+    cfg: &ProviderConfig,
+    spec: &KindSpec,
+    region: Option<&str>,
+) -> Result<Option<ProviderAddr>, ConfigError> {
+    let base_url = match (&cfg.base_url, spec.default_base_url) {
+        (Some(url), _) => url.clone(),
+        (None, Some(template)) => fill_template(name, template, cfg, region)?,
+        (None, None) if cfg.kind == ProviderKind::Mock => return Ok(None),
+        (None, None) => {
+            return Err(ConfigError::Invalid(format!(
+                "provider {name}: base_url is required for kind {}",
+                spec.name
+            )))
         }
-        Ok(n)
+    };
+    if cfg.kind == ProviderKind::Mock {
+        return Ok(None);
+    }
+    parse_base_url(name, &base_url).map(Some)
+}
+
+/// The credential a provider refers to, and why it is unavailable when the variables it
+/// names are unset. The kind's key variable applies to the kind's own URL; a provider
+/// pointed elsewhere names its key variable itself.
+fn credential(cfg: &ProviderConfig, spec: &KindSpec) -> (CredentialRef, Option<String>) {
+    let set = |n: &str| std::env::var(n).is_ok_and(|v| !v.trim().is_empty());
+    let key_env = match (&cfg.api_key_env, &cfg.base_url) {
+        (Some(var), _) => Some(var.as_str()),
+        (None, None) => spec.default_key_env,
+        (None, Some(_)) => None,
+    };
+    match key_env {
+        Some(var) if set(var) => (CredentialRef::KeyEnv(var.to_string()), None),
+        Some(var) => (
+            CredentialRef::KeyEnv(var.to_string()),
+            Some(format!("environment variable {var} is not set")),
+        ),
+        None if spec.auth == AuthStyle::SigV4 => {
+            let missing = !(set("AWS_ACCESS_KEY_ID") && set("AWS_SECRET_ACCESS_KEY"));
+            let why = "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set (or name a Bedrock API key in api_key_env)";
+            (CredentialRef::AwsEnv, missing.then(|| why.to_string()))
+        }
+        None => (CredentialRef::None, None),
     }
 }
 
@@ -389,18 +358,12 @@ fn parse_base_url(name: &str, url: &str) -> Result<ProviderAddr, ConfigError> {
     } else {
         format!("{host}:{port}")
     };
-    // Literal IPs resolve without DNS; names are resolved by `refresh_addrs`.
-    let resolved: Vec<SocketAddr> = match host.parse::<std::net::IpAddr>() {
-        Ok(ip) => vec![SocketAddr::new(ip, port)],
-        Err(_) => Vec::new(),
-    };
     Ok(ProviderAddr {
         scheme,
         host,
         port,
         authority,
         path_prefix: path.trim_end_matches('/').to_string(),
-        resolved: ArcSwap::from_pointee(resolved),
     })
 }
 
@@ -639,7 +602,6 @@ mod tests {
         let p = Provider::compile("p", &cfg("http://127.0.0.1:9000/v1")).unwrap();
         let a = p.addr.unwrap();
         assert_eq!(a.authority, "127.0.0.1:9000");
-        assert_eq!(a.resolved.load().len(), 1);
         let p = Provider::compile("p", &cfg("http://[::1]:9000")).unwrap();
         assert_eq!(p.addr.unwrap().authority, "[::1]:9000");
         assert!(Provider::compile("p", &cfg("ftp://x")).is_err());
@@ -655,16 +617,20 @@ mod tests {
             .as_deref()
             .unwrap()
             .contains("INFERGATE_TEST_SURELY_UNSET_VAR"));
-        assert!(p.api_key().is_none());
+        assert_eq!(
+            p.credential,
+            CredentialRef::KeyEnv("INFERGATE_TEST_SURELY_UNSET_VAR".into())
+        );
     }
 
     #[test]
-    fn debug_never_shows_the_key() {
+    fn the_table_holds_a_reference_to_the_key_never_the_key() {
         std::env::set_var("INFERGATE_TEST_KEY_DEBUG", "sk-very-secret");
         let mut c = cfg("http://127.0.0.1:1/v1");
         c.api_key_env = Some("INFERGATE_TEST_KEY_DEBUG".into());
         let p = Provider::compile("p", &c).unwrap();
-        assert_eq!(p.api_key(), Some("sk-very-secret"));
+        assert!(p.unavailable.is_none());
+        assert_eq!(p.auth_style(), AuthStyle::Bearer);
         assert!(!format!("{p:?}").contains("sk-very-secret"));
     }
 }

@@ -173,6 +173,8 @@ pub struct ShardShared {
     pub lifecycle: Arc<Lifecycle>,
     /// TLS client config.
     pub tls: monoio_rustls::TlsConnector,
+    /// How each provider is reached (installed by the reloader with each table).
+    pub upstreams: Arc<crate::upstream::UpstreamRegistry>,
     /// Response caches.
     pub caches: Option<Arc<crate::proxy::Caches>>,
     /// The process-wide budget for request bodies in memory.
@@ -314,6 +316,7 @@ fn run_shard(
                 bodies: shared.bodies,
                 fd_connection_cap: shared.fd_connection_cap,
                 failpoints: shared.failpoints,
+                upstreams: Arc::clone(&shared.upstreams),
             },
         ));
         accept_loop(&ctx, &listener).await;

@@ -15,6 +15,7 @@ use super::error::UpstreamError;
 use super::http::HttpUpstream;
 use super::mock::MockUpstream;
 use super::pool::ConnPool;
+use super::registry::UpstreamRegistry;
 use crate::config::ProviderKind;
 use crate::http::HeaderList;
 use crate::route::Provider;
@@ -115,12 +116,18 @@ pub enum ProviderUpstream<'a> {
 }
 
 impl<'a> ProviderUpstream<'a> {
-    /// The upstream for `provider`, using the shard's `pool` and default `tls` client.
-    pub fn for_provider(provider: &Provider, pool: &'a ConnPool, tls: &'a TlsConnector) -> Self {
+    /// The upstream for `provider`, using the shard's `pool` and default `tls` client and
+    /// the process's `registry` of provider links.
+    pub fn for_provider(
+        provider: &Provider,
+        pool: &'a ConnPool,
+        tls: &'a TlsConnector,
+        registry: &'a UpstreamRegistry,
+    ) -> Self {
         if provider.kind == ProviderKind::Mock {
             ProviderUpstream::Mock(MockUpstream)
         } else {
-            ProviderUpstream::Http(HttpUpstream::new(pool, tls))
+            ProviderUpstream::Http(HttpUpstream::new(pool, tls, registry))
         }
     }
 }

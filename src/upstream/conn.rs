@@ -12,6 +12,7 @@ use monoio_rustls::{ClientTlsStream, TlsConnector};
 use rustls::pki_types::ServerName;
 
 use super::error::UpstreamError;
+use super::registry::UpstreamLink;
 use crate::route::{Provider, Scheme};
 
 /// The transport of an upstream connection.
@@ -161,13 +162,15 @@ fn connector_with_roots(roots: rustls::RootCertStore) -> TlsConnector {
     }
 }
 
-/// Opens a new connection to a provider within its connect timeout.
+/// Opens a new connection to a provider within its connect timeout, at an address its
+/// `link` resolved, over the link's TLS client or the shard's default one.
 pub async fn connect(
     provider: &Provider,
+    link: &UpstreamLink,
     tls: &TlsConnector,
 ) -> Result<UpstreamConn, UpstreamError> {
     let addr = provider.addr.as_ref().ok_or(UpstreamError::NoAddress)?;
-    let resolved = addr.resolved.load();
+    let resolved = link.resolved.load();
     let target = *resolved.first().ok_or(UpstreamError::NoAddress)?;
     let fut = async {
         let tcp = TcpStream::connect_addr(target)
@@ -179,10 +182,10 @@ pub async fn connect(
             Scheme::Https => {
                 let name = ServerName::try_from(addr.host.clone())
                     .map_err(|e| UpstreamError::Tls(e.to_string()))?;
-                let stream = provider
+                let stream = link
                     .tls
                     .as_ref()
-                    .map_or(tls, |t| &t.0)
+                    .unwrap_or(tls)
                     .connect(name, tcp)
                     .await
                     .map_err(|e| UpstreamError::Tls(e.to_string()))?;

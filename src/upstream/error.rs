@@ -6,6 +6,9 @@ pub enum UpstreamError {
     /// The provider has no resolved address (DNS failed or pending).
     #[error("no address for the provider's host")]
     NoAddress,
+    /// The provider's link is not installed (a reload dropped it mid-request).
+    #[error("the provider's connection settings are not installed")]
+    NoLink,
     /// TCP connect failed.
     #[error("connect failed: {0}")]
     Connect(std::io::Error),
@@ -67,6 +70,7 @@ impl UpstreamError {
     pub fn kind(&self) -> &'static str {
         match self {
             UpstreamError::NoAddress => "no_address",
+            UpstreamError::NoLink => "no_link",
             UpstreamError::Connect(_) => "connect",
             UpstreamError::ConnectTimeout => "connect_timeout",
             UpstreamError::Tls(_) => "tls",

@@ -10,6 +10,7 @@ use super::client::{read_response_head, send_request};
 use super::conn::connect;
 use super::error::UpstreamError;
 use super::pool::ConnPool;
+use super::registry::{UpstreamLink, UpstreamRegistry};
 use crate::config::AuthStyle;
 use crate::wire::WireApi;
 
@@ -17,12 +18,18 @@ use crate::wire::WireApi;
 pub struct HttpUpstream<'a> {
     pool: &'a ConnPool,
     tls: &'a TlsConnector,
+    registry: &'a UpstreamRegistry,
 }
 
 impl<'a> HttpUpstream<'a> {
-    /// Calls through the shard's `pool`, with `tls` for providers without their own CA file.
-    pub fn new(pool: &'a ConnPool, tls: &'a TlsConnector) -> Self {
-        Self { pool, tls }
+    /// Calls through the shard's `pool`, with `tls` for providers without their own CA
+    /// file, reaching providers through their `registry` links.
+    pub fn new(pool: &'a ConnPool, tls: &'a TlsConnector, registry: &'a UpstreamRegistry) -> Self {
+        Self {
+            pool,
+            tls,
+            registry,
+        }
     }
 }
 
@@ -31,13 +38,17 @@ impl Upstream for HttpUpstream<'_> {
     /// counting an attempt), the request, the response head.
     async fn call(&self, req: &UpstreamRequest<'_>) -> Result<UpstreamResponse, UpstreamError> {
         let provider = req.provider;
-        let head = request_head(req);
+        let link = self
+            .registry
+            .link(&provider.pool_key)
+            .ok_or(UpstreamError::NoLink)?;
+        let head = request_head(req, &link);
         let mut pooled = self.pool.take(&provider.pool_key);
         loop {
             let was_pooled = pooled.is_some();
             let mut conn = match pooled.take() {
                 Some(c) => c,
-                None => connect(provider, self.tls).await?,
+                None => connect(provider, &link, self.tls).await?,
             };
             let sent = send_request(&mut conn, head.clone(), req.body.parts()).await;
             let result = match sent {
@@ -57,7 +68,7 @@ impl Upstream for HttpUpstream<'_> {
 }
 
 /// The request head sent to the provider, credentials included.
-pub(crate) fn request_head(req: &UpstreamRequest<'_>) -> Vec<u8> {
+pub(crate) fn request_head(req: &UpstreamRequest<'_>, link: &UpstreamLink) -> Vec<u8> {
     let provider = req.provider;
     let mut h = Vec::with_capacity(512);
     let authority = provider.addr.as_ref().map_or("", |a| a.authority.as_str());
@@ -68,7 +79,7 @@ pub(crate) fn request_head(req: &UpstreamRequest<'_>) -> Vec<u8> {
         req.body.len()
     );
     let passed = client_headers(req, &mut h);
-    if let Some(key) = provider.api_key() {
+    if let Some(key) = link.api_key() {
         let name: &[u8] = match provider.auth_style() {
             AuthStyle::Bearer | AuthStyle::SigV4 => b"authorization: Bearer ",
             AuthStyle::XApiKey => b"x-api-key: ",
@@ -79,7 +90,7 @@ pub(crate) fn request_head(req: &UpstreamRequest<'_>) -> Vec<u8> {
         h.extend_from_slice(key.as_bytes());
         h.extend_from_slice(b"\r\n");
     } else if provider.auth_style() == AuthStyle::SigV4 {
-        sign_aws(req, &mut h, authority, &path);
+        sign_aws(req, link, &mut h, authority, &path);
     }
     if req.wire == WireApi::Messages && !passed.anthropic_version {
         h.extend_from_slice(b"anthropic-version: 2023-06-01\r\n");
@@ -137,9 +148,15 @@ fn client_headers(req: &UpstreamRequest<'_>, h: &mut Vec<u8>) -> PassedHeaders {
 /// Adds AWS SigV4 headers for a Bedrock call (`authorization`, `x-amz-date`, and the
 /// session token of temporary credentials). The signed headers are the host and the content
 /// type; the body hash covers the exact bytes sent.
-fn sign_aws(req: &UpstreamRequest<'_>, h: &mut Vec<u8>, authority: &str, path: &str) {
+fn sign_aws(
+    req: &UpstreamRequest<'_>,
+    link: &UpstreamLink,
+    h: &mut Vec<u8>,
+    authority: &str,
+    path: &str,
+) {
     let provider = req.provider;
-    let (Some(creds), Some(region)) = (&provider.aws, &provider.region) else {
+    let (Some(creds), Some(region)) = (link.aws(), &provider.region) else {
         return;
     };
     let body = req.body.contiguous();

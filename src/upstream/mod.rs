@@ -9,6 +9,7 @@ mod error;
 mod http;
 pub mod mock;
 mod pool;
+mod registry;
 pub mod sigv4;
 
 pub use call::{ProviderUpstream, Upstream, UpstreamBody, UpstreamRequest, UpstreamResponse};
@@ -19,3 +20,4 @@ pub use conn::{connect, tls_connector, tls_connector_with_ca_file, UpstreamConn,
 pub use error::{status_is_retryable, UpstreamError};
 pub use http::HttpUpstream;
 pub use pool::ConnPool;
+pub use registry::{ApiKey, Credential, UpstreamLink, UpstreamRegistry};

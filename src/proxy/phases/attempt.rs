@@ -120,7 +120,8 @@ pub async fn run(
         client_headers: &s.head.headers,
         body,
     };
-    let upstream = ProviderUpstream::for_provider(provider, &s.ctx.pool, &s.ctx.tls);
+    let ctx = s.ctx;
+    let upstream = ProviderUpstream::for_provider(provider, &ctx.pool, &ctx.tls, &ctx.upstreams);
     let Some(result) = unless_client_leaves(s.conn.stream(), upstream.call(&call)).await else {
         let closed = Some("client_closed".to_string());
         s.record

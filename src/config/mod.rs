@@ -1,8 +1,8 @@
 //! The TOML configuration: what an operator writes, read into plain structs.
 //!
-//! `Config` is only the file's shape. It is validated and compiled into an immutable
-//! [`crate::route::RouteTable`] by [`crate::route::RouteTable::compile`]; a config that does
-//! not compile is refused with the reason and never replaces the table that serves.
+//! `Config` is only the file's shape, and depends on no other part. The route module
+//! validates and compiles it into an immutable `RouteTable`; a config that does not compile
+//! is refused with the reason and never replaces the table that serves.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -186,79 +186,97 @@ pub async fn read_full_body(
     max: usize,
     deadline: Instant,
 ) -> Result<Bytes, UpstreamError> {
-    let left = || {
-        deadline
-            .checked_duration_since(Instant::now())
-            .ok_or(UpstreamError::BodyTimeout)
-    };
     match kind {
         BodyKind::Empty => Ok(Bytes::new()),
-        BodyKind::Length(n) => {
-            let n = usize::try_from(n).map_err(|_| UpstreamError::BodyTooLarge)?;
-            if n > max {
-                return Err(UpstreamError::BodyTooLarge);
-            }
-            while conn.buf.len() < n {
-                let missing = n - conn.buf.len();
-                if conn.buf.capacity() - conn.buf.len() < missing {
-                    conn.buf.reserve(missing);
-                }
-                let read = monoio::time::timeout(left()?, conn.read_more())
-                    .await
-                    .map_err(|_| UpstreamError::BodyTimeout)?
-                    .map_err(UpstreamError::Read)?;
-                if read == 0 {
-                    return Err(UpstreamError::Malformed(
-                        "connection closed inside the body",
-                    ));
-                }
-            }
-            Ok(take_front(&mut conn.buf, n))
+        BodyKind::Length(n) => read_length(conn, n, max, deadline).await,
+        BodyKind::Chunked => read_chunked(conn, max, deadline).await,
+        BodyKind::UntilClose => read_until_close(conn, max, deadline).await,
+    }
+}
+
+/// Reads more into the connection's buffer before `deadline`; `Ok(0)` is the end.
+async fn read_before(conn: &mut UpstreamConn, deadline: Instant) -> Result<usize, UpstreamError> {
+    let left = deadline
+        .checked_duration_since(Instant::now())
+        .ok_or(UpstreamError::BodyTimeout)?;
+    monoio::time::timeout(left, conn.read_more())
+        .await
+        .map_err(|_| UpstreamError::BodyTimeout)?
+        .map_err(UpstreamError::Read)
+}
+
+/// A `Content-Length` body.
+async fn read_length(
+    conn: &mut UpstreamConn,
+    n: u64,
+    max: usize,
+    deadline: Instant,
+) -> Result<Bytes, UpstreamError> {
+    let n = usize::try_from(n).map_err(|_| UpstreamError::BodyTooLarge)?;
+    if n > max {
+        return Err(UpstreamError::BodyTooLarge);
+    }
+    while conn.buf.len() < n {
+        let missing = n - conn.buf.len();
+        if conn.buf.capacity() - conn.buf.len() < missing {
+            conn.buf.reserve(missing);
         }
-        BodyKind::Chunked => {
-            let mut decoder = ChunkedDecoder::new();
-            let mut body = BytesMut::new();
-            loop {
-                let mut too_large = false;
-                let used = decoder
-                    .feed(&conn.buf, |d| {
-                        if body.len() + d.len() > max {
-                            too_large = true;
-                        } else {
-                            body.extend_from_slice(d);
-                        }
-                    })
-                    .map_err(|_| UpstreamError::Malformed("invalid chunked body"))?;
-                let _ = conn.buf.split_to(used);
-                if too_large {
-                    return Err(UpstreamError::BodyTooLarge);
-                }
-                if decoder.is_done() {
-                    return Ok(body.freeze());
-                }
-                let read = monoio::time::timeout(left()?, conn.read_more())
-                    .await
-                    .map_err(|_| UpstreamError::BodyTimeout)?
-                    .map_err(UpstreamError::Read)?;
-                if read == 0 {
-                    return Err(UpstreamError::Malformed(
-                        "connection closed inside the body",
-                    ));
-                }
-            }
+        if read_before(conn, deadline).await? == 0 {
+            return Err(UpstreamError::Malformed(
+                "connection closed inside the body",
+            ));
         }
-        BodyKind::UntilClose => loop {
-            if conn.buf.len() > max {
-                return Err(UpstreamError::BodyTooLarge);
-            }
-            let read = monoio::time::timeout(left()?, conn.read_more())
-                .await
-                .map_err(|_| UpstreamError::BodyTimeout)?
-                .map_err(UpstreamError::Read)?;
-            if read == 0 {
-                let n = conn.buf.len();
-                return Ok(take_front(&mut conn.buf, n));
-            }
-        },
+    }
+    Ok(take_front(&mut conn.buf, n))
+}
+
+/// A chunked body, decoded.
+async fn read_chunked(
+    conn: &mut UpstreamConn,
+    max: usize,
+    deadline: Instant,
+) -> Result<Bytes, UpstreamError> {
+    let mut decoder = ChunkedDecoder::new();
+    let mut body = BytesMut::new();
+    loop {
+        let mut too_large = false;
+        let used = decoder
+            .feed(&conn.buf, |d| {
+                if body.len() + d.len() > max {
+                    too_large = true;
+                } else {
+                    body.extend_from_slice(d);
+                }
+            })
+            .map_err(|_| UpstreamError::Malformed("invalid chunked body"))?;
+        let _ = conn.buf.split_to(used);
+        if too_large {
+            return Err(UpstreamError::BodyTooLarge);
+        }
+        if decoder.is_done() {
+            return Ok(body.freeze());
+        }
+        if read_before(conn, deadline).await? == 0 {
+            return Err(UpstreamError::Malformed(
+                "connection closed inside the body",
+            ));
+        }
+    }
+}
+
+/// A body that ends when the connection closes.
+async fn read_until_close(
+    conn: &mut UpstreamConn,
+    max: usize,
+    deadline: Instant,
+) -> Result<Bytes, UpstreamError> {
+    loop {
+        if conn.buf.len() > max {
+            return Err(UpstreamError::BodyTooLarge);
+        }
+        if read_before(conn, deadline).await? == 0 {
+            let n = conn.buf.len();
+            return Ok(take_front(&mut conn.buf, n));
+        }
     }
 }

@@ -161,6 +161,23 @@ fn chat(req: &Value, model: &str, stream: bool) -> MockReply {
         .pointer("/stream_options/include_usage")
         .and_then(Value::as_bool)
         .unwrap_or(false);
+    let usage_json = include_usage.then_some(usage_json);
+    MockReply {
+        status: 200,
+        body: MockBody::Events(chat_events(&id, created, model, &text, usage_json)),
+        usage,
+    }
+}
+
+/// The streamed form of a chat answer: a role delta, a delta per word, the finish reason,
+/// the usage when asked for, `[DONE]`.
+fn chat_events(
+    id: &str,
+    created: u64,
+    model: &str,
+    text: &str,
+    usage_json: Option<Value>,
+) -> Vec<Bytes> {
     let chunk = |delta: Value, finish: Value| {
         let v = json!({
             "id": id,
@@ -181,7 +198,7 @@ fn chat(req: &Value, model: &str, stream: bool) -> MockReply {
         events.push(chunk(json!({"content": w}), Value::Null));
     }
     events.push(chunk(json!({}), json!("stop")));
-    if include_usage {
+    if let Some(usage_json) = usage_json {
         let v = json!({
             "id": id,
             "object": "chat.completion.chunk",
@@ -194,11 +211,7 @@ fn chat(req: &Value, model: &str, stream: bool) -> MockReply {
         events.push(Bytes::from(format!("data: {v}\n\n")));
     }
     events.push(Bytes::from_static(b"data: [DONE]\n\n"));
-    MockReply {
-        status: 200,
-        body: MockBody::Events(events),
-        usage,
-    }
+    events
 }
 
 fn embeddings(req: &Value, model: &str) -> MockReply {

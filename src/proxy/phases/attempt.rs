@@ -12,7 +12,7 @@ use super::super::session::{ClientRequest, Session};
 use super::{estimate, reply};
 use crate::api::{ApiError, ErrorKind};
 use crate::observe::AttemptRecord;
-use crate::route::Target;
+use crate::route::{Provider, Target};
 use crate::translate::{Bridge, TranslateError};
 use crate::upstream::{
     read_full_body, status_is_retryable, ProviderUpstream, Upstream, UpstreamBody, UpstreamError,
@@ -84,11 +84,8 @@ pub async fn run(
     target: &Target,
 ) -> Attempt {
     let provider = &target.provider;
-    if let Some(why) = &provider.unavailable {
+    if let Some(why) = cannot_serve(s.endpoint, provider) {
         return Attempt::Skip(format!("{}: {why}", provider.name));
-    }
-    if s.endpoint == Endpoint::Embeddings && !provider.spec.embeddings {
-        return Attempt::Skip(format!("{}: no embeddings endpoint", provider.name));
     }
     let wire = provider.wire_for(s.endpoint);
     if s.endpoint == Endpoint::CountTokens && wire != WireApi::Messages {
@@ -158,6 +155,15 @@ pub async fn run(
             Attempt::Answer(reply::answer(s, request, taken).await)
         }
     }
+}
+
+/// Why `provider` can't serve this request now, if it can't.
+fn cannot_serve(endpoint: Endpoint, provider: &Provider) -> Option<&str> {
+    if let Some(why) = &provider.unavailable {
+        return Some(why);
+    }
+    (endpoint == Endpoint::Embeddings && !provider.spec.embeddings)
+        .then_some("no embeddings endpoint")
 }
 
 /// The record of one attempt.

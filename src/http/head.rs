@@ -184,6 +184,22 @@ impl RequestHead {
         }
     }
 
+    /// Parses a whole request head (up to and including the blank line), as the server does;
+    /// `None` when it is incomplete or invalid. For tools and tests that need a head without
+    /// a socket.
+    pub fn parse(bytes: &[u8]) -> Option<Self> {
+        let raw = Bytes::copy_from_slice(bytes);
+        let mut storage = [httparse::EMPTY_HEADER; 64];
+        let mut req = httparse::Request::new(&mut storage);
+        match req.parse(&raw) {
+            Ok(httparse::Status::Complete(_)) => {
+                let spans = HeadSpans::capture(&raw, &req);
+                Some(Self::from_spans(raw.clone(), spans))
+            }
+            _ => None,
+        }
+    }
+
     /// The request target, query string included.
     pub fn target(&self) -> &str {
         let (p, l) = self.path;

@@ -40,3 +40,25 @@ fn presented_key(head: &RequestHead) -> Option<&[u8]> {
     }
     head.headers.get("x-api-key").map(<[u8]>::trim_ascii)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(extra: &str) -> RequestHead {
+        let text = format!("POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\n{extra}\r\n");
+        RequestHead::parse(text.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn a_key_comes_from_bearer_or_x_api_key() {
+        let h = head("authorization: Bearer  sk-a \r\n");
+        assert_eq!(presented_key(&h), Some(&b"sk-a"[..]));
+        let h = head("authorization: bearer sk-b\r\n");
+        assert_eq!(presented_key(&h), Some(&b"sk-b"[..]));
+        let h = head("x-api-key: sk-c\r\n");
+        assert_eq!(presented_key(&h), Some(&b"sk-c"[..]));
+        assert_eq!(presented_key(&head("authorization: Basic abc\r\n")), None);
+        assert_eq!(presented_key(&head("")), None);
+    }
+}

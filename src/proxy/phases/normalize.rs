@@ -101,3 +101,53 @@ fn failpoint(head: &RequestHead) {
         _ => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn open_table(auth: &str) -> RouteTable {
+        RouteTable::compile(&Config::parse(auth).unwrap()).unwrap()
+    }
+
+    fn post(extra: &str) -> RequestHead {
+        let text = format!("POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\n{extra}\r\n");
+        RequestHead::parse(text.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn open_mode_refuses_foreign_pages_and_non_json_bodies() {
+        let table = open_table("");
+        let json = "content-type: application/json; charset=utf-8\r\n";
+        assert!(browser_guard(&table, &post(json)).is_none());
+        let plain = browser_guard(&table, &post("content-type: text/plain\r\n")).unwrap();
+        assert_eq!(
+            (plain.status(), plain.code),
+            (415, "unsupported_content_type")
+        );
+        let page = format!("{json}origin: https://evil.example\r\n");
+        let refused = browser_guard(&table, &post(&page)).unwrap();
+        assert_eq!(
+            (refused.status(), refused.code),
+            (403, "origin_not_allowed")
+        );
+        let allowed = open_table("[auth]\nallowed_origins = [\"https://app.example\"]\n");
+        let page = format!("{json}origin: https://app.example\r\n");
+        assert!(browser_guard(&allowed, &post(&page)).is_none());
+    }
+
+    #[test]
+    fn body_errors_name_their_code_and_parameter() {
+        let err = body_error(&RequestBodyError::Missing("model"));
+        assert_eq!(
+            (err.status(), err.code),
+            (400, "missing_required_parameter")
+        );
+        assert_eq!(err.param, Some("model"));
+        assert_eq!(
+            body_error(&RequestBodyError::NotAnObject).code,
+            "invalid_json"
+        );
+    }
+}

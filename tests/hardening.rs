@@ -170,6 +170,14 @@ both_drivers!(a_panic_costs_one_connection_not_the_shard, |d| {
             .any(|r| r["error"] == "internal_panic" && r["status"] == 500),
         "{recs:?}"
     );
+    // Recorded as the request it was: its id and endpoint.
+    let id = r.header("x-infergate-request-id").unwrap();
+    let panicked = recs
+        .iter()
+        .find(|r| r["error"] == "internal_panic")
+        .unwrap();
+    assert_eq!(panicked["request_id"], id.as_str());
+    assert_eq!(panicked["endpoint"], "chat.completions");
     assert!(g.stderr().contains("a request panicked"), "{}", g.stderr());
     // SIGTERM still ends the process, cleanly.
     g.signal("TERM");

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use super::caching::CacheFill;
 use super::outcome::{Body, Outcome, PendingAttempt, Response, StreamBody};
 use super::relay::{relay_stream, RelayEnd, RelayPlan};
-use super::session::Session;
+use super::session::{RequestId, Session};
 use super::ShardCtx;
 use crate::api::{ApiError, ErrorKind};
 use crate::http::{write_head_and_body, BodyFraming, HttpError, ResponseHead, ServerConn};
@@ -175,21 +175,22 @@ pub async fn refuse_head(ctx: &ShardCtx, conn: &mut ServerConn, e: &HttpError) {
     ctx.records.send(record);
 }
 
-/// Answers a request that panicked (unless its response had begun), records it, and the
-/// connection closes.
-pub async fn answer_panic(ctx: &ShardCtx, conn: &mut ServerConn) {
+/// Answers a request that panicked (unless its response had begun), records it under its
+/// id and endpoint, and the connection closes.
+pub async fn answer_panic(ctx: &ShardCtx, conn: &mut ServerConn, id: RequestId) {
     let err = ApiError::new(
         ErrorKind::Internal,
         "internal_error",
         "The gateway failed while serving this request; it was logged.",
     );
-    let request_id = format!("{:032x}", fastrand::u128(..));
-    let mut record = RequestRecord::started(request_id.clone(), ctx.shard_id);
+    let endpoint = id.endpoint.unwrap_or(Endpoint::ChatCompletions);
+    let mut record = RequestRecord::started(id.id, ctx.shard_id);
+    record.endpoint = endpoint.as_str();
     record.status = err.status();
     if !conn.response_started() {
         let head = ResponseHead::new(Vec::with_capacity(256), err.status())
-            .header("x-infergate-request-id", request_id.as_bytes());
-        let (head, body) = error_response(head, &err, WireApi::Chat, &[], false);
+            .header("x-infergate-request-id", record.request_id.as_bytes());
+        let (head, body) = error_response(head, &err, endpoint.error_wire(), &[], false);
         let _ = write_head_and_body(conn.io(), head, body).await;
     }
     record.error = Some("internal_panic".into());

@@ -25,7 +25,7 @@ use monoio::net::TcpStream;
 
 use crate::http::{HttpError, RequestHead, ServerConn, ServerLimits};
 use crate::route::RouteTable;
-use session::Session;
+use session::{RequestId, Session};
 
 /// Serves one client connection until it closes, errs, or the shard drains. `slot` counts
 /// the connection against the shard's limit until it ends.
@@ -55,16 +55,19 @@ async fn serve_requests(ctx: &Rc<ShardCtx>, conn: &mut ServerConn) {
         // The request runs on the table current when its head arrived (a swap while the
         // connection sat idle must not leave it on the old one).
         let table = ctx.table.load_full();
-        let request = handle_request(ctx, &table, conn, head, &limits);
+        // Known outside the request's future, so a panic inside it is recorded as this request.
+        let id = RequestId::new(&head);
+        let request = handle_request(ctx, &table, conn, head, &limits, id.clone());
         let keep = match contain::catch_panic(request).await {
             Ok(keep) => keep,
             Err(panic) => {
                 tracing::error!(
                     shard = ctx.shard_id,
+                    request_id = %id.id,
                     panic = contain::panic_message(&panic),
                     "a request panicked; its connection is closed, the shard serves on"
                 );
-                finish::answer_panic(ctx, conn).await;
+                finish::answer_panic(ctx, conn, id).await;
                 return;
             }
         };
@@ -85,8 +88,9 @@ async fn handle_request(
     conn: &mut ServerConn,
     head: RequestHead,
     limits: &ServerLimits,
+    id: RequestId,
 ) -> bool {
-    let mut session = Session::new(ctx, table, conn, head, limits);
+    let mut session = Session::new(ctx, table, conn, head, limits, id);
     let outcome = phases::run(&mut session).await;
     finish::finish(session, outcome).await
 }

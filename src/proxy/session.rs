@@ -45,6 +45,26 @@ pub struct Session<'a> {
     pub record: RequestRecord,
 }
 
+/// What identifies a request from its head on: its id and endpoint, known before the
+/// request runs so even a request that panics is answered and recorded under them.
+#[derive(Debug, Clone)]
+pub struct RequestId {
+    /// `x-infergate-request-id`.
+    pub id: String,
+    /// The endpoint the path names, if any.
+    pub endpoint: Option<Endpoint>,
+}
+
+impl RequestId {
+    /// Draws an id for the request `head` starts.
+    pub fn new(head: &RequestHead) -> Self {
+        Self {
+            id: format!("{:032x}", fastrand::u128(..)),
+            endpoint: Endpoint::from_path(head.path()),
+        }
+    }
+}
+
 /// The client's request once its body is read and parsed.
 pub struct ClientRequest {
     /// The body as received.
@@ -61,8 +81,9 @@ impl<'a> Session<'a> {
         conn: &'a mut ServerConn,
         head: RequestHead,
         limits: &'a ServerLimits,
+        id: RequestId,
     ) -> Self {
-        let request_id = format!("{:032x}", fastrand::u128(..));
+        let request_id = id.id;
         let record = RequestRecord::started(request_id.clone(), ctx.shard_id);
         let keep_alive = head.wants_keep_alive() && !ctx.lifecycle.is_draining();
         Self {

@@ -1,32 +1,28 @@
 //! The embedder thread: owns the backend, gathers the prompts that shards send into batches,
-//! and answers each caller through a oneshot future.
+//! and hands each prompt's embedding to the [`EmbedJob`] queued with it.
 //!
-//! Shards run on monoio and must never block: sending is a non-blocking push on an unbounded
-//! std channel and the answer is a `futures-channel` oneshot, which wakes the awaiting task
-//! from another thread whatever runtime polls it.
+//! Shards run on monoio and must never block: sending is a non-blocking `try_send` on a
+//! bounded std channel, refused at once when `[embedder] max_queue` prompts are already
+//! waiting (and counted: [`EmbedderHandle::rejected_full`]), so an overloaded embedder sheds
+//! work instead of growing a queue whose answers would come too late. Answers go back through
+//! `futures-channel` oneshots, which wake the awaiting task from another thread whatever
+//! runtime polls it.
 
 use std::future::Future;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_channel::oneshot;
 
+pub use super::job::Embedding;
+use super::job::{EmbedJob, ReplyJob};
 use super::{
     open_backend_for, EmbedBackend, EmbedError, EmbedderConfig, ModelDir, TextTokenizer,
     TokenBatch, Tokens, EMBED_DIM,
 };
-
-/// One prompt's embedding and what the cache needs to know about its tokens.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Embedding {
-    /// L2-normalized, [`EMBED_DIM`] values.
-    pub vector: Vec<f32>,
-    /// Tokens the model saw, `[CLS]`/`[SEP]` included (at most 256).
-    pub tokens: usize,
-    /// The prompt was longer than 256 tokens and cut: prompts that differ only after the cut
-    /// get the same vector, so the semantic cache must not serve them on the vector alone.
-    pub truncated: bool,
-}
 
 /// Turns text into model token ids; the real one is [`TextTokenizer`], tests use a fake.
 pub trait Tokenize: Send {
@@ -41,8 +37,8 @@ impl Tokenize for TextTokenizer {
 }
 
 struct Request {
-    text: String,
-    reply: oneshot::Sender<Result<Embedding, EmbedError>>,
+    prompt: String,
+    job: Box<dyn EmbedJob>,
 }
 
 /// Starts the embedder thread.
@@ -77,7 +73,8 @@ impl Embedder {
         tokenizer: Box<dyn Tokenize>,
         backend: Box<dyn EmbedBackend>,
     ) -> Result<EmbedderHandle, EmbedError> {
-        let (tx, rx) = mpsc::channel();
+        let capacity = config.max_queue.max(1);
+        let (tx, rx) = mpsc::sync_channel(capacity);
         let worker = Worker {
             rx,
             tokenizer,
@@ -89,7 +86,12 @@ impl Embedder {
             .name("infergate-embed".into())
             .spawn(move || worker.run())
             .map_err(EmbedError::Spawn)?;
-        Ok(EmbedderHandle { tx })
+        Ok(EmbedderHandle {
+            tx,
+            capacity,
+            lookup_timeout: Duration::from_millis(config.lookup_timeout_ms.max(1)),
+            rejected_full: Arc::default(),
+        })
     }
 }
 
@@ -97,22 +99,60 @@ impl Embedder {
 /// the last handle is dropped.
 #[derive(Clone)]
 pub struct EmbedderHandle {
-    tx: Sender<Request>,
+    tx: SyncSender<Request>,
+    capacity: usize,
+    lookup_timeout: Duration,
+    rejected_full: Arc<AtomicU64>,
 }
 
 impl EmbedderHandle {
+    /// Queues `prompt` with the job that will consume its embedding on the embedder thread.
+    /// Never blocks: when `max_queue` prompts are already waiting the prompt is refused with
+    /// [`EmbedError::QueueFull`] (and counted), so the caller goes on without it at once
+    /// instead of waiting behind work that would answer too late.
+    pub fn submit(&self, prompt: String, job: Box<dyn EmbedJob>) -> Result<(), EmbedError> {
+        match self.tx.try_send(Request { prompt, job }) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_)) => {
+                self.rejected_full.fetch_add(1, Ordering::Relaxed);
+                Err(EmbedError::QueueFull(self.capacity))
+            }
+            Err(TrySendError::Disconnected(_)) => Err(EmbedError::Stopped),
+        }
+    }
+
     /// Queues `text` and returns a future for its embedding. Never blocks; dropping the future
-    /// tells the thread to skip the prompt if it has not run yet.
+    /// tells the thread to skip the prompt if it has not run yet. For callers that want the
+    /// vector itself (tests, tools); the gateway's semantic cache queues its own job with
+    /// [`Self::submit`] so its decision is made on the embedder thread too.
     pub fn embed(
         &self,
         text: String,
     ) -> impl Future<Output = Result<Embedding, EmbedError>> + Send + 'static {
         let (reply, answer) = oneshot::channel();
-        let sent = self.tx.send(Request { text, reply });
+        let sent = self.submit(text, Box::new(ReplyJob(reply)));
         async move {
-            sent.map_err(|_| EmbedError::Stopped)?;
+            sent?;
             answer.await.map_err(|_| EmbedError::Stopped)?
         }
+    }
+
+    /// How many prompts were refused because the queue was full, since the start (each one a
+    /// semantic-cache lookup that went upstream without the cache).
+    pub fn rejected_full(&self) -> u64 {
+        self.rejected_full.load(Ordering::Relaxed)
+    }
+
+    /// Most prompts waiting in the queue (`[embedder] max_queue`; the batch in progress is
+    /// not counted).
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// How long a caller should wait for an answer before going on without it
+    /// (`[embedder] lookup_timeout_ms`). The caller applies it, with its own runtime's timer.
+    pub fn lookup_timeout(&self) -> Duration {
+        self.lookup_timeout
     }
 }
 
@@ -161,18 +201,16 @@ impl Worker {
     fn process(&mut self, requests: Vec<Request>) {
         let mut waiting = Vec::with_capacity(requests.len());
         let mut sequences = Vec::with_capacity(requests.len());
-        for req in requests {
-            if req.reply.is_canceled() {
+        for Request { prompt, job } in requests {
+            if !job.wanted() {
                 continue;
             }
-            match self.tokenizer.tokenize(&req.text) {
+            match self.tokenizer.tokenize(&prompt) {
                 Ok(tokens) => {
                     sequences.push(tokens.ids);
-                    waiting.push((req.reply, tokens.truncated));
+                    waiting.push((prompt, job, tokens.truncated));
                 }
-                Err(e) => {
-                    let _ = req.reply.send(Err(e));
-                }
+                Err(e) => run_job(job, prompt, Err(e)),
             }
         }
         if waiting.is_empty() {
@@ -181,16 +219,17 @@ impl Worker {
         let batch = TokenBatch::from_sequences(&sequences);
         match self.backend.embed(&batch) {
             Ok(vectors) if vectors.len() == waiting.len() * EMBED_DIM => {
-                for (((reply, truncated), ids), vector) in waiting
+                for (((prompt, job, truncated), ids), vector) in waiting
                     .into_iter()
                     .zip(&sequences)
                     .zip(vectors.chunks_exact(EMBED_DIM))
                 {
-                    let _ = reply.send(Ok(Embedding {
+                    let embedding = Embedding {
                         vector: vector.to_vec(),
                         tokens: ids.len(),
                         truncated,
-                    }));
+                    };
+                    run_job(job, prompt, Ok(embedding));
                 }
             }
             result => {
@@ -199,92 +238,56 @@ impl Worker {
                     Err(e) => e.to_string(),
                 };
                 tracing::warn!(backend = self.backend.name(), %message, "embedding batch failed");
-                for (reply, _) in waiting {
-                    let _ = reply.send(Err(EmbedError::Backend(message.clone())));
+                for (prompt, job, _) in waiting {
+                    run_job(job, prompt, Err(EmbedError::Backend(message.clone())));
                 }
             }
         }
     }
 }
 
+/// Runs one job, containing a panic: the job's answer is lost (its requester sees the
+/// oneshot dropped) but the thread, and every prompt queued behind it, go on.
+fn run_job(job: Box<dyn EmbedJob>, prompt: String, result: Result<Embedding, EmbedError>) {
+    if catch_unwind(AssertUnwindSafe(move || job.run(prompt, result))).is_err() {
+        tracing::error!("an embedder job panicked; its request goes on without it");
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
-    use std::sync::{Arc, Mutex};
-
+    use super::super::fakes::{echo, ByteTokenizer, FakeBackend};
     use super::*;
 
-    /// One token per byte, between `[CLS]` and `[SEP]`.
-    struct ByteTokenizer;
-
-    impl Tokenize for ByteTokenizer {
-        fn tokenize(&self, text: &str) -> Result<Tokens, EmbedError> {
-            let mut ids = vec![101];
-            ids.extend(text.bytes().map(u32::from));
-            ids.push(102);
-            Ok(Tokens {
-                ids,
-                truncated: false,
-            })
-        }
-    }
-
-    /// Records batch shapes; the "embedding" of a row is its masked token ids, zero-padded.
-    struct EchoBackend {
-        batches: Arc<Mutex<Vec<(usize, usize)>>>,
-        /// Held by a test to keep the thread inside `embed` while it arranges the queue.
-        gate: Arc<Mutex<()>>,
-    }
-
-    impl EmbedBackend for EchoBackend {
-        fn name(&self) -> &'static str {
-            "echo"
-        }
-
-        fn embed(&mut self, batch: &TokenBatch) -> Result<Vec<f32>, EmbedError> {
-            let _gate = self.gate.lock().unwrap();
-            self.batches
-                .lock()
-                .unwrap()
-                .push((batch.batch, batch.seq_len));
-            let mut out = vec![0.0; batch.batch * EMBED_DIM];
-            for row in 0..batch.batch {
-                let mut col = 0;
-                for i in 0..batch.seq_len {
-                    let at = row * batch.seq_len + i;
-                    if batch.attention_mask[at] == 1 {
-                        out[row * EMBED_DIM + col] = batch.input_ids[at] as f32;
-                        col += 1;
-                    }
-                }
-            }
-            Ok(out)
-        }
-    }
-
     fn expected(text: &str) -> Vec<f32> {
-        let mut v = vec![0.0; EMBED_DIM];
-        let ids = ByteTokenizer.tokenize(text).unwrap().ids;
-        for (o, id) in v.iter_mut().zip(ids) {
-            *o = id as f32;
-        }
+        let mut v = echo(&ByteTokenizer::ids(text));
+        v.resize(EMBED_DIM, 0.0);
         v
+    }
+
+    fn start(
+        config: &EmbedderConfig,
+        tokenizer: &ByteTokenizer,
+        backend: &FakeBackend,
+    ) -> EmbedderHandle {
+        Embedder::start_with(
+            config,
+            Box::new(tokenizer.clone()),
+            Box::new(backend.clone()),
+        )
+        .unwrap()
     }
 
     #[test]
     fn concurrent_callers_are_batched_and_get_their_own_vectors() {
-        let batches = Arc::new(Mutex::new(Vec::new()));
         let config = EmbedderConfig {
             max_batch: 8,
             max_wait_us: 200_000,
             ..EmbedderConfig::default()
         };
-        let backend = EchoBackend {
-            batches: batches.clone(),
-            gate: Arc::default(),
-        };
-        let handle =
-            Embedder::start_with(&config, Box::new(ByteTokenizer), Box::new(backend)).unwrap();
+        let backend = FakeBackend::new(echo);
+        let handle = start(&config, &ByteTokenizer::default(), &backend);
 
         let texts: Vec<String> = (0..8).map(|i| "x".repeat(i) + &i.to_string()).collect();
         let threads: Vec<_> = texts
@@ -304,7 +307,7 @@ mod tests {
             assert_eq!(got.tokens, text.len() + 2);
             assert!(!got.truncated);
         }
-        let batches = batches.lock().unwrap();
+        let batches = backend.batches.lock().unwrap();
         // 8 callers, max_batch 8, a 200 ms window: they share one forward pass.
         assert_eq!(batches.len(), 1, "{batches:?}");
         assert_eq!(batches[0], (8, 2 + 8));
@@ -312,25 +315,21 @@ mod tests {
 
     #[test]
     fn batch_is_cut_at_max_batch_and_cancelled_callers_are_skipped() {
-        let batches = Arc::new(Mutex::new(Vec::new()));
         let config = EmbedderConfig {
             max_batch: 3,
             max_wait_us: 50_000,
             ..EmbedderConfig::default()
         };
-        let gate = Arc::new(Mutex::new(()));
-        let backend = EchoBackend {
-            batches: batches.clone(),
-            gate: gate.clone(),
-        };
-        let handle =
-            Embedder::start_with(&config, Box::new(ByteTokenizer), Box::new(backend)).unwrap();
+        let tokenizer = ByteTokenizer::default();
+        let backend = FakeBackend::new(echo);
+        let handle = start(&config, &tokenizer, &backend);
         // Queue 7 prompts while the thread is stuck in its first batch, and drop one future
         // before the thread gets to it.
-        let closed = gate.lock().unwrap();
+        let closed = backend.gate.lock().unwrap();
         let mut futures: Vec<_> = (0..7)
             .map(|i| Some(handle.embed(format!("p{i}"))))
             .collect();
+        backend.wait_entered(1);
         futures[5] = None;
         drop(closed);
         for (i, f) in futures.into_iter().enumerate() {
@@ -341,9 +340,86 @@ mod tests {
                 );
             }
         }
-        let sizes: Vec<usize> = batches.lock().unwrap().iter().map(|b| b.0).collect();
+        let sizes: Vec<usize> = backend
+            .batches
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|b| b.0)
+            .collect();
         assert!(sizes.iter().all(|&n| n <= 3), "{sizes:?}");
         assert_eq!(sizes.iter().sum::<usize>(), 6, "{sizes:?}");
+        // Skipped before tokenizing, not only left out of the forward pass.
+        assert!(
+            !tokenizer.seen().contains(&"p5".to_string()),
+            "{:?}",
+            tokenizer.seen()
+        );
+    }
+
+    #[test]
+    fn full_queue_refuses_at_once_and_counts() {
+        let config = EmbedderConfig {
+            max_batch: 1,
+            max_queue: 2,
+            ..EmbedderConfig::default()
+        };
+        let backend = FakeBackend::new(echo);
+        let handle = start(&config, &ByteTokenizer::default(), &backend);
+        assert_eq!(handle.capacity(), 2);
+        let closed = backend.gate.lock().unwrap();
+        // The first prompt is taken into a batch (held at the gate); two more fill the queue.
+        let first = handle.embed("a".into());
+        backend.wait_entered(1);
+        let queued = [handle.embed("b".into()), handle.embed("c".into())];
+        let refused = futures_executor::block_on(handle.embed("d".into())).unwrap_err();
+        assert!(matches!(refused, EmbedError::QueueFull(2)), "{refused}");
+        assert_eq!(handle.rejected_full(), 1);
+        drop(closed);
+        assert_eq!(
+            futures_executor::block_on(first).unwrap().vector,
+            expected("a")
+        );
+        for (f, text) in queued.into_iter().zip(["b", "c"]) {
+            assert_eq!(
+                futures_executor::block_on(f).unwrap().vector,
+                expected(text)
+            );
+        }
+        // Room again once the thread has drained the queue.
+        assert_eq!(
+            futures_executor::block_on(handle.embed("e".into()))
+                .unwrap()
+                .vector,
+            expected("e")
+        );
+        assert_eq!(handle.rejected_full(), 1);
+    }
+
+    #[test]
+    fn a_panicking_job_costs_its_answer_not_the_thread() {
+        struct Panics;
+        impl EmbedJob for Panics {
+            fn wanted(&self) -> bool {
+                true
+            }
+            fn run(self: Box<Self>, _: String, _: Result<Embedding, EmbedError>) {
+                panic!("job bug");
+            }
+        }
+        let config = EmbedderConfig {
+            max_batch: 2,
+            max_wait_us: 50_000,
+            ..EmbedderConfig::default()
+        };
+        let backend = FakeBackend::new(echo);
+        let handle = start(&config, &ByteTokenizer::default(), &backend);
+        handle.submit("boom".into(), Box::new(Panics)).unwrap();
+        // In the same batch as the panicking job, and after it.
+        let after = futures_executor::block_on(handle.embed("fine".into())).unwrap();
+        assert_eq!(after.vector, expected("fine"));
+        let again = futures_executor::block_on(handle.embed("still".into())).unwrap();
+        assert_eq!(again.vector, expected("still"));
     }
 
     #[test]
@@ -359,7 +435,7 @@ mod tests {
         }
         let handle = Embedder::start_with(
             &EmbedderConfig::default(),
-            Box::new(ByteTokenizer),
+            Box::new(ByteTokenizer::default()),
             Box::new(Failing),
         )
         .unwrap();

@@ -53,6 +53,17 @@ pub struct EmbedderConfig {
     /// GEMM precision of the CUDA backend: `"fp32"` (default), `"tf32"` or `"fp16"`.
     #[serde(default)]
     pub precision: Precision,
+    /// Most prompts waiting for the embedder thread. A lookup that finds the queue full
+    /// bypasses the semantic cache at once (and is counted) instead of queueing behind work
+    /// that would answer after its deadline; 0 is taken as 1.
+    pub max_queue: usize,
+    /// How long a request waits for the semantic cache's decision, in milliseconds, before it
+    /// goes upstream without it: the most latency the semantic cache adds to a miss (an
+    /// upstream completion takes hundreds of milliseconds or more). The default, 200, leaves
+    /// the CPU backend room for a 256-token prompt (~55 ms) behind a few others; on CUDA the
+    /// decision takes a few milliseconds and the deadline only cuts in under overload. 0 is
+    /// taken as 1.
+    pub lookup_timeout_ms: u64,
 }
 
 impl Default for EmbedderConfig {
@@ -64,6 +75,8 @@ impl Default for EmbedderConfig {
             max_wait_us: 500,
             cpu_threads: 1,
             precision: Precision::Fp32,
+            max_queue: 1024,
+            lookup_timeout_ms: 200,
         }
     }
 }
@@ -182,5 +195,9 @@ mod tests {
         let cfg: EmbedderConfig = toml::from_str("precision = \"tf32\"").unwrap();
         assert_eq!(cfg.precision, Precision::Tf32);
         assert!(toml::from_str::<EmbedderConfig>("precision = \"bf16\"").is_err());
+        assert_eq!((cfg.max_queue, cfg.lookup_timeout_ms), (1024, 200));
+        let cfg: EmbedderConfig =
+            toml::from_str("max_queue = 64\nlookup_timeout_ms = 120\n").unwrap();
+        assert_eq!((cfg.max_queue, cfg.lookup_timeout_ms), (64, 120));
     }
 }

@@ -37,6 +37,10 @@ pub enum EmbedError {
     /// The backend failed on a batch; every prompt of that batch gets this message.
     #[error("backend: {0}")]
     Backend(String),
+    /// The embedder's queue already holds this many prompts; the new one was refused at once
+    /// rather than left to wait behind them (`[embedder] max_queue`).
+    #[error("embedder queue is full ({0} prompts waiting)")]
+    QueueFull(usize),
     /// The embedder thread is gone (stopped or crashed), so no answer will come.
     #[error("embedder thread is not running")]
     Stopped,

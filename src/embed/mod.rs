@@ -5,7 +5,10 @@
 //! * [`cpu`]: the BERT forward pass on the CPU ([`CpuBackend`]).
 //! * [`backend`]: the [`EmbedBackend`] trait both backends implement.
 //! * [`cuda`]: the forward pass on a CUDA GPU ([`CudaBackend`]: NVRTC kernels + cuBLAS).
-//! * [`batcher`]: the thread that owns the backend and batches prompts from the shards.
+//! * [`batcher`]: the thread that owns the backend and batches prompts from the shards, behind
+//!   a bounded queue.
+//! * [`job`]: what the thread does with each embedding ([`EmbedJob`]), so callers such as the
+//!   semantic cache run their work on that thread without this module depending on them.
 //! * [`cli`]: `infergate embed`, JSON lines in, token ids and vectors out.
 //!
 //! The model files come from `scripts/fetch-model.sh`; the port is checked against the
@@ -18,6 +21,9 @@ pub mod config;
 pub mod cpu;
 pub mod cuda;
 mod error;
+#[cfg(test)]
+pub(crate) mod fakes;
+pub mod job;
 pub mod model_dir;
 mod ops;
 pub mod tokenize;
@@ -33,5 +39,6 @@ pub use config::{
 pub use cpu::CpuBackend;
 pub use cuda::CudaBackend;
 pub use error::EmbedError;
+pub use job::EmbedJob;
 pub use model_dir::{ModelDir, DEFAULT_MODEL_DIR};
 pub use tokenize::{TextTokenizer, Tokens, MAX_TOKENS};

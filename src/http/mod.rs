@@ -12,6 +12,9 @@ pub use budget::{BodyBudget, BodyPermit};
 pub use chunked::{ChunkedDecoder, ChunkedError};
 pub use error::HttpError;
 pub(crate) use head::header_spans;
+/// Tests elsewhere in the crate build request heads the way the server does.
+#[cfg(test)]
+pub(crate) use head::HeadSpans;
 pub use head::{BodyLength, HeaderList, Method, RequestHead};
 pub use response::{status_reason, BodyFraming, ResponseHead};
 pub(crate) use server::take_front;

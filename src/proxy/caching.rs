@@ -5,6 +5,10 @@
 //! Only chat completions are cached, only for aliases whose config turns it on, and only
 //! complete 200 answers with a single text choice. Streamed answers are stored whole and
 //! replayed as a well-formed stream.
+//!
+//! On the shard: the JSON parse, the keys, the exact lookup; the semantic decision (embedding,
+//! index search, guard) is made on the embedder thread ([`SemanticDecider`]) and only awaited
+//! here, at most `[embedder] lookup_timeout_ms`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,8 +16,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::cache::{
-    guard_allows, CacheScope, CachedResponse, ExactCache, ExactCacheConfig, FlightLeader, Lookup,
-    ScopeHash, SemanticEntry, SemanticIndex, SemanticIndexConfig, SemanticKey, VectorIndex,
+    CacheDecision, CacheScope, CachedResponse, ExactCache, ExactCacheConfig, FlightLeader, Lookup,
+    ScopeHash, SemanticBypass, SemanticDecider, SemanticEntry, SemanticIndex, SemanticIndexConfig,
+    SemanticKey, SemanticQuery, VectorIndex,
 };
 use crate::config::CacheConfig;
 use crate::embed::{EmbedderHandle, Embedding};
@@ -24,26 +29,34 @@ use crate::route::RouteCache;
 pub struct Caches {
     /// Exact cache with single-flight.
     pub exact: ExactCache,
-    /// Semantic vectors by scope.
-    pub semantic: SemanticIndex,
+    /// Semantic vectors by scope (shared with the embedder thread, which searches it).
+    pub semantic: Arc<SemanticIndex>,
     /// The embedder thread, when a model is configured and loaded.
     pub embedder: Option<EmbedderHandle>,
+    /// Semantic lookups, decided on the embedder thread (present with the embedder); its
+    /// counters say how many were bypassed.
+    pub decider: Option<SemanticDecider>,
 }
 
 impl Caches {
     /// Creates the caches sized by `[cache]`.
     pub fn new(cfg: &CacheConfig, embedder: Option<EmbedderHandle>) -> Self {
+        let semantic = Arc::new(SemanticIndex::new(SemanticIndexConfig {
+            max_entries_per_scope: cfg.semantic_max_entries_per_scope,
+            max_scopes: cfg.semantic_max_scopes,
+            ..SemanticIndexConfig::default()
+        }));
+        let decider = embedder
+            .clone()
+            .map(|e| SemanticDecider::new(e, Arc::clone(&semantic)));
         Self {
             exact: ExactCache::new(ExactCacheConfig {
                 max_bytes: cfg.exact_max_bytes,
                 ..ExactCacheConfig::default()
             }),
-            semantic: SemanticIndex::new(SemanticIndexConfig {
-                max_entries_per_scope: cfg.semantic_max_entries_per_scope,
-                max_scopes: cfg.semantic_max_scopes,
-                ..SemanticIndexConfig::default()
-            }),
+            semantic,
             embedder,
+            decider,
         }
     }
 }
@@ -99,7 +112,8 @@ pub struct CacheFill {
     store: bool,
     /// `miss`, `skip` or `refresh`.
     pub status: &'static str,
-    /// Why the nearest semantic candidate was refused, if one was.
+    /// Why the nearest semantic candidate was refused, or why the semantic cache was bypassed
+    /// (queue full, no decision by the deadline, embedder failure), if either happened.
     pub note: Option<String>,
 }
 
@@ -198,45 +212,166 @@ pub async fn lookup(
         }
     }
     if policy.semantic {
-        let Some(embedder) = &caches.embedder else {
+        let Some(decider) = &caches.decider else {
             return Err(fill);
         };
-        let Some((scope, text)) = SemanticKey::from_openai_chat(tenant, alias, &request) else {
+        let Some((scope, prompt)) = SemanticKey::from_openai_chat(tenant, alias, &request) else {
             return Err(fill);
         };
-        let emb = match embedder.embed(text.clone()).await {
-            Ok(e) => e,
-            Err(e) => {
-                tracing::warn!(error = %e, "embedding failed; semantic cache bypassed");
-                return Err(fill);
-            }
+        let query = SemanticQuery {
+            scope,
+            prompt,
+            threshold: policy.threshold,
+            search: look,
         };
-        if look {
-            if let Some(c) = caches.semantic.nearest(&scope, &emb.vector, Instant::now()) {
-                if c.similarity >= policy.threshold {
-                    let verdict =
-                        guard_allows(&text, &c.entry.prompt, emb.truncated, c.entry.truncated);
-                    if verdict.allowed() {
-                        let response = Arc::clone(&c.entry.response);
-                        if let Some(leader) = fill.leader.take() {
-                            leader.complete((*response).clone(), fill.ttl);
-                        }
-                        return Ok(CacheHit {
-                            response,
-                            kind: "semantic",
-                            similarity: Some(c.similarity),
-                        });
-                    }
-                    if let crate::cache::GuardVerdict::Reject(reason) = verdict {
-                        fill.note = Some(format!(
-                            "semantic candidate {:.4} refused by the guard: {reason}",
-                            c.similarity
-                        ));
-                    }
+        match decider.decide(query).await {
+            Ok(CacheDecision::Hit(c)) => {
+                let response = Arc::clone(&c.entry.response);
+                if let Some(leader) = fill.leader.take() {
+                    leader.complete((*response).clone(), fill.ttl);
                 }
+                return Ok(CacheHit {
+                    response,
+                    kind: "semantic",
+                    similarity: Some(c.similarity),
+                });
+            }
+            Ok(CacheDecision::Miss {
+                prompt,
+                embedding,
+                refused,
+            }) => {
+                fill.note = refused.map(|r| r.to_string());
+                fill.semantic = Some((scope, prompt, embedding));
+            }
+            Err(bypass) => {
+                if matches!(bypass, SemanticBypass::Embed(_) | SemanticBypass::NoAnswer) {
+                    tracing::warn!(error = %bypass, "semantic cache bypassed");
+                }
+                fill.note = Some(bypass.to_string());
             }
         }
-        fill.semantic = Some((scope, text, emb));
     }
     Err(fill)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use crate::embed::fakes::{ByteTokenizer, FakeBackend};
+    use crate::embed::{Embedder, EmbedderConfig, EMBED_DIM};
+    use crate::http::HeadSpans;
+
+    /// Every prompt embeds to the same unit vector: only the guard tells prompts apart.
+    fn same_vector(_: &[u32]) -> Vec<f32> {
+        let mut v = vec![0.0; EMBED_DIM];
+        v[0] = 1.0;
+        v
+    }
+
+    fn caches(config: EmbedderConfig, backend: &FakeBackend) -> Caches {
+        let embedder = Embedder::start_with(
+            &config,
+            Box::new(ByteTokenizer::default()),
+            Box::new(backend.clone()),
+        )
+        .unwrap();
+        Caches::new(&CacheConfig::default(), Some(embedder))
+    }
+
+    fn head() -> RequestHead {
+        let raw = Bytes::from_static(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\n\r\n");
+        let mut headers = [httparse::EMPTY_HEADER; 4];
+        let mut req = httparse::Request::new(&mut headers);
+        req.parse(&raw).unwrap();
+        let spans = HeadSpans::capture(&raw, &req);
+        RequestHead::from_spans(raw.clone(), spans)
+    }
+
+    fn body(question: &str) -> Vec<u8> {
+        serde_json::json!({"model": "m", "messages": [{"role": "user", "content": question}]})
+            .to_string()
+            .into_bytes()
+    }
+
+    const SEMANTIC_ONLY: RouteCache = RouteCache {
+        exact: false,
+        semantic: true,
+        ttl: Duration::from_secs(60),
+        threshold: 0.8,
+    };
+
+    fn look(caches: &Caches, question: &str) -> Result<CacheHit, CacheFill> {
+        monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .enable_timer()
+            .build()
+            .unwrap()
+            .block_on(lookup(
+                caches,
+                &SEMANTIC_ONLY,
+                "t",
+                "m",
+                &head(),
+                &body(question),
+            ))
+    }
+
+    #[test]
+    fn a_miss_is_stored_and_a_paraphrase_then_hits_while_a_lookalike_is_refused() {
+        let caches = caches(EmbedderConfig::default(), &FakeBackend::new(same_vector));
+        let Err(fill) = look(&caches, "What is the capital of Canada?") else {
+            panic!("hit in an empty cache");
+        };
+        assert!(fill.wants_response() && fill.note.is_none());
+        fill.store(&caches, Bytes::from_static(b"{\"answer\":\"Ottawa\"}"));
+
+        let Ok(hit) = look(&caches, "Which city is the capital of Canada?") else {
+            panic!("paraphrase missed");
+        };
+        assert_eq!((hit.kind, hit.similarity), ("semantic", Some(1.0)));
+        assert_eq!(&hit.response.body[..], b"{\"answer\":\"Ottawa\"}");
+
+        let Err(fill) = look(&caches, "What is the capital of Australia?") else {
+            panic!("look-alike served");
+        };
+        let note = fill.note.clone().unwrap();
+        assert!(note.contains("refused by the guard"), "{note}");
+        assert!(
+            fill.wants_response(),
+            "a refused lookup still stores its answer"
+        );
+    }
+
+    #[test]
+    fn a_full_queue_bypasses_the_semantic_cache_and_the_record_says_so() {
+        let backend = FakeBackend::new(same_vector);
+        let caches = caches(
+            EmbedderConfig {
+                max_batch: 1,
+                max_queue: 1,
+                ..EmbedderConfig::default()
+            },
+            &backend,
+        );
+        let embedder = caches.embedder.clone().unwrap();
+        let closed = backend.gate.lock().unwrap();
+        let first = embedder.embed("first".into());
+        backend.wait_entered(1);
+        let queued = embedder.embed("queued".into());
+
+        let Err(fill) = look(&caches, "What is the capital of Canada?") else {
+            panic!("hit in an empty cache");
+        };
+        assert_eq!(
+            fill.note.as_deref(),
+            Some("semantic cache bypassed: embedder queue full")
+        );
+        assert_eq!(fill.status, "miss");
+        assert!(!fill.wants_response(), "a bypassed lookup is not stored");
+        assert_eq!(caches.decider.as_ref().unwrap().bypassed_full(), 1);
+        drop(closed);
+        futures_executor::block_on(first).unwrap();
+        futures_executor::block_on(queued).unwrap();
+    }
 }

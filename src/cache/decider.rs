@@ -7,6 +7,11 @@
 //! deadline, embedder failure) is a [`SemanticBypass`]: the request goes upstream without the
 //! semantic cache, and its record says why. A requester that stops waiting (deadline, client
 //! gone) drops its oneshot, and the embedder thread skips the job before tokenizing it.
+//!
+//! Bypasses under load (queue full, deadline) are counted, and the operator sees the running
+//! totals in a `warn` log line, written at the first bypass and then at most every
+//! [`REPORT_EVERY`] while bypasses go on, so an overloaded embedder shows up in the log
+//! without one line per request.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -51,6 +56,42 @@ impl From<EmbedError> for SemanticBypass {
     }
 }
 
+/// Least time between two log lines reporting bypassed lookups.
+pub const REPORT_EVERY: Duration = Duration::from_secs(10);
+
+/// Rate limit of the bypass log line, shared by every shard without a lock: `due` says yes
+/// to one caller at the first bypass, then to one caller per [`REPORT_EVERY`].
+#[derive(Debug)]
+struct BypassReport {
+    epoch: Instant,
+    /// Milliseconds from `epoch` to the last report, plus one; 0 until the first.
+    last: AtomicU64,
+}
+
+impl BypassReport {
+    fn new() -> Self {
+        Self {
+            epoch: Instant::now(),
+            last: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether a report is due at `now`; claims it when it is.
+    fn due(&self, now: Instant) -> bool {
+        let at = u64::try_from(now.saturating_duration_since(self.epoch).as_millis())
+            .unwrap_or(u64::MAX)
+            .saturating_add(1);
+        let every = u64::try_from(REPORT_EVERY.as_millis()).unwrap_or(u64::MAX);
+        let last = self.last.load(Ordering::Relaxed);
+        if last != 0 && at.saturating_sub(last) < every {
+            return false;
+        }
+        self.last
+            .compare_exchange(last, at, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    }
+}
+
 /// The semantic cache as the shards use it: the index (shared with the embedder thread, which
 /// searches it), the queue to that thread, the deadline, and what was bypassed. One per
 /// process, shared by every shard.
@@ -59,6 +100,7 @@ pub struct SemanticDecider {
     index: Arc<SemanticIndex>,
     deadline: Duration,
     timed_out: AtomicU64,
+    report: BypassReport,
 }
 
 impl std::fmt::Debug for SemanticDecider {
@@ -81,6 +123,7 @@ impl SemanticDecider {
             embedder,
             index,
             timed_out: AtomicU64::new(0),
+            report: BypassReport::new(),
         }
     }
 
@@ -103,15 +146,36 @@ impl SemanticDecider {
         };
         let sent = self.embedder.submit(query.prompt, Box::new(job));
         async move {
-            sent?;
+            if let Err(e) = sent {
+                let bypass = SemanticBypass::from(e);
+                if matches!(bypass, SemanticBypass::QueueFull { .. }) {
+                    self.report_bypass();
+                }
+                return Err(bypass);
+            }
             match monoio::time::timeout(self.deadline, answer).await {
                 Ok(Ok(decision)) => decision.map_err(SemanticBypass::from),
                 Ok(Err(oneshot::Canceled)) => Err(SemanticBypass::NoAnswer),
                 Err(_elapsed) => {
                     self.timed_out.fetch_add(1, Ordering::Relaxed);
+                    self.report_bypass();
                     Err(SemanticBypass::Deadline(self.deadline))
                 }
             }
+        }
+    }
+
+    /// Logs the bypass totals when a report is due (see [`REPORT_EVERY`]).
+    fn report_bypass(&self) {
+        if self.report.due(Instant::now()) {
+            tracing::warn!(
+                bypassed_queue_full = self.bypassed_full(),
+                bypassed_deadline = self.timed_out(),
+                max_queue = self.embedder.capacity(),
+                lookup_timeout_ms = u64::try_from(self.deadline.as_millis()).unwrap_or(u64::MAX),
+                "semantic cache bypassed under load: lookups went upstream without it \
+                 (totals since start; see [embedder] max_queue and lookup_timeout_ms)"
+            );
         }
     }
 
@@ -250,6 +314,11 @@ mod tests {
             }
         });
         assert_eq!((d.bypassed_full(), d.timed_out()), (0, 0));
+        assert_eq!(
+            d.report.last.load(Ordering::Relaxed),
+            0,
+            "nothing to report"
+        );
     }
 
     #[test]
@@ -276,6 +345,11 @@ mod tests {
             "semantic cache bypassed: embedder queue full"
         );
         assert_eq!((f.decider.bypassed_full(), f.decider.timed_out()), (1, 0));
+        assert_ne!(
+            f.decider.report.last.load(Ordering::Relaxed),
+            0,
+            "the first bypass is logged"
+        );
         drop(closed);
         futures_executor::block_on(first).unwrap();
         futures_executor::block_on(queued).unwrap();
@@ -306,6 +380,7 @@ mod tests {
             "{waited:?}"
         );
         assert_eq!((f.decider.bypassed_full(), f.decider.timed_out()), (0, 1));
+        assert_ne!(f.decider.report.last.load(Ordering::Relaxed), 0);
         drop(closed);
         futures_executor::block_on(first).unwrap();
         // Behind the timed-out lookup in the queue: once this is answered, that one was seen.
@@ -331,5 +406,20 @@ mod tests {
         assert_eq!(f.tokenizer.seen(), ["first", "after"]);
         assert_eq!(f.backend.batches.lock().unwrap().len(), 2);
         assert_eq!((f.decider.bypassed_full(), f.decider.timed_out()), (0, 0));
+    }
+
+    #[test]
+    fn bypasses_are_reported_at_first_then_at_most_every_interval() {
+        let report = BypassReport::new();
+        let t0 = report.epoch;
+        assert!(report.due(t0), "the first bypass is reported at once");
+        assert!(!report.due(t0), "only once");
+        assert!(!report.due(t0 + REPORT_EVERY - Duration::from_millis(1)));
+        assert!(report.due(t0 + REPORT_EVERY));
+        assert!(!report.due(t0 + REPORT_EVERY + Duration::from_secs(1)));
+        assert!(report.due(t0 + REPORT_EVERY * 3));
+        // A clock read before the epoch (another shard's `now`) counts as the epoch.
+        let late = BypassReport::new();
+        assert!(late.due(t0));
     }
 }

@@ -271,9 +271,19 @@ mod tests {
     }
 
     fn caches(config: EmbedderConfig, backend: &FakeBackend) -> Caches {
+        caches_seen_by(config, &ByteTokenizer::default(), backend)
+    }
+
+    /// Caches whose embedder tokenizes with `tokenizer`, which records every prompt that
+    /// reached the embedder thread.
+    fn caches_seen_by(
+        config: EmbedderConfig,
+        tokenizer: &ByteTokenizer,
+        backend: &FakeBackend,
+    ) -> Caches {
         let embedder = Embedder::start_with(
             &config,
-            Box::new(ByteTokenizer::default()),
+            Box::new(tokenizer.clone()),
             Box::new(backend.clone()),
         )
         .unwrap();
@@ -302,19 +312,25 @@ mod tests {
         threshold: 0.8,
     };
 
-    fn look(caches: &Caches, question: &str) -> Result<CacheHit, CacheFill> {
+    const EXACT_AND_SEMANTIC: RouteCache = RouteCache {
+        exact: true,
+        ..SEMANTIC_ONLY
+    };
+
+    fn look_with(
+        caches: &Caches,
+        policy: &RouteCache,
+        question: &str,
+    ) -> Result<CacheHit, CacheFill> {
         monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
             .enable_timer()
             .build()
             .unwrap()
-            .block_on(lookup(
-                caches,
-                &SEMANTIC_ONLY,
-                "t",
-                "m",
-                &head(),
-                &body(question),
-            ))
+            .block_on(lookup(caches, policy, "t", "m", &head(), &body(question)))
+    }
+
+    fn look(caches: &Caches, question: &str) -> Result<CacheHit, CacheFill> {
+        look_with(caches, &SEMANTIC_ONLY, question)
     }
 
     #[test]
@@ -373,5 +389,94 @@ mod tests {
         drop(closed);
         futures_executor::block_on(first).unwrap();
         futures_executor::block_on(queued).unwrap();
+    }
+
+    #[test]
+    fn no_decision_by_the_deadline_is_a_miss_that_goes_upstream_with_a_note() {
+        let backend = FakeBackend::new(same_vector);
+        let caches = caches(
+            EmbedderConfig {
+                max_batch: 1,
+                lookup_timeout_ms: 30,
+                ..EmbedderConfig::default()
+            },
+            &backend,
+        );
+        let embedder = caches.embedder.clone().unwrap();
+        // The embedder thread is stuck in a forward pass: no decision can come.
+        let closed = backend.gate.lock().unwrap();
+        let first = embedder.embed("first".into());
+        backend.wait_entered(1);
+
+        let start = Instant::now();
+        let Err(fill) = look(&caches, "What is the capital of Canada?") else {
+            panic!("hit without a decision");
+        };
+        let waited = start.elapsed();
+        assert!(
+            waited >= Duration::from_millis(25) && waited < Duration::from_secs(5),
+            "{waited:?}"
+        );
+        assert_eq!(fill.status, "miss");
+        assert_eq!(
+            fill.note.as_deref(),
+            Some("semantic cache bypassed: no decision within 30 ms")
+        );
+        assert!(!fill.wants_response(), "no embedding, nothing to store");
+        let decider = caches.decider.as_ref().unwrap();
+        assert_eq!((decider.bypassed_full(), decider.timed_out()), (0, 1));
+        drop(closed);
+        futures_executor::block_on(first).unwrap();
+    }
+
+    #[test]
+    fn the_exact_cache_hits_on_the_shard_without_asking_the_embedder() {
+        const QUESTION: &str = "What is the capital of Canada?";
+        let tokenizer = ByteTokenizer::default();
+        let backend = FakeBackend::new(same_vector);
+        let caches = caches_seen_by(
+            EmbedderConfig {
+                max_batch: 1,
+                max_queue: 1,
+                lookup_timeout_ms: 10_000,
+                ..EmbedderConfig::default()
+            },
+            &tokenizer,
+            &backend,
+        );
+        let Err(fill) = look_with(&caches, &EXACT_AND_SEMANTIC, QUESTION) else {
+            panic!("hit in an empty cache");
+        };
+        assert!(fill.wants_response());
+        fill.store(&caches, Bytes::from_static(b"{\"answer\":\"Ottawa\"}"));
+
+        // Stuck embedder and full queue: any semantic lookup would be bypassed now.
+        let embedder = caches.embedder.clone().unwrap();
+        let closed = backend.gate.lock().unwrap();
+        let first = embedder.embed("first".into());
+        // The first lookup made forward pass 1; "first" is pass 2.
+        backend.wait_entered(2);
+        let queued = embedder.embed("queued".into());
+
+        let Ok(hit) = look_with(&caches, &EXACT_AND_SEMANTIC, QUESTION) else {
+            panic!("the exact cache missed");
+        };
+        assert_eq!((hit.kind, hit.similarity), ("hit", None));
+        assert_eq!(&hit.response.body[..], b"{\"answer\":\"Ottawa\"}");
+        let decider = caches.decider.as_ref().unwrap();
+        assert_eq!(
+            (decider.bypassed_full(), decider.timed_out()),
+            (0, 0),
+            "the exact hit never queued anything"
+        );
+        drop(closed);
+        futures_executor::block_on(first).unwrap();
+        futures_executor::block_on(queued).unwrap();
+        let seen = tokenizer.seen();
+        assert_eq!(
+            seen.iter().filter(|t| *t == QUESTION).count(),
+            1,
+            "only the first lookup reached the embedder: {seen:?}"
+        );
     }
 }

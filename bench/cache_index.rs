@@ -1,6 +1,8 @@
 //! Cache lookup latency: semantic index search in one scope of 10k, 100k and 1M entries
 //! (random unit vectors), the exact-scan path, the dot product, exact-cache lookups, request
-//! hashing and one guard decision.
+//! hashing and one guard decision; and what a shard pays per lookup now that the semantic
+//! decision runs on the embedder thread (exact key and lookup, enqueue, await) against that
+//! decision itself (nearest + guard: the shard's cost before, the embedder thread's now).
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -8,11 +10,16 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use infergate::cache::decision::{decide, CacheDecision, SemanticQuery};
 use infergate::cache::exact::{CachedResponse, ExactCache, ExactCacheConfig};
 use infergate::cache::guard::guard_allows;
 use infergate::cache::key::{ExactKey, ScopeHash};
 use infergate::cache::semantic::{
     dot, SemanticEntry, SemanticIndex, SemanticIndexConfig, VectorIndex, DIM, EXACT_SCAN_LIMIT,
+};
+use infergate::cache::SemanticDecider;
+use infergate::embed::{
+    EmbedBackend, EmbedError, Embedder, EmbedderConfig, Embedding, TokenBatch, Tokenize, Tokens,
 };
 
 const SCOPE: ScopeHash = ScopeHash([7; 16]);
@@ -129,5 +136,164 @@ fn guard(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, semantic, exact, guard);
+/// CPU time consumed by the calling thread.
+fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_THREAD_CPUTIME_ID is always supported
+    // on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// Stands in for the tokenizer: the shard's cost does not depend on it.
+struct NoTokenizer;
+
+impl Tokenize for NoTokenizer {
+    fn tokenize(&self, _: &str) -> Result<Tokens, EmbedError> {
+        Ok(Tokens {
+            ids: vec![101, 102],
+            truncated: false,
+        })
+    }
+}
+
+/// Stands in for the model: every prompt embeds to the same vector.
+struct FixedBackend(Vec<f32>);
+
+impl EmbedBackend for FixedBackend {
+    fn name(&self) -> &'static str {
+        "fixed"
+    }
+
+    fn embed(&mut self, batch: &TokenBatch) -> Result<Vec<f32>, EmbedError> {
+        Ok(self.0.repeat(batch.batch))
+    }
+}
+
+/// What one cache lookup costs the shard now, against what the shard paid before.
+///
+/// Each lookup finds a semantic candidate above the threshold, so the guard runs too.
+/// * `embedder_decide/N`: nearest + threshold + guard on one embedded prompt in a scope of N
+///   entries ([`decide`]): what the shard paid per semantic lookup before, and what the
+///   embedder thread pays now, after the forward pass.
+/// * `shard_cpu/N`: what the shard pays now for a lookup that misses the exact cache and goes
+///   to the semantic cache: the exact key, the exact lookup (single-flight lead), queueing the
+///   prompt with its decision job and awaiting the `CacheDecision`, in the shard thread's CPU
+///   time (the time it is parked waiting is not counted: it serves other connections then).
+/// * `shard_wall/N`: the same lookup's wall time, i.e. what the request waits: the embedder
+///   thread's work plus the hand-offs.
+///
+/// The embedder has a stand-in model, so every figure leaves out the forward pass.
+fn shard_lookup(c: &mut Criterion) {
+    const STORED: &str = "How do I install Docker on Ubuntu 22.04 without sudo?";
+    const ASKED: &str = "Steps to install Docker on Ubuntu 22.04 without using sudo";
+    let now = Instant::now();
+    let mut rng = fastrand::Rng::with_seed(11);
+    let body = serde_json::json!({
+        "model": "gpt-4o-mini",
+        "messages": [{"role": "system", "content": "You are a helpful assistant."},
+                     {"role": "user", "content": ASKED}],
+        "temperature": 0
+    });
+    let scope = infergate::cache::key::CacheScope::new("tenant", "fast");
+    let exact = ExactCache::new(ExactCacheConfig::default());
+    let mut group = c.benchmark_group("shard_lookup");
+    group.sample_size(20);
+    for n in [10_000, 100_000] {
+        let index = Arc::new(filled_index(n, now));
+        let vector = unit(&mut rng);
+        let entry = Arc::new(SemanticEntry {
+            prompt: STORED.into(),
+            truncated: false,
+            response: response(),
+        });
+        if index.insert(SCOPE, &vector, entry, TTL, now).is_err() {
+            return;
+        }
+        let query = SemanticQuery {
+            scope: SCOPE,
+            prompt: ASKED.into(),
+            threshold: 0.8,
+            search: true,
+        };
+        let embedding = Embedding {
+            vector: vector.clone(),
+            tokens: 14,
+            truncated: false,
+        };
+        group.bench_with_input(BenchmarkId::new("embedder_decide", n), &n, |b, _| {
+            b.iter(|| black_box(decide(&index, query.clone(), embedding.clone(), now)))
+        });
+
+        let config = EmbedderConfig {
+            lookup_timeout_ms: 10_000,
+            ..EmbedderConfig::default()
+        };
+        let Ok(handle) = Embedder::start_with(
+            &config,
+            Box::new(NoTokenizer),
+            Box::new(FixedBackend(vector)),
+        ) else {
+            return;
+        };
+        let decider = SemanticDecider::new(handle, Arc::clone(&index));
+        let Ok(mut rt) = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .enable_timer()
+            .build()
+        else {
+            return;
+        };
+        // One lookup as the shard makes it (the JSON parse, unchanged by the move, is left
+        // out); the leader is dropped unfilled, so the next lookup leads again.
+        let (scope, body, exact, decider, query) = (&scope, &body, &exact, &decider, &query);
+        let shard_lookup = move || async move {
+            let key = scope.exact_key(black_box(body));
+            let lead = exact.lookup(&key, Instant::now());
+            let decision = decider.decide(query.clone()).await;
+            black_box(lead);
+            matches!(black_box(decision), Ok(CacheDecision::Hit(_)))
+        };
+        // Every lookup should be a semantic hit; anything else (a bypass) is not what is meant
+        // to be measured, so say so next to the figures.
+        let check = |misses: u64| {
+            if misses > 0 {
+                eprintln!("shard_lookup/{n}: {misses} lookups were not semantic hits");
+            }
+        };
+        group.bench_with_input(BenchmarkId::new("shard_cpu", n), &n, |b, _| {
+            b.iter_custom(|iters| {
+                rt.block_on(async {
+                    let mut misses = 0;
+                    let start = thread_cpu_time();
+                    for _ in 0..iters {
+                        misses += u64::from(!shard_lookup().await);
+                    }
+                    let spent = thread_cpu_time().saturating_sub(start);
+                    check(misses);
+                    spent
+                })
+            })
+        });
+        group.bench_with_input(BenchmarkId::new("shard_wall", n), &n, |b, _| {
+            b.iter_custom(|iters| {
+                rt.block_on(async {
+                    let mut misses = 0;
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        misses += u64::from(!shard_lookup().await);
+                    }
+                    let spent = start.elapsed();
+                    check(misses);
+                    spent
+                })
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, semantic, exact, guard, shard_lookup);
 criterion_main!(benches);

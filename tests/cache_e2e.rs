@@ -41,6 +41,8 @@ keys = [{{ name = "tenant-a", sha256 = "{a}" }}, {{ name = "tenant-b", sha256 = 
 model_dir = "{dir}"
 backend = "cpu"
 max_wait_us = 200
+# A loaded CI machine must not turn the paraphrase's semantic hit into a deadline bypass.
+lookup_timeout_ms = 10000
 
 [providers.p]
 kind = "openai"

@@ -141,63 +141,7 @@ fn read_view(
         .and_then(|o| o.get("include_usage"))
         .and_then(|v| v.as_bool())
         .unwrap_or(false);
-    match endpoint {
-        Endpoint::ChatCompletions => match root.get("messages") {
-            None => return Err(RequestBodyError::Missing("messages")),
-            Some(v) if !v.is_array() => {
-                return Err(RequestBodyError::WrongType {
-                    field: "messages",
-                    expected: "an array",
-                })
-            }
-            Some(_) => {}
-        },
-        Endpoint::Embeddings => match root.get("input") {
-            None => return Err(RequestBodyError::Missing("input")),
-            Some(v) if !(v.is_str() || v.is_array()) => {
-                return Err(RequestBodyError::WrongType {
-                    field: "input",
-                    expected: "a string or an array",
-                })
-            }
-            Some(_) => {}
-        },
-        Endpoint::Messages | Endpoint::CountTokens => {
-            match root.get("messages") {
-                None => return Err(RequestBodyError::Missing("messages")),
-                Some(v) if !v.is_array() => {
-                    return Err(RequestBodyError::WrongType {
-                        field: "messages",
-                        expected: "an array",
-                    })
-                }
-                Some(_) => {}
-            }
-            if endpoint == Endpoint::Messages {
-                match root.get("max_tokens") {
-                    None => return Err(RequestBodyError::Missing("max_tokens")),
-                    Some(v) if v.as_u64().is_none() => {
-                        return Err(RequestBodyError::WrongType {
-                            field: "max_tokens",
-                            expected: "a positive integer",
-                        })
-                    }
-                    Some(_) => {}
-                }
-            }
-        }
-        Endpoint::Responses => match root.get("input") {
-            None => return Err(RequestBodyError::Missing("input")),
-            Some(v) if !(v.is_str() || v.is_array()) => {
-                return Err(RequestBodyError::WrongType {
-                    field: "input",
-                    expected: "a string or an array",
-                })
-            }
-            Some(_) => {}
-        },
-        Endpoint::Models => {}
-    }
+    endpoint_fields(endpoint, |field| root.get(field).map(FieldKind::of))?;
     let model_span =
         find_top_level_value(body, "model").ok_or(RequestBodyError::Missing("model"))?;
     Ok(ChatRequestView {
@@ -206,6 +150,58 @@ fn read_view(
         stream,
         include_usage,
     })
+}
+
+/// What a required field holds, as far as the gateway checks it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FieldKind {
+    String,
+    Array,
+    PositiveInteger,
+    Other,
+}
+
+impl FieldKind {
+    fn of(v: simd_json::tape::Value<'_, '_>) -> Self {
+        if v.is_str() {
+            FieldKind::String
+        } else if v.is_array() {
+            FieldKind::Array
+        } else if v.as_u64().is_some() {
+            FieldKind::PositiveInteger
+        } else {
+            FieldKind::Other
+        }
+    }
+}
+
+/// Checks the fields each endpoint requires besides `model`; `field` looks one up.
+fn endpoint_fields(
+    endpoint: Endpoint,
+    field: impl Fn(&'static str) -> Option<FieldKind>,
+) -> Result<(), RequestBodyError> {
+    use FieldKind::{Array, PositiveInteger, String};
+    let require = |name: &'static str, ok: &[FieldKind], expected: &'static str| match field(name) {
+        None => Err(RequestBodyError::Missing(name)),
+        Some(kind) if !ok.contains(&kind) => Err(RequestBodyError::WrongType {
+            field: name,
+            expected,
+        }),
+        Some(_) => Ok(()),
+    };
+    match endpoint {
+        Endpoint::ChatCompletions | Endpoint::CountTokens => {
+            require("messages", &[Array], "an array")
+        }
+        Endpoint::Messages => {
+            require("messages", &[Array], "an array")?;
+            require("max_tokens", &[PositiveInteger], "a positive integer")
+        }
+        Endpoint::Embeddings | Endpoint::Responses => {
+            require("input", &[String, Array], "a string or an array")
+        }
+        Endpoint::Models => Ok(()),
+    }
 }
 
 /// The first key that appears twice, if any. Keys come unescaped from the tape, so

@@ -185,30 +185,9 @@ pub async fn lookup(
     };
     let look = directive == Directive::Use;
     if policy.exact {
-        let key = CacheScope::new(tenant, alias).exact_key(&request);
-        if look {
-            match caches.exact.lookup(&key, Instant::now()) {
-                Lookup::Hit(response) => {
-                    return Ok(CacheHit {
-                        response,
-                        kind: "hit",
-                        similarity: None,
-                    })
-                }
-                Lookup::Wait(waiter) => {
-                    if let Some(response) = waiter.await {
-                        return Ok(CacheHit {
-                            response,
-                            kind: "hit",
-                            similarity: None,
-                        });
-                    }
-                    // The leader gave up: go upstream without coordinating.
-                }
-                Lookup::Lead(leader) => fill.leader = Some(leader),
-            }
-        } else if let Lookup::Lead(leader) = caches.exact.lookup(&key, Instant::now()) {
-            fill.leader = Some(leader);
+        let scope = CacheScope::new(tenant, alias);
+        if let Some(hit) = exact_lookup(caches, &scope, &request, look, &mut fill).await {
+            return Ok(hit);
         }
     }
     if policy.semantic {
@@ -224,35 +203,79 @@ pub async fn lookup(
             threshold: policy.threshold,
             search: look,
         };
-        match decider.decide(query).await {
-            Ok(CacheDecision::Hit(c)) => {
-                let response = Arc::clone(&c.entry.response);
-                if let Some(leader) = fill.leader.take() {
-                    leader.complete((*response).clone(), fill.ttl);
-                }
-                return Ok(CacheHit {
-                    response,
-                    kind: "semantic",
-                    similarity: Some(c.similarity),
-                });
-            }
-            Ok(CacheDecision::Miss {
-                prompt,
-                embedding,
-                refused,
-            }) => {
-                fill.note = refused.map(|r| r.to_string());
-                fill.semantic = Some((scope, prompt, embedding));
-            }
-            Err(bypass) => {
-                if matches!(bypass, SemanticBypass::Embed(_) | SemanticBypass::NoAnswer) {
-                    tracing::warn!(error = %bypass, "semantic cache bypassed");
-                }
-                fill.note = Some(bypass.to_string());
-            }
+        if let Some(hit) = semantic_lookup(decider, query, &mut fill).await {
+            return Ok(hit);
         }
     }
     Err(fill)
+}
+
+/// The exact cache: a stored answer, another request's identical call to wait for, or the
+/// lead of this key (noted in `fill`). `look` is false for a refresh: only the lead is taken.
+async fn exact_lookup(
+    caches: &Caches,
+    scope: &CacheScope,
+    request: &serde_json::Value,
+    look: bool,
+    fill: &mut CacheFill,
+) -> Option<CacheHit> {
+    let key = scope.exact_key(request);
+    let hit = |response| CacheHit {
+        response,
+        kind: "hit",
+        similarity: None,
+    };
+    match caches.exact.lookup(&key, Instant::now()) {
+        Lookup::Hit(response) if look => return Some(hit(response)),
+        Lookup::Wait(waiter) if look => {
+            if let Some(response) = waiter.await {
+                return Some(hit(response));
+            }
+            // The leader gave up: go upstream without coordinating.
+        }
+        Lookup::Lead(leader) => fill.leader = Some(leader),
+        Lookup::Hit(_) | Lookup::Wait(_) => {}
+    }
+    None
+}
+
+/// The semantic decision, made on the embedder thread and awaited with its deadline. A miss
+/// keeps the embedding in `fill` for storing the answer; a bypass leaves a note.
+async fn semantic_lookup(
+    decider: &SemanticDecider,
+    query: SemanticQuery,
+    fill: &mut CacheFill,
+) -> Option<CacheHit> {
+    let scope = query.scope;
+    match decider.decide(query).await {
+        Ok(CacheDecision::Hit(c)) => {
+            let response = Arc::clone(&c.entry.response);
+            if let Some(leader) = fill.leader.take() {
+                leader.complete((*response).clone(), fill.ttl);
+            }
+            Some(CacheHit {
+                response,
+                kind: "semantic",
+                similarity: Some(c.similarity),
+            })
+        }
+        Ok(CacheDecision::Miss {
+            prompt,
+            embedding,
+            refused,
+        }) => {
+            fill.note = refused.map(|r| r.to_string());
+            fill.semantic = Some((scope, prompt, embedding));
+            None
+        }
+        Err(bypass) => {
+            if matches!(bypass, SemanticBypass::Embed(_) | SemanticBypass::NoAnswer) {
+                tracing::warn!(error = %bypass, "semantic cache bypassed");
+            }
+            fill.note = Some(bypass.to_string());
+            None
+        }
+    }
 }
 
 #[cfg(test)]

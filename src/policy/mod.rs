@@ -1,8 +1,13 @@
 //! Policy: who may call the gateway, and how much (limits and budgets).
+//!
+//! Limits and budgets sit behind [`Governor`] (admit, settle, release, read); the default
+//! [`LocalGovernor`] keeps its counters in this process, lock-free.
 
 mod browser;
 mod budget;
+mod governor;
 mod keys;
+mod local;
 mod price;
 mod rate;
 mod window;
@@ -11,7 +16,11 @@ pub use browser::BrowserPolicy;
 pub use budget::{
     usd_to_micros, BadAmount, Budget, BudgetRefusal, BudgetReservation, BudgetUsage, MICROS_PER_USD,
 };
+pub use governor::{
+    Admission, AdmitError, Ask, Governor, Now, Refusal, Rule, Scope, Settled, Usage, Used,
+};
 pub use keys::{sha256_hex, GatewayKeys, KeyCheck};
+pub use local::{BudgetRule, GovernorError, GovernorRules, KeyRules, Limits, LocalGovernor};
 pub use price::Price;
 pub use rate::{
     duration_string, retry_after_secs, Bucket, RateError, RateRefusal, RateState, MINUTE_NS,

@@ -12,6 +12,7 @@
 //! the name `[auth]` gives them.
 
 use std::fmt;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use super::budget::BudgetUsage;
 use super::local::Hold;
@@ -25,6 +26,20 @@ pub struct Now {
     pub mono_ns: u64,
     /// Wall clock, Unix milliseconds (calendar windows of budgets).
     pub unix_ms: u64,
+}
+
+impl Now {
+    /// Reads both clocks; `origin` is a process-wide `Instant` taken once at start-up, so
+    /// every shard's monotonic nanoseconds share it.
+    pub fn read(origin: Instant) -> Self {
+        let since_epoch = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        Self {
+            mono_ns: u64::try_from(origin.elapsed().as_nanos()).unwrap_or(u64::MAX),
+            unix_ms: u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX),
+        }
+    }
 }
 
 /// Whose rule it is; a refusal names the scope, never the key.
@@ -125,6 +140,13 @@ pub struct Refusal {
     pub rate: Option<RateState>,
 }
 
+impl Refusal {
+    /// Whole seconds for the `retry-after` header, rounded up; `None` when waiting won't help.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        self.retry_after_ms.map(|ms| ms.div_ceil(1000))
+    }
+}
+
 impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.rule {
@@ -207,4 +229,42 @@ pub trait Governor: Send + Sync {
 
     /// The current standing of a key or tenant by name; `None` when it has no rules.
     fn read(&self, scope: Scope, name: &str, now: Now) -> Option<Usage>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_interface_can_sit_behind_a_pointer() {
+        fn takes(_: &dyn Governor) {}
+        let g = crate::policy::LocalGovernor::new(&Default::default()).unwrap();
+        takes(&g);
+        let origin = Instant::now();
+        let a = Now::read(origin);
+        let b = Now::read(origin);
+        assert!(b.mono_ns >= a.mono_ns && a.unix_ms > 1_700_000_000_000);
+    }
+
+    #[test]
+    fn refusals_round_retry_after_up() {
+        let r = Refusal {
+            scope: Scope::Tenant,
+            rule: Rule::Tokens,
+            limit: 100,
+            retry_after_ms: Some(1001),
+            rate: None,
+        };
+        assert_eq!(r.retry_after_secs(), Some(2));
+        assert_eq!(
+            r.to_string(),
+            "tenant token limit of 100 per minute reached; resets in 1.001s"
+        );
+        let never = Refusal {
+            retry_after_ms: None,
+            ..r
+        };
+        assert_eq!(never.retry_after_secs(), None);
+        assert!(never.to_string().ends_with("larger than the limit"));
+    }
 }

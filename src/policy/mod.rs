@@ -1,7 +1,28 @@
-//! Policy: who may call the gateway (and later: limits, budgets, guardrails).
+//! Policy: who may call the gateway, and how much (limits and budgets).
+//!
+//! Limits and budgets sit behind [`Governor`] (admit, settle, release, read); the default
+//! [`LocalGovernor`] keeps its counters in this process, lock-free.
 
 mod browser;
+mod budget;
+mod governor;
 mod keys;
+mod local;
+mod price;
+mod rate;
+mod window;
 
 pub use browser::BrowserPolicy;
+pub use budget::{
+    usd_to_micros, BadAmount, Budget, BudgetRefusal, BudgetReservation, BudgetUsage, MICROS_PER_USD,
+};
+pub use governor::{
+    Admission, AdmitError, Ask, Governor, Now, Refusal, Rule, Scope, Settled, Usage, Used,
+};
 pub use keys::{sha256_hex, GatewayKeys, KeyCheck};
+pub use local::{BudgetRule, GovernorError, GovernorRules, KeyRules, Limits, LocalGovernor};
+pub use price::Price;
+pub use rate::{
+    duration_string, retry_after_secs, Bucket, RateError, RateRefusal, RateState, MINUTE_NS,
+};
+pub use window::{UnknownWindow, Window};

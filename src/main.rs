@@ -105,7 +105,8 @@ fn serve(config: Option<PathBuf>, shards_flag: Option<usize>) -> Result<(), Stri
     let path = config.unwrap_or_else(|| PathBuf::from("config/quickstart.toml"));
     let cfg = Config::load(&path).map_err(|e| e.to_string())?;
     let upstreams = Arc::new(infergate::upstream::UpstreamRegistry::new());
-    let table = ConfigReloader::compile(&cfg, &upstreams).map_err(|e| e.to_string())?;
+    let governor = Arc::new(infergate::policy::LocalGovernor::default());
+    let table = ConfigReloader::compile(&cfg, &upstreams, &governor).map_err(|e| e.to_string())?;
     if table.keys.is_open() {
         tracing::warn!("NO GATEWAY KEYS CONFIGURED: the gateway is OPEN to anyone who can reach {}. Add [auth] keys (see `infergate hash-key`).", cfg.server.listen);
     }
@@ -121,7 +122,12 @@ fn serve(config: Option<PathBuf>, shards_flag: Option<usize>) -> Result<(), Stri
     ));
     let (log_writer, records) =
         LogWriter::start(&cfg.log).map_err(|e| format!("request log {}: {e}", cfg.log.path))?;
-    let reloader = ConfigReloader::new(path.clone(), Arc::clone(&table), Arc::clone(&upstreams));
+    let reloader = ConfigReloader::new(
+        path.clone(),
+        Arc::clone(&table),
+        Arc::clone(&upstreams),
+        Arc::clone(&governor),
+    );
     spawn_signal_thread(Some(Arc::clone(&reloader)), Arc::clone(&lifecycle))
         .map_err(|e| e.to_string())?;
     spawn_watch_thread(Arc::clone(&reloader), Arc::clone(&lifecycle)).map_err(|e| e.to_string())?;
@@ -142,6 +148,7 @@ fn serve(config: Option<PathBuf>, shards_flag: Option<usize>) -> Result<(), Stri
         lifecycle: Arc::clone(&lifecycle),
         tls: tls_connector(),
         upstreams,
+        governor: Arc::clone(&governor),
         caches: Some(caches),
         bodies: infergate::http::BodyBudget::new(cfg.server.max_inflight_body_bytes),
         fd_connection_cap,
@@ -162,6 +169,7 @@ fn serve(config: Option<PathBuf>, shards_flag: Option<usize>) -> Result<(), Stri
             lifecycle: Arc::clone(&lifecycle),
             shards: count,
             driver,
+            governor,
         };
         let addr = start_admin_server(admin, info)
             .map_err(|e| format!("admin listener {}: {e}", admin.listen))?;

@@ -4,6 +4,7 @@
 mod access;
 mod reload;
 mod server;
+mod usage;
 mod watch;
 
 pub use access::{AdminAccess, AdminDenied};

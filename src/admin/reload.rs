@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use crate::config::{Config, ConfigError};
+use crate::policy::LocalGovernor;
 use crate::route::{RouteTable, SharedRouteTable};
 use crate::upstream::UpstreamRegistry;
 
@@ -16,31 +17,43 @@ pub struct ConfigReloader {
     path: PathBuf,
     table: SharedRouteTable,
     upstreams: Arc<UpstreamRegistry>,
+    governor: Arc<LocalGovernor>,
     serial: Mutex<Option<SystemTime>>,
 }
 
 impl ConfigReloader {
-    /// A reloader for `path` feeding `table` and the `upstreams` its providers are reached by.
+    /// A reloader for `path` feeding `table`, the `upstreams` its providers are reached by
+    /// and the `governor` that enforces its keys' and tenants' rules.
     pub fn new(
         path: PathBuf,
         table: SharedRouteTable,
         upstreams: Arc<UpstreamRegistry>,
+        governor: Arc<LocalGovernor>,
     ) -> Arc<Self> {
         let mtime = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
         Arc::new(Self {
             path,
             table,
             upstreams,
+            governor,
             serial: Mutex::new(mtime),
         })
     }
 
-    /// Compiles a table from a config and installs its providers' links (credentials, TLS
-    /// clients, resolved hosts) in `upstreams`: blocking, call it off the shards, before the
-    /// table is served.
-    pub fn compile(cfg: &Config, upstreams: &UpstreamRegistry) -> Result<RouteTable, ConfigError> {
+    /// Compiles a table from a config, installs its providers' links (credentials, TLS
+    /// clients, resolved hosts) in `upstreams` and its keys' and tenants' rules in
+    /// `governor` (counters of unchanged rules carry over): blocking, call it off the
+    /// shards, before the table is served.
+    pub fn compile(
+        cfg: &Config,
+        upstreams: &UpstreamRegistry,
+        governor: &LocalGovernor,
+    ) -> Result<RouteTable, ConfigError> {
         let table = RouteTable::compile(cfg)?;
         upstreams.install(&table)?;
+        governor
+            .replace(&table.governance.rules)
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         Ok(table)
     }
 
@@ -60,7 +73,7 @@ impl ConfigReloader {
             if cfg.server.listen != old.server.listen || cfg.server.shards != old.server.shards {
                 tracing::warn!("server.listen and server.shards only change on restart");
             }
-            Self::compile(&cfg, &self.upstreams)
+            Self::compile(&cfg, &self.upstreams, &self.governor)
         });
         match result {
             Ok(table) => {

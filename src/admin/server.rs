@@ -31,6 +31,8 @@ pub struct AdminInfo {
     pub shards: usize,
     /// The IO driver's name.
     pub driver: &'static str,
+    /// The keys' and tenants' counters.
+    pub governor: Arc<crate::policy::LocalGovernor>,
 }
 
 /// Binds the admin listener and serves it on a new thread; returns the bound address.
@@ -179,6 +181,8 @@ fn route(head: &RequestHead, info: &AdminInfo) -> (u16, serde_json::Value) {
                 serde_json::json!({"reloaded": false, "error": "not serving from a config file"}),
             ),
         },
+        (Method::Get, path) => super::usage::answer(path, &info.table.load(), &info.governor)
+            .unwrap_or_else(|| (404, serde_json::json!({"error": "unknown admin path"}))),
         _ => (404, serde_json::json!({"error": "unknown admin path"})),
     }
 }

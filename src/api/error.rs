@@ -29,6 +29,10 @@ pub enum ErrorKind {
     Unavailable,
     /// 504: the upstream did not answer in time.
     UpstreamTimeout,
+    /// 429: a request or token limit of the key or its tenant.
+    RateLimited,
+    /// 429: a budget of the key, its tenant or its run is spent (OpenAI's `insufficient_quota`).
+    QuotaExceeded,
     /// 500: a bug in the gateway.
     Internal,
 }
@@ -49,6 +53,7 @@ impl ErrorKind {
             Self::UpstreamFailed => 502,
             Self::Unavailable => 503,
             Self::UpstreamTimeout => 504,
+            Self::RateLimited | Self::QuotaExceeded => 429,
             Self::Internal => 500,
         }
     }
@@ -65,6 +70,8 @@ impl ErrorKind {
             Self::Authentication => "authentication_error",
             Self::PermissionDenied => "permission_error",
             Self::UpstreamFailed | Self::Unavailable | Self::UpstreamTimeout => "upstream_error",
+            Self::RateLimited => "rate_limit_exceeded",
+            Self::QuotaExceeded => "insufficient_quota",
             Self::Internal => "server_error",
         }
     }
@@ -81,6 +88,8 @@ pub struct ApiError {
     pub code: &'static str,
     /// The request field at fault, if any.
     pub param: Option<&'static str>,
+    /// Seconds after which the same request may succeed (the `retry-after` header).
+    pub retry_after_s: Option<u64>,
 }
 
 impl ApiError {
@@ -91,12 +100,19 @@ impl ApiError {
             message: message.into(),
             code,
             param: None,
+            retry_after_s: None,
         }
     }
 
     /// Names the offending request field.
     pub fn with_param(mut self, param: &'static str) -> Self {
         self.param = Some(param);
+        self
+    }
+
+    /// Tells the client when to try again.
+    pub fn with_retry_after(mut self, seconds: Option<u64>) -> Self {
+        self.retry_after_s = seconds;
         self
     }
 
@@ -128,6 +144,7 @@ impl ApiError {
             ErrorKind::NotFound => "not_found_error",
             ErrorKind::PayloadTooLarge => "request_too_large",
             ErrorKind::Unavailable => "overloaded_error",
+            ErrorKind::RateLimited | ErrorKind::QuotaExceeded => "rate_limit_error",
             ErrorKind::UpstreamFailed | ErrorKind::UpstreamTimeout | ErrorKind::Internal => {
                 "api_error"
             }

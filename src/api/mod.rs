@@ -8,7 +8,9 @@ mod openai;
 
 pub use error::{ApiError, ErrorKind};
 pub use json_scan::{find_top_level_value, JsonSpan};
-pub use openai::{ChatRequestView, JsonScratch, RequestBodyError};
+pub use openai::{
+    max_output_fields, with_max_output_tokens, ChatRequestView, JsonScratch, RequestBodyError,
+};
 
 /// The longest client-supplied string copied into a record, a log line or an error message;
 /// longer ones are cut (at a character boundary) and marked with `…`.

@@ -55,6 +55,10 @@ pub struct ChatRequestView {
     pub stream: bool,
     /// `stream_options.include_usage`.
     pub include_usage: bool,
+    /// The client's max output tokens (`max_completion_tokens` or `max_tokens`, Messages'
+    /// `max_tokens`, Responses' `max_output_tokens`); a negative or non-integer value is
+    /// left for the provider to refuse.
+    pub max_output_tokens: Option<u64>,
 }
 
 /// Bodies larger than this leave the scratch space reset to its small start size.
@@ -144,12 +148,51 @@ fn read_view(
     endpoint_fields(endpoint, |field| root.get(field).map(FieldKind::of))?;
     let model_span =
         find_top_level_value(body, "model").ok_or(RequestBodyError::Missing("model"))?;
+    let max_output_tokens = max_output_fields(endpoint)
+        .iter()
+        .find_map(|f| root.get(*f).and_then(|v| v.as_u64()));
     Ok(ChatRequestView {
         model,
         model_span,
         stream,
         include_usage,
+        max_output_tokens,
     })
+}
+
+/// The fields that carry an endpoint's max output tokens, the one providers prefer first.
+pub fn max_output_fields(endpoint: Endpoint) -> &'static [&'static str] {
+    match endpoint {
+        Endpoint::ChatCompletions => &["max_completion_tokens", "max_tokens"],
+        Endpoint::Messages => &["max_tokens"],
+        Endpoint::Responses => &["max_output_tokens"],
+        _ => &[],
+    }
+}
+
+/// `body` with its max output tokens set to `n`: each of the endpoint's fields that is
+/// present is set, or the first one that every provider of the dialect reads is added
+/// (`max_tokens` for Chat Completions). `None` when the endpoint has no such field or the
+/// body is not a JSON object.
+pub fn with_max_output_tokens(endpoint: Endpoint, body: &[u8], n: u64) -> Option<Vec<u8>> {
+    let fields = max_output_fields(endpoint);
+    let mut v: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(body).ok()?;
+    let mut set = false;
+    for f in fields {
+        if let Some(slot) = v.get_mut(*f) {
+            *slot = n.into();
+            set = true;
+        }
+    }
+    if !set {
+        let added = if endpoint == Endpoint::ChatCompletions {
+            "max_tokens"
+        } else {
+            fields.first()?
+        };
+        v.insert(added.to_string(), n.into());
+    }
+    serde_json::to_vec(&v).ok()
 }
 
 /// What a required field holds, as far as the gateway checks it.
@@ -310,6 +353,50 @@ mod tests {
             &body[v.model_span.start..v.model_span.end],
             "\"gpt-4o-mini\""
         );
+    }
+
+    #[test]
+    fn max_output_tokens_are_read_and_set_per_endpoint() {
+        let v = parse(r#"{"model":"m","messages":[],"max_tokens":50,"max_completion_tokens":80}"#);
+        assert_eq!(v.unwrap().max_output_tokens, Some(80));
+        assert_eq!(
+            parse(r#"{"model":"m","messages":[]}"#)
+                .unwrap()
+                .max_output_tokens,
+            None
+        );
+        let set = |e, body: &str, n| -> serde_json::Value {
+            serde_json::from_slice(&with_max_output_tokens(e, body.as_bytes(), n).unwrap()).unwrap()
+        };
+        let chat = set(
+            Endpoint::ChatCompletions,
+            r#"{"model":"m","messages":[]}"#,
+            7,
+        );
+        assert_eq!(chat["max_tokens"], 7);
+        let both = set(
+            Endpoint::ChatCompletions,
+            r#"{"model":"m","max_tokens":50,"max_completion_tokens":80}"#,
+            7,
+        );
+        assert_eq!(
+            (
+                both["max_tokens"].clone(),
+                both["max_completion_tokens"].clone()
+            ),
+            (7.into(), 7.into())
+        );
+        let responses = set(Endpoint::Responses, r#"{"model":"m","input":"x"}"#, 9);
+        assert_eq!(responses["max_output_tokens"], 9);
+        assert_eq!(responses["input"], "x");
+        assert!(with_max_output_tokens(Endpoint::Embeddings, b"{}", 1).is_none());
+        let messages = JsonScratch::new()
+            .parse(
+                Endpoint::Messages,
+                br#"{"model":"m","max_tokens":64,"messages":[]}"#,
+            )
+            .unwrap();
+        assert_eq!(messages.max_output_tokens, Some(64));
     }
 
     #[test]

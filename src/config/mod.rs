@@ -9,7 +9,12 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+mod governance;
 mod kinds;
+
+pub use governance::{
+    BudgetConfig, GovernanceConfig, LimitsConfig, PriceConfig, StoreConfig, TenantConfig,
+};
 
 /// Why a configuration file could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +68,18 @@ pub struct Config {
     /// The embedding model behind the semantic cache.
     #[serde(default)]
     pub embedder: Option<crate::embed::EmbedderConfig>,
+    /// Tenants by name: the limits, budget and models their keys share.
+    #[serde(default)]
+    pub tenants: BTreeMap<String, TenantConfig>,
+    /// Prices by the provider's model name, over the built-in table.
+    #[serde(default)]
+    pub pricing: BTreeMap<String, PriceConfig>,
+    /// How admission plans requests (output floor, image allowance).
+    #[serde(default)]
+    pub governance: GovernanceConfig,
+    /// The embedded store for run-time keys and spend (absent: the default file).
+    #[serde(default)]
+    pub store: Option<StoreConfig>,
 }
 
 /// Process-wide cache sizes. Caches are created at start and survive reloads.
@@ -238,14 +255,33 @@ pub struct AuthConfig {
     pub any_content_type: bool,
 }
 
-/// One gateway key: a name for the record and the SHA-256 (hex) of the secret.
-#[derive(Debug, Clone, Deserialize)]
+/// One gateway key: a name for the record, the SHA-256 (hex) of the secret, and what the
+/// key may use.
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeyConfig {
     /// Who holds the key (appears in the request record).
     pub name: String,
     /// Lowercase or uppercase hex SHA-256 of the key the client sends.
     pub sha256: String,
+    /// The tenant (a key of `[tenants]`) whose limits, budget and models also apply.
+    #[serde(default)]
+    pub tenant: Option<String>,
+    /// Model aliases the key may call (globs); absent: all (within its tenant's).
+    #[serde(default)]
+    pub models: Option<Vec<String>>,
+    /// The key's own requests and tokens per minute.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    /// The key's own spend cap.
+    #[serde(default)]
+    pub budget: Option<BudgetConfig>,
+    /// A region tag for the key's records.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Free-form labels for the key's records.
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
 }
 
 pub use kinds::{AuthStyle, KindSpec, ProviderKind};

@@ -21,6 +21,18 @@ pub struct AttemptRecord {
     pub latency_ms: f64,
 }
 
+/// What admission held for a request against limits and budgets.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Reservation {
+    /// The worst-case cost in US dollars.
+    pub usd: f64,
+    /// Prompt bound plus max output tokens.
+    pub tokens: u64,
+    /// The max output tokens the gateway sent (set or lowered by a budget), if it changed them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_output_tokens: Option<u64>,
+}
+
 /// One request, as written to the log.
 #[derive(Debug, Clone, Serialize)]
 pub struct RequestRecord {
@@ -35,6 +47,15 @@ pub struct RequestRecord {
     /// The gateway key's name, when keys are configured.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
+    /// The key's tenant.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<std::sync::Arc<str>>,
+    /// The key's (or its tenant's) region tag.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<std::sync::Arc<str>>,
+    /// The key's and tenant's labels.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<std::sync::Arc<std::collections::BTreeMap<String, String>>>,
     /// The model alias asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
@@ -76,6 +97,16 @@ pub struct RequestRecord {
     /// Why a semantic candidate was refused, when one was.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache_note: Option<String>,
+    /// What the call cost in US dollars, from its usage and the model's price (with a
+    /// budget: what the budget recorded, never more than the reservation).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
+    /// What admission reserved: the worst-case cost and tokens.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reservation: Option<Reservation>,
+    /// The limit or budget that refused the request (`key request limit`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused_by: Option<String>,
     /// Request body size in bytes.
     pub bytes_in: usize,
     /// Response body size in bytes.
@@ -95,6 +126,9 @@ impl RequestRecord {
             shard,
             endpoint: crate::wire::Endpoint::ChatCompletions.as_str(),
             key: None,
+            tenant: None,
+            region: None,
+            metadata: None,
             model: None,
             provider: None,
             upstream_model: None,
@@ -110,6 +144,9 @@ impl RequestRecord {
             cache: None,
             cache_similarity: None,
             cache_note: None,
+            cost_usd: None,
+            reservation: None,
+            refused_by: None,
             bytes_in: 0,
             bytes_out: 0,
         }

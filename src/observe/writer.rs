@@ -149,28 +149,10 @@ mod tests {
 
     fn record(i: usize) -> RequestRecord {
         RequestRecord {
-            request_id: format!("r{i}"),
-            time: String::new(),
-            shard: 0,
-            endpoint: "chat.completions",
-            key: None,
-            model: None,
-            provider: None,
-            upstream_model: None,
-            attempts: Vec::new(),
-            stream: false,
             status: 200,
-            error: None,
             latency_ms: 1.0,
-            ttfb_ms: None,
-            tokens_in: None,
-            tokens_out: None,
-            finish_reason: None,
-            cache: None,
-            cache_similarity: None,
-            cache_note: None,
-            bytes_in: 0,
-            bytes_out: 0,
+            time: String::new(),
+            ..RequestRecord::started(format!("r{i}"), 0)
         }
     }
 

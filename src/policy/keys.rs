@@ -98,6 +98,7 @@ mod tests {
             keys: vec![KeyConfig {
                 name: "team-a".into(),
                 sha256: sha256_hex("ig-secret-1"),
+                ..KeyConfig::default()
             }],
             ..AuthConfig::default()
         };
@@ -122,6 +123,7 @@ mod tests {
             keys: vec![KeyConfig {
                 name: "x".into(),
                 sha256: "abcd".into(),
+                ..KeyConfig::default()
             }],
             ..AuthConfig::default()
         };

@@ -13,6 +13,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use arc_swap::ArcSwap;
 
@@ -97,6 +98,7 @@ pub enum GovernorError {
 /// One key's or tenant's counters.
 #[derive(Debug)]
 pub(super) struct Counters {
+    limits: Limits,
     requests: Option<Bucket>,
     tokens: Option<Bucket>,
     budget: Option<Budget>,
@@ -124,6 +126,7 @@ impl Counters {
                 })
         };
         Ok(Self {
+            limits: *limits,
             requests: bucket(limits.rpm)?,
             tokens: bucket(limits.tpm)?,
             budget: limits.budget.map(|b| Budget::new(b.cap_micros, b.per)),
@@ -268,6 +271,17 @@ impl Tables {
 #[derive(Debug)]
 pub struct LocalGovernor {
     tables: ArcSwap<Tables>,
+    origin: Instant,
+}
+
+impl Default for LocalGovernor {
+    /// A governor without rules (every key is admitted as is) until [`Self::replace`].
+    fn default() -> Self {
+        Self {
+            tables: ArcSwap::from_pointee(Tables::default()),
+            origin: Instant::now(),
+        }
+    }
 }
 
 impl LocalGovernor {
@@ -302,7 +316,52 @@ impl LocalGovernor {
         }
         Ok(Self {
             tables: ArcSwap::from_pointee(tables),
+            origin: Instant::now(),
         })
+    }
+
+    /// Both clocks now, the monotonic one from this governor's origin (shared by shards).
+    pub fn now(&self) -> Now {
+        Now::read(self.origin)
+    }
+
+    /// Replaces every rule (a config reload): a key or tenant whose limits did not change
+    /// keeps its counters (what it spent and holds), a changed one starts afresh, and the
+    /// next admission on every shard sees the new rules. Admissions in flight settle on the
+    /// counters they reserved from.
+    pub fn replace(&self, rules: &GovernorRules) -> Result<(), GovernorError> {
+        let fresh = Self::new(rules)?;
+        let current = self.tables.load();
+        let mut next = Tables::clone(&fresh.tables.load());
+        let keep = |old: Option<&Arc<Counters>>, new: &mut Arc<Counters>| {
+            if let Some(old) = old.filter(|o| o.limits == new.limits) {
+                *new = Arc::clone(old);
+            }
+        };
+        for (name, counters) in next.tenants.iter_mut() {
+            keep(current.tenants.get(name), counters);
+        }
+        for (name, entry) in next.keys.iter_mut() {
+            keep(
+                current.keys.get(name).map(|e| &e.counters),
+                &mut entry.counters,
+            );
+        }
+        // Keys point at their tenant's counters as kept above.
+        let tenants = next.tenants.clone();
+        let rule_tenant: HashMap<&str, &str> = rules
+            .keys
+            .iter()
+            .filter_map(|k| Some((k.name.as_str(), k.tenant.as_deref()?)))
+            .collect();
+        for (name, entry) in next.keys.iter_mut() {
+            entry.tenant = rule_tenant
+                .get(&**name)
+                .and_then(|t| tenants.get(*t))
+                .map(Arc::clone);
+        }
+        self.tables.store(Arc::new(next));
+        Ok(())
     }
 
     /// Adds a key at run time (the admin API); effective on the next admission everywhere.
@@ -801,6 +860,45 @@ mod tests {
         // The admission in flight still settles into the counters it reserved from.
         g.release(a);
         assert!(g.read(Scope::Key, "bot-3", NOW).is_none());
+    }
+
+    #[test]
+    fn a_reload_keeps_the_counters_of_unchanged_rules() {
+        let one_rpm = Limits {
+            rpm: Some(1),
+            ..Limits::default()
+        };
+        let g = governor(one_rpm, one_rpm);
+        let a = g.admit(&ask("bot-1", 1, Some(1)), NOW).unwrap();
+        g.settle(a, used(0), NOW);
+        // Same rules: bot-1's and acme's minute stay spent.
+        let same = GovernorRules {
+            tenants: vec![("acme".into(), one_rpm)],
+            keys: vec![KeyRules {
+                name: "bot-1".into(),
+                tenant: Some("acme".into()),
+                limits: one_rpm,
+            }],
+        };
+        g.replace(&same).unwrap();
+        assert_eq!(
+            refusal(g.admit(&ask("bot-1", 1, Some(1)), NOW).unwrap_err()).scope,
+            Scope::Key
+        );
+        // bot-1's limit changes (it starts afresh) but its tenant's does not.
+        let mut changed = same.clone();
+        changed.keys[0].limits.rpm = Some(5);
+        g.replace(&changed).unwrap();
+        assert_eq!(
+            refusal(g.admit(&ask("bot-1", 1, Some(1)), NOW).unwrap_err()).scope,
+            Scope::Tenant
+        );
+        // A key the new rules drop has none; bad rules leave the old ones in place.
+        assert!(g.read(Scope::Key, "bot-2", NOW).is_none());
+        let mut bad = changed.clone();
+        bad.keys[0].tenant = Some("nobody".into());
+        assert!(g.replace(&bad).is_err());
+        assert!(g.read(Scope::Key, "bot-1", NOW).is_some());
     }
 
     #[test]

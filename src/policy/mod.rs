@@ -5,24 +5,30 @@
 
 mod browser;
 mod budget;
+mod governance;
 mod governor;
 mod keys;
 mod local;
 mod price;
+mod pricing;
 mod rate;
+mod tenancy;
 mod window;
 
 pub use browser::BrowserPolicy;
 pub use budget::{
     usd_to_micros, BadAmount, Budget, BudgetRefusal, BudgetReservation, BudgetUsage, MICROS_PER_USD,
 };
+pub use governance::{key_profile, limits, Governance};
 pub use governor::{
     Admission, AdmitError, Ask, Governor, Now, Refusal, Rule, Scope, Settled, Usage, Used,
 };
 pub use keys::{sha256_hex, GatewayKeys, KeyCheck};
 pub use local::{BudgetRule, GovernorError, GovernorRules, KeyRules, Limits, LocalGovernor};
 pub use price::Price;
+pub use pricing::{ModelPrice, Prices};
 pub use rate::{
     duration_string, retry_after_secs, Bucket, RateError, RateRefusal, RateState, MINUTE_NS,
 };
+pub use tenancy::{AccessProfile, BadPattern, ProfileParts, Tenancy};
 pub use window::{UnknownWindow, Window};

@@ -11,6 +11,7 @@ use super::caching::Caches;
 use crate::api::JsonScratch;
 use crate::http::BodyBudget;
 use crate::observe::RecordSink;
+use crate::policy::LocalGovernor;
 use crate::route::SharedRouteTable;
 use crate::upstream::{ConnPool, UpstreamRegistry};
 
@@ -65,6 +66,9 @@ pub struct ShardCtx {
     pub tls: TlsConnector,
     /// How each provider is reached (shared by all shards, swapped with the table).
     pub upstreams: Arc<UpstreamRegistry>,
+    /// Limits and budgets of keys and tenants (shared by all shards, rules installed with
+    /// each table).
+    pub governor: Arc<LocalGovernor>,
     /// Where request records go.
     pub records: RecordSink,
     /// Shutdown flag shared by all shards.
@@ -92,6 +96,8 @@ pub struct ShardLimits {
     pub failpoints: bool,
     /// How each provider is reached.
     pub upstreams: Arc<UpstreamRegistry>,
+    /// Limits and budgets of keys and tenants.
+    pub governor: Arc<LocalGovernor>,
 }
 
 /// One open client connection, counted against the shard's limit until dropped.
@@ -123,6 +129,7 @@ impl ShardCtx {
             scratch: RefCell::new(JsonScratch::new()),
             tls,
             upstreams: limits.upstreams,
+            governor: limits.governor,
             records,
             lifecycle,
             caches,

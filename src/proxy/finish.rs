@@ -27,6 +27,7 @@ pub async fn finish(mut s: Session<'_>, outcome: Outcome) -> bool {
             false
         }
     };
+    super::settle::settle(&mut s);
     s.record.latency_ms = s.elapsed_ms();
     s.ctx.records.send(s.record);
     keep
@@ -37,6 +38,7 @@ async fn respond(s: &mut Session<'_>, r: Response) -> bool {
     let keep = s.can_keep_alive();
     s.record.status = r.status;
     s.record.set_usage(r.usage);
+    s.usage = r.usage;
     if let Some(code) = r.error {
         s.record.error = Some(code.to_string());
     }
@@ -98,6 +100,7 @@ async fn relay(s: &mut Session<'_>, head: ResponseHead, stream: StreamBody, keep
     rec.bytes_out = end.bytes_out;
     rec.finish_reason = end.finish_reason;
     rec.set_usage(end.usage);
+    s.usage = end.usage;
     let keep = match end.end {
         RelayEnd::Complete { upstream_reusable } => {
             if let (true, Some(pool)) = (upstream_reusable, reuse) {
@@ -137,7 +140,11 @@ async fn fail(s: &mut Session<'_>, err: &ApiError) -> bool {
     let keep = s.can_keep_alive();
     s.record.status = err.status();
     s.record.error = Some(err.code.to_string());
-    let (head, body) = error_response(s.response_head(err.status()), err, s.dialect, &[], keep);
+    let mut head = s.response_head(err.status());
+    if let Some(secs) = err.retry_after_s {
+        head = head.header_display("retry-after", secs);
+    }
+    let (head, body) = error_response(head, err, s.dialect, &[], keep);
     write_head_and_body(s.conn.io(), head, body).await.is_ok() && keep
 }
 

@@ -24,6 +24,14 @@ pub fn pass_to_client(name: &str) -> bool {
         })
 }
 
+/// A provider's `x-ratelimit-*` header: not passed on when the gateway reports the key's
+/// own limits under the same names.
+pub fn is_rate_limit_header(name: &str) -> bool {
+    const P: &str = "x-ratelimit-";
+    name.get(..P.len())
+        .is_some_and(|h| h.eq_ignore_ascii_case(P))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

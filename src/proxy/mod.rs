@@ -14,6 +14,7 @@ mod outcome;
 mod phases;
 mod relay;
 mod session;
+mod settle;
 
 pub use caching::Caches;
 pub use context::{ConnectionSlot, Lifecycle, ShardCtx, ShardLimits};

@@ -2,6 +2,7 @@
 //! connection, the head, the request once read, the chosen route, the cache fill and the
 //! record that [`super::finish`] sends at the end.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -11,8 +12,9 @@ use super::ShardCtx;
 use crate::api::ChatRequestView;
 use crate::http::{RequestHead, ResponseHead, ServerConn, ServerLimits};
 use crate::observe::RequestRecord;
+use crate::policy::{AccessProfile, Admission, Price, RateState, Refusal, Rule};
 use crate::route::RouteTable;
-use crate::wire::{Endpoint, WireApi};
+use crate::wire::{Endpoint, Usage, WireApi};
 
 /// One request on its way through the phases.
 pub struct Session<'a> {
@@ -43,6 +45,74 @@ pub struct Session<'a> {
     pub cache: Option<CacheFill>,
     /// The record, filled in as the phases go and sent by `finish`.
     pub record: RequestRecord,
+    /// Who the key is: tenant, allowed models, region (none on an open gateway).
+    pub profile: Option<Arc<AccessProfile>>,
+    /// What admission holds against limits and budgets, until `finish` settles it.
+    pub admission: Option<Admission>,
+    /// The limits' state for the `x-ratelimit-*` headers.
+    pub rate: RateHeaders,
+    /// The price of the model whose answer was taken.
+    pub price: Option<Price>,
+    /// The tokens the answer reported.
+    pub usage: Option<Usage>,
+}
+
+/// The state `x-ratelimit-*` headers report: the tightest request and token limits.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RateHeaders {
+    /// Requests per minute.
+    pub requests: Option<RateState>,
+    /// Tokens per minute.
+    pub tokens: Option<RateState>,
+}
+
+impl RateHeaders {
+    /// What a refusal by a rate limit reports (a budget refusal reports none).
+    pub fn of_refusal(r: &Refusal) -> Self {
+        match r.rule {
+            Rule::Requests => Self {
+                requests: r.rate,
+                tokens: None,
+            },
+            Rule::Tokens => Self {
+                requests: None,
+                tokens: r.rate,
+            },
+            Rule::Budget => Self::default(),
+        }
+    }
+
+    /// Whether there is anything to report (then a provider's own headers are not passed on).
+    pub fn any(&self) -> bool {
+        self.requests.is_some() || self.tokens.is_some()
+    }
+
+    /// Adds the headers OpenAI's clients read: limit, remaining, reset (a duration).
+    pub fn write(&self, mut head: ResponseHead) -> ResponseHead {
+        const NAMES: [[&str; 3]; 2] = [
+            [
+                "x-ratelimit-limit-requests",
+                "x-ratelimit-remaining-requests",
+                "x-ratelimit-reset-requests",
+            ],
+            [
+                "x-ratelimit-limit-tokens",
+                "x-ratelimit-remaining-tokens",
+                "x-ratelimit-reset-tokens",
+            ],
+        ];
+        for ([limit, remaining, reset], state) in
+            NAMES.into_iter().zip([self.requests, self.tokens])
+        {
+            if let Some(st) = state {
+                head = head
+                    .header_display(limit, st.limit)
+                    .header_display(remaining, st.remaining)
+                    .header(reset, st.reset().as_bytes());
+            }
+        }
+        head
+    }
 }
 
 /// What identifies a request from its head on: its id and endpoint, known before the
@@ -100,6 +170,11 @@ impl<'a> Session<'a> {
             body_read: false,
             cache: None,
             record,
+            profile: None,
+            admission: None,
+            rate: RateHeaders::default(),
+            price: None,
+            usage: None,
         }
     }
 
@@ -115,10 +190,16 @@ impl<'a> Session<'a> {
         self.keep_alive && (self.body_read || !announces_body(&self.head))
     }
 
-    /// Starts a response head with the gateway's own headers.
+    /// Starts a response head with the gateway's own headers (the request id, and the
+    /// key's rate limits when it has any).
     pub fn response_head(&self, status: u16) -> ResponseHead {
-        ResponseHead::new(Vec::with_capacity(512), status)
-            .header("x-infergate-request-id", self.request_id.as_bytes())
+        let head = ResponseHead::new(Vec::with_capacity(512), status)
+            .header("x-infergate-request-id", self.request_id.as_bytes());
+        if self.rate.any() {
+            self.rate.write(head)
+        } else {
+            head
+        }
     }
 
     /// Milliseconds since the head was read.

@@ -8,7 +8,7 @@ use arc_swap::ArcSwap;
 
 use super::provider::Provider;
 use crate::config::{Config, ConfigError, ServerConfig};
-use crate::policy::{BrowserPolicy, GatewayKeys};
+use crate::policy::{BrowserPolicy, GatewayKeys, Governance};
 
 /// One place a model alias can be served from.
 #[derive(Debug, Clone)]
@@ -118,6 +118,8 @@ pub struct RouteTable {
     pub keys: GatewayKeys,
     /// What open mode accepts from web pages.
     pub browser: BrowserPolicy,
+    /// Tenants, keys' rules and prices (the counters live in the process-wide governor).
+    pub governance: Governance,
     /// Listener limits (the listen address and shard count only apply at start).
     pub server: ServerConfig,
     /// `GET /v1/models` body, rendered once.
@@ -204,6 +206,7 @@ impl RouteTable {
             providers,
             keys,
             browser: BrowserPolicy::compile(&cfg.auth),
+            governance: Governance::compile(cfg)?,
             server: cfg.server.clone(),
             models_json,
         })

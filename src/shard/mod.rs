@@ -175,6 +175,8 @@ pub struct ShardShared {
     pub tls: monoio_rustls::TlsConnector,
     /// How each provider is reached (installed by the reloader with each table).
     pub upstreams: Arc<crate::upstream::UpstreamRegistry>,
+    /// Limits and budgets of keys and tenants, shared by every shard.
+    pub governor: Arc<crate::policy::LocalGovernor>,
     /// Response caches.
     pub caches: Option<Arc<crate::proxy::Caches>>,
     /// The process-wide budget for request bodies in memory.
@@ -317,6 +319,7 @@ fn run_shard(
                 fd_connection_cap: shared.fd_connection_cap,
                 failpoints: shared.failpoints,
                 upstreams: Arc::clone(&shared.upstreams),
+                governor: Arc::clone(&shared.governor),
             },
         ));
         accept_loop(&ctx, &listener).await;

@@ -144,6 +144,12 @@ pub async fn run(
         Ok(response) => {
             s.record.provider = Some(provider.name.clone());
             s.record.upstream_model = Some(target.model.to_string());
+            s.price = s
+                .table
+                .governance
+                .prices
+                .get(&target.model)
+                .map(|p| p.price);
             let taken = reply::Taken {
                 target,
                 wire,

@@ -13,6 +13,14 @@ pub fn key(s: &mut Session<'_>) -> Next {
         KeyCheck::Open => Ok(()),
         KeyCheck::Accepted(name) => {
             s.record.key = Some(name.to_string());
+            if let Some(profile) = s.table.governance.tenancy.get(&name) {
+                s.record.tenant = profile.tenant.clone();
+                s.record.region = profile.region.clone();
+                if !profile.metadata.is_empty() {
+                    s.record.metadata = Some(std::sync::Arc::clone(&profile.metadata));
+                }
+                s.profile = Some(std::sync::Arc::clone(profile));
+            }
             Ok(())
         }
         KeyCheck::Missing => Err(Outcome::Fail(ApiError::new(

@@ -3,6 +3,7 @@
 //! ends it. [`super::finish`] then carries the outcome out.
 
 mod accept;
+mod admit;
 mod attempt;
 mod authenticate;
 mod cache;
@@ -12,6 +13,8 @@ mod models;
 mod normalize;
 mod reply;
 mod route;
+
+pub use admit::micros_to_usd;
 
 use super::outcome::{Next, Outcome};
 use super::session::Session;
@@ -33,9 +36,11 @@ async fn through_phases(s: &mut Session<'_>) -> Next<Outcome> {
         return Ok(models::list(s));
     }
     // The body, delimited, bounded, read and parsed into a view.
-    let request = normalize::request(s).await?;
+    let mut request = normalize::request(s).await?;
     // The alias's route.
     let route = route::choose(s, &request)?;
+    // The key may call it, and its limits and budgets hold the worst case.
+    admit::admit(s, &mut request, route)?;
     // An identical or equivalent answer from memory.
     cache::lookup(s, &request, route).await?;
     // The targets in plan order until one answers.

@@ -7,7 +7,7 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use super::super::client_gone::unless_client_leaves;
-use super::super::headers::pass_to_client;
+use super::super::headers::{is_rate_limit_header, pass_to_client};
 use super::super::outcome::{Body, Outcome, PendingAttempt, PoolReturn, Response, StreamBody};
 use super::super::relay::UpstreamFrames;
 use super::super::session::{ClientRequest, Session};
@@ -267,7 +267,11 @@ fn upstream_head(
         .header_display("x-infergate-attempts", attempts);
     if let Some(r) = upstream {
         for (name, value) in r.headers.iter() {
-            if pass_to_client(name) && !(rewritten && name.eq_ignore_ascii_case("content-type")) {
+            let ours = s.rate.any() && is_rate_limit_header(name);
+            if pass_to_client(name)
+                && !ours
+                && !(rewritten && name.eq_ignore_ascii_case("content-type"))
+            {
                 head = head.header(name, value);
             }
         }

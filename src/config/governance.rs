@@ -1,0 +1,102 @@
+//! The governance part of the config file: tenants, what a key or tenant may use (models,
+//! limits, budgets), prices, and the embedded store for run-time state.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+/// A tenant: a team or customer whose keys share its limits and budget.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantConfig {
+    /// Model aliases the tenant's keys may call (globs such as `claude-*`); absent: all.
+    #[serde(default)]
+    pub models: Option<Vec<String>>,
+    /// Requests and tokens per minute over all of the tenant's keys.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    /// The tenant's spend cap.
+    #[serde(default)]
+    pub budget: Option<BudgetConfig>,
+    /// A region tag, written into each record (a key's own tag wins).
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Free-form labels written into each record (a key's own labels win).
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// Requests and tokens per minute; absent means unlimited.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Requests per minute.
+    #[serde(default)]
+    pub rpm: Option<u64>,
+    /// Tokens (prompt plus output) per minute.
+    #[serde(default)]
+    pub tpm: Option<u64>,
+}
+
+/// A spend cap in US dollars over a calendar window in UTC.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetConfig {
+    /// The cap in US dollars.
+    pub usd: f64,
+    /// `minute`, `hour`, `day`, `month` or `total` (never resets).
+    pub per: String,
+}
+
+/// A model's price in US dollars per million tokens, by the provider's model name.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PriceConfig {
+    /// Prompt tokens.
+    pub input: f64,
+    /// Output tokens.
+    pub output: f64,
+    /// Prompt tokens read from the provider's prompt cache (defaults to `input`).
+    #[serde(default)]
+    pub cached_input: Option<f64>,
+    /// The model's own most output tokens: what a request that sets no max output tokens
+    /// reserves against token limits and budgets.
+    #[serde(default)]
+    pub max_output_tokens: Option<u64>,
+}
+
+/// How admission plans a request.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GovernanceConfig {
+    /// A budget that can pay for fewer output tokens than this refuses the request instead
+    /// of lowering its max output tokens further.
+    pub min_output_tokens: u64,
+    /// Tokens counted for each image in a prompt when bounding its size from above.
+    pub image_tokens: u64,
+}
+
+impl Default for GovernanceConfig {
+    fn default() -> Self {
+        Self {
+            min_output_tokens: 16,
+            image_tokens: 8_000,
+        }
+    }
+}
+
+/// The embedded store for run-time keys and spend.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// SQLite file; `""` keeps everything in memory (lost on restart).
+    pub path: String,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            path: "infergate.db".to_string(),
+        }
+    }
+}

@@ -22,6 +22,7 @@ pub fn answer(
         return None;
     }
     let known = match scope {
+        Scope::Run => false,
         Scope::Key => table.governance.tenancy.get(name).is_some(),
         Scope::Tenant => table
             .governance

@@ -24,6 +24,9 @@ pub struct TenantConfig {
     /// Free-form labels written into each record (a key's own labels win).
     #[serde(default)]
     pub metadata: BTreeMap<String, String>,
+    /// Rules for the agent runs of the tenant's keys.
+    #[serde(default)]
+    pub runs: Option<RunsConfig>,
 }
 
 /// Requests and tokens per minute; absent means unlimited.
@@ -74,6 +77,9 @@ pub struct GovernanceConfig {
     pub min_output_tokens: u64,
     /// Tokens counted for each image in a prompt when bounding its size from above.
     pub image_tokens: u64,
+    /// Body fields a run id is also read from when the `x-infergate-run-id` header is
+    /// absent: `"metadata.run_id"` and/or `"user"`.
+    pub run_id_fields: Vec<String>,
 }
 
 impl Default for GovernanceConfig {
@@ -81,6 +87,7 @@ impl Default for GovernanceConfig {
         Self {
             min_output_tokens: 16,
             image_tokens: 8_000,
+            run_id_fields: Vec::new(),
         }
     }
 }
@@ -99,4 +106,27 @@ impl Default for StoreConfig {
             path: "infergate.db".to_string(),
         }
     }
+}
+
+/// Rules for agent runs (requests that carry the same run id), on a tenant or a key (a
+/// key's own fields win over its tenant's).
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RunsConfig {
+    /// Most calls in one run.
+    #[serde(default)]
+    pub max_steps: Option<u64>,
+    /// Most spend of one run, in US dollars (reserved like any budget: never overshot).
+    #[serde(default)]
+    pub max_usd: Option<f64>,
+    /// Longest a run may go on, from its first call, in seconds.
+    #[serde(default)]
+    pub max_wall_s: Option<u64>,
+    /// Most calls of one run in flight at once.
+    #[serde(default)]
+    pub max_concurrency: Option<u64>,
+    /// Stop a run whose calls repeat the same tool call (name and arguments), or the same
+    /// request, this many times in a row.
+    #[serde(default)]
+    pub loop_repeat: Option<u32>,
 }

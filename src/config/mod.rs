@@ -13,7 +13,8 @@ mod governance;
 mod kinds;
 
 pub use governance::{
-    BudgetConfig, GovernanceConfig, LimitsConfig, PriceConfig, StoreConfig, TenantConfig,
+    BudgetConfig, GovernanceConfig, LimitsConfig, PriceConfig, RunsConfig, StoreConfig,
+    TenantConfig,
 };
 
 /// Why a configuration file could not be used.
@@ -282,6 +283,9 @@ pub struct KeyConfig {
     /// Free-form labels for the key's records.
     #[serde(default)]
     pub metadata: BTreeMap<String, String>,
+    /// Rules for the key's agent runs (over its tenant's).
+    #[serde(default)]
+    pub runs: Option<RunsConfig>,
 }
 
 pub use kinds::{AuthStyle, KindSpec, ProviderKind};

@@ -107,6 +107,9 @@ pub struct RequestRecord {
     /// The limit or budget that refused the request (`key request limit`, ...).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refused_by: Option<String>,
+    /// The agent run the request belongs to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
     /// Request body size in bytes.
     pub bytes_in: usize,
     /// Response body size in bytes.
@@ -147,6 +150,7 @@ impl RequestRecord {
             cost_usd: None,
             reservation: None,
             refused_by: None,
+            run_id: None,
             bytes_in: 0,
             bytes_out: 0,
         }

@@ -8,6 +8,7 @@ use super::budget::usd_to_micros;
 use super::governor::Scope;
 use super::local::{BudgetRule, GovernorRules, KeyRules, Limits};
 use super::pricing::Prices;
+use super::runs::RunRules;
 use super::tenancy::{AccessProfile, ProfileParts, Tenancy};
 use super::window::Window;
 use crate::config::{BudgetConfig, Config, ConfigError, KeyConfig, LimitsConfig, TenantConfig};
@@ -25,6 +26,8 @@ pub struct Governance {
     pub min_output_tokens: u64,
     /// Tokens counted per image when bounding a prompt.
     pub image_tokens: u64,
+    /// Body fields (dotted paths) a run id is read from without the header.
+    pub run_id_fields: Vec<String>,
 }
 
 impl Governance {
@@ -71,6 +74,7 @@ impl Governance {
             prices,
             min_output_tokens: cfg.governance.min_output_tokens,
             image_tokens: cfg.governance.image_tokens,
+            run_id_fields: cfg.governance.run_id_fields.clone(),
         })
     }
 }
@@ -137,8 +141,15 @@ pub fn key_profile(
             },
         )
     });
-    AccessProfile::compile(&k.name, &own, tenant_parts.as_ref().map(|(n, p)| (*n, p)))
-        .map_err(|e| ConfigError::Invalid(e.to_string()))
+    let mut profile =
+        AccessProfile::compile(&k.name, &own, tenant_parts.as_ref().map(|(n, p)| (*n, p)))
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+    profile.runs = RunRules::compile(
+        &k.name,
+        k.runs.as_ref(),
+        tenant.and_then(|(_, t)| t.runs.as_ref()),
+    )?;
+    Ok(profile)
 }
 
 /// Every target a budgeted key can reach must have a price, or its calls can't be bounded.

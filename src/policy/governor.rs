@@ -49,6 +49,8 @@ pub enum Scope {
     Key,
     /// The rules of the tenant the key belongs to.
     Tenant,
+    /// The rules of the agent run the request belongs to.
+    Run,
 }
 
 /// Which kind of rule.
@@ -67,6 +69,7 @@ impl fmt::Display for Scope {
         f.write_str(match self {
             Self::Key => "key",
             Self::Tenant => "tenant",
+            Self::Run => "run",
         })
     }
 }
@@ -99,6 +102,8 @@ pub struct Ask<'a> {
     pub min_output_tokens: u64,
     /// The target model's price; required when a budget applies.
     pub price: Option<Price>,
+    /// The agent run's own budget, if the request belongs to a run that has one.
+    pub run: Option<&'a super::local::RunBudget>,
 }
 
 /// An admitted request: what to send upstream, what the headers say, and what is held.

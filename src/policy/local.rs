@@ -272,6 +272,7 @@ impl Tables {
 pub struct LocalGovernor {
     tables: ArcSwap<Tables>,
     origin: Instant,
+    runs: super::runs::RunRegistry,
 }
 
 impl Default for LocalGovernor {
@@ -280,6 +281,7 @@ impl Default for LocalGovernor {
         Self {
             tables: ArcSwap::from_pointee(Tables::default()),
             origin: Instant::now(),
+            runs: Default::default(),
         }
     }
 }
@@ -317,7 +319,13 @@ impl LocalGovernor {
         Ok(Self {
             tables: ArcSwap::from_pointee(tables),
             origin: Instant::now(),
+            runs: Default::default(),
         })
+    }
+
+    /// The agent runs in flight and the ids an operator killed.
+    pub fn runs(&self) -> &super::runs::RunRegistry {
+        &self.runs
     }
 
     /// Both clocks now, the monotonic one from this governor's origin (shared by shards).
@@ -443,6 +451,35 @@ impl LocalGovernor {
     }
 }
 
+/// An agent run's spend cap (`max_usd`, never resetting), reserved and settled with the
+/// key's and tenant's in one admission.
+#[derive(Debug)]
+pub struct RunBudget(Arc<Counters>);
+
+impl RunBudget {
+    /// A cap of `cap_micros` for the run's whole life.
+    pub fn new(cap_micros: u64) -> Self {
+        Self(Arc::new(Counters {
+            limits: Limits {
+                rpm: None,
+                tpm: None,
+                budget: Some(BudgetRule {
+                    cap_micros,
+                    per: Window::Total,
+                }),
+            },
+            requests: None,
+            tokens: None,
+            budget: Some(Budget::new(cap_micros, Window::Total)),
+        }))
+    }
+
+    /// The run budget's standing.
+    pub fn read(&self, now: Now) -> Option<super::budget::BudgetUsage> {
+        self.0.budget.as_ref().map(|b| b.read(now.unix_ms))
+    }
+}
+
 /// The tighter of two rate states (fewer remaining).
 fn tighter(a: Option<RateState>, b: Option<RateState>) -> Option<RateState> {
     match (a, b) {
@@ -463,18 +500,20 @@ impl Governor for LocalGovernor {
             tokens: None,
             holds: Vec::new(),
         };
-        let Some(entry) = tables.keys.get(ask.key) else {
-            return Ok(admission);
-        };
-        let key = [(Scope::Key, &entry.counters)];
-        let both;
-        let scopes: &[(Scope, &Arc<Counters>)] = match &entry.tenant {
-            Some(t) => {
-                both = [(Scope::Key, &entry.counters), (Scope::Tenant, t)];
-                &both
+        let mut scopes: Vec<(Scope, &Arc<Counters>)> = Vec::with_capacity(3);
+        if let Some(entry) = tables.keys.get(ask.key) {
+            scopes.push((Scope::Key, &entry.counters));
+            if let Some(t) = &entry.tenant {
+                scopes.push((Scope::Tenant, t));
             }
-            None => &key,
-        };
+        }
+        if let Some(run) = ask.run {
+            scopes.push((Scope::Run, &run.0));
+        }
+        if scopes.is_empty() {
+            return Ok(admission);
+        }
+        let scopes = &scopes[..];
         let (out, micros) = Self::plan(ask, scopes, now)?;
         let tokens = ask.prompt_tokens.saturating_add(out.unwrap_or(0));
         admission.holds.reserve_exact(scopes.len());
@@ -519,6 +558,8 @@ impl Governor for LocalGovernor {
         let counters = match scope {
             Scope::Key => &tables.keys.get(name)?.counters,
             Scope::Tenant => tables.tenants.get(name)?,
+            // Runs are read through the run registry, by run id.
+            Scope::Run => return None,
         };
         Some(counters.usage(now))
     }
@@ -551,6 +592,7 @@ mod tests {
             output_cap: None,
             min_output_tokens: 16,
             price: Some(PRICE),
+            run: None,
         }
     }
 
@@ -860,6 +902,32 @@ mod tests {
         // The admission in flight still settles into the counters it reserved from.
         g.release(a);
         assert!(g.read(Scope::Key, "bot-3", NOW).is_none());
+    }
+
+    #[test]
+    fn a_run_budget_is_held_with_the_key_and_tenant_or_refuses_as_the_run() {
+        let g = governor(Limits::default(), Limits::default());
+        let run = RunBudget::new(500);
+        let with_run = |key| Ask {
+            run: Some(&run),
+            ..ask(key, 100, Some(300))
+        };
+        // Even a key without rules is held to its run's budget.
+        let a = g.admit(&with_run("unknown"), NOW).unwrap();
+        assert_eq!(a.reserved_micros, 400);
+        let r = refusal(g.admit(&with_run("bot-1"), NOW).unwrap_err());
+        assert_eq!(
+            (r.scope, r.rule, r.retry_after_ms),
+            (Scope::Run, Rule::Budget, None)
+        );
+        assert!(r.to_string().starts_with("run budget of $0.000500"), "{r}");
+        g.settle(a, used(150), NOW);
+        let usage = run.read(NOW).unwrap();
+        assert_eq!((usage.spent, usage.reserved), (150, 0));
+        // 350 left: the next call's 300 output tokens are lowered to 250.
+        let b = g.admit(&with_run("bot-1"), NOW).unwrap();
+        assert_eq!(b.max_output_tokens, Some(250));
+        g.release(b);
     }
 
     #[test]

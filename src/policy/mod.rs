@@ -12,6 +12,7 @@ mod local;
 mod price;
 mod pricing;
 mod rate;
+mod runs;
 mod tenancy;
 mod window;
 
@@ -24,11 +25,16 @@ pub use governor::{
     Admission, AdmitError, Ask, Governor, Now, Refusal, Rule, Scope, Settled, Usage, Used,
 };
 pub use keys::{sha256_hex, GatewayKeys, KeyCheck};
-pub use local::{BudgetRule, GovernorError, GovernorRules, KeyRules, Limits, LocalGovernor};
+pub use local::{
+    BudgetRule, GovernorError, GovernorRules, KeyRules, Limits, LocalGovernor, RunBudget,
+};
 pub use price::Price;
 pub use pricing::{ModelPrice, Prices};
 pub use rate::{
     duration_string, retry_after_secs, Bucket, RateError, RateRefusal, RateState, MINUTE_NS,
+};
+pub use runs::{
+    Fingerprint, RunRefusal, RunRegistry, RunRules, RunState, RunTicket, RunView, MAX_RUN_ID,
 };
 pub use tenancy::{AccessProfile, BadPattern, ProfileParts, Tenancy};
 pub use window::{UnknownWindow, Window};

@@ -20,6 +20,8 @@ pub struct AccessProfile {
     pub region: Option<Arc<str>>,
     /// Labels for the record (the tenant's, overridden by the key's).
     pub metadata: Arc<BTreeMap<String, String>>,
+    /// Rules for the key's agent runs.
+    pub runs: Option<super::runs::RunRules>,
     key_models: Option<GlobSet>,
     tenant_models: Option<GlobSet>,
 }
@@ -72,6 +74,7 @@ impl AccessProfile {
             tenant: tenant.map(|(name, _)| Arc::from(name)),
             region,
             metadata: Arc::new(metadata),
+            runs: None,
             key_models,
             tenant_models,
         })

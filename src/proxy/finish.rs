@@ -93,6 +93,7 @@ async fn relay(s: &mut Session<'_>, head: ResponseHead, stream: StreamBody, keep
         translator,
         client: s.endpoint.client_wire().unwrap_or(WireApi::Chat),
         upstream_frames: frames,
+        kill: s.run.as_mut().and_then(|t| t.signal.take()),
     };
     let end = relay_stream(s.conn.io(), head, &mut upstream, framing, plan).await;
     let rec = &mut s.record;

@@ -12,7 +12,7 @@ use super::ShardCtx;
 use crate::api::ChatRequestView;
 use crate::http::{RequestHead, ResponseHead, ServerConn, ServerLimits};
 use crate::observe::RequestRecord;
-use crate::policy::{AccessProfile, Admission, Price, RateState, Refusal, Rule};
+use crate::policy::{AccessProfile, Admission, Price, RateState, Refusal, Rule, RunTicket};
 use crate::route::RouteTable;
 use crate::wire::{Endpoint, Usage, WireApi};
 
@@ -55,6 +55,8 @@ pub struct Session<'a> {
     pub price: Option<Price>,
     /// The tokens the answer reported.
     pub usage: Option<Usage>,
+    /// The call's place in its agent run, if it belongs to one.
+    pub run: Option<RunTicket>,
 }
 
 /// The state `x-ratelimit-*` headers report: the tightest request and token limits.
@@ -175,6 +177,7 @@ impl<'a> Session<'a> {
             rate: RateHeaders::default(),
             price: None,
             usage: None,
+            run: None,
         }
     }
 

@@ -18,6 +18,10 @@ pub fn settle(s: &mut Session<'_>) {
     let priced = s.price.zip(s.usage).map(|(p, u)| cost_micros(&p, &u));
     let Some(admission) = s.admission.take() else {
         s.record.cost_usd = priced.map(micros_to_usd);
+        if let Some(ticket) = &s.run {
+            let tokens = s.usage.map_or(0, |u| u.prompt_tokens() + u.output_tokens);
+            ticket.used(tokens, priced.unwrap_or(0));
+        }
         return;
     };
     let governor = &*s.ctx.governor;
@@ -35,6 +39,9 @@ pub fn settle(s: &mut Session<'_>) {
     };
     let settled = governor.settle(admission, used, governor.now());
     s.record.cost_usd = Some(micros_to_usd(settled.cost_micros));
+    if let Some(ticket) = &s.run {
+        ticket.used(used.tokens, settled.cost_micros);
+    }
 }
 
 /// What the request used; `None` when no provider ran it (everything goes back).
@@ -51,13 +58,12 @@ fn used(s: &Session<'_>, priced: Option<u64>, tokens: u64, micros: u64) -> Optio
         });
     }
     if s.record.provider.is_none() {
-        // No provider's answer was taken. A call cut off by the client while the provider
-        // worked on it may still be billed: charge it as reserved.
-        let cut_off = s
-            .record
-            .attempts
-            .last()
-            .is_some_and(|a| a.error.as_deref() == Some("client_closed"));
+        // No provider's answer was taken. A call cut off (the client left, the run was
+        // killed) while the provider worked on it may still be billed: charge it as reserved.
+        let cut_off =
+            s.record.attempts.last().is_some_and(|a| {
+                matches!(a.error.as_deref(), Some("client_closed" | "run_killed"))
+            });
         return cut_off.then_some(reservation);
     }
     Some(match s.usage {

@@ -8,26 +8,38 @@ use super::super::outcome::{Next, Outcome};
 use super::super::session::{ClientRequest, RateHeaders, Session};
 use crate::api::{with_max_output_tokens, ApiError, ErrorKind};
 use crate::observe::Reservation;
-use crate::policy::{AdmitError, Ask, Governor, Price, Prices, Refusal, Rule, Scope};
+use crate::policy::{
+    AdmitError, Ask, Fingerprint, Governor, Price, Prices, Refusal, Rule, RunRefusal, Scope,
+};
 use crate::route::ModelRoute;
 use crate::wire::Endpoint;
 
-/// Checks the key's model allow-list and reserves against its limits and budgets.
+/// Checks the key's model allow-list, joins the request's agent run, and reserves against
+/// the key's, tenant's and run's limits and budgets.
 pub fn admit(s: &mut Session<'_>, request: &mut ClientRequest, route: &ModelRoute) -> Next {
-    let Some(profile) = s.profile.clone() else {
-        // An open gateway (no keys) has no one to hold to limits.
-        return Ok(());
-    };
-    if let Err(scope) = profile.allows(&route.alias) {
-        return Err(Outcome::Fail(not_allowed(scope, &route.alias)));
+    if let Some(profile) = &s.profile {
+        if let Err(scope) = profile.allows(&route.alias) {
+            return Err(Outcome::Fail(not_allowed(scope, &route.alias)));
+        }
     }
     if s.endpoint == Endpoint::CountTokens {
         return Ok(());
     }
+    join_run(s, request)?;
+    let run_budget = s.run.as_ref().is_some_and(|t| t.run().budget.is_some());
+    if s.profile.is_none() && !run_budget {
+        // An open gateway (no keys) has no one to hold to limits.
+        return Ok(());
+    }
+    reserve(s, request, route)
+}
+
+/// Reserves the request's worst case with the governor.
+fn reserve(s: &mut Session<'_>, request: &mut ClientRequest, route: &ModelRoute) -> Next {
     let gov = &s.table.governance;
     let (price, output_cap) = route_price(route, &gov.prices);
     let ask = Ask {
-        key: &profile.key,
+        key: s.profile.as_ref().map_or("", |p| &p.key),
         prompt_tokens: prompt_bound(&request.body, gov.image_tokens),
         max_output_tokens: match s.endpoint {
             Endpoint::Embeddings => Some(0),
@@ -36,6 +48,7 @@ pub fn admit(s: &mut Session<'_>, request: &mut ClientRequest, route: &ModelRout
         output_cap,
         min_output_tokens: gov.min_output_tokens,
         price,
+        run: s.run.as_ref().and_then(|t| t.run().budget.as_ref()),
     };
     let governor = &*s.ctx.governor;
     match governor.admit(&ask, governor.now()) {
@@ -70,6 +83,67 @@ pub fn admit(s: &mut Session<'_>, request: &mut ClientRequest, route: &ModelRout
             format!("{e}; add the model to [pricing]."),
         ))),
     }
+}
+
+/// Joins the agent run the request names, if it names one; refused by the run's rules.
+fn join_run(s: &mut Session<'_>, request: &ClientRequest) -> Next {
+    let Some(id) = run_id(s, &request.body) else {
+        return Ok(());
+    };
+    let profile = s.profile.as_deref();
+    let owner = profile.map_or("-", |p| p.tenant.as_deref().unwrap_or(&p.key));
+    let rules = profile.and_then(|p| p.runs);
+    let fingerprint = match rules.and_then(|r| r.loop_repeat) {
+        Some(_) => Fingerprint::of(&request.body),
+        None => Fingerprint::default(),
+    };
+    let governor = &*s.ctx.governor;
+    let begun = governor
+        .runs()
+        .begin(owner, &id, rules, fingerprint, governor.now());
+    s.record.run_id = Some(crate::api::bounded(&id));
+    match begun {
+        Ok(ticket) => {
+            s.run = Some(ticket);
+            Ok(())
+        }
+        Err(refusal) => {
+            s.record.refused_by = Some(refusal.to_string());
+            tracing::info!(run = %crate::api::bounded(&id), %refusal, "agent run refused a call");
+            Err(Outcome::Fail(run_refused(&refusal)))
+        }
+    }
+}
+
+/// The run id: the `x-infergate-run-id` header, else the configured body fields.
+fn run_id(s: &Session<'_>, body: &[u8]) -> Option<String> {
+    if let Some(id) = s.head.headers.get("x-infergate-run-id") {
+        return Some(String::from_utf8_lossy(id.trim_ascii()).into_owned());
+    }
+    let fields = &s.table.governance.run_id_fields;
+    if fields.is_empty() {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    fields.iter().find_map(|path| {
+        let found = path.split('.').try_fold(&v, |v, part| v.get(part))?;
+        found.as_str().map(str::to_string)
+    })
+}
+
+/// The client's error for a call its run refused.
+fn run_refused(r: &RunRefusal) -> ApiError {
+    let (kind, code) = match r {
+        RunRefusal::Killed(_) => (ErrorKind::PermissionDenied, "run_killed"),
+        RunRefusal::Stopped(..) => (ErrorKind::PermissionDenied, "run_stopped"),
+        RunRefusal::Steps(_) => (ErrorKind::PermissionDenied, "run_step_limit"),
+        RunRefusal::Wall(_) => (ErrorKind::PermissionDenied, "run_time_limit"),
+        RunRefusal::Loop { .. } => (ErrorKind::PermissionDenied, "run_loop_detected"),
+        RunRefusal::Concurrency(_) => (ErrorKind::RateLimited, "run_concurrency_limit"),
+        RunRefusal::BadId => (ErrorKind::InvalidRequest, "invalid_run_id"),
+    };
+    let retry = matches!(r, RunRefusal::Concurrency(_)).then_some(1);
+    ApiError::new(kind, code, format!("{}.", r)).with_retry_after(retry)
 }
 
 /// Micro-dollars as dollars, for records.

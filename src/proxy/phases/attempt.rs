@@ -119,12 +119,25 @@ pub async fn run(
     };
     let ctx = s.ctx;
     let upstream = ProviderUpstream::for_provider(provider, &ctx.pool, &ctx.tls, &ctx.upstreams);
-    let Some(result) = unless_client_leaves(s.conn.stream(), upstream.call(&call)).await else {
+    let signal = s.run.as_mut().and_then(|t| t.signal.as_mut());
+    let call = unless_killed(signal, upstream.call(&call));
+    let Some(result) = unless_client_leaves(s.conn.stream(), call).await else {
         let closed = Some("client_closed".to_string());
         s.record
             .attempts
             .push(record(target, None, closed, started));
         return Attempt::Answer(Outcome::ClientGone);
+    };
+    let Some(result) = result else {
+        let killed = Some("run_killed".to_string());
+        s.record
+            .attempts
+            .push(record(target, None, killed, started));
+        return Attempt::Answer(Outcome::Fail(ApiError::new(
+            ErrorKind::PermissionDenied,
+            "run_killed",
+            "The agent run was killed by an operator; this call was cut.",
+        )));
     };
     match result {
         Err(e) => {
@@ -160,6 +173,20 @@ pub async fn run(
             };
             Attempt::Answer(reply::answer(s, request, taken).await)
         }
+    }
+}
+
+/// Runs `call` unless the agent run is killed first (`None`); without a run, just `call`.
+async fn unless_killed<F: std::future::Future>(
+    signal: Option<&mut event_listener::EventListener>,
+    call: F,
+) -> Option<F::Output> {
+    let Some(signal) = signal else {
+        return Some(call.await);
+    };
+    match futures_util::future::select(std::pin::pin!(call), signal).await {
+        futures_util::future::Either::Left((out, _)) => Some(out),
+        futures_util::future::Either::Right(((), _)) => None,
     }
 }
 

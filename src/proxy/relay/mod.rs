@@ -95,6 +95,9 @@ pub struct RelayPlan<'a> {
     pub client: WireApi,
     /// How the provider frames events.
     pub upstream_frames: UpstreamFrames,
+    /// Resolves when the request's agent run is killed: the stream ends there with an
+    /// error event.
+    pub kill: Option<event_listener::EventListener>,
 }
 
 /// Relays the stream. `head` is the client response head (chunked framing).
@@ -118,6 +121,7 @@ pub async fn relay_stream(
     buf.extend_from_slice(&upstream.buf);
     upstream.buf.clear();
     let mut raw_start = PREFIX;
+    let mut kill = plan.kill;
     loop {
         if let Err(kind) = framing.unframe(&mut buf, raw_start) {
             return sink.fail(kind, &events).await;
@@ -129,7 +133,16 @@ pub async fn relay_stream(
             return sink.end(framing.is_reusable(), &events).await;
         }
         raw_start = buf.len();
-        let read = read_more(&mut upstream.io, &mut buf, plan.deadline, plan.idle).await;
+        let read = read_more(&mut upstream.io, &mut buf, plan.deadline, plan.idle);
+        let read = match kill.as_mut() {
+            None => read.await,
+            Some(killed) => {
+                match futures_util::future::select(std::pin::pin!(read), killed).await {
+                    futures_util::future::Either::Left((read, _)) => read,
+                    futures_util::future::Either::Right(((), _)) => Err("run_killed"),
+                }
+            }
+        };
         let read = read.and_then(|closed| if closed { framing.closed() } else { Ok(()) });
         if let Err(kind) = read {
             return sink.fail(kind, &events).await;

@@ -286,16 +286,26 @@ fn write_size_line(out: &mut [u8], len: usize) -> usize {
 
 /// The error event that ends an untranslated stream, in the client's own format.
 fn error_event(out: &mut Vec<u8>, client: WireApi, kind: &str, next_sequence: u64) {
-    let message = format!("The provider's stream was interrupted ({kind}).");
+    let (message, code) = if kind == "run_killed" {
+        (
+            "The agent run was killed by an operator; this call was cut.".to_string(),
+            "run_killed",
+        )
+    } else {
+        (
+            format!("The provider's stream was interrupted ({kind})."),
+            "upstream_stream_interrupted",
+        )
+    };
     let text = match client {
         WireApi::Messages => format!(
             "event: error\ndata: {{\"type\":\"error\",\"error\":{{\"type\":\"api_error\",\"message\":\"{message}\"}}}}\n\n"
         ),
         WireApi::Responses => format!(
-            "event: error\ndata: {{\"type\":\"error\",\"code\":\"upstream_stream_interrupted\",\"message\":\"{message}\",\"param\":null,\"sequence_number\":{next_sequence}}}\n\n"
+            "event: error\ndata: {{\"type\":\"error\",\"code\":\"{code}\",\"message\":\"{message}\",\"param\":null,\"sequence_number\":{next_sequence}}}\n\n"
         ),
         _ => format!(
-            "data: {{\"error\":{{\"message\":\"{message}\",\"type\":\"upstream_error\",\"param\":null,\"code\":\"upstream_stream_interrupted\"}}}}\n\n"
+            "data: {{\"error\":{{\"message\":\"{message}\",\"type\":\"upstream_error\",\"param\":null,\"code\":\"{code}\"}}}}\n\n"
         ),
     };
     out.extend_from_slice(text.as_bytes());

@@ -12,6 +12,7 @@ mod local;
 mod price;
 mod pricing;
 mod rate;
+mod store;
 mod tenancy;
 mod window;
 
@@ -30,5 +31,6 @@ pub use pricing::{ModelPrice, Prices};
 pub use rate::{
     duration_string, retry_after_secs, Bucket, RateError, RateRefusal, RateState, MINUTE_NS,
 };
+pub use store::{SpendRow, Store, StoreError, StoredKey, StoredTenant};
 pub use tenancy::{AccessProfile, BadPattern, ProfileParts, Tenancy};
 pub use window::{UnknownWindow, Window};

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// A tenant: a team or customer whose keys share its limits and budget.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -30,7 +30,7 @@ pub struct TenantConfig {
 }
 
 /// Requests and tokens per minute; absent means unlimited.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsConfig {
     /// Requests per minute.
@@ -42,7 +42,7 @@ pub struct LimitsConfig {
 }
 
 /// A spend cap in US dollars over a calendar window in UTC.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct BudgetConfig {
     /// The cap in US dollars.

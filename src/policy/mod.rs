@@ -13,6 +13,7 @@ mod price;
 mod pricing;
 mod rate;
 mod runs;
+mod store;
 mod tenancy;
 mod window;
 
@@ -36,5 +37,6 @@ pub use rate::{
 pub use runs::{
     Fingerprint, RunRefusal, RunRegistry, RunRules, RunState, RunTicket, RunView, MAX_RUN_ID,
 };
+pub use store::{SpendRow, Store, StoreError, StoredKey, StoredTenant};
 pub use tenancy::{AccessProfile, BadPattern, ProfileParts, Tenancy};
 pub use window::{UnknownWindow, Window};

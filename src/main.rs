@@ -106,7 +106,10 @@ fn serve(config: Option<PathBuf>, shards_flag: Option<usize>) -> Result<(), Stri
     let cfg = Config::load(&path).map_err(|e| e.to_string())?;
     let upstreams = Arc::new(infergate::upstream::UpstreamRegistry::new());
     let governor = Arc::new(infergate::policy::LocalGovernor::default());
-    let table = ConfigReloader::compile(&cfg, &upstreams, &governor).map_err(|e| e.to_string())?;
+    let store = Arc::new(infergate::admin::open_store(&cfg).map_err(|e| format!("[store]: {e}"))?);
+    let table =
+        ConfigReloader::compile(&cfg, &upstreams, &governor, &store).map_err(|e| e.to_string())?;
+    infergate::admin::restore(&governor, &store).map_err(|e| format!("[store]: {e}"))?;
     if table.keys.is_open() {
         tracing::warn!("NO GATEWAY KEYS CONFIGURED: the gateway is OPEN to anyone who can reach {}. Add [auth] keys (see `infergate hash-key`).", cfg.server.listen);
     }
@@ -127,7 +130,14 @@ fn serve(config: Option<PathBuf>, shards_flag: Option<usize>) -> Result<(), Stri
         Arc::clone(&table),
         Arc::clone(&upstreams),
         Arc::clone(&governor),
+        Arc::clone(&store),
     );
+    let flusher = infergate::admin::spawn_flusher(
+        Arc::clone(&governor),
+        Arc::clone(&store),
+        Arc::clone(&lifecycle),
+    )
+    .map_err(|e| e.to_string())?;
     spawn_signal_thread(Some(Arc::clone(&reloader)), Arc::clone(&lifecycle))
         .map_err(|e| e.to_string())?;
     spawn_watch_thread(Arc::clone(&reloader), Arc::clone(&lifecycle)).map_err(|e| e.to_string())?;
@@ -169,7 +179,7 @@ fn serve(config: Option<PathBuf>, shards_flag: Option<usize>) -> Result<(), Stri
             lifecycle: Arc::clone(&lifecycle),
             shards: count,
             driver,
-            governor,
+            governor: Arc::clone(&governor),
         };
         let addr = start_admin_server(admin, info)
             .map_err(|e| format!("admin listener {}: {e}", admin.listen))?;
@@ -189,6 +199,11 @@ fn serve(config: Option<PathBuf>, shards_flag: Option<usize>) -> Result<(), Stri
         tracing::error!(shard = died.id, how = died.how, "{died}; exiting");
         eprintln!("infergate: {died}; exiting");
         std::process::exit(70);
+    }
+    // Calls settled during the drain are in the final flush.
+    let _ = flusher.join();
+    if let Err(e) = infergate::admin::flush(&governor, &store) {
+        tracing::error!(error = %e, "final budget spend could not be written to the store");
     }
     drop(records);
     drop(table);

@@ -2,12 +2,15 @@
 //! file change), signal handling, DNS refresh, and a small HTTP listener of its own.
 
 mod access;
+mod keys;
+mod persist;
 mod reload;
 mod server;
 mod usage;
 mod watch;
 
 pub use access::{AdminAccess, AdminDenied};
-pub use reload::ConfigReloader;
+pub use persist::{flush, open_store, restore, spawn_flusher};
+pub use reload::{with_stored, ChangeError, ConfigReloader};
 pub use server::{start_admin_server, AdminInfo};
 pub use watch::{spawn_signal_thread, spawn_watch_thread};

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use crate::config::{Config, ConfigError};
-use crate::policy::LocalGovernor;
+use crate::policy::{LocalGovernor, Store};
 use crate::route::{RouteTable, SharedRouteTable};
 use crate::upstream::UpstreamRegistry;
 
@@ -18,6 +18,7 @@ pub struct ConfigReloader {
     table: SharedRouteTable,
     upstreams: Arc<UpstreamRegistry>,
     governor: Arc<LocalGovernor>,
+    store: Arc<Store>,
     serial: Mutex<Option<SystemTime>>,
 }
 
@@ -29,6 +30,7 @@ impl ConfigReloader {
         table: SharedRouteTable,
         upstreams: Arc<UpstreamRegistry>,
         governor: Arc<LocalGovernor>,
+        store: Arc<Store>,
     ) -> Arc<Self> {
         let mtime = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
         Arc::new(Self {
@@ -36,6 +38,7 @@ impl ConfigReloader {
             table,
             upstreams,
             governor,
+            store,
             serial: Mutex::new(mtime),
         })
     }
@@ -48,8 +51,9 @@ impl ConfigReloader {
         cfg: &Config,
         upstreams: &UpstreamRegistry,
         governor: &LocalGovernor,
+        store: &Store,
     ) -> Result<RouteTable, ConfigError> {
-        let table = RouteTable::compile(cfg)?;
+        let table = RouteTable::compile(&with_stored(cfg, store)?)?;
         upstreams.install(&table)?;
         governor
             .replace(&table.governance.rules)
@@ -73,7 +77,7 @@ impl ConfigReloader {
             if cfg.server.listen != old.server.listen || cfg.server.shards != old.server.shards {
                 tracing::warn!("server.listen and server.shards only change on restart");
             }
-            Self::compile(&cfg, &self.upstreams, &self.governor)
+            Self::compile(&cfg, &self.upstreams, &self.governor, &self.store)
         });
         match result {
             Ok(table) => {
@@ -87,6 +91,34 @@ impl ConfigReloader {
                 Err(e)
             }
         }
+    }
+
+    /// Changes run-time governance (the admin API): `check` applies the change to the
+    /// config as it would compile (file plus store), which must compile; only then does
+    /// `commit` write the store, and the table is rebuilt from file and store and swapped
+    /// in, so the change holds on every shard from the next request.
+    pub fn change<T>(
+        &self,
+        why: &str,
+        check: impl FnOnce(&mut Config),
+        commit: impl FnOnce(&Store) -> Result<T, ChangeError>,
+    ) -> Result<T, ChangeError> {
+        let _serial = self.serial.lock().unwrap_or_else(|p| p.into_inner());
+        let cfg = Config::load(&self.path)?;
+        let mut candidate = with_stored(&cfg, &self.store)?;
+        check(&mut candidate);
+        RouteTable::compile(&candidate)?;
+        let out = commit(&self.store)?;
+        let table = Self::compile(&cfg, &self.upstreams, &self.governor, &self.store)?;
+        let version = table.version;
+        self.table.store(Arc::new(table));
+        tracing::info!(version, trigger = why, "route table rebuilt");
+        Ok(out)
+    }
+
+    /// The store of run-time keys, tenants, spend and killed runs.
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
     /// Reloads when the file's modification time changed since the last reload.
@@ -107,4 +139,39 @@ impl ConfigReloader {
     pub fn table(&self) -> &SharedRouteTable {
         &self.table
     }
+}
+
+/// Why an admin change was not made.
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeError {
+    /// The change would leave a config that does not compile (the reason says why).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The store refused it (a duplicate name, a full disk).
+    #[error(transparent)]
+    Store(#[from] crate::policy::StoreError),
+    /// The named key or tenant is not one the store holds.
+    #[error("{0}")]
+    NotFound(String),
+}
+
+/// The config with the store's run-time tenants and keys added (the file's win a name).
+pub fn with_stored(cfg: &Config, store: &Store) -> Result<Config, ConfigError> {
+    let stored_err = |e: crate::policy::StoreError| ConfigError::Invalid(e.to_string());
+    let mut merged = cfg.clone();
+    for (name, t) in store.tenants().map_err(stored_err)? {
+        if merged.tenants.contains_key(&name) {
+            tracing::warn!(tenant = %name, "a run-time tenant has the name of one in the config file; the file's is used");
+            continue;
+        }
+        merged.tenants.insert(name, t.to_config());
+    }
+    for k in store.keys().map_err(stored_err)? {
+        if merged.auth.keys.iter().any(|c| c.name == k.name) {
+            tracing::warn!(key = %k.name, "a run-time key has the name of one in the config file; the file's is used");
+            continue;
+        }
+        merged.auth.keys.push(k.to_config());
+    }
+    Ok(merged)
 }

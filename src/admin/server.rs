@@ -114,9 +114,9 @@ async fn serve(mut conn: ServerConn, info: AdminInfo, access: AdminAccess) {
         };
         first = false;
         let mut permit = budget.permit();
-        if conn.read_body(&head, &limits, &mut permit).await.is_err() {
+        let Ok(body) = conn.read_body(&head, &limits, &mut permit).await else {
             return;
-        }
+        };
         let mutation = head.method != Method::Get;
         let verdict = access.check(
             head.headers.get("host"),
@@ -132,7 +132,7 @@ async fn serve(mut conn: ServerConn, info: AdminInfo, access: AdminAccess) {
                     serde_json::json!({"error": denied.to_string()}),
                 )
             }
-            Ok(()) => route(&head, &info),
+            Ok(()) => route(&head, &body, &info),
         };
         let body = Bytes::from(body.to_string());
         let keep = head.wants_keep_alive();
@@ -153,7 +153,10 @@ async fn serve(mut conn: ServerConn, info: AdminInfo, access: AdminAccess) {
 }
 
 /// Answers an admin request that passed the access check.
-fn route(head: &RequestHead, info: &AdminInfo) -> (u16, serde_json::Value) {
+fn route(head: &RequestHead, body: &[u8], info: &AdminInfo) -> (u16, serde_json::Value) {
+    if let Some(answer) = super::keys::answer(head.method, head.path(), body, info) {
+        return answer;
+    }
     match (head.method, head.path()) {
         (Method::Get, "/admin/health") | (Method::Get, "/health") => (200, health(info)),
         (Method::Post, "/admin/reload") => match &info.reloader {

@@ -11,6 +11,10 @@ pub enum Method {
     Post,
     /// HEAD
     Head,
+    /// PATCH (the admin API's updates)
+    Patch,
+    /// DELETE (the admin API's revocations)
+    Delete,
     /// Anything else.
     Other,
 }
@@ -21,6 +25,8 @@ impl Method {
             "GET" => Method::Get,
             "POST" => Method::Post,
             "HEAD" => Method::Head,
+            "PATCH" => Method::Patch,
+            "DELETE" => Method::Delete,
             _ => Method::Other,
         }
     }

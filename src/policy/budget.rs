@@ -206,6 +206,33 @@ impl Budget {
         }
     }
 
+    /// The current window's id and settled spend, to persist.
+    pub fn snapshot(&self) -> (u64, u64) {
+        let period = self.current.load();
+        (period.id, period.spent.load(Ordering::Acquire))
+    }
+
+    /// Adds spend persisted for window `window` (before a restart), if that window is the
+    /// one holding `unix_ms`: a restart never hands a budget its money back.
+    pub fn restore(&self, window: u64, spent: u64, unix_ms: u64) {
+        if window != self.per.id(unix_ms) {
+            return;
+        }
+        let period = self.period(unix_ms);
+        if period.id == window {
+            period.spent.fetch_add(spent, Ordering::AcqRel);
+            period.committed.fetch_add(spent, Ordering::AcqRel);
+        }
+    }
+
+    /// Continues `old`'s window counters (a reload changed the cap, not the window): what
+    /// was spent and what calls in flight hold still count against the new cap.
+    pub fn adopt(&self, old: &Budget) {
+        if self.per == old.per {
+            self.current.store(old.current.load_full());
+        }
+    }
+
     /// The largest amount a reservation could get at `unix_ms` (used to lower max tokens).
     pub fn affordable(&self, unix_ms: u64) -> u64 {
         let period = self.current.load();

@@ -323,6 +323,40 @@ impl LocalGovernor {
         })
     }
 
+    /// Every budget's settled spend in its current window, to persist: (scope, name,
+    /// window id, micro-dollars); budgets with nothing spent are left out.
+    pub fn spend_rows(&self) -> Vec<(Scope, String, u64, u64)> {
+        let tables = self.tables.load();
+        let tenants = tables.tenants.iter().map(|(n, c)| (Scope::Tenant, n, c));
+        let keys = tables
+            .keys
+            .iter()
+            .map(|(n, e)| (Scope::Key, n, &e.counters));
+        tenants
+            .chain(keys)
+            .filter_map(|(scope, name, c)| {
+                let (window, spent) = c.budget.as_ref()?.snapshot();
+                (spent > 0).then(|| (scope, name.to_string(), window, spent))
+            })
+            .collect()
+    }
+
+    /// Adds persisted spend back to the budgets it belongs to (rows of other windows, or of
+    /// keys and tenants without a budget now, are ignored).
+    pub fn restore_spend(&self, rows: &[(Scope, String, u64, u64)], now: Now) {
+        let tables = self.tables.load();
+        for (scope, name, window, spent) in rows {
+            let counters = match scope {
+                Scope::Key => tables.keys.get(name.as_str()).map(|e| &e.counters),
+                Scope::Tenant => tables.tenants.get(name.as_str()),
+                Scope::Run => None,
+            };
+            if let Some(b) = counters.and_then(|c| c.budget.as_ref()) {
+                b.restore(*window, *spent, now.unix_ms);
+            }
+        }
+    }
+
     /// The agent runs in flight and the ids an operator killed.
     pub fn runs(&self) -> &super::runs::RunRegistry {
         &self.runs
@@ -341,10 +375,16 @@ impl LocalGovernor {
         let fresh = Self::new(rules)?;
         let current = self.tables.load();
         let mut next = Tables::clone(&fresh.tables.load());
-        let keep = |old: Option<&Arc<Counters>>, new: &mut Arc<Counters>| {
-            if let Some(old) = old.filter(|o| o.limits == new.limits) {
-                *new = Arc::clone(old);
+        let keep = |old: Option<&Arc<Counters>>, new: &mut Arc<Counters>| match old {
+            Some(old) if old.limits == new.limits => *new = Arc::clone(old),
+            // Changed limits: rate buckets start afresh, a budget over the same window
+            // keeps counting what was spent and is held.
+            Some(old) => {
+                if let (Some(b), Some(o)) = (&new.budget, &old.budget) {
+                    b.adopt(o);
+                }
             }
+            None => {}
         };
         for (name, counters) in next.tenants.iter_mut() {
             keep(current.tenants.get(name), counters);
@@ -928,6 +968,54 @@ mod tests {
         let b = g.admit(&with_run("bot-1"), NOW).unwrap();
         assert_eq!(b.max_output_tokens, Some(250));
         g.release(b);
+    }
+
+    #[test]
+    fn spend_survives_a_new_cap_and_a_restart() {
+        let capped = |cap| Limits {
+            budget: budget(cap, Window::Day),
+            ..Limits::default()
+        };
+        let rules = |cap| GovernorRules {
+            tenants: vec![],
+            keys: vec![KeyRules {
+                name: "bot-1".into(),
+                tenant: None,
+                limits: capped(cap),
+            }],
+        };
+        let g = LocalGovernor::new(&rules(1_000)).unwrap();
+        let a = g.admit(&ask("bot-1", 100, Some(100)), NOW).unwrap();
+        g.settle(a, used(150), NOW);
+        // A bigger cap over the same window keeps the spend.
+        g.replace(&rules(2_000)).unwrap();
+        let spent = |g: &LocalGovernor| {
+            g.read(Scope::Key, "bot-1", NOW)
+                .unwrap()
+                .budget
+                .unwrap()
+                .spent
+        };
+        assert_eq!(spent(&g), 150);
+        let rows = g.spend_rows();
+        assert_eq!(
+            rows,
+            vec![(Scope::Key, "bot-1".to_string(), Window::Day.id(T), 150)]
+        );
+        // A new process gets it back; a row from another window is ignored.
+        let fresh = LocalGovernor::new(&rules(2_000)).unwrap();
+        let stale = (Scope::Key, "bot-1".to_string(), Window::Day.id(T) - 1, 999);
+        fresh.restore_spend(&[rows[0].clone(), stale], NOW);
+        assert_eq!(spent(&fresh), 150);
+        assert_eq!(
+            fresh
+                .read(Scope::Key, "bot-1", NOW)
+                .unwrap()
+                .budget
+                .unwrap()
+                .remaining,
+            1_850
+        );
     }
 
     #[test]

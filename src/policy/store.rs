@@ -137,6 +137,8 @@ impl StoredKey {
             budget: self.budget.clone(),
             region: self.region.clone(),
             metadata: self.metadata.clone(),
+            // Run rules come from the config file (a run-time key follows its tenant's).
+            runs: None,
         }
     }
 }
@@ -165,6 +167,7 @@ impl StoredTenant {
             budget: self.budget.clone(),
             region: self.region.clone(),
             metadata: self.metadata.clone(),
+            runs: None,
         }
     }
 }

@@ -62,6 +62,8 @@ fn method_name(m: Method) -> &'static str {
         Method::Get => "GET",
         Method::Post => "POST",
         Method::Head => "HEAD",
+        Method::Patch => "PATCH",
+        Method::Delete => "DELETE",
         Method::Other => "this method",
     }
 }

@@ -50,6 +50,9 @@ struct Args {
     /// Print the full result as JSON.
     #[arg(long)]
     json: bool,
+    /// Also measure infergate with keys, limits and budgets on (`infergate+governance`).
+    #[arg(long)]
+    governance: bool,
 }
 
 fn main() -> std::process::ExitCode {
@@ -82,6 +85,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         body_bytes: args.body_bytes,
         closed_loop_connections: args.closed_loop,
         mock_tokens: args.tokens,
+        governance: args.governance,
     };
     let report = scenario::run(&config, &mut |line| eprintln!("scenario: {line}"))?;
     let mut out = std::io::stdout().lock();

@@ -10,7 +10,7 @@ mod proxy_config;
 
 pub use compare::{PathResult, RateResult, ScenarioReport};
 pub use process::{find_in_path, free_port, process_cpu_time, ChildProcess, ProcessError};
-pub use proxy_config::{infergate_toml, nginx_conf, NGINX_TEMPLATE};
+pub use proxy_config::{governed_toml, infergate_toml, nginx_conf, BENCH_KEY, NGINX_TEMPLATE};
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -40,6 +40,9 @@ pub struct ScenarioConfig {
     pub closed_loop_connections: usize,
     /// Tokens per mock completion.
     pub mock_tokens: u32,
+    /// Also measure infergate with a key, its tenant, limits and budgets on (every request
+    /// admitted, reserved and settled), beside the same gateway without them.
+    pub governance: bool,
 }
 
 /// Why a scenario could not run.
@@ -65,6 +68,8 @@ struct MeasuredPath {
     url: String,
     /// The proxy process, whose CPU time is charged to the path (None: direct).
     proxy: Option<ChildProcess>,
+    /// Request headers this path needs (the gateway key).
+    headers: Vec<(String, String)>,
 }
 
 /// A temporary directory removed when dropped.
@@ -128,14 +133,21 @@ pub fn run(
         name: "direct",
         url: mock_url.clone(),
         proxy: None,
+        headers: Vec::new(),
     }];
     if config.infergate.is_file() {
-        paths.push(start_infergate(config, &dir.0, mock_port, &proxy_cpus)?);
-        progress(&format!(
-            "infergate at {} (cpu {})",
-            paths[paths.len() - 1].url,
-            proxy_cpus[0]
-        ));
+        let mut kinds = vec![false];
+        if config.governance {
+            kinds.push(true);
+        }
+        for governed in kinds {
+            let path = start_infergate(config, &dir.0, mock_port, &proxy_cpus, governed)?;
+            progress(&format!(
+                "{} at {} (cpu {})",
+                path.name, path.url, proxy_cpus[0]
+            ));
+            paths.push(path);
+        }
     } else {
         notes.push(format!(
             "infergate skipped: {} not found (cargo build --release)",
@@ -230,6 +242,7 @@ fn measure(
     lg.stream = config.stream;
     lg.body_bytes = config.body_bytes;
     lg.timeout = Duration::from_secs(5);
+    lg.headers = path.headers.clone();
     let cpu_before = path.proxy.as_ref().and_then(ChildProcess::cpu_time);
     let report = loadgen::run(&lg)?;
     let cpu_after = path.proxy.as_ref().and_then(ChildProcess::cpu_time);
@@ -251,7 +264,16 @@ fn start_infergate(
     dir: &Path,
     mock_port: u16,
     cpus: &[usize],
+    governed: bool,
 ) -> Result<MeasuredPath, ScenarioError> {
+    let name = if governed {
+        "infergate+governance"
+    } else {
+        "infergate"
+    };
+    let dir = dir.join(name);
+    std::fs::create_dir_all(&dir)?;
+    let dir = dir.as_path();
     let config_path = dir.join("infergate.toml");
     let toml = infergate_toml(
         free_port()?,
@@ -259,6 +281,7 @@ fn start_infergate(
         &dir.join("requests.jsonl"),
         mock_port,
     );
+    let toml = if governed { governed_toml(&toml) } else { toml };
     std::fs::write(&config_path, toml)?;
     let child = ChildProcess::spawn(
         "infergate",
@@ -275,10 +298,16 @@ fn start_infergate(
         .unwrap_or_default()
         .to_string();
     port_of(&url, "infergate")?;
+    let headers = if governed {
+        vec![("authorization".to_string(), format!("Bearer {BENCH_KEY}"))]
+    } else {
+        Vec::new()
+    };
     Ok(MeasuredPath {
-        name: "infergate",
+        name,
         url,
         proxy: Some(child),
+        headers,
     })
 }
 
@@ -313,6 +342,7 @@ fn start_nginx(
         name: "nginx",
         url: format!("http://127.0.0.1:{port}"),
         proxy: Some(child),
+        headers: Vec::new(),
     })
 }
 

@@ -38,6 +38,26 @@ targets = [ {{ provider = "mock", model = "gpt-4o-mini" }} ]
     )
 }
 
+/// The gateway key the governed path sends, and its SHA-256 for the config.
+pub const BENCH_KEY: &str = "ig-bench-key";
+const BENCH_KEY_SHA256: &str = "3c84d4d1dc5b03d753fdb9ff5b10faab69640414f49dae782344ba7f0a260a3d";
+
+/// `base` with governance on: a key of a tenant, each with request and token limits and a
+/// daily budget, all far above what the load reaches, so every request is admitted, reserved
+/// and settled without being refused (`gpt-4o-mini` is in the built-in price table).
+pub fn governed_toml(base: &str) -> String {
+    format!(
+        r#"{base}
+[tenants.bench]
+limits = {{ rpm = 100000000, tpm = 1000000000 }}
+budget = {{ usd = 1000000.0, per = "day" }}
+
+[auth]
+keys = [ {{ name = "bench", sha256 = "{BENCH_KEY_SHA256}", tenant = "bench", limits = {{ rpm = 100000000, tpm = 1000000000 }}, budget = {{ usd = 1000000.0, per = "day" }} }} ]
+"#
+    )
+}
+
 /// The nginx config: listen on `listen_port`, proxy to the mock at `mock_port`, files in `dir`.
 pub fn nginx_conf(dir: &Path, listen_port: u16, mock_port: u16) -> String {
     NGINX_TEMPLATE
@@ -58,6 +78,13 @@ mod tests {
         assert!(toml.contains("base_url = \"http://127.0.0.1:1003/v1\""));
         assert!(toml.contains("path = \"/tmp/x/requests.jsonl\""));
         assert!(toml.contains("[models.\"gpt-4o-mini\"]"));
+    }
+
+    #[test]
+    fn the_governed_config_holds_the_bench_key() {
+        let toml = governed_toml(&infergate_toml(1, 2, Path::new("/tmp/l"), 3));
+        assert!(toml.contains("[tenants.bench]") && toml.contains(BENCH_KEY_SHA256));
+        assert!(toml.contains("tenant = \"bench\""));
     }
 
     #[test]

@@ -3,6 +3,8 @@
 //! token limits and a budget: compare-and-swaps on atomics) settled on its usage; the same
 //! with an agent run's budget added, and a run's step bookkeeping. The scenario in
 //! BENCHMARKS.md measures the same path end to end (`scenario --governance`).
+// A bench whose set-up or admission fails must stop loudly, not measure something else.
+#![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
 use std::hint::black_box;

@@ -40,6 +40,9 @@ fn config(mock: &Mock, store: &std::path::Path) -> String {
 [store]
 path = "{}"
 
+[governance]
+run_id_fields = ["metadata.run_id", "user"]
+
 [providers.mock]
 kind = "openai"
 base_url = "{}"
@@ -181,6 +184,17 @@ fn admin_keys_spend_and_killed_runs_survive_a_restart() {
     );
     assert_eq!(r.status, 403, "{}", r.body_str());
     assert_eq!(r.json()["error"]["code"], "run_killed");
+    // The run id may also come from the body fields the config names.
+    let by_user = r#"{"model":"mock-model","max_tokens":16,"user":"run-dead","messages":[{"role":"user","content":"hi"}]}"#;
+    assert_eq!(
+        chat_as(&g, "ig-ops-key", &[], by_user).json()["error"]["code"],
+        "run_killed"
+    );
+    let by_metadata = r#"{"model":"mock-model","max_tokens":16,"metadata":{"run_id":"run-dead"},"messages":[{"role":"user","content":"hi"}]}"#;
+    assert_eq!(
+        chat_as(&g, "ig-ops-key", &[], by_metadata).json()["error"]["code"],
+        "run_killed"
+    );
 
     // Revoked: the next request is refused, on every shard.
     let r = admin(&g, "DELETE", "/admin/keys/bot-7", "");

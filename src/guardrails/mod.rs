@@ -12,11 +12,16 @@
 //! phase will call.
 
 mod compile;
+mod detector;
 mod error;
+mod live;
 pub mod rules;
+#[cfg(test)]
+mod samples;
 mod validate;
 
 pub use compile::{CustomRule, RuleInfo, RuleSpec};
+pub use detector::{Detector, Finding, RuleId};
 pub use error::GuardrailError;
 pub use rules::{BuiltinRule, RuleGroup};
 

@@ -18,12 +18,14 @@ mod live;
 pub mod rules;
 #[cfg(test)]
 mod samples;
+mod stream;
 mod validate;
 
 pub use compile::{CustomRule, RuleInfo, RuleSpec};
 pub use detector::{Detector, Finding, RuleId};
 pub use error::GuardrailError;
 pub use rules::{BuiltinRule, RuleGroup};
+pub use stream::{StreamFinding, StreamScanner};
 
 /// The longest match, in bytes, a custom rule may allow: it bounds what a stream holds back.
 pub const MAX_RULE_LEN: usize = 8192;

@@ -104,8 +104,9 @@ const CREDIT_CARD: &str = r"\b[0-9](?:[ -]?[0-9]){12,18}\b";
 const IBAN: &str = r"\b[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b";
 const EMAIL: &str =
     r"\b[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@(?:[A-Za-z0-9-]{1,63}\.){1,6}[A-Za-z]{2,24}\b";
-/// International (`+`, not after a word character or another `+`... digit groups with
-/// optional separators), or NANP with separators and an optional `1` trunk prefix.
+/// International: `+` (not right after a word character), a country code, then digit groups
+/// with optional single separators (8-15 digits in all, checked). Or NANP: area code,
+/// exchange and line number with separators, after an optional `1` trunk prefix.
 const PHONE: &str = concat!(
     r"\B\+[1-9][0-9]{0,2}(?:[ .-]?\([0-9]{1,4}\))?(?:[ .-]?[0-9]{1,5}){1,6}\b",
     r"|(?:\b1[ .-])?(?:\([2-9][0-9]{2}\) ?|\b[2-9][0-9]{2}[ .-])[2-9][0-9]{2}[ .-][0-9]{4}\b",

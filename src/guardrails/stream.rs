@@ -3,25 +3,26 @@
 //!
 //! # Hold-back
 //!
-//! For every position of the unreleased text the scanner runs the detector's anchored
-//! all-rules DFA from there, one byte at a time as deltas arrive ("threads"). A thread dies
-//! when no match of any rule can start at its position whatever text follows. Everything
-//! before the earliest live thread is final: every match starting there is already complete
-//! (its DFA has seen the byte after it), so the detector's decisions there — which rule,
-//! which end, the check — are those it makes on the whole text, and that text is released.
-//! The earliest live thread's position and what follows are held back.
+//! At every position of the unreleased text, and for every rule whose match can begin with
+//! the byte there, the scanner starts a run of that rule's anchored DFA (see `live`) and
+//! feeds it each byte as deltas arrive. A run ends when no match of its rule can start at
+//! its position whatever text follows: its DFA is dead, or it has read the rule's maximum
+//! match length plus one byte. Everything before the earliest live run is final: every
+//! match starting there is complete and its next byte is known, so the detector decides it
+//! (which rule, which end, the check) exactly as on the whole text, and that text is
+//! released. The earliest live run's position and what follows are held back.
 //!
 //! So the hold-back is exactly "the tail where a match could still start": `Hello world. `
-//! holds back nothing (the space kills every thread), `mail me at bob@exa` holds back
-//! `bob@exa` (an email can start at `b` and is still open), `… world` holds back `world`
-//! (it could be the start of `world@example.com`). Rules are bounded, so a thread dies at
-//! most its rule's maximum length plus one byte after its start: the held-back text is never
-//! longer than [`Detector::max_match_len`], and only reaches it inside text that looks like
-//! the start of a long match (a PEM block waiting for its END line, a JWT).
+//! holds back nothing (the space ends every run), `mail me at bob@exa` holds back `bob@exa`
+//! (an email starting at `b` is still open), `… world` holds back `world` (it could become
+//! `world@example.com`). A run never outlives its rule's maximum length, so the held-back
+//! text is at most [`Detector::max_match_len`] bytes, and only comes near it inside text
+//! that looks like the start of a long match (a PEM block waiting for its END line, a JWT).
 //!
-//! Cost: one DFA transition per live thread per byte. Over prose there are a handful (the
-//! characters of the current word are each a possible email start); the matcher itself only
-//! runs when a dead thread had passed a match state, i.e. when there is something to report.
+//! Cost: one DFA transition per live run per byte. Most rules start with a word boundary,
+//! so runs begin only where a word does (or at `+`, `(`, `-`): over prose there are one or
+//! two at a time. The matcher itself only runs over text about to be released in
+//! which a run passed a match state, i.e. when there is something to report.
 
 use super::detector::{Detector, Finding};
 use super::live::{Run, Step};
@@ -41,10 +42,10 @@ pub struct StreamScanner<'d> {
     base: usize,
     /// Index in `buf` of the first unreleased byte; also where the detector's scan resumes.
     from: usize,
-    /// Live runs, by start (the first is the start of the held-back tail).
-    threads: Vec<Run>,
-    /// Starts of dead runs that had matched and are not released yet: where the detector
-    /// must look before releasing text.
+    /// Live runs, by start (the first is where the held-back tail starts).
+    runs: Vec<Run>,
+    /// Starts of finished runs that had matched and are not released yet: where the
+    /// detector must look before releasing text.
     matched: Vec<usize>,
 }
 
@@ -67,7 +68,7 @@ impl<'d> StreamScanner<'d> {
             buf: String::new(),
             base: 0,
             from: 0,
-            threads: Vec::new(),
+            runs: Vec::new(),
             matched: Vec::new(),
         }
     }
@@ -91,7 +92,7 @@ impl<'d> StreamScanner<'d> {
         self.buf.clear();
         self.base = 0;
         self.from = 0;
-        self.threads.clear();
+        self.runs.clear();
         self.matched.clear();
         found
     }
@@ -101,12 +102,12 @@ impl<'d> StreamScanner<'d> {
         self.buf.len() - self.from
     }
 
-    /// Runs the threads over `buf[at..]`, starting new ones at each char boundary.
+    /// Feeds `buf[at..]` to the runs, starting new ones at each char boundary.
     fn advance(&mut self, at: usize) {
         let StreamScanner {
             det,
             buf,
-            threads,
+            runs,
             matched,
             ..
         } = self;
@@ -114,7 +115,7 @@ impl<'d> StreamScanner<'d> {
         let bytes = buf.as_bytes();
         let mut prev = at.checked_sub(1).and_then(|i| bytes.get(i).copied());
         for (i, &b) in bytes.iter().enumerate().skip(at) {
-            threads.retain_mut(|t| match live.step(t, b, i + 1) {
+            runs.retain_mut(|t| match live.step(t, b, i + 1) {
                 Step::Open => true,
                 Step::Closed => {
                     if t.matched {
@@ -125,27 +126,27 @@ impl<'d> StreamScanner<'d> {
             });
             // a match can only start on a char boundary
             if (b & 0xC0) != 0x80 {
-                live.spawn(i, prev, b, threads, matched);
+                live.spawn(i, prev, b, runs, matched);
             }
             prev = Some(b);
         }
     }
 
-    /// Where the held-back tail starts: the earliest live thread, or the end of the buffer.
+    /// Where the held-back tail starts: the earliest live run, or the end of the buffer.
     fn open_start(&self) -> usize {
-        self.threads.first().map_or(self.buf.len(), |t| t.start)
+        self.runs.first().map_or(self.buf.len(), |t| t.start)
     }
 
-    /// Forgets the threads and restarts them at `at` (after a finding that ends inside the
-    /// open tail: the detector's scan resumes there, so positions before it no longer count).
+    /// Forgets the runs and restarts them at `at` (after a finding that ends inside the open
+    /// tail: the detector's scan resumes there, so positions before it no longer count).
     fn restart(&mut self, at: usize) {
-        self.threads.clear();
+        self.runs.clear();
         self.matched.retain(|&s| s < at);
         self.advance(at);
     }
 
-    /// Releases the final text: everything before the earliest live thread (all of it at
-    /// the end of the stream), with the detector's findings there.
+    /// Releases the final text: everything before the earliest live run (all of it at the
+    /// end of the stream), with the detector's findings there.
     fn release(&mut self, out: &mut String, at_end: bool) -> Vec<StreamFinding> {
         let mut q = if at_end {
             self.buf.len()
@@ -153,7 +154,7 @@ impl<'d> StreamScanner<'d> {
             self.open_start()
         };
         let mut found = Vec::new();
-        // The matcher only runs where a dead thread saw a match: most deltas skip it.
+        // The matcher only runs where a finished run saw a match: most deltas skip it.
         if at_end || self.matched.iter().any(|&s| s < q) {
             let mut pos = self.from;
             loop {
@@ -180,7 +181,7 @@ impl<'d> StreamScanner<'d> {
             f.end += self.base;
         }
         if at_end {
-            self.threads.clear();
+            self.runs.clear();
             self.matched.clear();
         }
         self.drain_before(q);
@@ -196,7 +197,7 @@ impl<'d> StreamScanner<'d> {
         self.buf.drain(..keep);
         self.base += keep;
         self.from = q - keep;
-        for t in &mut self.threads {
+        for t in &mut self.runs {
             t.start -= keep;
         }
         for s in &mut self.matched {
@@ -385,7 +386,8 @@ mod tests {
         let det = all();
         let mut s = StreamScanner::new(&det);
         let mut out = String::new();
-        // a long base64 run: only an email's local part (at most 64 bytes) can be open
+        // a long base64 run: an email's local part (at most 64 bytes) after a '+' or '/' is
+        // the longest thing that can be open
         let mut rng = fastrand::Rng::with_seed(3);
         const B64: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
         for _ in 0..200 {

@@ -4,7 +4,7 @@
 //! views, errors), `route` (the route table), `policy` (gateway keys), `upstream` (pools and
 //! the provider client), `translate` (stream scanning), `observe` (request records), `proxy`
 //! (the phases of one proxied request), `shard` (runtimes and listeners), `admin`, `config`,
-//! `cache` (exact and semantic response caches), `embed` (the MiniLM embedder).
+//! `cache` (exact and semantic response caches), `embed` (the MiniLM embedder), `guardrails` (secret and PII detection and redaction).
 
 // A client- or provider-supplied index must never panic a shard: no unchecked indexing or
 // string slicing outside tests (clippy.toml allows it in tests).
@@ -15,6 +15,7 @@ pub mod api;
 pub mod cache;
 pub mod config;
 pub mod embed;
+pub mod guardrails;
 pub mod http;
 pub mod observe;
 pub mod policy;

@@ -1,0 +1,31 @@
+//! Guardrails: find secrets (API keys, tokens, private keys, JWTs) and personal data (card
+//! numbers, IBANs, emails, phone numbers, US SSNs) in text, in whole bodies or in streams,
+//! and redact them.
+//!
+//! - [`rules`]: the built-in rules, their groups and maximum match lengths.
+//! - [`RuleSpec`]: which rules a detector uses (built-in names, groups, custom regexes).
+//! - [`Detector`]: all chosen rules in one matcher; `find` and `redact`.
+//! - [`StreamScanner`]: the same findings over a stream of deltas, holding back only the
+//!   tail where a match could still start.
+//!
+//! Nothing here is on the request path yet: this is the library the gateway's guardrail
+//! phase will call.
+
+mod compile;
+mod detector;
+mod error;
+mod live;
+pub mod rules;
+#[cfg(test)]
+mod samples;
+mod stream;
+mod validate;
+
+pub use compile::{CustomRule, RuleInfo, RuleSpec};
+pub use detector::{Detector, Finding, RuleId};
+pub use error::GuardrailError;
+pub use rules::{BuiltinRule, RuleGroup};
+pub use stream::{StreamFinding, StreamScanner};
+
+/// The longest match, in bytes, a custom rule may allow: it bounds what a stream holds back.
+pub const MAX_RULE_LEN: usize = 8192;

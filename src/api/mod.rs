@@ -4,10 +4,12 @@
 
 mod error;
 mod json_scan;
+mod json_strings;
 mod openai;
 
 pub use error::{ApiError, ErrorKind};
 pub use json_scan::{find_top_level_value, JsonSpan};
+pub use json_strings::{decode_string, replace_strings, string_values, StringValue};
 pub use openai::{
     max_output_fields, with_max_output_tokens, ChatRequestView, JsonScratch, RequestBodyError,
 };

@@ -27,6 +27,9 @@ pub struct TenantConfig {
     /// Rules for the agent runs of the tenant's keys.
     #[serde(default)]
     pub runs: Option<RunsConfig>,
+    /// Guardrail policies (names of `[guardrails]`) applied to all of the tenant's traffic.
+    #[serde(default)]
+    pub guardrails: Vec<String>,
 }
 
 /// Requests and tokens per minute; absent means unlimited.

@@ -10,12 +10,14 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 mod governance;
+mod guardrails;
 mod kinds;
 
 pub use governance::{
     BudgetConfig, GovernanceConfig, LimitsConfig, PriceConfig, RunsConfig, StoreConfig,
     TenantConfig,
 };
+pub use guardrails::{CustomRuleConfig, GuardrailAction, GuardrailConfig, GuardrailSide};
 
 /// Why a configuration file could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -78,9 +80,12 @@ pub struct Config {
     /// How admission plans requests (output floor, image allowance).
     #[serde(default)]
     pub governance: GovernanceConfig,
-    /// The embedded store for run-time keys and spend (absent: the default file).
+    /// The embedded store for run-time keys and spend (absent: memory only).
     #[serde(default)]
     pub store: Option<StoreConfig>,
+    /// Named guardrail policies, listed by model aliases and tenants.
+    #[serde(default)]
+    pub guardrails: BTreeMap<String, GuardrailConfig>,
 }
 
 /// Process-wide cache sizes. Caches are created at start and survive reloads.
@@ -362,6 +367,9 @@ pub struct ModelConfig {
     /// Response caching for this alias (off when absent).
     #[serde(default)]
     pub cache: Option<ModelCacheConfig>,
+    /// Guardrail policies (names of `[guardrails]`) applied to this alias's traffic.
+    #[serde(default)]
+    pub guardrails: Vec<String>,
 }
 
 /// One target of a model alias.

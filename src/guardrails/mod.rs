@@ -8,22 +8,27 @@
 //! - [`StreamScanner`]: the same findings over a stream of deltas, holding back only the
 //!   tail where a match could still start.
 //!
-//! Nothing here is on the request path yet: this is the library the gateway's guardrail
-//! phase will call.
+//! - [`GuardrailPolicy`]: a `[guardrails.NAME]` policy (rules, action, sides) compiled
+//!   once per route table; [`scan_body`] applies policies to a whole JSON body in any
+//!   dialect (the request path's guard phase and whole answers).
 
+mod body;
 mod compile;
 mod detector;
 mod error;
 mod live;
+mod policy;
 pub mod rules;
 #[cfg(test)]
 mod samples;
 mod stream;
 mod validate;
 
+pub use body::{scan_body, BodyScan, Hit};
 pub use compile::{CustomRule, RuleInfo, RuleSpec};
 pub use detector::{Detector, Finding, RuleId};
 pub use error::GuardrailError;
+pub use policy::{BadPolicy, GuardrailPolicies, GuardrailPolicy};
 pub use rules::{BuiltinRule, RuleGroup};
 pub use stream::{StreamFinding, StreamScanner};
 

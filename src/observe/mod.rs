@@ -3,5 +3,5 @@
 mod record;
 mod writer;
 
-pub use record::{rfc3339_millis, AttemptRecord, RequestRecord, Reservation};
+pub use record::{rfc3339_millis, AttemptRecord, GuardrailRecord, RequestRecord, Reservation};
 pub use writer::{LogWriter, RecordSink};

@@ -33,6 +33,23 @@ pub struct Reservation {
     pub max_output_tokens: Option<u64>,
 }
 
+/// A guardrail rule that fired on a request or its answer (never the matched text).
+#[derive(Debug, Clone, Serialize)]
+pub struct GuardrailRecord {
+    /// The policy (`[guardrails.NAME]`).
+    pub policy: std::sync::Arc<str>,
+    /// The rule.
+    pub rule: String,
+    /// `block`, `redact` or `flag`.
+    pub action: &'static str,
+    /// `request` or `response`.
+    pub side: &'static str,
+    /// The JSON key whose value held the match.
+    pub field: String,
+    /// How many matches.
+    pub count: u32,
+}
+
 /// One request, as written to the log.
 #[derive(Debug, Clone, Serialize)]
 pub struct RequestRecord {
@@ -110,6 +127,9 @@ pub struct RequestRecord {
     /// The agent run the request belongs to.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub run_id: Option<String>,
+    /// Guardrail rules that fired.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub guardrails: Vec<GuardrailRecord>,
     /// Request body size in bytes.
     pub bytes_in: usize,
     /// Response body size in bytes.
@@ -151,6 +171,7 @@ impl RequestRecord {
             reservation: None,
             refused_by: None,
             run_id: None,
+            guardrails: Vec::new(),
             bytes_in: 0,
             bytes_out: 0,
         }

@@ -144,6 +144,9 @@ pub fn key_profile(
     let mut profile =
         AccessProfile::compile(&k.name, &own, tenant_parts.as_ref().map(|(n, p)| (*n, p)))
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+    profile.guardrails = tenant
+        .map(|(_, t)| t.guardrails.clone())
+        .unwrap_or_default();
     profile.runs = RunRules::compile(
         &k.name,
         k.runs.as_ref(),

@@ -168,6 +168,7 @@ impl StoredTenant {
             region: self.region.clone(),
             metadata: self.metadata.clone(),
             runs: None,
+            guardrails: Vec::new(),
         }
     }
 }

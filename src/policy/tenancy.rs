@@ -22,6 +22,8 @@ pub struct AccessProfile {
     pub metadata: Arc<BTreeMap<String, String>>,
     /// Rules for the key's agent runs.
     pub runs: Option<super::runs::RunRules>,
+    /// The tenant's guardrail policies (names of `[guardrails]`).
+    pub guardrails: Vec<String>,
     key_models: Option<GlobSet>,
     tenant_models: Option<GlobSet>,
 }
@@ -75,6 +77,7 @@ impl AccessProfile {
             region,
             metadata: Arc::new(metadata),
             runs: None,
+            guardrails: Vec::new(),
             key_models,
             tenant_models,
         })

@@ -57,6 +57,8 @@ pub struct Session<'a> {
     pub usage: Option<Usage>,
     /// The call's place in its agent run, if it belongs to one.
     pub run: Option<RunTicket>,
+    /// The guardrail policies that apply (the alias's and the tenant's).
+    pub guardrails: Vec<Arc<crate::guardrails::GuardrailPolicy>>,
 }
 
 /// The state `x-ratelimit-*` headers report: the tightest request and token limits.
@@ -178,6 +180,7 @@ impl<'a> Session<'a> {
             price: None,
             usage: None,
             run: None,
+            guardrails: Vec::new(),
         }
     }
 

@@ -8,6 +8,7 @@ use arc_swap::ArcSwap;
 
 use super::provider::Provider;
 use crate::config::{Config, ConfigError, ServerConfig};
+use crate::guardrails::{GuardrailPolicies, GuardrailPolicy};
 use crate::policy::{BrowserPolicy, GatewayKeys, Governance};
 
 /// One place a model alias can be served from.
@@ -33,6 +34,8 @@ pub struct ModelRoute {
     total_weight: u32,
     /// How this alias uses the caches (None: not at all).
     pub cache: Option<RouteCache>,
+    /// The alias's guardrail policies.
+    pub guardrails: Vec<Arc<GuardrailPolicy>>,
 }
 
 /// An alias's cache policy, compiled.
@@ -120,6 +123,8 @@ pub struct RouteTable {
     pub browser: BrowserPolicy,
     /// Tenants, keys' rules and prices (the counters live in the process-wide governor).
     pub governance: Governance,
+    /// Every `[guardrails]` policy, by name (aliases hold theirs; tenants name theirs).
+    pub guardrails: GuardrailPolicies,
     /// Listener limits (the listen address and shard count only apply at start).
     pub server: ServerConfig,
     /// `GET /v1/models` body, rendered once.
@@ -134,6 +139,15 @@ impl RouteTable {
         let mut providers = HashMap::new();
         for (name, pc) in &cfg.providers {
             providers.insert(name.clone(), Arc::new(Provider::compile(name, pc)?));
+        }
+        let guardrails = GuardrailPolicies::compile(&cfg.guardrails)
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        for (name, t) in &cfg.tenants {
+            guardrails.resolve(&t.guardrails).map_err(|unknown| {
+                ConfigError::Invalid(format!(
+                    "tenant {name:?}: guardrail {unknown:?} is not defined in [guardrails]"
+                ))
+            })?;
         }
         let mut models = HashMap::new();
         for (alias, mc) in &cfg.models {
@@ -186,6 +200,11 @@ impl RouteTable {
                 }
                 _ => None,
             };
+            let route_guardrails = guardrails.resolve(&mc.guardrails).map_err(|unknown| {
+                ConfigError::Invalid(format!(
+                    "model {alias:?}: guardrail {unknown:?} is not defined in [guardrails]"
+                ))
+            })?;
             let alias: Arc<str> = Arc::from(alias.as_str());
             models.insert(
                 Arc::clone(&alias),
@@ -195,6 +214,7 @@ impl RouteTable {
                     weighted,
                     total_weight,
                     cache,
+                    guardrails: route_guardrails,
                 }),
             );
         }
@@ -207,6 +227,7 @@ impl RouteTable {
             keys,
             browser: BrowserPolicy::compile(&cfg.auth),
             governance: Governance::compile(cfg)?,
+            guardrails,
             server: cfg.server.clone(),
             models_json,
         })

@@ -9,6 +9,7 @@ mod authenticate;
 mod cache;
 mod estimate;
 mod forward;
+mod guard;
 mod models;
 mod normalize;
 mod reply;
@@ -41,6 +42,8 @@ async fn through_phases(s: &mut Session<'_>) -> Next<Outcome> {
     let route = route::choose(s, &request)?;
     // The key may call it, and its limits and budgets hold the worst case.
     admit::admit(s, &mut request, route)?;
+    // The guardrails of the alias and the tenant on what the client sends.
+    guard::request(s, &mut request, route)?;
     // An identical or equivalent answer from memory.
     cache::lookup(s, &request, route).await?;
     // The targets in plan order until one answers.

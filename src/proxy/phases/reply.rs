@@ -172,7 +172,8 @@ async fn whole(s: &mut Session<'_>, request: &ClientRequest, taken: Taken<'_>) -
         head: &head,
         alias,
     };
-    Outcome::Respond(Box::new(whole_response(s, request, answer, body)))
+    let response = whole_response(s, request, answer, body);
+    super::guard::response(s, response)
 }
 
 /// A whole provider answer, read.

@@ -1,0 +1,172 @@
+//! Every string value of a JSON document with the key it belongs to, by byte span, in one
+//! pass over the original bytes: what guardrails scan (every text a client sends or a
+//! provider returns, in any dialect) and where a redaction is spliced back so the rest of
+//! the body goes on exactly as it came. Assumes the input was already validated as JSON.
+
+use super::json_scan::JsonSpan;
+
+/// One string value: its span (quotes included) and the raw (still escaped) key it is the
+/// value of; for an array element, the key of the array (`b""` at the top level).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StringValue<'a> {
+    /// Where the value sits, quotes included.
+    pub span: JsonSpan,
+    /// The key it belongs to.
+    pub key: &'a [u8],
+}
+
+/// One open object or array and the key the next value in it belongs to.
+struct Frame<'a> {
+    key: &'a [u8],
+}
+
+/// The string values of `body` in document order; `None` when `body` is not well-formed.
+pub fn string_values(body: &[u8]) -> Option<Vec<StringValue<'_>>> {
+    let mut out = Vec::new();
+    let mut stack: Vec<Frame<'_>> = Vec::new();
+    let mut i = 0;
+    loop {
+        i = skip_ws(body, i);
+        let Some(&c) = body.get(i) else {
+            return stack.is_empty().then_some(out);
+        };
+        let current = stack.last().map_or(&b""[..], |f| f.key);
+        match c {
+            b'{' | b'[' => {
+                stack.push(Frame { key: current });
+                i += 1;
+            }
+            b'}' | b']' => {
+                stack.pop()?;
+                i += 1;
+            }
+            b',' | b':' => i += 1,
+            b'"' => {
+                let end = skip_string(body, i)?;
+                let next = skip_ws(body, end);
+                if body.get(next) == Some(&b':') {
+                    // A key: the values that follow in this object belong to it.
+                    let key = body.get(i + 1..end - 1)?;
+                    stack.last_mut()?.key = key;
+                    i = next + 1;
+                } else {
+                    out.push(StringValue {
+                        span: JsonSpan { start: i, end },
+                        key: current,
+                    });
+                    i = end;
+                }
+            }
+            _ => {
+                while body.get(i).is_some_and(|c| {
+                    !matches!(c, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r')
+                }) {
+                    i += 1;
+                }
+            }
+        }
+    }
+}
+
+/// The index after the closing quote of the string that opens at `i`.
+fn skip_string(b: &[u8], mut i: usize) -> Option<usize> {
+    i += 1;
+    while let Some(&c) = b.get(i) {
+        match c {
+            b'\\' => i += 2,
+            b'"' => return Some(i + 1),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+fn skip_ws(b: &[u8], mut i: usize) -> usize {
+    while b
+        .get(i)
+        .is_some_and(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\r'))
+    {
+        i += 1;
+    }
+    i
+}
+
+/// `body` with some string values replaced: `(span, new text)` pairs in document order,
+/// each new text JSON-encoded into the place of the old value.
+pub fn replace_strings(body: &[u8], replacements: &[(JsonSpan, String)]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(body.len() + 64 * replacements.len());
+    let mut at = 0;
+    for (span, text) in replacements {
+        out.extend_from_slice(body.get(at..span.start)?);
+        out.extend_from_slice(serde_json::to_string(text).ok()?.as_bytes());
+        at = span.end;
+    }
+    out.extend_from_slice(body.get(at..)?);
+    Some(out)
+}
+
+/// The decoded text of a string value (`span` with its quotes).
+pub fn decode_string(body: &[u8], span: JsonSpan) -> Option<String> {
+    serde_json::from_slice(span.slice(body)?).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(body: &str) -> Vec<(String, String)> {
+        string_values(body.as_bytes())
+            .unwrap()
+            .iter()
+            .map(|v| {
+                (
+                    String::from_utf8(v.key.to_vec()).unwrap(),
+                    decode_string(body.as_bytes(), v.span).unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_string_value_with_its_key() {
+        let body = r#"{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"a \"q\" b"}]},{"role":"assistant","tool_calls":[{"function":{"name":"f","arguments":"{\"k\":1}"}}]}],"n":2,"stop":["x","y"],"empty":{}}"#;
+        let got = values(body);
+        let want = [
+            ("model", "m"),
+            ("role", "user"),
+            ("type", "text"),
+            ("text", "a \"q\" b"),
+            ("role", "assistant"),
+            ("name", "f"),
+            ("arguments", "{\"k\":1}"),
+            ("stop", "x"),
+            ("stop", "y"),
+        ];
+        let want: Vec<(String, String)> = want
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(got, want);
+        // Unbalanced or cut short: not well-formed.
+        assert!(string_values(b"{\"a\":[1,2}").is_none());
+        assert!(string_values(b"{\"a\":\"x").is_none());
+    }
+
+    #[test]
+    fn replacements_keep_the_rest_byte_for_byte() {
+        let body = br#"{ "a" : "secret sk-1", "b": [ "keep", "x@y.z" ], "c":1 }"#;
+        let vals = string_values(body).unwrap();
+        let out = replace_strings(
+            body,
+            &[
+                (vals[0].span, "secret [REDACTED]".into()),
+                (vals[2].span, "\"quoted\"".into()),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{ "a" : "secret [REDACTED]", "b": [ "keep", "\"quoted\"" ], "c":1 }"#
+        );
+    }
+}

@@ -4,7 +4,10 @@
 //! 48-byte delta of a long base64 run (where the scanner's runs stay open longest).
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use infergate::guardrails::{Detector, RuleSpec, StreamScanner};
+use std::sync::Arc;
+
+use infergate::config::{GuardrailAction, GuardrailConfig, GuardrailSide};
+use infergate::guardrails::{scan_body, Detector, GuardrailPolicy, RuleSpec, StreamScanner};
 use std::hint::black_box;
 
 const PROSE: &str = "The quick brown fox jumps over the lazy dog while the team reviews the \
@@ -109,6 +112,39 @@ fn bench(c: &mut Criterion) {
             let delta = blob.get(j).map(String::as_str).unwrap_or_default();
             black_box(scanner.push(black_box(delta), &mut out))
         })
+    });
+
+    // The request path's cost: a 10 KB chat body (JSON walked, every text decoded and
+    // scanned) under one policy with every built-in rule.
+    let policy = GuardrailPolicy::compile(
+        "all",
+        &GuardrailConfig {
+            rules: vec!["secrets".into(), "pii".into()],
+            action: GuardrailAction::Redact,
+            on: vec![GuardrailSide::Request],
+            custom: Vec::new(),
+        },
+    )
+    .map(Arc::new);
+    let policy = match policy {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("guardrails: {e}");
+            return;
+        }
+    };
+    let body = serde_json::json!({
+        "model": "gpt-4o-mini",
+        "messages": [
+            {"role": "system", "content": PROSE},
+            {"role": "user", "content": typical_text(10 * 1024 - 600)},
+        ],
+    })
+    .to_string();
+    let policies = [policy];
+    g.throughput(Throughput::Bytes(body.len() as u64));
+    g.bench_function("scan_body_10k_clean", |b| {
+        b.iter(|| scan_body(black_box(&policies), black_box(body.as_bytes())))
     });
     g.finish();
 }

@@ -237,9 +237,50 @@ fn answers_are_redacted_or_blocked_before_the_client_sees_them() {
         .body_str()
         .contains("The model's answer was blocked by guardrail `no-phone-out`"));
     assert!(!r.body_str().contains("7946"));
-    // A stream can't be scanned on the way back yet: said plainly, not skipped.
-    let stream = serde_json::json!({"model": "answers", "stream": true, "messages": [{"role": "user", "content": "hi"}]});
-    let r = post_json(&g.addr, "/v1/chat/completions", &stream.to_string(), &[]);
-    assert_eq!(r.status, 400);
-    assert_eq!(r.json()["error"]["code"], "guardrail_stream_unsupported");
+
+    // Streamed answers, in each client dialect (Messages is translated from the provider's
+    // Chat stream; Responses goes to the provider's own Responses API): redacted as they
+    // stream, and the record says so.
+    let prompt = "write to ops@example.org today";
+    let streams = [
+        (
+            "/v1/chat/completions",
+            serde_json::json!({"model": "answers", "stream": true, "messages": [{"role": "user", "content": prompt}]}),
+        ),
+        (
+            "/v1/messages",
+            serde_json::json!({"model": "answers", "stream": true, "max_tokens": 64, "messages": [{"role": "user", "content": prompt}]}),
+        ),
+        (
+            "/v1/responses",
+            serde_json::json!({"model": "answers", "stream": true, "input": prompt}),
+        ),
+    ];
+    for (path, body) in &streams {
+        let r = post_json(&g.addr, path, &body.to_string(), &[]);
+        assert_eq!(r.status, 200, "{path}: {}", r.body_str());
+        let text = r.body_str();
+        assert!(text.contains("[REDACTED:email]"), "{path}: {text}");
+        assert!(!text.contains("ops@example.org"), "{path}: {text}");
+        assert!(
+            !text.contains("guardrail_blocked") && !text.contains("stream_interrupted"),
+            "{path}: {text}"
+        );
+    }
+    // A phone number in a streamed answer ends the stream with an error event.
+    let phone = serde_json::json!({"model": "answers", "stream": true, "messages": [{"role": "user", "content": "call +44 20 7946 0958 now"}]});
+    let r = post_json(&g.addr, "/v1/chat/completions", &phone.to_string(), &[]);
+    assert_eq!(r.status, 200);
+    assert!(
+        r.body_str().contains("\"code\":\"guardrail_blocked\""),
+        "{}",
+        r.body_str()
+    );
+    assert!(!r.body_str().contains("7946"));
+    let records = g.wait_records(6);
+    let streamed = records
+        .iter()
+        .filter(|r| r["stream"] == true && r["guardrails"][0]["side"] == "response")
+        .count();
+    assert_eq!(streamed, 4, "{records:?}");
 }

@@ -21,6 +21,7 @@ mod policy;
 pub mod rules;
 #[cfg(test)]
 mod samples;
+mod sse;
 mod stream;
 mod validate;
 
@@ -30,6 +31,7 @@ pub use detector::{Detector, Finding, RuleId};
 pub use error::GuardrailError;
 pub use policy::{BadPolicy, GuardrailPolicies, GuardrailPolicy};
 pub use rules::{BuiltinRule, RuleGroup};
+pub use sse::GuardedStream;
 pub use stream::{StreamFinding, StreamScanner};
 
 /// The longest match, in bytes, a custom rule may allow: it bounds what a stream holds back.

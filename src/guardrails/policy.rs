@@ -20,8 +20,8 @@ pub struct GuardrailPolicy {
     pub on_request: bool,
     /// Scans what providers return.
     pub on_response: bool,
-    /// Its rules in one matcher.
-    pub detector: Detector,
+    /// Its rules in one matcher (shared with the stream scanners of relayed answers).
+    pub detector: Arc<Detector>,
 }
 
 /// Why a policy does not compile.
@@ -61,7 +61,7 @@ impl GuardrailPolicy {
             action: cfg.action,
             on_request: cfg.on.contains(&GuardrailSide::Request),
             on_response: cfg.on.contains(&GuardrailSide::Response),
-            detector,
+            detector: Arc::new(detector),
         })
     }
 }

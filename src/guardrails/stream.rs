@@ -24,6 +24,8 @@
 //! two at a time. The matcher itself only runs over text about to be released in
 //! which a run passed a match state, i.e. when there is something to report.
 
+use std::ops::Deref;
+
 use super::detector::{Detector, Finding};
 use super::live::{Run, Step};
 
@@ -31,10 +33,12 @@ use super::live::{Run, Step};
 /// stream (all deltas pushed so far, concatenated).
 pub type StreamFinding = Finding;
 
-/// Scans one stream's deltas with a [`Detector`]; one scanner per stream.
+/// Scans one stream's deltas with a [`Detector`]; one scanner per stream. `D` is how the
+/// scanner holds the detector: borrowed (`&Detector`) or shared (`Arc<Detector>`, for a
+/// scanner that lives in a relayed stream).
 #[derive(Debug)]
-pub struct StreamScanner<'d> {
-    det: &'d Detector,
+pub struct StreamScanner<D: Deref<Target = Detector>> {
+    det: D,
     redact: bool,
     /// The last released character (look-behind for `\b`), then the unreleased text.
     buf: String,
@@ -49,19 +53,19 @@ pub struct StreamScanner<'d> {
     matched: Vec<usize>,
 }
 
-impl<'d> StreamScanner<'d> {
+impl<D: Deref<Target = Detector>> StreamScanner<D> {
     /// A scanner that writes released text redacted (`[REDACTED:rule_name]`).
-    pub fn new(det: &'d Detector) -> Self {
+    pub fn new(det: D) -> Self {
         Self::with_redaction(det, true)
     }
 
     /// A scanner that only reports findings (to flag or block a stream): released text is
     /// written unchanged, held back and released exactly as with redaction.
-    pub fn detect_only(det: &'d Detector) -> Self {
+    pub fn detect_only(det: D) -> Self {
         Self::with_redaction(det, false)
     }
 
-    fn with_redaction(det: &'d Detector, redact: bool) -> Self {
+    fn with_redaction(det: D, redact: bool) -> Self {
         StreamScanner {
             det,
             redact,

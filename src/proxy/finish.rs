@@ -96,6 +96,7 @@ async fn relay(s: &mut Session<'_>, head: ResponseHead, stream: StreamBody, keep
         kill: s.run.as_mut().and_then(|t| t.signal.take()),
     };
     let end = relay_stream(s.conn.io(), head, &mut upstream, framing, plan).await;
+    super::phases::note_stream(s);
     let rec = &mut s.record;
     rec.ttfb_ms = Some(end.ttfb_ms(s.started));
     rec.bytes_out = end.bytes_out;

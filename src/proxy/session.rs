@@ -59,6 +59,8 @@ pub struct Session<'a> {
     pub run: Option<RunTicket>,
     /// The guardrail policies that apply (the alias's and the tenant's).
     pub guardrails: Vec<Arc<crate::guardrails::GuardrailPolicy>>,
+    /// What a streamed answer's guardrails fired (filled while the stream is relayed).
+    pub stream_hits: Option<std::rc::Rc<std::cell::RefCell<Vec<crate::guardrails::Hit>>>>,
 }
 
 /// The state `x-ratelimit-*` headers report: the tightest request and token limits.
@@ -181,6 +183,7 @@ impl<'a> Session<'a> {
             usage: None,
             run: None,
             guardrails: Vec::new(),
+            stream_hits: None,
         }
     }
 

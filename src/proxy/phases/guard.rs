@@ -10,9 +10,14 @@ use bytes::Bytes;
 use super::super::outcome::{Body, Next, Outcome, Response};
 use super::super::session::{ClientRequest, Session};
 use crate::api::{ApiError, ErrorKind};
-use crate::guardrails::{scan_body, GuardrailPolicy, Hit};
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use crate::guardrails::{scan_body, GuardedStream, GuardrailPolicy, Hit};
 use crate::observe::GuardrailRecord;
 use crate::route::ModelRoute;
+use crate::translate::StreamTranslator;
+use crate::wire::WireApi;
 
 /// Picks the policies that apply and scans the request.
 pub fn request(s: &mut Session<'_>, request: &mut ClientRequest, route: &ModelRoute) -> Next {
@@ -28,14 +33,6 @@ pub fn request(s: &mut Session<'_>, request: &mut ClientRequest, route: &ModelRo
     }
     if policies.is_empty() {
         return Ok(());
-    }
-    if request.view.stream && policies.iter().any(|p| p.on_response) {
-        return Err(Outcome::Fail(ApiError::new(
-            ErrorKind::InvalidRequest,
-            "guardrail_stream_unsupported",
-            "A guardrail of this model scans answers, which the gateway does not do for streamed answers yet; send the request without `stream`.",
-        )
-        .with_param("stream")));
     }
     let inbound: Vec<Arc<GuardrailPolicy>> =
         policies.iter().filter(|p| p.on_request).cloned().collect();
@@ -86,6 +83,38 @@ pub fn response(s: &mut Session<'_>, mut r: Response) -> Outcome {
         r.body = Body::Full(Bytes::from(redacted));
     }
     Outcome::Respond(Box::new(r))
+}
+
+/// The stream translator with the answer-side policies applied to the events it writes
+/// (or, for a passthrough stream, to the provider's events); what fires is noted in the
+/// record when the stream ends.
+pub fn stream(
+    s: &mut Session<'_>,
+    translator: Option<Box<dyn StreamTranslator>>,
+) -> Option<Box<dyn StreamTranslator>> {
+    let outbound: Vec<Arc<GuardrailPolicy>> = s
+        .guardrails
+        .iter()
+        .filter(|p| p.on_response)
+        .cloned()
+        .collect();
+    if outbound.is_empty() {
+        return translator;
+    }
+    let hits = Rc::new(RefCell::new(Vec::new()));
+    s.stream_hits = Some(Rc::clone(&hits));
+    let client = s.endpoint.client_wire().unwrap_or(WireApi::Chat);
+    Some(Box::new(GuardedStream::new(
+        translator, client, outbound, hits,
+    )))
+}
+
+/// Notes what the answer's stream guardrails fired, once it ended.
+pub fn note_stream(s: &mut Session<'_>) {
+    if let Some(hits) = s.stream_hits.take() {
+        let hits = hits.borrow().clone();
+        note(s, &hits, "response");
+    }
 }
 
 /// Notes each rule that fired in the record (policy, rule, action, side, field; never the

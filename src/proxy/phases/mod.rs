@@ -16,6 +16,7 @@ mod reply;
 mod route;
 
 pub use admit::micros_to_usd;
+pub use guard::note_stream;
 
 use super::outcome::{Next, Outcome};
 use super::session::Session;

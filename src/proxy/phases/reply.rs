@@ -74,6 +74,7 @@ fn stream(s: &mut Session<'_>, request: &ClientRequest, taken: Taken<'_>) -> Res
         }
         None => None,
     };
+    let translator = super::guard::stream(s, translator);
     // The attempt is recorded when the stream ends: it counts now.
     let attempts = s.record.attempts.len() + 1;
     let mut head = upstream_head(

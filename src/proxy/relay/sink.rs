@@ -154,7 +154,11 @@ impl<'a, W: AsyncWriteRent> Sink<'a, W> {
             Err(_) => RelayEnd::ClientGone,
         };
         let (usage, finish_reason) = match &mode {
-            Mode::Translate(t) => (t.usage(), t.stop_reason()),
+            // A guarded passthrough stream has a translator that reads no usage itself.
+            Mode::Translate(t) => (
+                t.usage().or_else(|| events.usage()),
+                t.stop_reason().or_else(|| events.finish_reason()),
+            ),
             Mode::Passthrough => (events.usage(), events.finish_reason()),
         };
         out.result(end, usage, finish_reason)

@@ -53,6 +53,10 @@ struct Args {
     /// Also measure infergate with keys, limits and budgets on (`infergate+governance`).
     #[arg(long)]
     governance: bool,
+    /// Also measure infergate with every guardrail rule redacting requests and answers
+    /// (`infergate+guardrails`).
+    #[arg(long)]
+    guardrails: bool,
 }
 
 fn main() -> std::process::ExitCode {
@@ -86,6 +90,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         closed_loop_connections: args.closed_loop,
         mock_tokens: args.tokens,
         governance: args.governance,
+        guardrails: args.guardrails,
     };
     let report = scenario::run(&config, &mut |line| eprintln!("scenario: {line}"))?;
     let mut out = std::io::stdout().lock();

@@ -10,7 +10,9 @@ mod proxy_config;
 
 pub use compare::{PathResult, RateResult, ScenarioReport};
 pub use process::{find_in_path, free_port, process_cpu_time, ChildProcess, ProcessError};
-pub use proxy_config::{governed_toml, infergate_toml, nginx_conf, BENCH_KEY, NGINX_TEMPLATE};
+pub use proxy_config::{
+    governed_toml, guarded_toml, infergate_toml, nginx_conf, BENCH_KEY, NGINX_TEMPLATE,
+};
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -43,6 +45,16 @@ pub struct ScenarioConfig {
     /// Also measure infergate with a key, its tenant, limits and budgets on (every request
     /// admitted, reserved and settled), beside the same gateway without them.
     pub governance: bool,
+    /// Also measure infergate with every guardrail rule redacting requests and answers.
+    pub guardrails: bool,
+}
+
+/// Which configuration a measured gateway runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Variant {
+    Plain,
+    Governance,
+    Guardrails,
 }
 
 /// Why a scenario could not run.
@@ -136,12 +148,15 @@ pub fn run(
         headers: Vec::new(),
     }];
     if config.infergate.is_file() {
-        let mut kinds = vec![false];
+        let mut kinds = vec![Variant::Plain];
         if config.governance {
-            kinds.push(true);
+            kinds.push(Variant::Governance);
         }
-        for governed in kinds {
-            let path = start_infergate(config, &dir.0, mock_port, &proxy_cpus, governed)?;
+        if config.guardrails {
+            kinds.push(Variant::Guardrails);
+        }
+        for variant in kinds {
+            let path = start_infergate(config, &dir.0, mock_port, &proxy_cpus, variant)?;
             progress(&format!(
                 "{} at {} (cpu {})",
                 path.name, path.url, proxy_cpus[0]
@@ -264,12 +279,12 @@ fn start_infergate(
     dir: &Path,
     mock_port: u16,
     cpus: &[usize],
-    governed: bool,
+    variant: Variant,
 ) -> Result<MeasuredPath, ScenarioError> {
-    let name = if governed {
-        "infergate+governance"
-    } else {
-        "infergate"
+    let name = match variant {
+        Variant::Plain => "infergate",
+        Variant::Governance => "infergate+governance",
+        Variant::Guardrails => "infergate+guardrails",
     };
     let dir = dir.join(name);
     std::fs::create_dir_all(&dir)?;
@@ -281,7 +296,11 @@ fn start_infergate(
         &dir.join("requests.jsonl"),
         mock_port,
     );
-    let toml = if governed { governed_toml(&toml) } else { toml };
+    let toml = match variant {
+        Variant::Plain => toml,
+        Variant::Governance => governed_toml(&toml),
+        Variant::Guardrails => guarded_toml(&toml),
+    };
     std::fs::write(&config_path, toml)?;
     let child = ChildProcess::spawn(
         "infergate",
@@ -298,7 +317,7 @@ fn start_infergate(
         .unwrap_or_default()
         .to_string();
     port_of(&url, "infergate")?;
-    let headers = if governed {
+    let headers = if variant == Variant::Governance {
         vec![("authorization".to_string(), format!("Bearer {BENCH_KEY}"))]
     } else {
         Vec::new()

@@ -58,6 +58,17 @@ keys = [ {{ name = "bench", sha256 = "{BENCH_KEY_SHA256}", tenant = "bench", lim
     )
 }
 
+/// `base` with guardrails on: every built-in rule (secrets and personal data) redacting
+/// both what clients send and what the mock answers, on the measured alias.
+pub fn guarded_toml(base: &str) -> String {
+    let route = "targets = [ { provider = \"mock\", model = \"gpt-4o-mini\" } ]\n";
+    let with = format!("{route}guardrails = [\"all\"]\n");
+    format!(
+        "{}\n[guardrails.all]\nrules = [\"secrets\", \"pii\"]\naction = \"redact\"\n",
+        base.replacen(route, &with, 1)
+    )
+}
+
 /// The nginx config: listen on `listen_port`, proxy to the mock at `mock_port`, files in `dir`.
 pub fn nginx_conf(dir: &Path, listen_port: u16, mock_port: u16) -> String {
     NGINX_TEMPLATE
@@ -85,6 +96,12 @@ mod tests {
         let toml = governed_toml(&infergate_toml(1, 2, Path::new("/tmp/l"), 3));
         assert!(toml.contains("[tenants.bench]") && toml.contains(BENCH_KEY_SHA256));
         assert!(toml.contains("tenant = \"bench\""));
+    }
+
+    #[test]
+    fn the_guarded_config_puts_the_policy_on_the_alias() {
+        let toml = guarded_toml(&infergate_toml(1, 2, Path::new("/tmp/l"), 3));
+        assert!(toml.contains("guardrails = [\"all\"]") && toml.contains("[guardrails.all]"));
     }
 
     #[test]

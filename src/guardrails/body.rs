@@ -4,6 +4,7 @@
 //! inline base64 data are not. A redaction is spliced into the original bytes, so the rest
 //! of the body goes on exactly as it came and the JSON stays valid.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use super::policy::GuardrailPolicy;
@@ -71,6 +72,15 @@ pub struct BodyScan {
     pub blocked: Option<Hit>,
 }
 
+/// A string value's text: borrowed when it has no escapes (most do not), decoded otherwise.
+fn text_of(body: &[u8], span: JsonSpan) -> Option<Cow<'_, str>> {
+    let inner = body.get(span.start + 1..span.end.checked_sub(1)?)?;
+    if memchr::memchr(b'\\', inner).is_none() {
+        return std::str::from_utf8(inner).ok().map(Cow::Borrowed);
+    }
+    decode_string(body, span).map(Cow::Owned)
+}
+
 /// Scans `body` with `policies` (those on the side being scanned). A blocking match stops
 /// the scan at once.
 pub fn scan_body(policies: &[Arc<GuardrailPolicy>], body: &[u8]) -> BodyScan {
@@ -86,7 +96,7 @@ pub fn scan_body(policies: &[Arc<GuardrailPolicy>], body: &[u8]) -> BodyScan {
         if NOT_TEXT.contains(&v.key) {
             continue;
         }
-        let Some(mut text) = decode_string(body, v.span) else {
+        let Some(mut text) = text_of(body, v.span) else {
             continue;
         };
         if text.starts_with("data:") {
@@ -118,12 +128,12 @@ pub fn scan_body(policies: &[Arc<GuardrailPolicy>], body: &[u8]) -> BodyScan {
                 scan.hits.push(hit);
             }
             if p.action == GuardrailAction::Redact {
-                text = p.detector.redact(&text, &findings);
+                text = Cow::Owned(p.detector.redact(&text, &findings));
                 changed = true;
             }
         }
         if changed {
-            replacements.push((v.span, text));
+            replacements.push((v.span, text.into_owned()));
         }
     }
     if !replacements.is_empty() {

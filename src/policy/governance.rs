@@ -163,9 +163,11 @@ fn check_prices(
     profile: &AccessProfile,
     tenant: Option<(&str, &TenantConfig)>,
 ) -> Result<(), ConfigError> {
+    let run_budget = profile.runs.is_some_and(|r| r.max_usd_micros.is_some());
     let owner = match (&k.budget, tenant) {
         (Some(_), _) => format!("key {:?}", k.name),
         (None, Some((name, t))) if t.budget.is_some() => format!("tenant {name:?}"),
+        _ if run_budget => format!("agent runs (runs.max_usd) of key {:?}", k.name),
         _ => return Ok(()),
     };
     for (alias, route) in &cfg.models {
@@ -249,6 +251,14 @@ keys = [ { name = "k", sha256 = "00", budget = { usd = 1.0, per = "day" } } ]
         .is_ok());
         let tenant_key = "budget = { usd = 5.0, per = \"month\" }\n[auth]\nkeys = [ { name = \"k\", sha256 = \"00\", tenant = \"acme\" } ]\n";
         assert!(compile(tenant_key).is_ok());
+        // A run budget needs prices too.
+        let run_key =
+            "[auth]\nkeys = [ { name = \"r\", sha256 = \"00\", runs = { max_usd = 1.0 } } ]\n";
+        let err = compile(run_key).unwrap_err().to_string();
+        assert!(
+            err.contains("runs.max_usd") && err.contains("\"mock-1\""),
+            "{err}"
+        );
     }
 
     #[test]

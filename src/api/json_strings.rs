@@ -3,7 +3,7 @@
 //! provider returns, in any dialect) and where a redaction is spliced back so the rest of
 //! the body goes on exactly as it came. Assumes the input was already validated as JSON.
 
-use super::json_scan::JsonSpan;
+use super::json_scan::{skip_string, skip_ws, JsonSpan};
 
 /// One string value: its span (quotes included) and the raw (still escaped) key it is the
 /// value of; for an array element, the key of the array (`b""` at the top level).
@@ -66,29 +66,6 @@ pub fn string_values(body: &[u8]) -> Option<Vec<StringValue<'_>>> {
             }
         }
     }
-}
-
-/// The index after the closing quote of the string that opens at `i` (memchr jumps to the
-/// next quote or backslash: long texts are crossed at memory speed).
-fn skip_string(b: &[u8], mut i: usize) -> Option<usize> {
-    i += 1;
-    loop {
-        let at = i + memchr::memchr2(b'"', b'\\', b.get(i..)?)?;
-        if b.get(at) == Some(&b'"') {
-            return Some(at + 1);
-        }
-        i = at + 2;
-    }
-}
-
-fn skip_ws(b: &[u8], mut i: usize) -> usize {
-    while b
-        .get(i)
-        .is_some_and(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\r'))
-    {
-        i += 1;
-    }
-    i
 }
 
 /// `body` with some string values replaced: `(span, new text)` pairs in document order,

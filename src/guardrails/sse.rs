@@ -21,7 +21,7 @@ use super::detector::Detector;
 use super::policy::GuardrailPolicy;
 use super::stream::StreamScanner;
 use crate::config::GuardrailAction;
-use crate::translate::{for_each_event, StreamTranslator, TranslateError};
+use crate::translate::{for_each_event, stream_error_event, StreamTranslator, TranslateError};
 use crate::wire::{FinishReason, Usage, WireApi};
 
 /// Most text channels (content blocks, tool calls) one stream may open: indexes come from
@@ -460,25 +460,6 @@ fn blocked_event(out: &mut Vec<u8>, client: WireApi, hit: &Hit, sequence: u64) {
     }
 }
 
-/// The error event of a stream the provider cut short, in the client's dialect.
-fn interrupted_event(out: &mut Vec<u8>, client: WireApi, sequence: u64) {
-    let message = "The provider's stream was interrupted.";
-    match client {
-        WireApi::Messages => {
-            let v = json!({"type": "error", "error": {"type": "api_error", "message": message}});
-            write_event(out, Some(b"error"), v.to_string().as_bytes());
-        }
-        WireApi::Responses => {
-            let v = json!({"type": "error", "code": "upstream_stream_interrupted", "message": message, "param": null, "sequence_number": sequence});
-            write_event(out, Some(b"error"), v.to_string().as_bytes());
-        }
-        _ => {
-            let v = json!({"error": {"message": message, "type": "upstream_error", "param": null, "code": "upstream_stream_interrupted"}});
-            write_event(out, None, v.to_string().as_bytes());
-        }
-    }
-}
-
 impl StreamTranslator for GuardedStream {
     fn push_event(
         &mut self,
@@ -534,7 +515,7 @@ impl StreamTranslator for GuardedStream {
             }
             // A provider's own stream that ended before its terminal event: say so, as the
             // relay does for an unguarded stream.
-            None if !self.ended => interrupted_event(out, self.client, self.sequence),
+            None if !self.ended => stream_error_event(out, self.client, "closed", self.sequence),
             None => {}
         }
     }

@@ -168,5 +168,5 @@ pub use responses::{
     ResponsesEcho,
 };
 pub use responses_stream::ChatToResponsesStream;
-pub use sse::{for_each_event, SseScanner};
+pub use sse::{for_each_event, stream_error_event, SseScanner};
 pub use stream::{AnthropicToOpenAiStream, OpenAiToAnthropicStream};

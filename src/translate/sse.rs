@@ -7,7 +7,7 @@ use memchr::memmem;
 
 use super::TranslateError;
 use crate::api::find_top_level_value;
-use crate::wire::{FinishReason, Usage};
+use crate::wire::{FinishReason, Usage, WireApi};
 
 /// Incremental scanner over a buffer of SSE bytes that grows at the end and is consumed at the
 /// front (the relay forwards complete events and keeps any partial one).
@@ -238,6 +238,35 @@ pub fn for_each_event(
         }
     }
     Ok(())
+}
+
+/// The error event that ends a stream the gateway could not finish (the provider failed
+/// mid-way, `kind` says how; or `run_killed`), in the client's own format. Shared by the
+/// relay and the guarded streams of guardrails.
+pub fn stream_error_event(out: &mut Vec<u8>, client: WireApi, kind: &str, next_sequence: u64) {
+    let (message, code) = if kind == "run_killed" {
+        (
+            "The agent run was killed by an operator; this call was cut.".to_string(),
+            "run_killed",
+        )
+    } else {
+        (
+            format!("The provider's stream was interrupted ({kind})."),
+            "upstream_stream_interrupted",
+        )
+    };
+    let text = match client {
+        WireApi::Messages => format!(
+            "event: error\ndata: {{\"type\":\"error\",\"error\":{{\"type\":\"api_error\",\"message\":\"{message}\"}}}}\n\n"
+        ),
+        WireApi::Responses => format!(
+            "event: error\ndata: {{\"type\":\"error\",\"code\":\"{code}\",\"message\":\"{message}\",\"param\":null,\"sequence_number\":{next_sequence}}}\n\n"
+        ),
+        _ => format!(
+            "data: {{\"error\":{{\"message\":\"{message}\",\"type\":\"upstream_error\",\"param\":null,\"code\":\"{code}\"}}}}\n\n"
+        ),
+    };
+    out.extend_from_slice(text.as_bytes());
 }
 
 #[cfg(test)]

@@ -62,12 +62,7 @@ pub fn request(s: &mut Session<'_>, request: &mut ClientRequest, route: &ModelRo
 /// Scans a whole successful answer with the policies that scan answers: a block replaces it
 /// with an error, a redaction rewrites it.
 pub fn response(s: &mut Session<'_>, mut r: Response) -> Outcome {
-    let outbound: Vec<Arc<GuardrailPolicy>> = s
-        .guardrails
-        .iter()
-        .filter(|p| p.on_response)
-        .cloned()
-        .collect();
+    let outbound = answer_policies(s);
     if outbound.is_empty() || !(200..300).contains(&r.status) {
         return Outcome::Respond(Box::new(r));
     }
@@ -92,12 +87,7 @@ pub fn stream(
     s: &mut Session<'_>,
     translator: Option<Box<dyn StreamTranslator>>,
 ) -> Option<Box<dyn StreamTranslator>> {
-    let outbound: Vec<Arc<GuardrailPolicy>> = s
-        .guardrails
-        .iter()
-        .filter(|p| p.on_response)
-        .cloned()
-        .collect();
+    let outbound = answer_policies(s);
     if outbound.is_empty() {
         return translator;
     }
@@ -107,6 +97,15 @@ pub fn stream(
     Some(Box::new(GuardedStream::new(
         translator, client, outbound, hits,
     )))
+}
+
+/// The session's policies that scan answers.
+fn answer_policies(s: &Session<'_>) -> Vec<Arc<GuardrailPolicy>> {
+    s.guardrails
+        .iter()
+        .filter(|p| p.on_response)
+        .cloned()
+        .collect()
 }
 
 /// Notes what the answer's stream guardrails fired, once it ended.

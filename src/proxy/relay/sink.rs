@@ -197,7 +197,12 @@ impl<'a, W: AsyncWriteRent> Sink<'a, W> {
                 t.usage()
             }
             Mode::Passthrough => {
-                error_event(&mut pending, client_wire, kind, events.events());
+                crate::translate::stream_error_event(
+                    &mut pending,
+                    client_wire,
+                    kind,
+                    events.events(),
+                );
                 None
             }
         };
@@ -286,33 +291,6 @@ fn write_size_line(out: &mut [u8], len: usize) -> usize {
         crlf.copy_from_slice(b"\r\n");
     }
     start
-}
-
-/// The error event that ends an untranslated stream, in the client's own format.
-fn error_event(out: &mut Vec<u8>, client: WireApi, kind: &str, next_sequence: u64) {
-    let (message, code) = if kind == "run_killed" {
-        (
-            "The agent run was killed by an operator; this call was cut.".to_string(),
-            "run_killed",
-        )
-    } else {
-        (
-            format!("The provider's stream was interrupted ({kind})."),
-            "upstream_stream_interrupted",
-        )
-    };
-    let text = match client {
-        WireApi::Messages => format!(
-            "event: error\ndata: {{\"type\":\"error\",\"error\":{{\"type\":\"api_error\",\"message\":\"{message}\"}}}}\n\n"
-        ),
-        WireApi::Responses => format!(
-            "event: error\ndata: {{\"type\":\"error\",\"code\":\"{code}\",\"message\":\"{message}\",\"param\":null,\"sequence_number\":{next_sequence}}}\n\n"
-        ),
-        _ => format!(
-            "data: {{\"error\":{{\"message\":\"{message}\",\"type\":\"upstream_error\",\"param\":null,\"code\":\"{code}\"}}}}\n\n"
-        ),
-    };
-    out.extend_from_slice(text.as_bytes());
 }
 
 #[cfg(test)]

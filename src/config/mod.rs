@@ -370,6 +370,26 @@ pub struct ModelConfig {
     /// Guardrail policies (names of `[guardrails]`) applied to this alias's traffic.
     #[serde(default)]
     pub guardrails: Vec<String>,
+    /// A JSON-schema file every answer's output must match (path relative to the working
+    /// directory, as `[log] path` is).
+    #[serde(default)]
+    pub json_schema: Option<String>,
+    /// How many times an output that fails its schema is retried on the same target before
+    /// the next target is tried.
+    #[serde(default, alias = "schema_retries")]
+    pub json_schema_retries: u32,
+    /// Whether a schema the client asks for (`response_format`, `text.format`,
+    /// `output_config.format`) is enforced too, not only the alias's own.
+    #[serde(default = "default_true")]
+    pub enforce_requested_schema: bool,
+    /// Streamed calls with a schema: ask the provider for a whole answer, check it (and
+    /// retry) before the client sees a byte, then send it as a stream.
+    #[serde(default)]
+    pub buffer_stream: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// One target of a model alias.

@@ -11,6 +11,7 @@
 //! - [`GuardrailPolicy`]: a `[guardrails.NAME]` policy (rules, action, sides) compiled
 //!   once per route table; [`scan_body`] applies policies to a whole JSON body in any
 //!   dialect (the request path's guard phase and whole answers).
+//! - [`schema`]: JSON-schema enforcement of structured output (whole and streamed answers).
 
 mod body;
 mod compile;
@@ -21,6 +22,7 @@ mod policy;
 pub mod rules;
 #[cfg(test)]
 mod samples;
+pub mod schema;
 mod sse;
 mod stream;
 mod validate;

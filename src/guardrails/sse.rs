@@ -21,7 +21,10 @@ use super::detector::Detector;
 use super::policy::GuardrailPolicy;
 use super::stream::StreamScanner;
 use crate::config::GuardrailAction;
-use crate::translate::{for_each_event, stream_error_event, StreamTranslator, TranslateError};
+use crate::translate::{
+    for_each_event, stream_error_event, write_error_event, StreamErrorEvent, StreamTranslator,
+    TranslateError,
+};
 use crate::wire::{FinishReason, Usage, WireApi};
 
 /// Most text channels (content blocks, tool calls) one stream may open: indexes come from
@@ -441,23 +444,13 @@ fn blocked_event(out: &mut Vec<u8>, client: WireApi, hit: &Hit, sequence: u64) {
         "The model's answer was blocked by guardrail `{}`: rule `{}` matched in `{}`.",
         hit.policy, hit.rule, hit.field
     );
-    let v = match client {
-        WireApi::Messages => {
-            json!({"type": "error", "error": {"type": "invalid_request_error", "message": message}})
-        }
-        WireApi::Responses => {
-            json!({"type": "error", "code": "guardrail_blocked", "message": message, "param": null, "sequence_number": sequence})
-        }
-        _ => {
-            json!({"error": {"message": message, "type": "invalid_request_error", "param": null, "code": "guardrail_blocked"}})
-        }
+    let event = StreamErrorEvent {
+        error_type: "invalid_request_error",
+        code: "guardrail_blocked",
+        message: &message,
+        sequence,
     };
-    match client {
-        WireApi::Messages | WireApi::Responses => {
-            write_event(out, Some(b"error"), v.to_string().as_bytes())
-        }
-        _ => write_event(out, None, v.to_string().as_bytes()),
-    }
+    write_error_event(out, client, &event);
 }
 
 impl StreamTranslator for GuardedStream {

@@ -9,6 +9,7 @@ use monoio_rustls::TlsConnector;
 
 use super::caching::Caches;
 use crate::api::JsonScratch;
+use crate::guardrails::schema::ValidatorCache;
 use crate::http::BodyBudget;
 use crate::observe::RecordSink;
 use crate::policy::LocalGovernor;
@@ -62,6 +63,8 @@ pub struct ShardCtx {
     pub pool: ConnPool,
     /// Reusable buffers for parsing request bodies.
     pub scratch: RefCell<JsonScratch>,
+    /// Compiled JSON schemas clients asked for.
+    pub validators: RefCell<ValidatorCache>,
     /// TLS client configuration.
     pub tls: TlsConnector,
     /// How each provider is reached (shared by all shards, swapped with the table).
@@ -127,6 +130,7 @@ impl ShardCtx {
             table,
             pool: ConnPool::new(),
             scratch: RefCell::new(JsonScratch::new()),
+            validators: RefCell::new(ValidatorCache::new()),
             tls,
             upstreams: limits.upstreams,
             governor: limits.governor,

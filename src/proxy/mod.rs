@@ -1,8 +1,9 @@
 //! The proxy: one client connection's requests, one after another, on the shard that
 //! accepted it. Each request is a [`session::Session`] that goes through the phases in
-//! [`phases`] (accept, authenticate, normalize, route, admit, guard, cache, forward) until
-//! one of them returns an [`outcome::Outcome`]; [`finish::finish`] is the one place that
-//! writes the response and sends the record. ARCHITECTURE.md walks a request through them.
+//! [`phases`] (accept, authenticate, normalize, route, admit, guard, schema, cache,
+//! forward) until one of them returns an [`outcome::Outcome`]; [`finish::finish`] is the one
+//! place that writes the response and sends the record. ARCHITECTURE.md walks a request
+//! through them.
 
 mod caching;
 mod client_gone;

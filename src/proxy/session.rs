@@ -10,6 +10,7 @@ use bytes::Bytes;
 use super::caching::CacheFill;
 use super::ShardCtx;
 use crate::api::ChatRequestView;
+use crate::guardrails::schema::{OutputSchema, Violation};
 use crate::http::{RequestHead, ResponseHead, ServerConn, ServerLimits};
 use crate::observe::RequestRecord;
 use crate::policy::{AccessProfile, Admission, Price, RateState, Refusal, Rule, RunTicket};
@@ -61,6 +62,43 @@ pub struct Session<'a> {
     pub guardrails: Vec<Arc<crate::guardrails::GuardrailPolicy>>,
     /// What a streamed answer's guardrails fired (filled while the stream is relayed).
     pub stream_hits: Option<std::rc::Rc<std::cell::RefCell<Vec<crate::guardrails::Hit>>>>,
+    /// The JSON schemas the answer's output must match (the alias's, the client's).
+    pub schemas: Vec<OutputSchema>,
+    /// What a streamed answer's schema check found (filled when the stream ends).
+    pub stream_verdict: Option<std::rc::Rc<std::cell::RefCell<Option<Violation>>>>,
+    /// A streamed call asked of the provider whole (`buffer_stream`): its checked answer
+    /// is sent as a stream; the flag is the client's `include_usage`.
+    pub replay_stream: Option<bool>,
+    /// What answers thrown away for failing their schema used (charged with the answer).
+    pub discarded: Discarded,
+}
+
+/// Tokens and cost of answers the gateway threw away (an output that failed its schema):
+/// the provider was paid for them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Discarded {
+    /// Their tokens.
+    pub usage: Usage,
+    /// Their cost in micro-dollars, at each answering target's price.
+    pub cost_micros: u64,
+}
+
+impl Discarded {
+    /// Adds one thrown-away answer.
+    pub fn add(&mut self, usage: Option<Usage>, cost_micros: u64) {
+        if let Some(u) = usage {
+            self.usage.input_tokens += u.input_tokens;
+            self.usage.output_tokens += u.output_tokens;
+            self.usage.cache_read_tokens += u.cache_read_tokens;
+            self.usage.cache_creation_tokens += u.cache_creation_tokens;
+        }
+        self.cost_micros += cost_micros;
+    }
+
+    /// Whether anything was thrown away.
+    pub fn any(&self) -> bool {
+        self.cost_micros > 0 || self.usage != Usage::default()
+    }
 }
 
 /// The state `x-ratelimit-*` headers report: the tightest request and token limits.
@@ -184,6 +222,10 @@ impl<'a> Session<'a> {
             run: None,
             guardrails: Vec::new(),
             stream_hits: None,
+            schemas: Vec::new(),
+            stream_verdict: None,
+            replay_stream: None,
+            discarded: Discarded::default(),
         }
     }
 

@@ -16,6 +16,7 @@ pub fn cost_micros(price: &Price, u: &Usage) -> u64 {
 /// Settles or releases the session's admission and notes the cost in the record.
 pub fn settle(s: &mut Session<'_>) {
     let priced = s.price.zip(s.usage).map(|(p, u)| cost_micros(&p, &u));
+    let priced = with_discarded(s, priced);
     let Some(admission) = s.admission.take() else {
         s.record.cost_usd = priced.map(micros_to_usd);
         if let Some(ticket) = &s.run {
@@ -44,6 +45,23 @@ pub fn settle(s: &mut Session<'_>) {
     }
 }
 
+/// Adds the answers thrown away for failing their JSON schema to the usage and the cost:
+/// the provider was paid for them.
+fn with_discarded(s: &mut Session<'_>, priced: Option<u64>) -> Option<u64> {
+    let d = s.discarded;
+    if !d.any() {
+        return priced;
+    }
+    let mut usage = s.usage.unwrap_or_default();
+    usage.input_tokens += d.usage.input_tokens;
+    usage.output_tokens += d.usage.output_tokens;
+    usage.cache_read_tokens += d.usage.cache_read_tokens;
+    usage.cache_creation_tokens += d.usage.cache_creation_tokens;
+    s.usage = Some(usage);
+    s.record.set_usage(Some(usage));
+    Some(priced.unwrap_or(0) + d.cost_micros)
+}
+
 /// What the request used; `None` when no provider ran it (everything goes back).
 fn used(s: &Session<'_>, priced: Option<u64>, tokens: u64, micros: u64) -> Option<Used> {
     let reservation = Used {
@@ -57,7 +75,7 @@ fn used(s: &Session<'_>, priced: Option<u64>, tokens: u64, micros: u64) -> Optio
             cost_micros: 0,
         });
     }
-    if s.record.provider.is_none() {
+    if s.record.provider.is_none() && !s.discarded.any() {
         // No provider's answer was taken. A call cut off (the client left, the run was
         // killed) while the provider worked on it may still be billed: charge it as reserved.
         let cut_off =

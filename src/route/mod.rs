@@ -11,4 +11,6 @@ mod table;
 
 pub use headers::HeaderAllowList;
 pub use provider::{CredentialRef, Provider, ProviderAddr, Scheme};
-pub use table::{AttemptPlan, ModelRoute, RouteCache, RouteTable, SharedRouteTable, Target};
+pub use table::{
+    AttemptPlan, ModelRoute, OutputRules, RouteCache, RouteTable, SharedRouteTable, Target,
+};

@@ -8,6 +8,7 @@ use arc_swap::ArcSwap;
 
 use super::provider::Provider;
 use crate::config::{Config, ConfigError, ServerConfig};
+use crate::guardrails::schema::{OutputSchema, SchemaOrigin};
 use crate::guardrails::{GuardrailPolicies, GuardrailPolicy};
 use crate::policy::{BrowserPolicy, GatewayKeys, Governance};
 
@@ -36,6 +37,56 @@ pub struct ModelRoute {
     pub cache: Option<RouteCache>,
     /// The alias's guardrail policies.
     pub guardrails: Vec<Arc<GuardrailPolicy>>,
+    /// What the alias's answers' output must look like.
+    pub output: OutputRules,
+}
+
+/// An alias's structured-output rules, compiled.
+#[derive(Debug, Clone, Default)]
+pub struct OutputRules {
+    /// The alias's own schema (`json_schema`).
+    pub schema: Option<OutputSchema>,
+    /// Retries on the same target for an output that fails its schema.
+    pub retries: u32,
+    /// Schemas clients ask for are enforced too.
+    pub enforce_requested: bool,
+    /// Streamed calls with a schema are checked whole before they are sent.
+    pub buffer_stream: bool,
+}
+
+/// Most retries of an invalid output per target (each is a paid call).
+const MAX_SCHEMA_RETRIES: u32 = 5;
+
+impl OutputRules {
+    fn compile(alias: &str, mc: &crate::config::ModelConfig) -> Result<Self, ConfigError> {
+        if mc.json_schema_retries > MAX_SCHEMA_RETRIES {
+            return Err(ConfigError::Invalid(format!(
+                "model {alias:?}: json_schema_retries is at most {MAX_SCHEMA_RETRIES}"
+            )));
+        }
+        let schema = match &mc.json_schema {
+            None => None,
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    ConfigError::Invalid(format!("model {alias:?}: json_schema {path:?}: {e}"))
+                })?;
+                let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+                    ConfigError::Invalid(format!(
+                        "model {alias:?}: json_schema {path:?} is not JSON: {e}"
+                    ))
+                })?;
+                let compiled = OutputSchema::compile(&value, SchemaOrigin::Route)
+                    .map_err(|e| ConfigError::Invalid(format!("model {alias:?}: {path:?}: {e}")))?;
+                Some(compiled)
+            }
+        };
+        Ok(Self {
+            schema,
+            retries: mc.json_schema_retries,
+            enforce_requested: mc.enforce_requested_schema,
+            buffer_stream: mc.buffer_stream,
+        })
+    }
 }
 
 /// An alias's cache policy, compiled.
@@ -205,6 +256,7 @@ impl RouteTable {
                     "model {alias:?}: guardrail {unknown:?} is not defined in [guardrails]"
                 ))
             })?;
+            let output = OutputRules::compile(alias, mc)?;
             let alias: Arc<str> = Arc::from(alias.as_str());
             models.insert(
                 Arc::clone(&alias),
@@ -215,6 +267,7 @@ impl RouteTable {
                     total_weight,
                     cache,
                     guardrails: route_guardrails,
+                    output,
                 }),
             );
         }

@@ -138,6 +138,7 @@ pub mod gemini_types;
 mod openai_stream;
 pub mod openai_types;
 mod outcome;
+mod replay;
 mod request;
 mod response;
 mod responses;
@@ -155,6 +156,7 @@ pub use eventstream::{decode_frame, encode_frame, EventFrame, EventStreamError};
 pub use gemini::{chat_to_gemini_request, gemini_error_to_openai, gemini_to_chat_response};
 pub use gemini_stream::GeminiToChatStream;
 pub use openai_stream::{assemble_chat_completion, replay_chat_completion};
+pub use replay::{replay_as_stream, replay_message, replay_response};
 pub use request::{
     anthropic_to_openai_request, openai_include_usage, openai_to_anthropic_request,
     DEFAULT_MAX_TOKENS,
@@ -168,5 +170,7 @@ pub use responses::{
     ResponsesEcho,
 };
 pub use responses_stream::ChatToResponsesStream;
-pub use sse::{for_each_event, stream_error_event, SseScanner};
+pub use sse::{
+    for_each_event, stream_error_event, write_error_event, SseScanner, StreamErrorEvent,
+};
 pub use stream::{AnthropicToOpenAiStream, OpenAiToAnthropicStream};

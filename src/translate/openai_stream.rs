@@ -94,23 +94,12 @@ fn set(v: &mut Value, key: &str, value: Value) {
     }
 }
 
-/// Renders a stored `chat.completion` as SSE: a role chunk, the content, the finish chunk, a
-/// usage chunk when the client asked for one, then `[DONE]`. `None` when the stored body is
-/// not a single-choice text completion.
+/// Renders a whole `chat.completion` as SSE: per choice a role chunk, its content, its
+/// tool calls (each whole, in one chunk) and its finish chunk; a usage chunk when the
+/// client asked for one; then `[DONE]`. `None` when the body is not a completion.
 pub fn replay_chat_completion(completion: &[u8], include_usage: bool) -> Option<Vec<u8>> {
     let v: Value = serde_json::from_slice(completion).ok()?;
-    let [choice] = v.get("choices")?.as_array()?.as_slice() else {
-        return None;
-    };
-    let message = choice.get("message")?;
-    if message.get("tool_calls").is_some_and(|t| !t.is_null()) {
-        return None;
-    }
-    let content = message.get("content").and_then(Value::as_str).unwrap_or("");
-    let finish = choice
-        .get("finish_reason")
-        .cloned()
-        .unwrap_or(json!("stop"));
+    let choices = v.get("choices")?.as_array()?;
     let base = |choices: Value| {
         let mut c = json!({
             "id": v.get("id").cloned().unwrap_or(Value::Null),
@@ -124,23 +113,38 @@ pub fn replay_chat_completion(completion: &[u8], include_usage: bool) -> Option<
         }
         c
     };
-    let mut out = Vec::with_capacity(content.len() * 2 + 512);
+    let mut out = Vec::with_capacity(completion.len() * 2 + 512);
     let mut push = |event: Value| {
         out.extend_from_slice(b"data: ");
         out.extend_from_slice(event.to_string().as_bytes());
         out.extend_from_slice(b"\n\n");
     };
-    push(base(
-        json!([{"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": null, "finish_reason": null}]),
-    ));
-    if !content.is_empty() {
+    for (pos, choice) in choices.iter().enumerate() {
+        let index = choice.get("index").cloned().unwrap_or(json!(pos));
+        let message = choice.get("message")?;
+        let delta = |d: Value| json!([{"index": index, "delta": d, "logprobs": null, "finish_reason": null}]);
+        push(base(delta(json!({"role": "assistant", "content": ""}))));
+        let content = message.get("content").and_then(Value::as_str).unwrap_or("");
+        if !content.is_empty() {
+            push(base(delta(json!({"content": content}))));
+        }
+        if let Some(refusal) = message.get("refusal").filter(|r| !r.is_null()) {
+            push(base(delta(json!({"refusal": refusal}))));
+        }
+        let calls = message.get("tool_calls").and_then(Value::as_array);
+        for (k, call) in calls.into_iter().flatten().enumerate() {
+            let mut call = call.clone();
+            set(&mut call, "index", json!(k));
+            push(base(delta(json!({"tool_calls": [call]}))));
+        }
+        let finish = choice
+            .get("finish_reason")
+            .cloned()
+            .unwrap_or(json!("stop"));
         push(base(
-            json!([{"index": 0, "delta": {"content": content}, "logprobs": null, "finish_reason": null}]),
+            json!([{"index": index, "delta": {}, "logprobs": null, "finish_reason": finish}]),
         ));
     }
-    push(base(
-        json!([{"index": 0, "delta": {}, "logprobs": null, "finish_reason": finish}]),
-    ));
     if include_usage {
         if let Some(u) = v.get("usage") {
             let mut c = base(json!([]));

@@ -244,26 +244,61 @@ pub fn for_each_event(
 /// mid-way, `kind` says how; or `run_killed`), in the client's own format. Shared by the
 /// relay and the guarded streams of guardrails.
 pub fn stream_error_event(out: &mut Vec<u8>, client: WireApi, kind: &str, next_sequence: u64) {
+    let interrupted;
     let (message, code) = if kind == "run_killed" {
         (
-            "The agent run was killed by an operator; this call was cut.".to_string(),
+            "The agent run was killed by an operator; this call was cut.",
             "run_killed",
         )
     } else {
-        (
-            format!("The provider's stream was interrupted ({kind})."),
-            "upstream_stream_interrupted",
-        )
+        interrupted = format!("The provider's stream was interrupted ({kind}).");
+        (interrupted.as_str(), "upstream_stream_interrupted")
     };
+    let error_type = match client {
+        WireApi::Messages => "api_error",
+        _ => "upstream_error",
+    };
+    write_error_event(
+        out,
+        client,
+        &StreamErrorEvent {
+            error_type,
+            code,
+            message,
+            sequence: next_sequence,
+        },
+    );
+}
+
+/// What an error event that ends a stream says.
+#[derive(Debug, Clone, Copy)]
+pub struct StreamErrorEvent<'a> {
+    /// The error's `type` (Chat `error.type`, Messages `error.type`).
+    pub error_type: &'a str,
+    /// The error's `code` (Chat, Responses).
+    pub code: &'a str,
+    /// What happened, for people.
+    pub message: &'a str,
+    /// The Responses `sequence_number` the event takes.
+    pub sequence: u64,
+}
+
+/// Writes an error event in `client`'s stream format (Messages and Responses name it
+/// `error`; Chat sends a bare `data:` with an `error` object), fields in the providers'
+/// order, strings JSON-escaped.
+pub fn write_error_event(out: &mut Vec<u8>, client: WireApi, e: &StreamErrorEvent<'_>) {
+    let quoted = |s: &str| serde_json::Value::from(s).to_string();
+    let (error_type, code, message) = (quoted(e.error_type), quoted(e.code), quoted(e.message));
     let text = match client {
         WireApi::Messages => format!(
-            "event: error\ndata: {{\"type\":\"error\",\"error\":{{\"type\":\"api_error\",\"message\":\"{message}\"}}}}\n\n"
+            "event: error\ndata: {{\"type\":\"error\",\"error\":{{\"type\":{error_type},\"message\":{message}}}}}\n\n"
         ),
         WireApi::Responses => format!(
-            "event: error\ndata: {{\"type\":\"error\",\"code\":\"{code}\",\"message\":\"{message}\",\"param\":null,\"sequence_number\":{next_sequence}}}\n\n"
+            "event: error\ndata: {{\"type\":\"error\",\"code\":{code},\"message\":{message},\"param\":null,\"sequence_number\":{}}}\n\n",
+            e.sequence
         ),
         _ => format!(
-            "data: {{\"error\":{{\"message\":\"{message}\",\"type\":\"upstream_error\",\"param\":null,\"code\":\"{code}\"}}}}\n\n"
+            "data: {{\"error\":{{\"message\":{message},\"type\":{error_type},\"param\":null,\"code\":{code}}}}}\n\n"
         ),
     };
     out.extend_from_slice(text.as_bytes());

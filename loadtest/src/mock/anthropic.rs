@@ -210,7 +210,7 @@ pub async fn messages(
         None => {
             let calls = plan_calls(&body, &prompt, request, &knobs);
             if calls.is_empty() {
-                Content::Text(text::reply_tokens(&prompt, knobs.tokens))
+                Content::Text(text::reply_or_scripted(knobs.reply, &prompt, knobs.tokens))
             } else {
                 Content::ToolUse(
                     calls

@@ -527,7 +527,7 @@ fn plan_answer(body: &ConverseRequest, request: &Request, knobs: &RequestKnobs) 
         None => {
             let calls = plan_calls(body, &prompt, request, knobs);
             if calls.is_empty() {
-                Content::Text(text::reply_tokens(&prompt, knobs.tokens))
+                Content::Text(text::reply_or_scripted(knobs.reply, &prompt, knobs.tokens))
             } else {
                 Content::ToolUse(
                     calls

@@ -66,6 +66,8 @@ pub struct RequestKnobs {
     pub fault: Option<Fault>,
     /// `x-mock-tool-calls`: answer with this many tool calls when the request has tools.
     pub tool_calls: Option<u32>,
+    /// `x-mock-replies`: the exact reply text, instead of the echo (see [`scripted_reply`]).
+    pub reply: Option<&'static str>,
 }
 
 impl RequestKnobs {
@@ -82,6 +84,7 @@ impl RequestKnobs {
             body_bytes: config.body_bytes,
             fault,
             tool_calls: None,
+            reply: None,
         }
     }
 
@@ -109,6 +112,8 @@ impl RequestKnobs {
                 Ok(n @ 1..=16) => self.tool_calls = Some(n),
                 _ => return Err(bad()),
             }
+        } else if knob.eq_ignore_ascii_case("replies") {
+            self.reply = Some(scripted_reply(value).map_err(|e| format!("{name}: {e}"))?);
         } else if knob.eq_ignore_ascii_case("fault") {
             self.fault = if value == "none" {
                 None
@@ -122,6 +127,56 @@ impl RequestKnobs {
         }
         Ok(())
     }
+}
+
+/// Most distinct scripted replies one mockllm process keeps.
+const MAX_SCRIPTED: usize = 4096;
+/// Most replies in one script, and the longest reply.
+const MAX_SCRIPT_LEN: usize = 16;
+const MAX_REPLY_BYTES: usize = 64 * 1024;
+
+/// How many requests each script (`x-mock-replies` value) has answered, and the replies
+/// handed out (kept for the process's life so knobs stay `Copy`; bounded).
+static SCRIPTS: std::sync::LazyLock<std::sync::Mutex<Scripts>> =
+    std::sync::LazyLock::new(Default::default);
+
+#[derive(Default)]
+struct Scripts {
+    served: std::collections::HashMap<String, usize>,
+    texts: std::collections::HashSet<&'static str>,
+}
+
+/// `x-mock-replies: ["first", "second", …]` (a JSON array of strings): the n-th request
+/// carrying the same header value is answered with the n-th reply, the last one once the
+/// script runs out, in every dialect, streamed or not. Tests use it to make a provider
+/// answer differently on a retry (invalid JSON first, valid JSON next).
+pub fn scripted_reply(value: &str) -> Result<&'static str, String> {
+    let replies: Vec<String> =
+        serde_json::from_str(value).map_err(|e| format!("not a JSON array of strings: {e}"))?;
+    if replies.is_empty() || replies.len() > MAX_SCRIPT_LEN {
+        return Err(format!("1 to {MAX_SCRIPT_LEN} replies"));
+    }
+    if replies.iter().any(|r| r.len() > MAX_REPLY_BYTES) {
+        return Err(format!("a reply is over {MAX_REPLY_BYTES} bytes"));
+    }
+    let mut scripts = SCRIPTS
+        .lock()
+        .map_err(|_| "script table poisoned".to_string())?;
+    let served = scripts.served.entry(value.to_string()).or_insert(0);
+    let pick = (*served).min(replies.len() - 1);
+    *served += 1;
+    let text = replies.into_iter().nth(pick).unwrap_or_default();
+    if let Some(known) = scripts.texts.get(text.as_str()) {
+        return Ok(known);
+    }
+    if scripts.texts.len() >= MAX_SCRIPTED {
+        return Err(format!(
+            "more than {MAX_SCRIPTED} distinct scripted replies"
+        ));
+    }
+    let leaked: &'static str = Box::leak(text.into_boxed_str());
+    scripts.texts.insert(leaked);
+    Ok(leaked)
 }
 
 #[cfg(test)]
@@ -140,6 +195,8 @@ mod tests {
         assert_eq!(k.tokens, 3);
         assert_eq!(k.fault, Some(Fault::Status(429)));
         assert!(k.apply_header("x-mock-itl-ms", b"soon").is_err());
+        assert!(k.apply_header("x-mock-replies", b"[]").is_err());
+        assert!(k.apply_header("x-mock-replies", b"not json").is_err());
     }
 
     #[test]
@@ -155,5 +212,20 @@ mod tests {
             ..config
         };
         assert_eq!(RequestKnobs::from_config(&never).fault, None);
+    }
+
+    #[test]
+    fn a_script_answers_in_order_then_repeats_its_last_reply() {
+        let script = r#"["not json", "{\"ok\": true}", "test-config-script"]"#;
+        let replies: Vec<_> = (0..4).map(|_| scripted_reply(script).unwrap()).collect();
+        assert_eq!(
+            replies,
+            [
+                "not json",
+                "{\"ok\": true}",
+                "test-config-script",
+                "test-config-script"
+            ]
+        );
     }
 }

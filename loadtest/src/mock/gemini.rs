@@ -485,7 +485,7 @@ fn plan_answer(
         None => {
             let calls = plan_calls(body, &prompt, forced_tool, knobs);
             if calls.is_empty() {
-                Parts::Text(text::reply_tokens(&prompt, count))
+                Parts::Text(text::reply_or_scripted(knobs.reply, &prompt, count))
             } else {
                 finish_reason = "STOP";
                 Parts::Calls(calls)
@@ -705,6 +705,7 @@ mod tests {
             body_bytes: None,
             fault: None,
             tool_calls,
+            reply: None,
         }
     }
 

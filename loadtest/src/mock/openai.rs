@@ -146,7 +146,7 @@ pub async fn chat(
     }
     let tokens = match &tool_result {
         Some(result) => text::tool_result_tokens(result, count),
-        None => text::reply_tokens(&prompt, count),
+        None => text::reply_or_scripted(knobs.reply, &prompt, count),
     };
     meta.set_completion(u32::try_from(tokens.len()).unwrap_or(u32::MAX));
     let reply = Reply {

@@ -508,7 +508,7 @@ fn answer(body: &CreateRequest, forced: Option<&str>, knobs: &RequestKnobs) -> A
         }
         let tokens = match &results {
             Some(r) => text::tool_result_tokens(r, count),
-            None => text::reply_tokens(&prompt, count),
+            None => text::reply_or_scripted(knobs.reply, &prompt, count),
         };
         let n = u32::try_from(tokens.len()).unwrap_or(u32::MAX);
         let content = Content::Text {

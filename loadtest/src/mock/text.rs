@@ -21,6 +21,26 @@ pub fn reply_tokens(prompt: &str, count: u32) -> Vec<String> {
     tokens_after("Echo:", prompt, count)
 }
 
+/// The reply tokens: the scripted reply (`x-mock-replies`) cut into pieces of a few
+/// characters, so a stream splits it across events; else [`reply_tokens`].
+pub fn reply_or_scripted(scripted: Option<&str>, prompt: &str, count: u32) -> Vec<String> {
+    let Some(text) = scripted else {
+        return reply_tokens(prompt, count);
+    };
+    let mut tokens = Vec::new();
+    let mut piece = String::new();
+    for c in text.chars() {
+        piece.push(c);
+        if piece.len() >= 4 {
+            tokens.push(std::mem::take(&mut piece));
+        }
+    }
+    if !piece.is_empty() || tokens.is_empty() {
+        tokens.push(piece);
+    }
+    tokens
+}
+
 /// The answer to a tool result: "Tool result:" then the words of `result`; at least
 /// `count` tokens (cycling the words), and enough to hold every word once.
 pub fn tool_result_tokens(result: &str, count: u32) -> Vec<String> {

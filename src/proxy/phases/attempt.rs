@@ -11,6 +11,7 @@ use super::super::outcome::Outcome;
 use super::super::session::{ClientRequest, Session};
 use super::{estimate, reply};
 use crate::api::{ApiError, ErrorKind};
+use crate::guardrails::schema::Violation;
 use crate::observe::AttemptRecord;
 use crate::route::{Provider, Target};
 use crate::translate::{Bridge, TranslateError};
@@ -40,13 +41,16 @@ pub enum Failure {
     Status(FailedStatus),
     /// No usable response.
     Transport(UpstreamError),
+    /// An answer whose output failed its JSON schema (thrown away; the same target may be
+    /// asked again).
+    Invalid(Violation),
 }
 
 impl Failure {
     /// Whether the next target may be tried.
     pub fn may_retry(&self) -> bool {
         match self {
-            Failure::Status(_) => true,
+            Failure::Status(_) | Failure::Invalid(_) => true,
             Failure::Transport(e) => e.retryable(),
         }
     }
@@ -171,7 +175,10 @@ pub async fn run(
                 started,
                 alias,
             };
-            Attempt::Answer(reply::answer(s, request, taken).await)
+            match reply::answer(s, request, taken).await {
+                Ok(outcome) => Attempt::Answer(outcome),
+                Err(violation) => Attempt::Retry(Failure::Invalid(violation)),
+            }
         }
     }
 }

@@ -8,25 +8,38 @@ use super::attempt::{self, Attempt, Failure};
 use crate::api::{ApiError, ErrorKind};
 use crate::route::ModelRoute;
 
-/// Tries the targets; the last failure answers when none succeeds.
+/// Tries the targets; the last failure answers when none succeeds. An answer whose output
+/// fails its JSON schema is asked again of the same target (`json_schema_retries`) before
+/// the next one.
 pub async fn forward(s: &mut Session<'_>, request: &ClientRequest, route: &ModelRoute) -> Outcome {
     let plan = route.plan(fastrand::u32(..));
     let mut last: Option<Failure> = None;
     let mut skipped: Vec<String> = Vec::new();
-    for &index in plan.indexes() {
+    'targets: for &index in plan.indexes() {
         let Some(target) = route.targets.get(index as usize) else {
             continue;
         };
-        match attempt::run(s, request, &route.alias, target).await {
-            Attempt::Answer(outcome) => return outcome,
-            Attempt::Skip(why) => skipped.push(why),
-            Attempt::Retry(failure) => {
-                let go_on = failure.may_retry();
-                last = Some(failure);
-                if !go_on {
-                    break;
+        let mut schema_retries = route.output.retries;
+        loop {
+            match attempt::run(s, request, &route.alias, target).await {
+                Attempt::Answer(outcome) => return outcome,
+                Attempt::Skip(why) => skipped.push(why),
+                Attempt::Retry(Failure::Invalid(violation)) => {
+                    last = Some(Failure::Invalid(violation));
+                    if schema_retries > 0 {
+                        schema_retries -= 1;
+                        continue;
+                    }
+                }
+                Attempt::Retry(failure) => {
+                    let go_on = failure.may_retry();
+                    last = Some(failure);
+                    if !go_on {
+                        break 'targets;
+                    }
                 }
             }
+            break;
         }
     }
     all_failed(s, route, last, &skipped)
@@ -70,6 +83,15 @@ fn all_failed(
                 ),
             ))
         }
+        Some(Failure::Invalid(violation)) => Outcome::Fail(ApiError::new(
+            ErrorKind::UpstreamFailed,
+            "json_schema_violation",
+            format!(
+                "No answer of model `{}` matched the JSON schema after {attempts} attempt(s); \
+                 the last one's output: {violation}.",
+                route.alias
+            ),
+        )),
         None => Outcome::Fail(ApiError::new(
             ErrorKind::Unavailable,
             "no_available_target",

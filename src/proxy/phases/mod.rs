@@ -14,13 +14,20 @@ mod models;
 mod normalize;
 mod reply;
 mod route;
+mod schema;
 
 pub use admit::micros_to_usd;
-pub use guard::note_stream;
 
 use super::outcome::{Next, Outcome};
 use super::session::Session;
 use crate::wire::Endpoint;
+
+/// Notes in the record what a streamed answer's checks found (guardrails that fired, a
+/// schema violation), once the stream ended.
+pub fn note_stream(s: &mut Session<'_>) {
+    guard::note_stream(s);
+    reply::note_stream_schema(s);
+}
 
 /// Runs the phases until one of them decides how the request ends.
 pub async fn run(s: &mut Session<'_>) -> Outcome {
@@ -45,6 +52,8 @@ async fn through_phases(s: &mut Session<'_>) -> Next<Outcome> {
     admit::admit(s, &mut request, route)?;
     // The guardrails of the alias and the tenant on what the client sends.
     guard::request(s, &mut request, route)?;
+    // The JSON schemas the answer's output must match.
+    schema::expect(s, &mut request, route)?;
     // An identical or equivalent answer from memory.
     cache::lookup(s, &request, route).await?;
     // The targets in plan order until one answers.

@@ -13,11 +13,14 @@ use super::super::relay::UpstreamFrames;
 use super::super::session::{ClientRequest, Session};
 use super::attempt::{error_for_client, record};
 use crate::api::{ApiError, ErrorKind};
+use crate::guardrails::schema::{check_all, output_texts, SchemaCheckedStream, Violation};
 use crate::http::ResponseHead;
 use crate::route::Target;
-use crate::translate::Bridge;
+use crate::translate::{replay_as_stream, Bridge, StreamTranslator};
 use crate::upstream::{read_full_body, UpstreamResponse, UpstreamResponseHead};
 use crate::wire::{Usage, WireApi};
+use std::cell::RefCell;
+use std::rc::Rc;
 
 /// Largest non-streamed upstream body the gateway buffers.
 const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
@@ -38,8 +41,13 @@ pub struct Taken<'t> {
     pub alias: &'t str,
 }
 
-/// The client's response for a taken answer.
-pub async fn answer(s: &mut Session<'_>, request: &ClientRequest, taken: Taken<'_>) -> Outcome {
+/// The client's response for a taken answer; `Err` when its output failed the JSON schema
+/// (the answer was thrown away and the attempt recorded as such).
+pub async fn answer(
+    s: &mut Session<'_>,
+    request: &ClientRequest,
+    taken: Taken<'_>,
+) -> Result<Outcome, Violation> {
     let head = &taken.response.head;
     let ok_status = (200..300).contains(&head.status);
     let streamed = ok_status
@@ -47,7 +55,7 @@ pub async fn answer(s: &mut Session<'_>, request: &ClientRequest, taken: Taken<'
             || taken.wire == WireApi::Converse
                 && head.content_type_is(b"application/vnd.amazon.eventstream"));
     if streamed {
-        Outcome::Respond(Box::new(stream(s, request, taken)))
+        Ok(Outcome::Respond(Box::new(stream(s, request, taken))))
     } else {
         whole(s, request, taken).await
     }
@@ -74,6 +82,7 @@ fn stream(s: &mut Session<'_>, request: &ClientRequest, taken: Taken<'_>) -> Res
         }
         None => None,
     };
+    let translator = checked_stream(s, translator);
     let translator = super::guard::stream(s, translator);
     // The attempt is recorded when the stream ends: it counts now.
     let attempts = s.record.attempts.len() + 1;
@@ -122,8 +131,45 @@ fn stream(s: &mut Session<'_>, request: &ClientRequest, taken: Taken<'_>) -> Res
     }
 }
 
-/// A whole answer: read, translated if the formats differ, answered.
-async fn whole(s: &mut Session<'_>, request: &ClientRequest, taken: Taken<'_>) -> Outcome {
+/// The stream translator with the JSON-schema check at the stream's end, when the answer
+/// has a schema to match; what it finds is noted in the record when the stream ends.
+fn checked_stream(
+    s: &mut Session<'_>,
+    translator: Option<Box<dyn StreamTranslator>>,
+) -> Option<Box<dyn StreamTranslator>> {
+    if s.schemas.is_empty() {
+        return translator;
+    }
+    let verdict = Rc::new(RefCell::new(None));
+    s.stream_verdict = Some(Rc::clone(&verdict));
+    let client = s.endpoint.client_wire().unwrap_or(WireApi::Chat);
+    Some(Box::new(SchemaCheckedStream::new(
+        translator,
+        client,
+        s.schemas.clone(),
+        verdict,
+    )))
+}
+
+/// Notes a streamed answer's schema violation, once the stream ended.
+pub fn note_stream_schema(s: &mut Session<'_>) {
+    let Some(verdict) = s.stream_verdict.take() else {
+        return;
+    };
+    let found = verdict.borrow_mut().take();
+    if let Some(violation) = found {
+        tracing::debug!(request_id = %s.request_id, %violation, "streamed output failed its JSON schema");
+        s.record.error = Some("json_schema_violation".into());
+    }
+}
+
+/// A whole answer: read, translated if the formats differ, checked against its schemas,
+/// answered.
+async fn whole(
+    s: &mut Session<'_>,
+    request: &ClientRequest,
+    taken: Taken<'_>,
+) -> Result<Outcome, Violation> {
     let Taken {
         target,
         bridge,
@@ -142,7 +188,7 @@ async fn whole(s: &mut Session<'_>, request: &ClientRequest, taken: Taken<'_>) -
         s.record
             .attempts
             .push(record(target, Some(status), closed, started));
-        return Outcome::ClientGone;
+        return Ok(Outcome::ClientGone);
     };
     let body = match read {
         Ok(body) => body,
@@ -152,11 +198,11 @@ async fn whole(s: &mut Session<'_>, request: &ClientRequest, taken: Taken<'_>) -
             s.record
                 .attempts
                 .push(record(target, Some(status), kind, started));
-            return Outcome::Fail(ApiError::new(
+            return Ok(Outcome::Fail(ApiError::new(
                 ErrorKind::UpstreamFailed,
                 "upstream_failed",
                 format!("The provider's response could not be read: {e}."),
-            ));
+            )));
         }
     };
     s.record
@@ -174,7 +220,62 @@ async fn whole(s: &mut Session<'_>, request: &ClientRequest, taken: Taken<'_>) -
         alias,
     };
     let response = whole_response(s, request, answer, body);
-    super::guard::response(s, response)
+    check_output(s, target, &response)?;
+    let outcome = super::guard::response(s, response);
+    Ok(match (outcome, s.replay_stream) {
+        (Outcome::Respond(r), Some(include_usage)) => {
+            Outcome::Respond(Box::new(as_stream(s, *r, include_usage)))
+        }
+        (outcome, _) => outcome,
+    })
+}
+
+/// Checks a successful whole answer's output against the session's schemas. A violation
+/// marks the attempt and keeps what the thrown-away answer used, to be charged.
+fn check_output(s: &mut Session<'_>, target: &Target, r: &Response) -> Result<(), Violation> {
+    if s.schemas.is_empty() || !(200..300).contains(&r.status) {
+        return Ok(());
+    }
+    let Body::Full(body) = &r.body else {
+        return Ok(());
+    };
+    let client = s.endpoint.client_wire().unwrap_or(WireApi::Chat);
+    let violation = output_texts(client, body)
+        .iter()
+        .find_map(|o| check_all(&s.schemas, &o.text).err());
+    let Some(violation) = violation else {
+        return Ok(());
+    };
+    tracing::debug!(request_id = %s.request_id, provider = %target.provider.name, %violation, "output failed its JSON schema");
+    if let Some(a) = s.record.attempts.last_mut() {
+        a.error = Some("json_schema_violation".into());
+    }
+    let price = s.price.take();
+    let cost = price
+        .zip(r.usage)
+        .map_or(0, |(p, u)| super::super::settle::cost_micros(&p, &u));
+    s.discarded.add(r.usage, cost);
+    s.record.provider = None;
+    s.record.upstream_model = None;
+    Err(violation)
+}
+
+/// A checked whole answer sent as the stream the client asked for (`buffer_stream`).
+fn as_stream(s: &Session<'_>, mut r: Response, include_usage: bool) -> Response {
+    let client = s.endpoint.client_wire().unwrap_or(WireApi::Chat);
+    let Body::Full(body) = &r.body else {
+        return r;
+    };
+    if !(200..300).contains(&r.status) {
+        return r;
+    }
+    match replay_as_stream(client, body, include_usage) {
+        Some(events) => {
+            r.body = Body::Events(Bytes::from(events));
+            r
+        }
+        None => r,
+    }
 }
 
 /// A whole provider answer, read.
@@ -215,11 +316,13 @@ fn whole_response(
             (s2, b, None)
         }
     };
-    let rewritten = final_status != status || bridge.is_some();
+    // A buffered stream's head is the stream's: `finish` sets its content type.
+    let replayed = s.replay_stream.is_some() && (200..300).contains(&final_status);
+    let rewritten = final_status != status || bridge.is_some() || replayed;
     let attempts = s.record.attempts.len();
     let passed = (!rewritten).then_some(upstream);
     let head = upstream_head(s, target, final_status, attempts, passed, rewritten);
-    let head = if rewritten {
+    let head = if rewritten && !replayed {
         head.header("content-type", b"application/json")
     } else {
         head

@@ -50,6 +50,8 @@ enum Command {
     },
     /// Embed JSON lines `{"text": ...}` from stdin with the semantic cache's model.
     Embed(infergate::embed::EmbedCliArgs),
+    /// Show requests from the request log files (rotated ones included), filtered.
+    Logs(infergate::observe::logs::LogsArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -69,6 +71,9 @@ fn main() -> std::process::ExitCode {
         }
         Some(Command::Embed(args)) => {
             infergate::embed::run_embed_cli(args).map_err(|e| e.to_string())
+        }
+        Some(Command::Logs(args)) => {
+            infergate::observe::logs::run(&args).map_err(|e| e.to_string())
         }
         Some(Command::Serve) | None => serve(cli.config, cli.shards),
     };

@@ -63,14 +63,20 @@ base_url = "http://{mock}"
 region = "us-east-1"
 forward_headers = ["x-mock-*"]
 
+# The suite checks how structured-output requests and answers cross dialects; mockllm's
+# echo does not follow schemas, and enforcing them is tests/json_schema.rs's job.
 [models."m-openai"]
 targets = [{{ provider = "openai", model = "gpt-upstream" }}]
+enforce_requested_schema = false
 [models."m-anthropic"]
 targets = [{{ provider = "anthropic", model = "claude-upstream" }}]
+enforce_requested_schema = false
 [models."m-gemini"]
 targets = [{{ provider = "gemini", model = "gemini-upstream" }}]
+enforce_requested_schema = false
 [models."m-bedrock"]
 targets = [{{ provider = "bedrock", model = "anthropic.claude-upstream-v1:0" }}]
+enforce_requested_schema = false
 "#
     )
 }

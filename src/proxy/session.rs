@@ -61,6 +61,8 @@ pub struct Session<'a> {
     pub guardrails: Vec<Arc<crate::guardrails::GuardrailPolicy>>,
     /// What a streamed answer's guardrails fired (filled while the stream is relayed).
     pub stream_hits: Option<std::rc::Rc<std::cell::RefCell<Vec<crate::guardrails::Hit>>>>,
+    /// The trace it belongs to and its span ids.
+    pub trace: crate::observe::trace::TraceContext,
 }
 
 /// The state `x-ratelimit-*` headers report: the tightest request and token limits.
@@ -160,7 +162,9 @@ impl<'a> Session<'a> {
         id: RequestId,
     ) -> Self {
         let request_id = id.id;
-        let record = RequestRecord::started(request_id.clone(), ctx.shard_id);
+        let mut record = RequestRecord::started(request_id.clone(), ctx.shard_id);
+        let trace = ctx.tracer.begin(&head.headers);
+        record.trace_id = trace.trace_id;
         let keep_alive = head.wants_keep_alive() && !ctx.lifecycle.is_draining();
         Self {
             ctx,
@@ -184,6 +188,7 @@ impl<'a> Session<'a> {
             run: None,
             guardrails: Vec::new(),
             stream_hits: None,
+            trace,
         }
     }
 

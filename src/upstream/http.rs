@@ -79,6 +79,11 @@ pub(crate) fn request_head(req: &UpstreamRequest<'_>, link: &UpstreamLink) -> Ve
         req.body.len()
     );
     let passed = client_headers(req, &mut h);
+    if let Some(trace) = &req.trace {
+        h.extend_from_slice(b"traceparent: ");
+        h.extend_from_slice(&trace.traceparent);
+        h.extend_from_slice(b"\r\n");
+    }
     if let Some(key) = link.api_key() {
         let name: &[u8] = match provider.auth_style() {
             AuthStyle::Bearer | AuthStyle::SigV4 => b"authorization: Bearer ",
@@ -128,6 +133,9 @@ fn client_headers(req: &UpstreamRequest<'_>, h: &mut Vec<u8>) -> PassedHeaders {
         if !req.provider.forward_headers.allows(name) || headers.has_token("connection", name) {
             continue;
         }
+        if req.trace.is_some_and(|t| replaced_trace_header(name, t)) {
+            continue;
+        }
         let starts = |p: &str| {
             name.get(..p.len())
                 .is_some_and(|n| n.eq_ignore_ascii_case(p))
@@ -143,6 +151,13 @@ fn client_headers(req: &UpstreamRequest<'_>, h: &mut Vec<u8>) -> PassedHeaders {
         h.extend_from_slice(b"\r\n");
     }
     passed
+}
+
+/// Whether the gateway's own trace context replaces the client's `name` header: its
+/// `traceparent` always, its `tracestate` when the trace was not the client's.
+fn replaced_trace_header(name: &str, trace: super::call::TraceHeaders) -> bool {
+    name.eq_ignore_ascii_case("traceparent")
+        || (!trace.tracestate && name.eq_ignore_ascii_case("tracestate"))
 }
 
 /// Adds AWS SigV4 headers for a Bedrock call (`authorization`, `x-amz-date`, and the

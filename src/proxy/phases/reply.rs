@@ -111,6 +111,7 @@ fn stream(s: &mut Session<'_>, request: &ClientRequest, taken: Taken<'_>) -> Res
             model: target.model.to_string(),
             status,
             started,
+            start_ms: super::attempt::offset_ms(s.started, started),
         },
     };
     Response {
@@ -141,7 +142,7 @@ async fn whole(s: &mut Session<'_>, request: &ClientRequest, taken: Taken<'_>) -
         let closed = Some("client_closed".to_string());
         s.record
             .attempts
-            .push(record(target, Some(status), closed, started));
+            .push(record(target, Some(status), closed, (started, s.started)));
         return Outcome::ClientGone;
     };
     let body = match read {
@@ -151,7 +152,7 @@ async fn whole(s: &mut Session<'_>, request: &ClientRequest, taken: Taken<'_>) -
             let kind = Some(e.kind().to_string());
             s.record
                 .attempts
-                .push(record(target, Some(status), kind, started));
+                .push(record(target, Some(status), kind, (started, s.started)));
             return Outcome::Fail(ApiError::new(
                 ErrorKind::UpstreamFailed,
                 "upstream_failed",
@@ -161,7 +162,7 @@ async fn whole(s: &mut Session<'_>, request: &ClientRequest, taken: Taken<'_>) -
     };
     s.record
         .attempts
-        .push(record(target, Some(status), None, started));
+        .push(record(target, Some(status), None, (started, s.started)));
     if head.keep_alive {
         s.ctx
             .pool

@@ -52,10 +52,11 @@ impl TraceExporter {
     /// Starts the exporter `cfg` describes and returns the tracer shards use; without an
     /// endpoint, no thread and a tracer that is off.
     pub fn start(cfg: &OtelConfig) -> Result<(Self, Tracer), TraceError> {
-        let Some(endpoint) = cfg.endpoint()? else {
+        let endpoint = cfg.endpoint()?;
+        super::note_running(cfg);
+        let Some(endpoint) = endpoint else {
             return Ok((Self { handle: None }, Tracer::off()));
         };
-        super::note_running(cfg);
         let (tx, rx) = mpsc::sync_channel(QUEUE_REQUESTS);
         let client = OtlpClient::new(endpoint, POST_TIMEOUT);
         let origin = Origin {

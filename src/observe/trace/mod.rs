@@ -101,7 +101,7 @@ impl Tracer {
     }
 }
 
-/// The `[otel]` settings the exporter runs with (set once, at start).
+/// The `[otel]` settings the process started with (set once, at start, tracing on or off).
 static RUNNING: OnceLock<OtelConfig> = OnceLock::new();
 
 fn note_running(cfg: &OtelConfig) {

@@ -10,6 +10,12 @@ if ! python3 -c 'import openai, anthropic' 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check openai anthropic
 fi
 
+# The official OTLP protobuf types: tests/python/otlp_receiver.py decodes the gateway's traces.
+if ! python3 -c 'import opentelemetry.proto.collector.trace.v1.trace_service_pb2' 2>/dev/null; then
+  echo "test-deps: installing opentelemetry-proto (the OTLP receiver of tests/tracing.rs)"
+  python3 -m pip install --quiet --disable-pip-version-check opentelemetry-proto
+fi
+
 # curl drives the gateway in tests; openssl makes the TLS test's private CA.
 for tool in curl openssl; do
   if ! command -v "$tool" >/dev/null; then

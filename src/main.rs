@@ -130,6 +130,8 @@ fn serve(config: Option<PathBuf>, shards_flag: Option<usize>) -> Result<(), Stri
     ));
     let (log_writer, records) =
         LogWriter::start(&cfg.log).map_err(|e| format!("request log {}: {e}", cfg.log.path))?;
+    let (trace_exporter, tracer) =
+        infergate::observe::trace::TraceExporter::start(&cfg.otel).map_err(|e| e.to_string())?;
     let reloader = ConfigReloader::new(
         path.clone(),
         Arc::clone(&table),
@@ -160,6 +162,7 @@ fn serve(config: Option<PathBuf>, shards_flag: Option<usize>) -> Result<(), Stri
     let shared = ShardShared {
         table: Arc::clone(&table),
         records: records.clone(),
+        tracer: tracer.clone(),
         lifecycle: Arc::clone(&lifecycle),
         tls: tls_connector(),
         upstreams,
@@ -213,6 +216,8 @@ fn serve(config: Option<PathBuf>, shards_flag: Option<usize>) -> Result<(), Stri
     drop(records);
     drop(table);
     log_writer.join();
+    drop(tracer);
+    trace_exporter.join();
     tracing::info!("stopped");
     Ok(())
 }

@@ -77,6 +77,7 @@ impl ConfigReloader {
             if cfg.server.listen != old.server.listen || cfg.server.shards != old.server.shards {
                 tracing::warn!("server.listen and server.shards only change on restart");
             }
+            crate::observe::trace::note_reload(&cfg.otel);
             Self::compile(&cfg, &self.upstreams, &self.governor, &self.store)
         });
         match result {

@@ -12,12 +12,14 @@ use serde::Deserialize;
 mod governance;
 mod guardrails;
 mod kinds;
+mod otel;
 
 pub use governance::{
     BudgetConfig, GovernanceConfig, LimitsConfig, PriceConfig, RunsConfig, StoreConfig,
     TenantConfig,
 };
 pub use guardrails::{CustomRuleConfig, GuardrailAction, GuardrailConfig, GuardrailSide};
+pub use otel::{OtelConfig, OtlpEndpoint};
 
 /// Why a configuration file could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +88,9 @@ pub struct Config {
     /// Named guardrail policies, listed by model aliases and tenants.
     #[serde(default)]
     pub guardrails: BTreeMap<String, GuardrailConfig>,
+    /// OpenTelemetry traces over OTLP/HTTP (off without an endpoint; read at start only).
+    #[serde(default)]
+    pub otel: OtelConfig,
 }
 
 /// Process-wide cache sizes. Caches are created at start and survive reloads.
@@ -149,10 +154,12 @@ impl Config {
 
     /// Parses config text.
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
-        toml::from_str(text).map_err(|e| ConfigError::Parse {
+        let cfg: Self = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: PathBuf::from("<text>"),
             message: e.to_string(),
-        })
+        })?;
+        cfg.otel.endpoint()?;
+        Ok(cfg)
     }
 }
 

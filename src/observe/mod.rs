@@ -1,8 +1,10 @@
-//! Observe: one record per request, written as a JSON line by a writer thread off the shards.
+//! Observe: one record per request, written as a JSON line by a writer thread off the shards;
+//! its spans, exported over OTLP by another thread (`trace`).
 
 pub mod logs;
 mod query;
 mod record;
+pub mod trace;
 mod writer;
 
 pub use query::{parse_since, FilterError, RecordFilter, StatusMatch, MAX_LIMIT};

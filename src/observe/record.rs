@@ -19,6 +19,8 @@ pub struct AttemptRecord {
     pub error: Option<String>,
     /// Time spent on this attempt, in milliseconds.
     pub latency_ms: f64,
+    /// When the attempt began, in milliseconds after the request started.
+    pub start_ms: f64,
 }
 
 /// What admission held for a request against limits and budgets.
@@ -57,6 +59,12 @@ pub struct RequestRecord {
     pub request_id: String,
     /// Start time, RFC 3339 UTC.
     pub time: String,
+    /// The W3C trace id (the client's `traceparent`'s, or one the gateway made), so
+    /// records and traces can be joined.
+    pub trace_id: super::trace::TraceId,
+    /// Start time in Unix nanoseconds, for the spans.
+    #[serde(skip)]
+    pub start_unix_ns: u64,
     /// Which shard served it.
     pub shard: usize,
     /// The endpoint (`chat.completions`, `embeddings`, `models`).
@@ -140,12 +148,14 @@ impl RequestRecord {
     /// The record of a request that just arrived: its id, shard and start time; the phases
     /// fill in the rest.
     pub fn started(request_id: String, shard: usize) -> Self {
-        let unix_ms = std::time::SystemTime::now()
+        let unix_ns = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
         Self {
             request_id,
-            time: rfc3339_millis(unix_ms),
+            time: rfc3339_millis(unix_ns / 1_000_000),
+            trace_id: super::trace::TraceId::random(),
+            start_unix_ns: unix_ns,
             shard,
             endpoint: crate::wire::Endpoint::ChatCompletions.as_str(),
             key: None,

@@ -74,6 +74,8 @@ pub struct ShardCtx {
     pub governor: Arc<LocalGovernor>,
     /// Where request records go.
     pub records: RecordSink,
+    /// Where sampled requests' spans go.
+    pub tracer: crate::observe::trace::Tracer,
     /// Shutdown flag shared by all shards.
     pub lifecycle: Arc<Lifecycle>,
     /// Response caches and the embedder (shared by all shards).
@@ -101,6 +103,8 @@ pub struct ShardLimits {
     pub upstreams: Arc<UpstreamRegistry>,
     /// Limits and budgets of keys and tenants.
     pub governor: Arc<LocalGovernor>,
+    /// Where sampled requests' spans go.
+    pub tracer: crate::observe::trace::Tracer,
 }
 
 /// One open client connection, counted against the shard's limit until dropped.
@@ -135,6 +139,7 @@ impl ShardCtx {
             upstreams: limits.upstreams,
             governor: limits.governor,
             records,
+            tracer: limits.tracer,
             lifecycle,
             caches,
             bodies: limits.bodies,

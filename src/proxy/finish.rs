@@ -29,6 +29,7 @@ pub async fn finish(mut s: Session<'_>, outcome: Outcome) -> bool {
     };
     super::settle::settle(&mut s);
     s.record.latency_ms = s.elapsed_ms();
+    super::spans::end(&s);
     s.ctx.records.send(s.record);
     keep
 }
@@ -260,6 +261,7 @@ fn attempt_record(a: PendingAttempt, error: Option<String>) -> AttemptRecord {
         status: Some(a.status),
         error,
         latency_ms: super::ms_since(a.started),
+        start_ms: a.start_ms,
     }
 }
 

@@ -16,6 +16,7 @@ mod phases;
 mod relay;
 mod session;
 mod settle;
+mod spans;
 
 pub use caching::Caches;
 pub use context::{ConnectionSlot, Lifecycle, ShardCtx, ShardLimits};

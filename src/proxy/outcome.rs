@@ -105,4 +105,6 @@ pub struct PendingAttempt {
     pub status: u16,
     /// When the attempt began.
     pub started: Instant,
+    /// When it began, in milliseconds after the request started.
+    pub start_ms: f64,
 }

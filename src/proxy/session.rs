@@ -71,6 +71,8 @@ pub struct Session<'a> {
     pub replay_stream: Option<bool>,
     /// What answers thrown away for failing their schema used (charged with the answer).
     pub discarded: Discarded,
+    /// The trace it belongs to and its span ids.
+    pub trace: crate::observe::trace::TraceContext,
 }
 
 /// Tokens and cost of answers the gateway threw away (an output that failed its schema):
@@ -198,7 +200,9 @@ impl<'a> Session<'a> {
         id: RequestId,
     ) -> Self {
         let request_id = id.id;
-        let record = RequestRecord::started(request_id.clone(), ctx.shard_id);
+        let mut record = RequestRecord::started(request_id.clone(), ctx.shard_id);
+        let trace = ctx.tracer.begin(&head.headers);
+        record.trace_id = trace.trace_id;
         let keep_alive = head.wants_keep_alive() && !ctx.lifecycle.is_draining();
         Self {
             ctx,
@@ -226,6 +230,7 @@ impl<'a> Session<'a> {
             stream_verdict: None,
             replay_stream: None,
             discarded: Discarded::default(),
+            trace,
         }
     }
 

@@ -169,6 +169,8 @@ pub struct ShardShared {
     pub table: SharedRouteTable,
     /// The request log.
     pub records: RecordSink,
+    /// Where sampled requests' spans go.
+    pub tracer: crate::observe::trace::Tracer,
     /// Shutdown flag.
     pub lifecycle: Arc<Lifecycle>,
     /// TLS client config.
@@ -320,6 +322,7 @@ fn run_shard(
                 failpoints: shared.failpoints,
                 upstreams: Arc::clone(&shared.upstreams),
                 governor: Arc::clone(&shared.governor),
+                tracer: shared.tracer,
             },
         ));
         accept_loop(&ctx, &listener).await;

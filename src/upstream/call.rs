@@ -87,6 +87,19 @@ pub struct UpstreamRequest<'a> {
     pub client_headers: &'a HeaderList,
     /// The body, already in the provider's format.
     pub body: UpstreamBody,
+    /// The trace context this attempt sends in place of the client's (`None`: tracing is
+    /// off and the client's `traceparent` passes as any allowed header).
+    pub trace: Option<TraceHeaders>,
+}
+
+/// The W3C trace headers of one attempt when the gateway takes part in the trace.
+#[derive(Debug, Clone, Copy)]
+pub struct TraceHeaders {
+    /// `00-{trace id}-{the attempt's span id}-{flags}`.
+    pub traceparent: [u8; 55],
+    /// Whether the client's `tracestate` belongs to this trace (it continued the client's
+    /// `traceparent`) and is passed on.
+    pub tracestate: bool,
 }
 
 /// A provider's answer: its head, and the connection its body is read from.

@@ -79,6 +79,11 @@ pub(crate) fn request_head(req: &UpstreamRequest<'_>, link: &UpstreamLink) -> Ve
         req.body.len()
     );
     let passed = client_headers(req, &mut h);
+    if let Some(trace) = &req.trace {
+        h.extend_from_slice(b"traceparent: ");
+        h.extend_from_slice(&trace.traceparent);
+        h.extend_from_slice(b"\r\n");
+    }
     if let Some(key) = link.api_key() {
         let name: &[u8] = match provider.auth_style() {
             AuthStyle::Bearer | AuthStyle::SigV4 => b"authorization: Bearer ",
@@ -128,6 +133,9 @@ fn client_headers(req: &UpstreamRequest<'_>, h: &mut Vec<u8>) -> PassedHeaders {
         if !req.provider.forward_headers.allows(name) || headers.has_token("connection", name) {
             continue;
         }
+        if req.trace.is_some_and(|t| replaced_trace_header(name, t)) {
+            continue;
+        }
         let starts = |p: &str| {
             name.get(..p.len())
                 .is_some_and(|n| n.eq_ignore_ascii_case(p))
@@ -143,6 +151,13 @@ fn client_headers(req: &UpstreamRequest<'_>, h: &mut Vec<u8>) -> PassedHeaders {
         h.extend_from_slice(b"\r\n");
     }
     passed
+}
+
+/// Whether the gateway's own trace context replaces the client's `name` header: its
+/// `traceparent` always, its `tracestate` when the trace was not the client's.
+fn replaced_trace_header(name: &str, trace: super::call::TraceHeaders) -> bool {
+    name.eq_ignore_ascii_case("traceparent")
+        || (!trace.tracestate && name.eq_ignore_ascii_case("tracestate"))
 }
 
 /// Adds AWS SigV4 headers for a Bedrock call (`authorization`, `x-amz-date`, and the
@@ -180,5 +195,80 @@ fn sign_aws(
             }
         }
         Err(e) => tracing::warn!(provider = %provider.name, error = %e, "request not signed"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ProviderConfig, ProviderKind};
+    use crate::http::RequestHead;
+    use crate::route::Provider;
+    use crate::upstream::{TraceHeaders, UpstreamBody};
+    use crate::wire::Endpoint;
+
+    const CLIENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    const OURS: &[u8; 55] = b"00-4bf92f3577b34da6a3ce929d0e0e4736-1111111111111111-01";
+
+    /// The head sent to an OpenAI provider for a client that sent `traceparent` and
+    /// `tracestate`, with the gateway's `trace` headers.
+    fn head_with(trace: Option<TraceHeaders>) -> String {
+        let cfg = ProviderConfig {
+            kind: ProviderKind::Openai,
+            base_url: Some("http://127.0.0.1:9/v1".into()),
+            api_key_env: None,
+            connect_timeout_ms: 1,
+            first_byte_timeout_ms: 1,
+            total_timeout_ms: 1,
+            max_idle_per_shard: 1,
+            tls_ca_file: None,
+            region: None,
+            resource: None,
+            api_version: None,
+            account_id: None,
+            responses_api: None,
+            forward_headers: Vec::new(),
+        };
+        let provider = Provider::compile("p", &cfg).unwrap();
+        let link = UpstreamLink::build(&provider).unwrap();
+        let client = RequestHead::parse(
+            format!("POST /v1/chat/completions HTTP/1.1\r\ntraceparent: {CLIENT}\r\ntracestate: vendor=1\r\n\r\n")
+                .as_bytes(),
+        )
+        .unwrap();
+        let req = UpstreamRequest {
+            provider: &provider,
+            endpoint: Endpoint::ChatCompletions,
+            wire: WireApi::Chat,
+            model: "m",
+            stream: false,
+            client_headers: &client.headers,
+            body: UpstreamBody::default(),
+            trace,
+        };
+        String::from_utf8(request_head(&req, &link)).unwrap()
+    }
+
+    #[test]
+    fn the_gateways_traceparent_replaces_the_clients() {
+        let ours = std::str::from_utf8(OURS).unwrap();
+        let continued = head_with(Some(TraceHeaders {
+            traceparent: *OURS,
+            tracestate: true,
+        }));
+        assert_eq!(continued.matches("traceparent").count(), 1, "{continued}");
+        assert!(continued.contains(&format!("traceparent: {ours}\r\n")));
+        assert!(continued.contains("tracestate: vendor=1\r\n"));
+        // A trace the gateway started: the client's tracestate belongs to another trace.
+        let restarted = head_with(Some(TraceHeaders {
+            traceparent: *OURS,
+            tracestate: false,
+        }));
+        assert!(!restarted.contains("tracestate"), "{restarted}");
+        assert!(restarted.contains(&format!("traceparent: {ours}\r\n")));
+        // Tracing off: the client's headers pass as any allowed header.
+        let off = head_with(None);
+        assert!(off.contains(&format!("traceparent: {CLIENT}\r\n")), "{off}");
+        assert!(off.contains("tracestate: vendor=1\r\n"));
     }
 }

@@ -12,7 +12,9 @@ mod pool;
 mod registry;
 pub mod sigv4;
 
-pub use call::{ProviderUpstream, Upstream, UpstreamBody, UpstreamRequest, UpstreamResponse};
+pub use call::{
+    ProviderUpstream, TraceHeaders, Upstream, UpstreamBody, UpstreamRequest, UpstreamResponse,
+};
 pub use client::{
     read_full_body, read_response_head, send_request, BodyKind, UpstreamResponseHead,
 };

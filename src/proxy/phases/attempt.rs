@@ -16,8 +16,8 @@ use crate::observe::AttemptRecord;
 use crate::route::{Provider, Target};
 use crate::translate::{Bridge, TranslateError};
 use crate::upstream::{
-    read_full_body, status_is_retryable, ProviderUpstream, Upstream, UpstreamBody, UpstreamError,
-    UpstreamRequest, UpstreamResponse,
+    read_full_body, status_is_retryable, ProviderUpstream, TraceHeaders, Upstream, UpstreamBody,
+    UpstreamError, UpstreamRequest, UpstreamResponse,
 };
 use crate::wire::{Endpoint, WireApi};
 
@@ -120,6 +120,7 @@ pub async fn run(
         stream: request.view.stream,
         client_headers: &s.head.headers,
         body,
+        trace: trace_headers(s),
     };
     let ctx = s.ctx;
     let upstream = ProviderUpstream::for_provider(provider, &ctx.pool, &ctx.tls, &ctx.upstreams);
@@ -129,14 +130,14 @@ pub async fn run(
         let closed = Some("client_closed".to_string());
         s.record
             .attempts
-            .push(record(target, None, closed, started));
+            .push(record(target, None, closed, (started, s.started)));
         return Attempt::Answer(Outcome::ClientGone);
     };
     let Some(result) = result else {
         let killed = Some("run_killed".to_string());
         s.record
             .attempts
-            .push(record(target, None, killed, started));
+            .push(record(target, None, killed, (started, s.started)));
         return Attempt::Answer(Outcome::Fail(ApiError::new(
             ErrorKind::PermissionDenied,
             "run_killed",
@@ -147,7 +148,9 @@ pub async fn run(
         Err(e) => {
             tracing::debug!(provider = %provider.name, error = %e, "attempt failed");
             let kind = Some(e.kind().to_string());
-            s.record.attempts.push(record(target, None, kind, started));
+            s.record
+                .attempts
+                .push(record(target, None, kind, (started, s.started)));
             Attempt::Retry(Failure::Transport(e))
         }
         Ok(response) if status_is_retryable(response.head.status) => {
@@ -155,7 +158,7 @@ pub async fn run(
             let failure = keep_error_body(s, target, response, bridge).await;
             s.record
                 .attempts
-                .push(record(target, Some(status), None, started));
+                .push(record(target, Some(status), None, (started, s.started)));
             Attempt::Retry(failure)
         }
         Ok(response) => {
@@ -206,12 +209,12 @@ fn cannot_serve(endpoint: Endpoint, provider: &Provider) -> Option<&str> {
         .then_some("no embeddings endpoint")
 }
 
-/// The record of one attempt.
+/// The record of one attempt that began at `started`, in a request that began at `since`.
 pub fn record(
     target: &Target,
     status: Option<u16>,
     error: Option<String>,
-    started: Instant,
+    (started, since): (Instant, Instant),
 ) -> AttemptRecord {
     AttemptRecord {
         provider: target.provider.name.clone(),
@@ -219,7 +222,23 @@ pub fn record(
         status,
         error,
         latency_ms: super::super::ms_since(started),
+        start_ms: offset_ms(since, started),
     }
+}
+
+/// Milliseconds from `since` to `at`.
+pub fn offset_ms(since: Instant, at: Instant) -> f64 {
+    at.saturating_duration_since(since).as_secs_f64() * 1000.0
+}
+
+/// The trace headers of the attempt about to be made (the next one recorded): its own span
+/// as the provider's parent. `None` with tracing off.
+fn trace_headers(s: &Session<'_>) -> Option<TraceHeaders> {
+    let cx = &s.trace;
+    cx.propagate.then(|| TraceHeaders {
+        traceparent: cx.traceparent(cx.attempt_span_id(s.record.attempts.len())),
+        tracestate: cx.parent.is_some(),
+    })
 }
 
 /// Reads an error response's body (briefly) so it can be the final answer if no target

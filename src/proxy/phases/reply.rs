@@ -120,6 +120,7 @@ fn stream(s: &mut Session<'_>, request: &ClientRequest, taken: Taken<'_>) -> Res
             model: target.model.to_string(),
             status,
             started,
+            start_ms: super::attempt::offset_ms(s.started, started),
         },
     };
     Response {
@@ -187,7 +188,7 @@ async fn whole(
         let closed = Some("client_closed".to_string());
         s.record
             .attempts
-            .push(record(target, Some(status), closed, started));
+            .push(record(target, Some(status), closed, (started, s.started)));
         return Ok(Outcome::ClientGone);
     };
     let body = match read {
@@ -197,7 +198,7 @@ async fn whole(
             let kind = Some(e.kind().to_string());
             s.record
                 .attempts
-                .push(record(target, Some(status), kind, started));
+                .push(record(target, Some(status), kind, (started, s.started)));
             return Ok(Outcome::Fail(ApiError::new(
                 ErrorKind::UpstreamFailed,
                 "upstream_failed",
@@ -207,7 +208,7 @@ async fn whole(
     };
     s.record
         .attempts
-        .push(record(target, Some(status), None, started));
+        .push(record(target, Some(status), None, (started, s.started)));
     if head.keep_alive {
         s.ctx
             .pool

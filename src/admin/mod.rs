@@ -5,6 +5,7 @@ mod access;
 mod keys;
 mod persist;
 mod reload;
+mod requests;
 mod server;
 mod usage;
 mod watch;

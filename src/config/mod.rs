@@ -86,6 +86,24 @@ pub struct Config {
     /// Named guardrail policies, listed by model aliases and tenants.
     #[serde(default)]
     pub guardrails: BTreeMap<String, GuardrailConfig>,
+    /// Prometheus metrics on the admin listener.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+}
+
+/// Whether `GET /metrics` is served on the admin listener (read at start only).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// On or off; absent: on when there is an admin listener.
+    pub enabled: Option<bool>,
+}
+
+impl MetricsConfig {
+    /// Whether metrics are kept, given whether an admin listener exists to serve them.
+    pub fn is_on(&self, admin: bool) -> bool {
+        admin && self.enabled.unwrap_or(true)
+    }
 }
 
 /// Process-wide cache sizes. Caches are created at start and survive reloads.
@@ -232,6 +250,13 @@ pub struct LogConfig {
     pub max_bytes: u64,
     /// How many rotated files are kept.
     pub keep: usize,
+    /// Records waiting for the writer at most; when full, a record is dropped and counted
+    /// (`infergate_records_dropped_total`) rather than making a shard wait.
+    pub max_queue: usize,
+    /// Also rotate at UTC midnight, to `PATH.YYYY-MM-DD` (the day the file holds).
+    pub daily: bool,
+    /// Daily files older than this many days are deleted (0 keeps them all).
+    pub keep_days: usize,
 }
 
 impl Default for LogConfig {
@@ -240,6 +265,9 @@ impl Default for LogConfig {
             path: "infergate-requests.jsonl".to_string(),
             max_bytes: 256 * 1024 * 1024,
             keep: 3,
+            max_queue: 65_536,
+            daily: false,
+            keep_days: 7,
         }
     }
 }

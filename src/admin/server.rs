@@ -1,4 +1,4 @@
-//! The admin HTTP listener: `GET /admin/health`, `POST /admin/reload`. It runs on its own
+//! The admin HTTP listener: `GET /admin/health`, `POST /admin/reload`, `GET /metrics`. It runs on its own
 //! thread and runtime so control traffic never competes with a shard.
 
 use std::sync::Arc;
@@ -33,6 +33,8 @@ pub struct AdminInfo {
     pub driver: &'static str,
     /// The keys' and tenants' counters.
     pub governor: Arc<crate::policy::LocalGovernor>,
+    /// What `GET /metrics` renders (absent: metrics off, the path is a 404).
+    pub metrics: Option<Arc<crate::observe::metrics::Metrics>>,
 }
 
 /// Binds the admin listener and serves it on a new thread; returns the bound address.
@@ -124,20 +126,23 @@ async fn serve(mut conn: ServerConn, info: AdminInfo, access: AdminAccess) {
             head.headers.get("authorization"),
             mutation,
         );
-        let (status, body) = match verdict {
+        let json = |(status, body): (u16, serde_json::Value)| {
+            (status, "application/json", Bytes::from(body.to_string()))
+        };
+        let (status, content_type, body) = match verdict {
             Err(denied) => {
                 tracing::warn!(path = %crate::api::bounded(head.path()), reason = %denied, "admin request refused");
-                (
+                json((
                     denied.status(),
                     serde_json::json!({"error": denied.to_string()}),
-                )
+                ))
             }
-            Ok(()) => route(&head, &body, &info),
+            Ok(()) => super::metrics::answer(&head, &info)
+                .unwrap_or_else(|| json(route(&head, &body, &info))),
         };
-        let body = Bytes::from(body.to_string());
         let keep = head.wants_keep_alive();
         let mut response =
-            ResponseHead::new(Vec::new(), status).header("content-type", b"application/json");
+            ResponseHead::new(Vec::new(), status).header("content-type", content_type.as_bytes());
         if status == 401 {
             response = response.header("www-authenticate", b"Bearer");
         }

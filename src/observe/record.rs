@@ -102,6 +102,10 @@ pub struct RequestRecord {
     /// Output tokens, when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tokens_out: Option<u64>,
+    /// Input tokens the provider read from its prompt cache (part of `tokens_in`), when
+    /// it said.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tokens_cached: Option<u64>,
     /// The stream's finish reason, when seen.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub finish_reason: Option<FinishReason>,
@@ -163,6 +167,7 @@ impl RequestRecord {
             ttfb_ms: None,
             tokens_in: None,
             tokens_out: None,
+            tokens_cached: None,
             finish_reason: None,
             cache: None,
             cache_similarity: None,
@@ -182,7 +187,15 @@ impl RequestRecord {
         if let Some(u) = usage {
             self.tokens_in = Some(u.prompt_tokens());
             self.tokens_out = Some(u.output_tokens);
+            self.tokens_cached = (u.cache_read_tokens > 0).then_some(u.cache_read_tokens);
         }
+    }
+
+    /// The gateway's own share of the request's time: the total minus the time spent on
+    /// provider attempts (never below zero), in milliseconds.
+    pub fn gateway_ms(&self) -> f64 {
+        let upstream: f64 = self.attempts.iter().map(|a| a.latency_ms).sum();
+        (self.latency_ms - upstream).max(0.0)
     }
 }
 
@@ -219,5 +232,23 @@ mod tests {
             "2026-11-23T12:00:00.123Z"
         );
         assert_eq!(rfc3339_millis(951_782_400_000), "2000-02-29T00:00:00.000Z");
+    }
+
+    #[test]
+    fn gateway_time_is_the_total_less_the_attempts() {
+        let attempt = |ms| AttemptRecord {
+            provider: "p".into(),
+            model: "m".into(),
+            status: Some(200),
+            error: None,
+            latency_ms: ms,
+        };
+        let mut r = RequestRecord::started("r".into(), 0);
+        r.latency_ms = 10.0;
+        assert_eq!(r.gateway_ms(), 10.0);
+        r.attempts = vec![attempt(3.0), attempt(6.5)];
+        assert!((r.gateway_ms() - 0.5).abs() < 1e-9);
+        r.attempts.push(attempt(5.0));
+        assert_eq!(r.gateway_ms(), 0.0);
     }
 }

@@ -10,6 +10,7 @@ use monoio_rustls::TlsConnector;
 use super::caching::Caches;
 use crate::api::JsonScratch;
 use crate::http::BodyBudget;
+use crate::observe::metrics::ShardMetrics;
 use crate::observe::RecordSink;
 use crate::policy::LocalGovernor;
 use crate::route::SharedRouteTable;
@@ -71,6 +72,8 @@ pub struct ShardCtx {
     pub governor: Arc<LocalGovernor>,
     /// Where request records go.
     pub records: RecordSink,
+    /// This shard's metrics, counted from each record.
+    pub metrics: ShardMetrics,
     /// Shutdown flag shared by all shards.
     pub lifecycle: Arc<Lifecycle>,
     /// Response caches and the embedder (shared by all shards).
@@ -98,6 +101,8 @@ pub struct ShardLimits {
     pub upstreams: Arc<UpstreamRegistry>,
     /// Limits and budgets of keys and tenants.
     pub governor: Arc<LocalGovernor>,
+    /// The shard's metrics handle (disabled when metrics are off).
+    pub metrics: ShardMetrics,
 }
 
 /// One open client connection, counted against the shard's limit until dropped.
@@ -131,6 +136,7 @@ impl ShardCtx {
             upstreams: limits.upstreams,
             governor: limits.governor,
             records,
+            metrics: limits.metrics,
             lifecycle,
             caches,
             bodies: limits.bodies,

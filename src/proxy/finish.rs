@@ -29,6 +29,7 @@ pub async fn finish(mut s: Session<'_>, outcome: Outcome) -> bool {
     };
     super::settle::settle(&mut s);
     s.record.latency_ms = s.elapsed_ms();
+    s.ctx.metrics.observe(&s.record);
     s.ctx.records.send(s.record);
     keep
 }
@@ -68,6 +69,8 @@ async fn respond(s: &mut Session<'_>, r: Response) -> bool {
 
 /// Relays a provider's stream, then settles the connection, the cache and the attempt.
 async fn relay(s: &mut Session<'_>, head: ResponseHead, stream: StreamBody, keep: bool) -> bool {
+    let ctx = s.ctx;
+    let _open = ctx.metrics.open_stream();
     let StreamBody {
         mut upstream,
         framing,
@@ -181,6 +184,7 @@ pub async fn refuse_head(ctx: &ShardCtx, conn: &mut ServerConn, e: &HttpError) {
     let _ = write_head_and_body(conn.io(), head, body).await;
     record.status = err.status();
     record.error = Some(err.code.to_string());
+    ctx.metrics.observe(&record);
     ctx.records.send(record);
 }
 
@@ -203,6 +207,7 @@ pub async fn answer_panic(ctx: &ShardCtx, conn: &mut ServerConn, id: RequestId) 
         let _ = write_head_and_body(conn.io(), head, body).await;
     }
     record.error = Some("internal_panic".into());
+    ctx.metrics.observe(&record);
     ctx.records.send(record);
 }
 

@@ -2,7 +2,7 @@
 //! idle upstream connections per provider) to its metrics once a second, so the scraper
 //! never has to reach into a shard's `Rc` state.
 
-use std::rc::Rc;
+use std::rc::Weak;
 use std::time::Duration;
 
 use crate::observe::metrics::ShardGauges;
@@ -11,10 +11,16 @@ use crate::proxy::ShardCtx;
 /// How often a shard publishes its gauges.
 const EVERY: Duration = Duration::from_secs(1);
 
-/// Runs on the shard until the drain begins.
-pub async fn publish_gauges(ctx: Rc<ShardCtx>) {
-    while !ctx.lifecycle.is_draining() {
-        ctx.metrics.publish(read(&ctx));
+/// Runs on the shard until the drain begins or the shard's context is gone. It holds the
+/// context only weakly: a task still sleeping when the shard's runtime ends must not keep
+/// the context (and with it the request log's sender) alive, or the log writer would never
+/// see the last sender go and the process would not exit.
+pub async fn publish_gauges(ctx: Weak<ShardCtx>) {
+    loop {
+        match ctx.upgrade() {
+            Some(ctx) if !ctx.lifecycle.is_draining() => ctx.metrics.publish(read(&ctx)),
+            _ => return,
+        }
         monoio::time::sleep(EVERY).await;
     }
 }

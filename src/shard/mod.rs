@@ -332,7 +332,7 @@ fn run_shard(
             },
         ));
         if ctx.metrics.is_on() {
-            monoio::spawn(gauges::publish_gauges(Rc::clone(&ctx)));
+            monoio::spawn(gauges::publish_gauges(Rc::downgrade(&ctx)));
         }
         accept_loop(&ctx, &listener).await;
         drop(listener);

@@ -55,7 +55,7 @@ impl Latency {
 
     /// Records one latency given in milliseconds (negative or NaN values are ignored).
     pub fn record_ms(&mut self, ms: f64) {
-        if !(ms >= 0.0) {
+        if ms.is_nan() || ms < 0.0 {
             return;
         }
         let micros = (ms * 1000.0).round().min(MAX_MICROS as f64) as u64;

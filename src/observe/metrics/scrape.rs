@@ -285,8 +285,11 @@ fn counters(e: &mut Exposition, m: &Merged) {
     }
 }
 
+/// A per-shard gauge family: name, help, and how to read it.
+type GaugeFamily = (&'static str, &'static str, fn(&ShardGauges) -> u64);
+
 fn shard_gauges(e: &mut Exposition, shards: &[ShardGauges]) {
-    let families: [(&str, &str, fn(&ShardGauges) -> u64); 3] = [
+    let families: [GaugeFamily; 3] = [
         (
             "infergate_client_connections",
             "Open client connections, by shard (published every second).",

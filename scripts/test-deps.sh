@@ -24,6 +24,13 @@ for tool in curl openssl; do
   fi
 done
 
+# promtool checks /metrics and a Prometheus server scrapes it in tests/metrics.rs (Debian's
+# prometheus package has both).
+if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then
+  echo "test-deps: installing prometheus (promtool and the server)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus
+fi
+
 # The embedding model, when the embedder is part of this checkout.
 if [ -x scripts/fetch-model.sh ]; then
   scripts/fetch-model.sh

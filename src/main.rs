@@ -158,7 +158,9 @@ fn serve(config: Option<PathBuf>, shards_flag: Option<usize>) -> Result<(), Stri
     if failpoints {
         tracing::warn!("INFERGATE_FAILPOINTS=1: fault injection is on (for tests only)");
     }
-    let caches = Arc::new(Caches::new(&cfg.cache, start_embedder(&cfg)));
+    let embedder = start_embedder(&cfg);
+    let metrics = start_metrics(&cfg, count, &table, &records, embedder.as_ref())?;
+    let caches = Arc::new(Caches::new(&cfg.cache, embedder));
     let shared = ShardShared {
         table: Arc::clone(&table),
         records: records.clone(),
@@ -171,6 +173,7 @@ fn serve(config: Option<PathBuf>, shards_flag: Option<usize>) -> Result<(), Stri
         bodies: infergate::http::BodyBudget::new(cfg.server.max_inflight_body_bytes),
         fd_connection_cap,
         failpoints,
+        metrics: metrics.clone(),
     };
     let shards = shard::start(count, &cfg.server.listen, DriverChoice::from_env(), shared)
         .map_err(|e| e.to_string())?;
@@ -188,6 +191,8 @@ fn serve(config: Option<PathBuf>, shards_flag: Option<usize>) -> Result<(), Stri
             shards: count,
             driver,
             governor: Arc::clone(&governor),
+            metrics,
+            records: log_writer.views(),
         };
         let addr = start_admin_server(admin, info)
             .map_err(|e| format!("admin listener {}: {e}", admin.listen))?;
@@ -245,6 +250,30 @@ fn connection_cap(shards: usize, configured: usize) -> usize {
         );
     }
     cap
+}
+
+/// The process's metrics, unless `[metrics]` turns them off or no admin listener would
+/// serve them.
+fn start_metrics(
+    cfg: &Config,
+    shards: usize,
+    table: &infergate::route::SharedRouteTable,
+    records: &infergate::observe::RecordSink,
+    embedder: Option<&infergate::embed::EmbedderHandle>,
+) -> Result<Option<Arc<infergate::observe::metrics::Metrics>>, String> {
+    if !cfg.metrics.is_on(cfg.admin.is_some()) {
+        if cfg.metrics.enabled == Some(true) {
+            tracing::warn!("[metrics] enabled, but there is no [admin] listener to serve /metrics; metrics are off");
+        }
+        return Ok(None);
+    }
+    let sources = infergate::observe::metrics::MetricSources {
+        record_drops: records.drops(),
+        embedder: embedder.map(|e| (e.stats(), e.capacity())),
+    };
+    infergate::observe::metrics::Metrics::new(shards, Arc::clone(table), sources)
+        .map(Some)
+        .map_err(|e| e.to_string())
 }
 
 /// Starts the embedder when the semantic cache is used (or `[embedder]` is configured).

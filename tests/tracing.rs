@@ -8,105 +8,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
+use common::OtlpReceiver as Receiver;
 use common::*;
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const CLIENT_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CLIENT_SPAN: &str = "00f067aa0ba902b7";
-
-/// The Python OTLP receiver, killed when dropped.
-struct Receiver {
-    child: std::process::Child,
-    port: u16,
-    out: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Receiver {
-    fn start() -> Receiver {
-        let dir = tempfile::tempdir().unwrap();
-        let out = dir.path().join("spans.jsonl");
-        let mut child = Command::new("python3")
-            .arg(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/python/otlp_receiver.py"
-            ))
-            .arg(&out)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| {
-                panic!("the OTLP receiver did not start (is opentelemetry-proto installed? scripts/test-deps.sh): {line:?}")
-            })
-            .parse()
-            .unwrap();
-        Receiver {
-            child,
-            port,
-            out,
-            _dir: dir,
-        }
-    }
-
-    fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// Every line written so far; a line with `error` fails the test.
-    fn lines(&self) -> Vec<Value> {
-        let text = std::fs::read_to_string(&self.out).unwrap_or_default();
-        let lines: Vec<Value> = text
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
-        for l in &lines {
-            assert!(l.get("error").is_none(), "the receiver refused a post: {l}");
-        }
-        lines
-    }
-
-    /// The spans of `trace`, once there are `n` of them (server span first).
-    fn wait_trace(&self, trace: &str, n: usize) -> Vec<Value> {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let mut spans: Vec<Value> = self
-                .lines()
-                .into_iter()
-                .filter(|s| s["trace_id"] == trace)
-                .collect();
-            if spans.len() >= n {
-                assert_eq!(spans.len(), n, "{spans:#?}");
-                spans.sort_by_key(|s| (s["kind"] != 2, s["start"].as_u64()));
-                return spans;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} of {n} spans of trace {trace} arrived: {spans:#?}",
-                spans.len()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
 
 fn config(otel: &str, bad: &str, good: &str) -> String {
     format!(

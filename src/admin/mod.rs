@@ -3,6 +3,7 @@
 
 mod access;
 mod keys;
+mod metrics;
 mod persist;
 mod reload;
 mod requests;

@@ -24,7 +24,7 @@ pub fn answer(
     let Some(views) = views else {
         return Some((
             404,
-            json!({"error": "request records are not kept (no [log] writer)"}),
+            json!({"error": "recent requests are not kept ([log] recent = 0)"}),
         ));
     };
     Some(match path {

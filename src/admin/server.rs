@@ -1,5 +1,6 @@
-//! The admin HTTP listener: `GET /admin/health`, `POST /admin/reload`. It runs on its own
-//! thread and runtime so control traffic never competes with a shard.
+//! The admin HTTP listener: `GET /admin/health`, `POST /admin/reload`, `GET /metrics`, keys,
+//! tenants, runs, recent requests and usage. It runs on its own thread and runtime so control
+//! traffic never competes with a shard.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,6 +34,10 @@ pub struct AdminInfo {
     pub driver: &'static str,
     /// The keys' and tenants' counters.
     pub governor: Arc<crate::policy::LocalGovernor>,
+    /// What `GET /metrics` renders (absent: metrics off, the path is a 404).
+    pub metrics: Option<Arc<crate::observe::metrics::Metrics>>,
+    /// The newest records and the usage ledger (absent: `[log] recent = 0`).
+    pub records: Option<Arc<crate::observe::RecordViews>>,
 }
 
 /// Binds the admin listener and serves it on a new thread; returns the bound address.
@@ -124,20 +129,23 @@ async fn serve(mut conn: ServerConn, info: AdminInfo, access: AdminAccess) {
             head.headers.get("authorization"),
             mutation,
         );
-        let (status, body) = match verdict {
+        let json = |(status, body): (u16, serde_json::Value)| {
+            (status, "application/json", Bytes::from(body.to_string()))
+        };
+        let (status, content_type, body) = match verdict {
             Err(denied) => {
                 tracing::warn!(path = %crate::api::bounded(head.path()), reason = %denied, "admin request refused");
-                (
+                json((
                     denied.status(),
                     serde_json::json!({"error": denied.to_string()}),
-                )
+                ))
             }
-            Ok(()) => route(&head, &body, &info),
+            Ok(()) => super::metrics::answer(&head, &info)
+                .unwrap_or_else(|| json(route(&head, &body, &info))),
         };
-        let body = Bytes::from(body.to_string());
         let keep = head.wants_keep_alive();
         let mut response =
-            ResponseHead::new(Vec::new(), status).header("content-type", b"application/json");
+            ResponseHead::new(Vec::new(), status).header("content-type", content_type.as_bytes());
         if status == 401 {
             response = response.header("www-authenticate", b"Bearer");
         }
@@ -156,6 +164,16 @@ async fn serve(mut conn: ServerConn, info: AdminInfo, access: AdminAccess) {
 fn route(head: &RequestHead, body: &[u8], info: &AdminInfo) -> (u16, serde_json::Value) {
     if let Some(answer) = super::keys::answer(head.method, head.path(), body, info) {
         return answer;
+    }
+    if head.method == Method::Get {
+        let query = head.target().split_once('?').map_or("", |(_, q)| q);
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let records = info.records.as_deref();
+        if let Some(answer) = super::requests::answer(head.path(), query, records, now_ms) {
+            return answer;
+        }
     }
     match (head.method, head.path()) {
         (Method::Get, "/admin/health") | (Method::Get, "/health") => (200, health(info)),

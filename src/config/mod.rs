@@ -91,6 +91,24 @@ pub struct Config {
     /// OpenTelemetry traces over OTLP/HTTP (off without an endpoint; read at start only).
     #[serde(default)]
     pub otel: OtelConfig,
+    /// Prometheus metrics on the admin listener.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+}
+
+/// Whether `GET /metrics` is served on the admin listener (read at start only).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// On or off; absent: on when there is an admin listener.
+    pub enabled: Option<bool>,
+}
+
+impl MetricsConfig {
+    /// Whether metrics are kept, given whether an admin listener exists to serve them.
+    pub fn is_on(&self, admin: bool) -> bool {
+        admin && self.enabled.unwrap_or(true)
+    }
 }
 
 /// Process-wide cache sizes. Caches are created at start and survive reloads.
@@ -239,6 +257,16 @@ pub struct LogConfig {
     pub max_bytes: u64,
     /// How many rotated files are kept.
     pub keep: usize,
+    /// Records waiting for the writer at most; when full, a record is dropped and counted
+    /// (`infergate_records_dropped_total`) rather than making a shard wait.
+    pub max_queue: usize,
+    /// Also rotate at UTC midnight, to `PATH.YYYY-MM-DD` (the day the file holds).
+    pub daily: bool,
+    /// Daily files older than this many days are deleted (0 keeps them all).
+    pub keep_days: usize,
+    /// How many of the newest records are kept in memory for `GET /admin/requests` (and
+    /// whether the hourly usage ledger behind `GET /admin/usage` runs); 0 keeps none.
+    pub recent: usize,
 }
 
 impl Default for LogConfig {
@@ -247,6 +275,10 @@ impl Default for LogConfig {
             path: "infergate-requests.jsonl".to_string(),
             max_bytes: 256 * 1024 * 1024,
             keep: 3,
+            max_queue: 65_536,
+            daily: false,
+            keep_days: 7,
+            recent: crate::observe::DEFAULT_RECENT,
         }
     }
 }
@@ -393,6 +425,10 @@ pub struct ModelConfig {
     /// retry) before the client sees a byte, then send it as a stream.
     #[serde(default)]
     pub buffer_stream: bool,
+    /// Record the request and the answer in the request log (redacted by the session's
+    /// guardrail rules, bounded in size).
+    #[serde(default)]
+    pub log_bodies: bool,
 }
 
 fn default_true() -> bool {

@@ -75,8 +75,10 @@ impl Embedder {
     ) -> Result<EmbedderHandle, EmbedError> {
         let capacity = config.max_queue.max(1);
         let (tx, rx) = mpsc::sync_channel(capacity);
+        let stats = Arc::new(EmbedderStats::default());
         let worker = Worker {
             rx,
+            stats: Arc::clone(&stats),
             tokenizer,
             backend,
             max_batch: config.max_batch.max(1),
@@ -90,7 +92,7 @@ impl Embedder {
             tx,
             capacity,
             lookup_timeout: Duration::from_millis(config.lookup_timeout_ms.max(1)),
-            rejected_full: Arc::default(),
+            stats,
         })
     }
 }
@@ -102,7 +104,7 @@ pub struct EmbedderHandle {
     tx: SyncSender<Request>,
     capacity: usize,
     lookup_timeout: Duration,
-    rejected_full: Arc<AtomicU64>,
+    stats: Arc<EmbedderStats>,
 }
 
 impl EmbedderHandle {
@@ -111,14 +113,26 @@ impl EmbedderHandle {
     /// [`EmbedError::QueueFull`] (and counted), so the caller goes on without it at once
     /// instead of waiting behind work that would answer too late.
     pub fn submit(&self, prompt: String, job: Box<dyn EmbedJob>) -> Result<(), EmbedError> {
+        // Counted before the send, so the worker can never take it off first.
+        self.stats.queued.fetch_add(1, Ordering::Relaxed);
         match self.tx.try_send(Request { prompt, job }) {
             Ok(()) => Ok(()),
-            Err(TrySendError::Full(_)) => {
-                self.rejected_full.fetch_add(1, Ordering::Relaxed);
-                Err(EmbedError::QueueFull(self.capacity))
+            Err(e) => {
+                self.stats.queued.fetch_sub(1, Ordering::Relaxed);
+                match e {
+                    TrySendError::Full(_) => {
+                        self.stats.rejected_full.fetch_add(1, Ordering::Relaxed);
+                        Err(EmbedError::QueueFull(self.capacity))
+                    }
+                    TrySendError::Disconnected(_) => Err(EmbedError::Stopped),
+                }
             }
-            Err(TrySendError::Disconnected(_)) => Err(EmbedError::Stopped),
         }
+    }
+
+    /// The queue's and batches' counters, for metrics; they outlive the thread.
+    pub fn stats(&self) -> Arc<EmbedderStats> {
+        Arc::clone(&self.stats)
     }
 
     /// Queues `text` and returns a future for its embedding. Never blocks; dropping the future
@@ -140,7 +154,7 @@ impl EmbedderHandle {
     /// How many prompts were refused because the queue was full, since the start (each one a
     /// semantic-cache lookup that went upstream without the cache).
     pub fn rejected_full(&self) -> u64 {
-        self.rejected_full.load(Ordering::Relaxed)
+        self.stats.rejected_full()
     }
 
     /// Most prompts waiting in the queue (`[embedder] max_queue`; the batch in progress is
@@ -156,8 +170,56 @@ impl EmbedderHandle {
     }
 }
 
+/// Upper bounds of the batch-size buckets (prompts per batch).
+pub const BATCH_SIZE_BUCKETS: [u64; 10] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512];
+
+/// What the embedder's queue and batches look like, for metrics: written by the shards
+/// (queue depth, only when they queue a semantic lookup) and by the embedder thread (one
+/// update per batch), read by the scraper.
+#[derive(Debug, Default)]
+pub struct EmbedderStats {
+    queued: AtomicU64,
+    rejected_full: AtomicU64,
+    batches: [AtomicU64; BATCH_SIZE_BUCKETS.len() + 1],
+    batch_prompts: AtomicU64,
+}
+
+impl EmbedderStats {
+    /// Prompts waiting in the queue now (the batch being embedded is not counted).
+    pub fn queued(&self) -> u64 {
+        self.queued.load(Ordering::Relaxed)
+    }
+
+    /// Prompts refused because the queue was full, since the start.
+    pub fn rejected_full(&self) -> u64 {
+        self.rejected_full.load(Ordering::Relaxed)
+    }
+
+    /// Batches per size bucket ([`BATCH_SIZE_BUCKETS`], then one over the last bound), not
+    /// cumulative.
+    pub fn batches(&self) -> [u64; BATCH_SIZE_BUCKETS.len() + 1] {
+        std::array::from_fn(|i| self.batches.get(i).map_or(0, |b| b.load(Ordering::Relaxed)))
+    }
+
+    /// Prompts in every batch so far.
+    pub fn batch_prompts(&self) -> u64 {
+        self.batch_prompts.load(Ordering::Relaxed)
+    }
+
+    fn taken(&self, prompts: usize) {
+        let n = prompts as u64;
+        self.queued.fetch_sub(n, Ordering::Relaxed);
+        let bucket = BATCH_SIZE_BUCKETS.partition_point(|&b| b < n);
+        if let Some(b) = self.batches.get(bucket) {
+            b.fetch_add(1, Ordering::Relaxed);
+        }
+        self.batch_prompts.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
 struct Worker {
     rx: Receiver<Request>,
+    stats: Arc<EmbedderStats>,
     tokenizer: Box<dyn Tokenize>,
     backend: Box<dyn EmbedBackend>,
     max_batch: usize,
@@ -167,6 +229,7 @@ struct Worker {
 impl Worker {
     fn run(mut self) {
         while let Some(batch) = self.next_batch() {
+            self.stats.taken(batch.len());
             self.process(batch);
         }
     }
@@ -375,6 +438,9 @@ mod tests {
         let refused = futures_executor::block_on(handle.embed("d".into())).unwrap_err();
         assert!(matches!(refused, EmbedError::QueueFull(2)), "{refused}");
         assert_eq!(handle.rejected_full(), 1);
+        let stats = handle.stats();
+        // Two wait; the refused one was never counted as queued.
+        assert_eq!(stats.queued(), 2);
         drop(closed);
         assert_eq!(
             futures_executor::block_on(first).unwrap().vector,
@@ -393,6 +459,10 @@ mod tests {
                 .vector,
             expected("e")
         );
+        // Every prompt was taken, one per batch (max_batch 1): four batches of one.
+        assert_eq!(stats.queued(), 0);
+        assert_eq!(stats.batches()[0], 4);
+        assert_eq!(stats.batch_prompts(), 4);
         assert_eq!(handle.rejected_full(), 1);
     }
 

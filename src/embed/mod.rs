@@ -30,7 +30,9 @@ pub mod tokenize;
 pub mod weights;
 
 pub use backend::{EmbedBackend, TokenBatch, EMBED_DIM};
-pub use batcher::{Embedder, EmbedderHandle, Embedding, Tokenize};
+pub use batcher::{
+    Embedder, EmbedderHandle, EmbedderStats, Embedding, Tokenize, BATCH_SIZE_BUCKETS,
+};
 pub use cli::{embed_lines, run_embed_cli, EmbedCliArgs};
 pub use config::{
     open_backend, open_backend_for, open_backend_with, BackendKind, EmbedderConfig, OpenedBackend,

@@ -128,10 +128,13 @@ impl UsageRow {
     }
 }
 
+/// One hour's totals per dimension and name.
+type HourTotals = HashMap<(UsageBy, String), UsageRow>;
+
 /// Hourly totals per dimension and name, for the last week.
 #[derive(Default)]
 struct UsageLedger {
-    hours: VecDeque<(u64, HashMap<(UsageBy, String), UsageRow>)>,
+    hours: VecDeque<(u64, HourTotals)>,
 }
 
 impl UsageLedger {

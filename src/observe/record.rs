@@ -35,6 +35,17 @@ pub struct Reservation {
     pub max_output_tokens: Option<u64>,
 }
 
+/// What a call's tokens cost, by kind, in US dollars.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct CostParts {
+    /// Uncached input tokens (prompt-cache writes included).
+    pub input_usd: f64,
+    /// Output tokens.
+    pub output_usd: f64,
+    /// Input tokens read from the provider's prompt cache.
+    pub cached_usd: f64,
+}
+
 /// A guardrail rule that fired on a request or its answer (never the matched text).
 #[derive(Debug, Clone, Serialize)]
 pub struct GuardrailRecord {
@@ -101,6 +112,8 @@ pub struct RequestRecord {
     pub error: Option<String>,
     /// Total time, milliseconds.
     pub latency_ms: f64,
+    /// The gateway's own time: the total less the time spent on provider attempts.
+    pub overhead_ms: f64,
     /// Time to the first response byte sent to the client, milliseconds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ttfb_ms: Option<f64>,
@@ -110,6 +123,10 @@ pub struct RequestRecord {
     /// Output tokens, when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tokens_out: Option<u64>,
+    /// Input tokens the provider read from its prompt cache (part of `tokens_in`), when
+    /// it said.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tokens_cached: Option<u64>,
     /// The stream's finish reason, when seen.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub finish_reason: Option<FinishReason>,
@@ -126,6 +143,20 @@ pub struct RequestRecord {
     /// budget: what the budget recorded, never more than the reservation).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cost_usd: Option<f64>,
+    /// The cost's parts at the answering model's price: uncached input, output and input
+    /// read from the provider's prompt cache.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost: Option<CostParts>,
+    /// What the client said about the call (`x-infergate-metadata`, a JSON object).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_metadata: Option<serde_json::Value>,
+    /// The request body as forwarded (after redaction), when the alias logs bodies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_body: Option<serde_json::Value>,
+    /// The answer as the client got it (a stream: its events, bounded), when the alias logs
+    /// bodies; matches of the alias's guardrail rules are redacted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response_body: Option<serde_json::Value>,
     /// What admission reserved: the worst-case cost and tokens.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reservation: Option<Reservation>,
@@ -173,11 +204,17 @@ impl RequestRecord {
             ttfb_ms: None,
             tokens_in: None,
             tokens_out: None,
+            tokens_cached: None,
             finish_reason: None,
             cache: None,
             cache_similarity: None,
             cache_note: None,
             cost_usd: None,
+            cost: None,
+            client_metadata: None,
+            request_body: None,
+            response_body: None,
+            overhead_ms: 0.0,
             reservation: None,
             refused_by: None,
             run_id: None,
@@ -192,7 +229,15 @@ impl RequestRecord {
         if let Some(u) = usage {
             self.tokens_in = Some(u.prompt_tokens());
             self.tokens_out = Some(u.output_tokens);
+            self.tokens_cached = (u.cache_read_tokens > 0).then_some(u.cache_read_tokens);
         }
+    }
+
+    /// The gateway's own share of the request's time: the total minus the time spent on
+    /// provider attempts (never below zero), in milliseconds.
+    pub fn gateway_ms(&self) -> f64 {
+        let upstream: f64 = self.attempts.iter().map(|a| a.latency_ms).sum();
+        (self.latency_ms - upstream).max(0.0)
     }
 }
 
@@ -229,5 +274,24 @@ mod tests {
             "2026-11-23T12:00:00.123Z"
         );
         assert_eq!(rfc3339_millis(951_782_400_000), "2000-02-29T00:00:00.000Z");
+    }
+
+    #[test]
+    fn gateway_time_is_the_total_less_the_attempts() {
+        let attempt = |ms| AttemptRecord {
+            provider: "p".into(),
+            model: "m".into(),
+            status: Some(200),
+            error: None,
+            latency_ms: ms,
+            start_ms: 0.0,
+        };
+        let mut r = RequestRecord::started("r".into(), 0);
+        r.latency_ms = 10.0;
+        assert_eq!(r.gateway_ms(), 10.0);
+        r.attempts = vec![attempt(3.0), attempt(6.5)];
+        assert!((r.gateway_ms() - 0.5).abs() < 1e-9);
+        r.attempts.push(attempt(5.0));
+        assert_eq!(r.gateway_ms(), 0.0);
     }
 }

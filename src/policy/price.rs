@@ -52,6 +52,20 @@ impl Price {
         saturate(micro_mtok.div_ceil(MTOK))
     }
 
+    /// The cost's parts in micro-dollars: uncached input, output, cached input (each rounded
+    /// up, so they may add to a micro-dollar more than [`Price::cost`]).
+    pub fn parts(&self, input: u64, cached: u64, output: u64) -> (u64, u64, u64) {
+        let cached = cached.min(input);
+        let part = |tokens: u64, price: u64| {
+            saturate((u128::from(tokens) * u128::from(price)).div_ceil(MTOK))
+        };
+        (
+            part(input - cached, self.input),
+            part(output, self.output),
+            part(cached, self.cached_input),
+        )
+    }
+
     /// The most output tokens `micros` pays for; `None` when output is free.
     pub fn output_tokens_for(&self, micros: u64) -> Option<u64> {
         if self.output == 0 {

@@ -11,6 +11,7 @@ use super::caching::Caches;
 use crate::api::JsonScratch;
 use crate::guardrails::schema::ValidatorCache;
 use crate::http::BodyBudget;
+use crate::observe::metrics::ShardMetrics;
 use crate::observe::RecordSink;
 use crate::policy::LocalGovernor;
 use crate::route::SharedRouteTable;
@@ -76,6 +77,8 @@ pub struct ShardCtx {
     pub records: RecordSink,
     /// Where sampled requests' spans go.
     pub tracer: crate::observe::trace::Tracer,
+    /// This shard's metrics, counted from each record.
+    pub metrics: ShardMetrics,
     /// Shutdown flag shared by all shards.
     pub lifecycle: Arc<Lifecycle>,
     /// Response caches and the embedder (shared by all shards).
@@ -105,6 +108,8 @@ pub struct ShardLimits {
     pub governor: Arc<LocalGovernor>,
     /// Where sampled requests' spans go.
     pub tracer: crate::observe::trace::Tracer,
+    /// The shard's metrics handle (disabled when metrics are off).
+    pub metrics: ShardMetrics,
 }
 
 /// One open client connection, counted against the shard's limit until dropped.
@@ -140,6 +145,7 @@ impl ShardCtx {
             governor: limits.governor,
             records,
             tracer: limits.tracer,
+            metrics: limits.metrics,
             lifecycle,
             caches,
             bodies: limits.bodies,

@@ -29,7 +29,9 @@ pub async fn finish(mut s: Session<'_>, outcome: Outcome) -> bool {
     };
     super::settle::settle(&mut s);
     s.record.latency_ms = s.elapsed_ms();
+    s.record.overhead_ms = s.record.gateway_ms();
     super::spans::end(&s);
+    s.ctx.metrics.observe(&s.record);
     s.ctx.records.send(s.record);
     keep
 }
@@ -45,14 +47,24 @@ async fn respond(s: &mut Session<'_>, r: Response) -> bool {
     }
     let (head, body) = match r.body {
         Body::Stream(stream) => return relay(s, r.head, *stream, keep).await,
-        Body::Full(body) => (r.head.finish(BodyFraming::Length(body.len()), keep), body),
-        Body::Events(events) => (
-            r.head
-                .header("content-type", b"text/event-stream")
-                .header("cache-control", b"no-cache")
-                .finish(BodyFraming::Chunked, keep),
-            Bytes::from(chunk_frame(&events)),
-        ),
+        Body::Full(body) => {
+            if let Some(redactions) = &s.log_bodies {
+                s.record.response_body = Some(super::body_log::json_body(redactions, &body));
+            }
+            (r.head.finish(BodyFraming::Length(body.len()), keep), body)
+        }
+        Body::Events(events) => {
+            if let Some(redactions) = &s.log_bodies {
+                s.record.response_body = Some(super::body_log::text_body(redactions, &events));
+            }
+            (
+                r.head
+                    .header("content-type", b"text/event-stream")
+                    .header("cache-control", b"no-cache")
+                    .finish(BodyFraming::Chunked, keep),
+                Bytes::from(chunk_frame(&events)),
+            )
+        }
     };
     s.record.bytes_out = body.len() as u64;
     s.record.ttfb_ms = Some(s.elapsed_ms());
@@ -69,6 +81,8 @@ async fn respond(s: &mut Session<'_>, r: Response) -> bool {
 
 /// Relays a provider's stream, then settles the connection, the cache and the attempt.
 async fn relay(s: &mut Session<'_>, head: ResponseHead, stream: StreamBody, keep: bool) -> bool {
+    let ctx = s.ctx;
+    let _open = ctx.metrics.open_stream();
     let StreamBody {
         mut upstream,
         framing,
@@ -86,7 +100,8 @@ async fn relay(s: &mut Session<'_>, head: ResponseHead, stream: StreamBody, keep
         .cache
         .take()
         .filter(|f| s.record.status == 200 && f.wants_response());
-    let mut capture = fill.as_ref().map(|_| Vec::new());
+    // The answer is kept whole for the cache, or for the record with `log_bodies`.
+    let mut capture = (fill.is_some() || s.log_bodies.is_some()).then(Vec::new);
     let plan = RelayPlan {
         deadline,
         idle,
@@ -97,6 +112,9 @@ async fn relay(s: &mut Session<'_>, head: ResponseHead, stream: StreamBody, keep
         kill: s.run.as_mut().and_then(|t| t.signal.take()),
     };
     let end = relay_stream(s.conn.io(), head, &mut upstream, framing, plan).await;
+    if let (Some(redactions), Some(events)) = (&s.log_bodies, &capture) {
+        s.record.response_body = Some(super::body_log::text_body(redactions, events));
+    }
     super::phases::note_stream(s);
     let rec = &mut s.record;
     rec.ttfb_ms = Some(end.ttfb_ms(s.started));
@@ -182,6 +200,7 @@ pub async fn refuse_head(ctx: &ShardCtx, conn: &mut ServerConn, e: &HttpError) {
     let _ = write_head_and_body(conn.io(), head, body).await;
     record.status = err.status();
     record.error = Some(err.code.to_string());
+    ctx.metrics.observe(&record);
     ctx.records.send(record);
 }
 
@@ -204,6 +223,7 @@ pub async fn answer_panic(ctx: &ShardCtx, conn: &mut ServerConn, id: RequestId) 
         let _ = write_head_and_body(conn.io(), head, body).await;
     }
     record.error = Some("internal_panic".into());
+    ctx.metrics.observe(&record);
     ctx.records.send(record);
 }
 

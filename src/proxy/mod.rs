@@ -5,6 +5,7 @@
 //! place that writes the response and sends the record. ARCHITECTURE.md walks a request
 //! through them.
 
+mod body_log;
 mod caching;
 mod client_gone;
 mod contain;

@@ -71,6 +71,8 @@ pub struct Session<'a> {
     pub replay_stream: Option<bool>,
     /// What answers thrown away for failing their schema used (charged with the answer).
     pub discarded: Discarded,
+    /// With `log_bodies`: the guardrail rules the recorded bodies are redacted with.
+    pub log_bodies: Option<Vec<Arc<crate::guardrails::GuardrailPolicy>>>,
     /// The trace it belongs to and its span ids.
     pub trace: crate::observe::trace::TraceContext,
 }
@@ -230,6 +232,7 @@ impl<'a> Session<'a> {
             stream_verdict: None,
             replay_stream: None,
             discarded: Discarded::default(),
+            log_bodies: None,
             trace,
         }
     }

@@ -4,6 +4,7 @@
 
 use super::phases::micros_to_usd;
 use super::session::Session;
+use crate::observe::CostParts;
 use crate::policy::{Governor, Price, Used};
 use crate::wire::Usage;
 
@@ -13,9 +14,21 @@ pub fn cost_micros(price: &Price, u: &Usage) -> u64 {
     price.cost(u.prompt_tokens(), u.cache_read_tokens, u.output_tokens)
 }
 
+/// The parts of a call's cost for the record.
+fn cost_parts(price: &Price, u: &Usage) -> CostParts {
+    let (input, output, cached) =
+        price.parts(u.prompt_tokens(), u.cache_read_tokens, u.output_tokens);
+    CostParts {
+        input_usd: micros_to_usd(input),
+        output_usd: micros_to_usd(output),
+        cached_usd: micros_to_usd(cached),
+    }
+}
+
 /// Settles or releases the session's admission and notes the cost in the record.
 pub fn settle(s: &mut Session<'_>) {
     let priced = s.price.zip(s.usage).map(|(p, u)| cost_micros(&p, &u));
+    s.record.cost = s.price.zip(s.usage).map(|(p, u)| cost_parts(&p, &u));
     let priced = with_discarded(s, priced);
     let Some(admission) = s.admission.take() else {
         s.record.cost_usd = priced.map(micros_to_usd);

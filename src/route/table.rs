@@ -39,6 +39,8 @@ pub struct ModelRoute {
     pub guardrails: Vec<Arc<GuardrailPolicy>>,
     /// What the alias's answers' output must look like.
     pub output: OutputRules,
+    /// Requests and answers are recorded in the request log.
+    pub log_bodies: bool,
 }
 
 /// An alias's structured-output rules, compiled.
@@ -268,6 +270,7 @@ impl RouteTable {
                     cache,
                     guardrails: route_guardrails,
                     output,
+                    log_bodies: mc.log_bodies,
                 }),
             );
         }

@@ -14,6 +14,7 @@ use monoio::time::TimeDriver;
 use monoio::{FusionRuntime, IoUringDriver, LegacyDriver, RuntimeBuilder};
 use socket2::{Domain, Protocol, Socket, Type};
 
+mod gauges;
 mod memory;
 pub use memory::release_freed_memory;
 
@@ -187,6 +188,8 @@ pub struct ShardShared {
     pub fd_connection_cap: usize,
     /// Fault injection for tests (`INFERGATE_FAILPOINTS=1`).
     pub failpoints: bool,
+    /// Metrics (absent when off).
+    pub metrics: Option<Arc<crate::observe::metrics::Metrics>>,
 }
 
 /// Starts `count` shards listening on `listen`.
@@ -323,8 +326,17 @@ fn run_shard(
                 upstreams: Arc::clone(&shared.upstreams),
                 governor: Arc::clone(&shared.governor),
                 tracer: shared.tracer,
+                metrics: shared
+                    .metrics
+                    .as_ref()
+                    .map_or_else(crate::observe::metrics::ShardMetrics::disabled, |m| {
+                        m.shard(id)
+                    }),
             },
         ));
+        if ctx.metrics.is_on() {
+            monoio::spawn(gauges::publish_gauges(Rc::downgrade(&ctx)));
+        }
         accept_loop(&ctx, &listener).await;
         drop(listener);
         drain(&ctx, Duration::from_millis(drain_ms)).await;

@@ -666,3 +666,93 @@ pub fn rss_bytes(pid: u32) -> u64 {
         .unwrap();
     kb * 1024
 }
+
+/// The Python OTLP receiver, killed when dropped.
+pub struct OtlpReceiver {
+    pub child: std::process::Child,
+    pub port: u16,
+    pub out: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for OtlpReceiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl OtlpReceiver {
+    pub fn start() -> OtlpReceiver {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("spans.jsonl");
+        let mut child = Command::new("python3")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/python/otlp_receiver.py"
+            ))
+            .arg(&out)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| {
+                panic!("the OTLP receiver did not start (is opentelemetry-proto installed? scripts/test-deps.sh): {line:?}")
+            })
+            .parse()
+            .unwrap();
+        OtlpReceiver {
+            child,
+            port,
+            out,
+            _dir: dir,
+        }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Every line written so far; a line with `error` fails the test.
+    pub fn lines(&self) -> Vec<serde_json::Value> {
+        let text = std::fs::read_to_string(&self.out).unwrap_or_default();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        for l in &lines {
+            assert!(l.get("error").is_none(), "the receiver refused a post: {l}");
+        }
+        lines
+    }
+
+    /// The spans of `trace`, once there are `n` of them (server span first).
+    pub fn wait_trace(&self, trace: &str, n: usize) -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let mut spans: Vec<serde_json::Value> = self
+                .lines()
+                .into_iter()
+                .filter(|s| s["trace_id"] == trace)
+                .collect();
+            if spans.len() >= n {
+                assert_eq!(spans.len(), n, "{spans:#?}");
+                spans.sort_by_key(|s| (s["kind"] != 2, s["start"].as_u64()));
+                return spans;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} of {n} spans of trace {trace} arrived: {spans:#?}",
+                spans.len()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}

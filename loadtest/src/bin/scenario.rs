@@ -57,6 +57,10 @@ struct Args {
     /// (`infergate+guardrails`).
     #[arg(long)]
     guardrails: bool,
+    /// Also measure infergate with `[metrics] enabled = false` (`infergate-metrics`), beside
+    /// the default gateway, which keeps metrics.
+    #[arg(long)]
+    no_metrics: bool,
 }
 
 fn main() -> std::process::ExitCode {
@@ -91,6 +95,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         mock_tokens: args.tokens,
         governance: args.governance,
         guardrails: args.guardrails,
+        no_metrics: args.no_metrics,
     };
     let report = scenario::run(&config, &mut |line| eprintln!("scenario: {line}"))?;
     let mut out = std::io::stdout().lock();

@@ -47,6 +47,8 @@ pub struct ScenarioConfig {
     pub governance: bool,
     /// Also measure infergate with every guardrail rule redacting requests and answers.
     pub guardrails: bool,
+    /// Also measure infergate with its metrics off (the default gateway keeps them).
+    pub no_metrics: bool,
 }
 
 /// Which configuration a measured gateway runs.
@@ -55,6 +57,7 @@ enum Variant {
     Plain,
     Governance,
     Guardrails,
+    NoMetrics,
 }
 
 /// Why a scenario could not run.
@@ -154,6 +157,9 @@ pub fn run(
         }
         if config.guardrails {
             kinds.push(Variant::Guardrails);
+        }
+        if config.no_metrics {
+            kinds.push(Variant::NoMetrics);
         }
         for variant in kinds {
             let path = start_infergate(config, &dir.0, mock_port, &proxy_cpus, variant)?;
@@ -285,6 +291,7 @@ fn start_infergate(
         Variant::Plain => "infergate",
         Variant::Governance => "infergate+governance",
         Variant::Guardrails => "infergate+guardrails",
+        Variant::NoMetrics => "infergate-metrics",
     };
     let dir = dir.join(name);
     std::fs::create_dir_all(&dir)?;
@@ -300,6 +307,7 @@ fn start_infergate(
         Variant::Plain => toml,
         Variant::Governance => governed_toml(&toml),
         Variant::Guardrails => guarded_toml(&toml),
+        Variant::NoMetrics => format!("{toml}\n[metrics]\nenabled = false\n"),
     };
     std::fs::write(&config_path, toml)?;
     let child = ChildProcess::spawn(

@@ -15,7 +15,37 @@ pub fn endpoint(s: &mut Session<'_>) -> Next {
         Outcome::Fail(err)
     })?;
     s.set_endpoint(endpoint);
-    Ok(())
+    client_metadata(s)
+}
+
+/// Largest `x-infergate-metadata` value accepted.
+const MAX_METADATA_BYTES: usize = 4096;
+
+/// Notes `x-infergate-metadata` (a JSON object of the client's own labels: agent, step,
+/// customer...) in the record; a value that is not one, or too large, is refused.
+fn client_metadata(s: &mut Session<'_>) -> Next {
+    let Some(raw) = s.head.headers.get("x-infergate-metadata") else {
+        return Ok(());
+    };
+    let refuse = |why: &str| {
+        let mut e = ApiError::new(
+            ErrorKind::InvalidRequest,
+            "invalid_metadata",
+            format!("x-infergate-metadata {why}."),
+        );
+        e.param = Some("x-infergate-metadata");
+        Outcome::Fail(e)
+    };
+    if raw.len() > MAX_METADATA_BYTES {
+        return Err(refuse(&format!("is over {MAX_METADATA_BYTES} bytes")));
+    }
+    match serde_json::from_slice::<serde_json::Value>(raw) {
+        Ok(v) if v.is_object() => {
+            s.record.client_metadata = Some(v);
+            Ok(())
+        }
+        _ => Err(refuse("must be a JSON object")),
+    }
 }
 
 /// The endpoint a head names, or the error (with the endpoint, when the path was known but

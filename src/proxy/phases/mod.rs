@@ -54,6 +54,11 @@ async fn through_phases(s: &mut Session<'_>) -> Next<Outcome> {
     guard::request(s, &mut request, route)?;
     // The JSON schemas the answer's output must match.
     schema::expect(s, &mut request, route)?;
+    if route.log_bodies {
+        let redactions = super::body_log::redactions(&s.guardrails);
+        s.record.request_body = Some(super::body_log::json_body(&redactions, &request.body));
+        s.log_bodies = Some(redactions);
+    }
     // An identical or equivalent answer from memory.
     cache::lookup(s, &request, route).await?;
     // The targets in plan order until one answers.

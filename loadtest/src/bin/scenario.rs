@@ -61,6 +61,10 @@ struct Args {
     /// the default gateway, which keeps metrics.
     #[arg(long)]
     no_metrics: bool,
+    /// Also measure infergate exporting every request's spans over OTLP/HTTP to a sink in
+    /// this process (`infergate+traces`, sample ratio 1.0).
+    #[arg(long)]
+    traces: bool,
 }
 
 fn main() -> std::process::ExitCode {
@@ -96,6 +100,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         governance: args.governance,
         guardrails: args.guardrails,
         no_metrics: args.no_metrics,
+        traces: args.traces,
     };
     let report = scenario::run(&config, &mut |line| eprintln!("scenario: {line}"))?;
     let mut out = std::io::stdout().lock();

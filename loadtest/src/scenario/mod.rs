@@ -5,6 +5,7 @@
 //! so the proxy's cost is not hidden by (or confused with) the load it is under.
 
 mod compare;
+mod otlp_sink;
 mod process;
 mod proxy_config;
 
@@ -49,6 +50,8 @@ pub struct ScenarioConfig {
     pub guardrails: bool,
     /// Also measure infergate with its metrics off (the default gateway keeps them).
     pub no_metrics: bool,
+    /// Also measure infergate with tracing on at ratio 1.0, exporting to a sink.
+    pub traces: bool,
 }
 
 /// Which configuration a measured gateway runs.
@@ -58,6 +61,7 @@ enum Variant {
     Governance,
     Guardrails,
     NoMetrics,
+    Traced,
 }
 
 /// Why a scenario could not run.
@@ -160,6 +164,9 @@ pub fn run(
         }
         if config.no_metrics {
             kinds.push(Variant::NoMetrics);
+        }
+        if config.traces {
+            kinds.push(Variant::Traced);
         }
         for variant in kinds {
             let path = start_infergate(config, &dir.0, mock_port, &proxy_cpus, variant)?;
@@ -292,6 +299,7 @@ fn start_infergate(
         Variant::Governance => "infergate+governance",
         Variant::Guardrails => "infergate+guardrails",
         Variant::NoMetrics => "infergate-metrics",
+        Variant::Traced => "infergate+traces",
     };
     let dir = dir.join(name);
     std::fs::create_dir_all(&dir)?;
@@ -308,6 +316,10 @@ fn start_infergate(
         Variant::Governance => governed_toml(&toml),
         Variant::Guardrails => guarded_toml(&toml),
         Variant::NoMetrics => format!("{toml}\n[metrics]\nenabled = false\n"),
+        Variant::Traced => {
+            let sink = otlp_sink::start()?;
+            format!("{toml}\n[otel]\nendpoint = \"http://{sink}\"\nsample_ratio = 1.0\n")
+        }
     };
     std::fs::write(&config_path, toml)?;
     let child = ChildProcess::spawn(

@@ -1,13 +1,21 @@
 //! Guardrails scan cost with every built-in rule on: a typical 10 KB request text (prose,
 //! code and JSON, no findings; and the same with a few secrets and PII in it), one typical
 //! SSE text delta (20-80 bytes) through the stream scanner in its steady state, and a
-//! 48-byte delta of a long base64 run (where the scanner's runs stay open longest).
+//! 48-byte delta of a long base64 run (where the scanner's runs stay open longest); one
+//! typical delta event of each client dialect (Chat, Messages, Responses) through the
+//! relay's `GuardedStream` (parse, scan, write), and a 10 KB chat body through `scan_body`.
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use infergate::config::{GuardrailAction, GuardrailConfig, GuardrailSide};
-use infergate::guardrails::{scan_body, Detector, GuardrailPolicy, RuleSpec, StreamScanner};
+use infergate::guardrails::{
+    scan_body, Detector, GuardedStream, GuardrailPolicy, RuleSpec, StreamScanner,
+};
+use infergate::translate::StreamTranslator;
+use infergate::wire::WireApi;
 use std::hint::black_box;
 
 const PROSE: &str = "The quick brown fox jumps over the lazy dog while the team reviews the \
@@ -146,7 +154,64 @@ fn bench(c: &mut Criterion) {
     g.bench_function("scan_body_10k_clean", |b| {
         b.iter(|| scan_body(black_box(&policies), black_box(body.as_bytes())))
     });
+
+    // A guarded stream, per event: one typical text delta event in the client's dialect
+    // (cycling through the deltas above) through `GuardedStream` in passthrough, with the
+    // policy redacting every rule; the output buffer reused as the relay reuses it.
+    g.throughput(Throughput::Elements(1));
+    for client in [WireApi::Chat, WireApi::Messages, WireApi::Responses] {
+        let events: Vec<(Option<&'static [u8]>, Vec<u8>)> = DELTAS
+            .iter()
+            .enumerate()
+            .map(|(n, d)| delta_event(client, d, n))
+            .collect();
+        let hits = Rc::new(RefCell::new(Vec::new()));
+        let mut guard = GuardedStream::new(None, client, policies.to_vec(), hits);
+        let mut out = Vec::with_capacity(4096);
+        let mut k = 0usize;
+        g.bench_function(
+            BenchmarkId::new("guarded_stream_event", dialect(client)),
+            |b| {
+                b.iter(|| {
+                    k = (k + 1) % events.len();
+                    out.clear();
+                    if let Some((name, data)) = events.get(k) {
+                        let _ = guard.push_event(*name, black_box(data), &mut out);
+                    }
+                    black_box(out.len())
+                })
+            },
+        );
+    }
     g.finish();
+}
+
+fn dialect(client: WireApi) -> &'static str {
+    match client {
+        WireApi::Messages => "messages",
+        WireApi::Responses => "responses",
+        _ => "chat",
+    }
+}
+
+/// A text delta event as a provider (or the gateway's translator) writes it in `client`'s
+/// dialect, with its event name.
+fn delta_event(client: WireApi, text: &str, n: usize) -> (Option<&'static [u8]>, Vec<u8>) {
+    let text = serde_json::to_string(text).unwrap_or_default();
+    match client {
+        WireApi::Messages => (
+            Some(b"content_block_delta"),
+            format!(r#"{{"type":"content_block_delta","index":0,"delta":{{"type":"text_delta","text":{text}}}}}"#).into_bytes(),
+        ),
+        WireApi::Responses => (
+            Some(b"response.output_text.delta"),
+            format!(r#"{{"type":"response.output_text.delta","sequence_number":{n},"item_id":"msg_67c9fdcecf488190bdd9a0409de3a1ec07b8b0ad4e5e2e3c","output_index":0,"content_index":0,"delta":{text},"logprobs":[]}}"#).into_bytes(),
+        ),
+        _ => (
+            None,
+            format!(r#"{{"id":"chatcmpl-B9MHDbslfkBeAs8l4bebGdFOJ6PeG","object":"chat.completion.chunk","created":1741570283,"model":"gpt-4o-mini-2024-07-18","service_tier":"default","system_fingerprint":"fp_06737a9306","choices":[{{"index":0,"delta":{{"content":{text}}},"logprobs":null,"finish_reason":null}}],"usage":null}}"#).into_bytes(),
+        ),
+    }
 }
 
 criterion_group!(benches, bench);

@@ -24,7 +24,7 @@ impl JsonSpan {
 /// Skips a string starting at `i` (the opening quote); returns the index after the closing
 /// quote. memchr jumps to the next quote or backslash, so long texts are crossed at memory
 /// speed.
-pub(super) fn skip_string(b: &[u8], mut i: usize) -> Option<usize> {
+pub(crate) fn skip_string(b: &[u8], mut i: usize) -> Option<usize> {
     i += 1;
     loop {
         let at = i + memchr::memchr2(b'"', b'\\', b.get(i..)?)?;
@@ -36,7 +36,7 @@ pub(super) fn skip_string(b: &[u8], mut i: usize) -> Option<usize> {
 }
 
 /// The index of the first byte at or after `i` that is not JSON whitespace.
-pub(super) fn skip_ws(b: &[u8], mut i: usize) -> usize {
+pub(crate) fn skip_ws(b: &[u8], mut i: usize) -> usize {
     while b
         .get(i)
         .is_some_and(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\r'))
@@ -47,7 +47,7 @@ pub(super) fn skip_ws(b: &[u8], mut i: usize) -> usize {
 }
 
 /// Skips any value starting at `i`; returns the index after it.
-fn skip_value(b: &[u8], i: usize) -> Option<usize> {
+pub(crate) fn skip_value(b: &[u8], i: usize) -> Option<usize> {
     match *b.get(i)? {
         b'"' => skip_string(b, i),
         b'{' | b'[' => {
@@ -81,6 +81,76 @@ fn skip_value(b: &[u8], i: usize) -> Option<usize> {
                 j += 1;
             }
             Some(j)
+        }
+    }
+}
+
+/// Calls `f` with each member of the object whose `{` is at `i`: its raw key (between the
+/// quotes, still escaped) and its value's span. Returns the index after the closing `}`;
+/// `None` when the object is cut short or malformed, or when `f` returns `None`.
+pub(crate) fn for_each_member<'a>(
+    b: &'a [u8],
+    i: usize,
+    mut f: impl FnMut(&'a [u8], JsonSpan) -> Option<()>,
+) -> Option<usize> {
+    if b.get(i) != Some(&b'{') {
+        return None;
+    }
+    let mut i = skip_ws(b, i + 1);
+    if b.get(i) == Some(&b'}') {
+        return Some(i + 1);
+    }
+    loop {
+        if b.get(i) != Some(&b'"') {
+            return None;
+        }
+        let key_end = skip_string(b, i)?;
+        let key = b.get(i + 1..key_end - 1)?;
+        i = skip_ws(b, key_end);
+        if b.get(i) != Some(&b':') {
+            return None;
+        }
+        i = skip_ws(b, i + 1);
+        let end = skip_value(b, i)?;
+        if end == i {
+            return None;
+        }
+        f(key, JsonSpan { start: i, end })?;
+        i = skip_ws(b, end);
+        match b.get(i)? {
+            b',' => i = skip_ws(b, i + 1),
+            b'}' => return Some(i + 1),
+            _ => return None,
+        }
+    }
+}
+
+/// Calls `f` with the span of each element of the array whose `[` is at `i`. Returns the
+/// index after the closing `]`; `None` when the array is cut short or malformed, or when
+/// `f` returns `None`.
+pub(crate) fn for_each_element(
+    b: &[u8],
+    i: usize,
+    mut f: impl FnMut(JsonSpan) -> Option<()>,
+) -> Option<usize> {
+    if b.get(i) != Some(&b'[') {
+        return None;
+    }
+    let mut i = skip_ws(b, i + 1);
+    if b.get(i) == Some(&b']') {
+        return Some(i + 1);
+    }
+    loop {
+        let end = skip_value(b, i)?;
+        if end == i {
+            return None;
+        }
+        f(JsonSpan { start: i, end })?;
+        i = skip_ws(b, end);
+        match b.get(i)? {
+            b',' => i = skip_ws(b, i + 1),
+            b']' => return Some(i + 1),
+            _ => return None,
         }
     }
 }
@@ -165,6 +235,52 @@ mod tests {
     fn escaped_keys_are_decoded() {
         let body = r#"{"a":1,"mod\u0065l":"m"}"#;
         assert_eq!(value(body, "model"), Some("\"m\""));
+    }
+
+    #[test]
+    fn members_and_elements_with_their_spans() {
+        let body = r#" { "a" : [1, "x\"]" , {"b":null} ] ,"c\u0064":{}, "e":"" } "#;
+        let b = body.as_bytes();
+        let mut seen = Vec::new();
+        let end = for_each_member(b, 1, |k, v| {
+            seen.push((
+                String::from_utf8(k.to_vec()).unwrap(),
+                body[v.start..v.end].to_string(),
+            ));
+            Some(())
+        });
+        assert_eq!(end, Some(body.len() - 1));
+        assert_eq!(
+            seen,
+            [
+                ("a".to_string(), r#"[1, "x\"]" , {"b":null} ]"#.to_string()),
+                (r"c\u0064".to_string(), "{}".to_string()),
+                ("e".to_string(), r#""""#.to_string()),
+            ]
+        );
+        let arr = body.find('[').unwrap();
+        let mut items = Vec::new();
+        for_each_element(b, arr, |v| {
+            items.push(body[v.start..v.end].to_string());
+            Some(())
+        })
+        .unwrap();
+        assert_eq!(items, ["1", r#""x\"]""#, r#"{"b":null}"#]);
+        assert_eq!(for_each_element(b"[]", 0, |_| Some(())), Some(2));
+        assert_eq!(for_each_member(b"{ }", 0, |_, _| Some(())), Some(3));
+        // cut short, missing colon or comma, trailing comma: malformed
+        for bad in [
+            &b"{\"a\":1"[..],
+            b"{\"a\" 1}",
+            b"{\"a\":1 \"b\":2}",
+            b"{\"a\":1,}",
+            b"{1:2}",
+        ] {
+            assert_eq!(for_each_member(bad, 0, |_, _| Some(())), None, "{bad:?}");
+        }
+        for bad in [&b"[1"[..], b"[1 2]", b"[1,]", b"[,]"] {
+            assert_eq!(for_each_element(bad, 0, |_| Some(())), None, "{bad:?}");
+        }
     }
 
     #[test]

@@ -84,7 +84,84 @@ pub fn replace_strings(body: &[u8], replacements: &[(JsonSpan, String)]) -> Opti
 
 /// The decoded text of a string value (`span` with its quotes).
 pub fn decode_string(body: &[u8], span: JsonSpan) -> Option<String> {
-    serde_json::from_slice(span.slice(body)?).ok()
+    let mut out = String::new();
+    unescape_into(
+        body.get(span.start + 1..span.end.checked_sub(1)?)?,
+        &mut out,
+    )?;
+    Some(out)
+}
+
+/// Appends the text of `inner` (a JSON string's bytes between its quotes) to `out`, escapes
+/// decoded. `None` (with `out` partly written) when `inner` is not valid UTF-8 or has a bad
+/// escape or a lone surrogate, which JSON parsers refuse too.
+pub fn unescape_into(inner: &[u8], out: &mut String) -> Option<()> {
+    let mut rest = inner;
+    loop {
+        let Some(at) = memchr::memchr(b'\\', rest) else {
+            out.push_str(std::str::from_utf8(rest).ok()?);
+            return Some(());
+        };
+        // Escapes are ASCII, so the text between them is whole UTF-8 characters.
+        out.push_str(std::str::from_utf8(rest.get(..at)?).ok()?);
+        let esc = *rest.get(at + 1)?;
+        let mut next = at + 2;
+        let c = match esc {
+            b'"' => '"',
+            b'\\' => '\\',
+            b'/' => '/',
+            b'b' => '\u{8}',
+            b'f' => '\u{c}',
+            b'n' => '\n',
+            b'r' => '\r',
+            b't' => '\t',
+            b'u' => {
+                let hi = hex4(rest.get(next..next + 4)?)?;
+                next += 4;
+                if (0xD800..0xDC00).contains(&hi) {
+                    // a surrogate pair: the low half must follow as `\uDC00`-`\uDFFF`
+                    if rest.get(next..next + 2)? != b"\\u" {
+                        return None;
+                    }
+                    let lo = hex4(rest.get(next + 2..next + 6)?)?;
+                    if !(0xDC00..0xE000).contains(&lo) {
+                        return None;
+                    }
+                    next += 6;
+                    char::from_u32(0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00))?
+                } else {
+                    char::from_u32(hi)?
+                }
+            }
+            _ => return None,
+        };
+        out.push(c);
+        rest = rest.get(next..)?;
+    }
+}
+
+fn hex4(digits: &[u8]) -> Option<u32> {
+    let mut v = 0u32;
+    for &d in digits {
+        v = v * 16 + char::from(d).to_digit(16)?;
+    }
+    Some(v)
+}
+
+/// Appends `text` to `out` as a JSON string, quotes included.
+pub fn write_string(text: &str, out: &mut Vec<u8>) {
+    // Writing to a Vec cannot fail, and a str always serializes.
+    let _ = serde_json::to_writer(out, text);
+}
+
+/// Whether `raw` (a key between its quotes, still escaped) spells `key`; escapes are decoded,
+/// so `mod\u0065l` is `model` here as it is to every JSON parser.
+pub fn key_is(raw: &[u8], key: &str) -> bool {
+    if memchr::memchr(b'\\', raw).is_none() {
+        return raw == key.as_bytes();
+    }
+    let mut decoded = String::new();
+    unescape_into(raw, &mut decoded).is_some() && decoded == key
 }
 
 #[cfg(test)]
@@ -127,6 +204,36 @@ mod tests {
         // Unbalanced or cut short: not well-formed.
         assert!(string_values(b"{\"a\":[1,2}").is_none());
         assert!(string_values(b"{\"a\":\"x").is_none());
+    }
+
+    #[test]
+    fn unescaping_agrees_with_serde_json() {
+        let cases = [
+            r#""plain""#,
+            r#""a \"q\" \\ \/ \b\f\n\r\t end""#,
+            r#""\u00e9\u4e2d \ud83d\ude00 é😀""#,
+            r#""""#,
+        ];
+        for quoted in cases {
+            let want: String = serde_json::from_str(quoted).unwrap();
+            let inner = &quoted.as_bytes()[1..quoted.len() - 1];
+            let mut got = String::new();
+            unescape_into(inner, &mut got).unwrap();
+            assert_eq!(got, want, "{quoted}");
+            let mut back = Vec::new();
+            write_string(&got, &mut back);
+            assert_eq!(serde_json::from_slice::<String>(&back).unwrap(), want);
+        }
+        for bad in [r"\ud83d", r"\ud83dx", r"\ude00", r"\x", r"\u12", "\\"] {
+            assert!(
+                unescape_into(bad.as_bytes(), &mut String::new()).is_none(),
+                "{bad}"
+            );
+            assert!(serde_json::from_str::<String>(&format!("\"{bad}\"")).is_err());
+        }
+        assert!(unescape_into(&[0xff], &mut String::new()).is_none());
+        assert!(key_is(b"mod\\u0065l", "model") && key_is(b"model", "model"));
+        assert!(!key_is(b"mode", "model") && !key_is(b"mod\\u0065", "model"));
     }
 
     #[test]

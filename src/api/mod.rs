@@ -9,7 +9,10 @@ mod openai;
 
 pub use error::{ApiError, ErrorKind};
 pub use json_scan::{find_top_level_value, JsonSpan};
-pub use json_strings::{decode_string, replace_strings, string_values, StringValue};
+pub(crate) use json_scan::{for_each_element, for_each_member, skip_ws};
+pub use json_strings::{
+    decode_string, key_is, replace_strings, string_values, unescape_into, write_string, StringValue,
+};
 pub use openai::{
     max_output_fields, with_max_output_tokens, ChatRequestView, JsonScratch, RequestBodyError,
 };

@@ -6,7 +6,6 @@
 
 mod common;
 use common::*;
-use std::process::Command;
 use std::time::Instant;
 
 use infergate::policy::sha256_hex;
@@ -210,27 +209,14 @@ keys = [
         sha256_hex("ig-anthropic-sdk"),
     );
     let g = Gateway::start(&cfg, Driver::Uring);
-    let out = Command::new("python3")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/python/governance_check.py"
-        ))
-        .env("INFERGATE_URL", g.url())
-        .env("INFERGATE_OPENAI_KEY", "ig-openai-sdk")
-        .env("INFERGATE_ANTHROPIC_KEY", "ig-anthropic-sdk")
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    run_python_check(
+        &g,
+        "governance_check.py",
+        &[
+            ("INFERGATE_OPENAI_KEY", "ig-openai-sdk"),
+            ("INFERGATE_ANTHROPIC_KEY", "ig-anthropic-sdk"),
+        ],
     );
-    assert!(
-        out.status.success(),
-        "governance SDK checks failed:\n{text}\n{}",
-        g.stderr()
-    );
-    assert!(text.contains(", 0 failed"), "{text}");
 }
 
 /// Sends `bodies` all at once, one connection each; returns the statuses.

@@ -410,23 +410,6 @@ fn a_buffered_stream_is_checked_and_retried_before_any_byte() {
 #[test]
 fn the_official_sdks_get_schema_valid_output() {
     let (_m, g, _dir) = start();
-    let out = std::process::Command::new("python3")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/python/json_schema_check.py"
-        ))
-        .env("INFERGATE_URL", g.url())
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success(),
-        "json schema SDK checks failed:\n{text}\n{}",
-        g.stderr()
-    );
+    let text = run_python_check(&g, "json_schema_check.py", &[]);
     assert!(text.contains("4 passed, 0 failed"), "{text}");
 }

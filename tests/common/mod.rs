@@ -756,3 +756,30 @@ impl OtlpReceiver {
         }
     }
 }
+
+/// Runs `tests/python/<script>` (a check script ending with `N passed, N failed`) against
+/// the gateway with `env` set; fails the test with both outputs and the gateway's stderr
+/// unless every check passed. Returns the script's output.
+pub fn run_python_check(g: &Gateway, script: &str, env: &[(&str, &str)]) -> String {
+    let out = Command::new("python3")
+        .arg(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/python")
+                .join(script),
+        )
+        .env("INFERGATE_URL", g.url())
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && text.contains(", 0 failed"),
+        "{script} failed:\n{text}\ngateway stderr:\n{}",
+        g.stderr()
+    );
+    text
+}

@@ -89,14 +89,9 @@ fn usage(views: &RecordViews, query: &str, now_ms: u64) -> (u16, Value) {
         }
     }
     let rows = views.usage(by, window.1, now_ms);
-    let by_name = match by {
-        UsageBy::Tenant => "tenant",
-        UsageBy::Key => "key",
-        UsageBy::Model => "model",
-    };
     (
         200,
-        json!({"by": by_name, "window": window.0, "rows": rows}),
+        json!({"by": by.as_str(), "window": window.0, "rows": rows}),
     )
 }
 

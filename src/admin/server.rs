@@ -167,9 +167,7 @@ fn route(head: &RequestHead, body: &[u8], info: &AdminInfo) -> (u16, serde_json:
     }
     if head.method == Method::Get {
         let query = head.target().split_once('?').map_or("", |(_, q)| q);
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let now_ms = crate::observe::unix_ms_now();
         let records = info.records.as_deref();
         if let Some(answer) = super::requests::answer(head.path(), query, records, now_ms) {
             return answer;

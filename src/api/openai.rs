@@ -59,6 +59,10 @@ pub struct ChatRequestView {
     /// `max_tokens`, Responses' `max_output_tokens`); a negative or non-integer value is
     /// left for the provider to refuse.
     pub max_output_tokens: Option<u64>,
+    /// The body has a top-level field that may ask for structured output (Chat
+    /// `response_format`, Responses `text`, Messages `output_config`/`output_format`): only
+    /// then does the schema phase read it.
+    pub structured_output: bool,
 }
 
 /// Bodies larger than this leave the scratch space reset to its small start size.
@@ -151,13 +155,27 @@ fn read_view(
     let max_output_tokens = max_output_fields(endpoint)
         .iter()
         .find_map(|f| root.get(*f).and_then(|v| v.as_u64()));
+    let structured_output = structured_output_fields(endpoint)
+        .iter()
+        .any(|f| root.get(*f).is_some_and(|v| !v.is_null()));
     Ok(ChatRequestView {
         model,
         model_span,
         stream,
         include_usage,
         max_output_tokens,
+        structured_output,
     })
+}
+
+/// The top-level fields in which an endpoint's requests may ask for structured output.
+pub fn structured_output_fields(endpoint: Endpoint) -> &'static [&'static str] {
+    match endpoint {
+        Endpoint::ChatCompletions => &["response_format"],
+        Endpoint::Messages => &["output_config", "output_format"],
+        Endpoint::Responses => &["text"],
+        _ => &[],
+    }
 }
 
 /// The fields that carry an endpoint's max output tokens, the one providers prefer first.

@@ -384,6 +384,30 @@ pub struct ProviderConfig {
     pub forward_headers: Vec<String>,
 }
 
+#[cfg(test)]
+impl ProviderConfig {
+    /// An OpenAI-kind provider at `url` with 1 ms timeouts and nothing else set, for unit
+    /// tests.
+    pub fn openai_for_tests(url: &str) -> Self {
+        Self {
+            kind: ProviderKind::Openai,
+            base_url: Some(url.to_string()),
+            api_key_env: None,
+            connect_timeout_ms: 1,
+            first_byte_timeout_ms: 1,
+            total_timeout_ms: 1,
+            max_idle_per_shard: 1,
+            tls_ca_file: None,
+            region: None,
+            resource: None,
+            api_version: None,
+            account_id: None,
+            responses_api: None,
+            forward_headers: Vec::new(),
+        }
+    }
+}
+
 fn default_connect_timeout_ms() -> u64 {
     5_000
 }

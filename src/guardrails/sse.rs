@@ -34,8 +34,8 @@ use crate::api::{
 };
 use crate::config::GuardrailAction;
 use crate::translate::{
-    for_each_event, stream_error_event, write_error_event, StreamErrorEvent, StreamTranslator,
-    TranslateError,
+    for_each_event, stream_error_event, write_error_event, write_event, write_event_head,
+    StreamErrorEvent, StreamTranslator, TranslateError,
 };
 use crate::wire::{FinishReason, Usage, WireApi};
 
@@ -352,7 +352,7 @@ impl GuardedStream {
         if let Some(span) = sequence {
             self.renumber(data, span);
         }
-        write_head(out, name);
+        write_event_head(out, name);
         if self.edits.list.is_empty() {
             out.extend_from_slice(data);
         } else {
@@ -734,7 +734,7 @@ impl GuardedStream {
                     self.channels
                         .flush((index, 0, tag), field, &mut self.released)?;
                     if !self.released.is_empty() {
-                        write_head(out, Some(b"content_block_delta"));
+                        write_event_head(out, Some(b"content_block_delta"));
                         let _ = write!(
                             out,
                             "{{\"type\":\"content_block_delta\",\"index\":{index},\"delta\":{{\"type\":\"{delta_type}\",\"{field}\":"
@@ -806,7 +806,7 @@ impl GuardedStream {
     /// number if the stream numbers its events.
     fn tail_delta(&mut self, data: &[u8], done_kind: &str, numbered: bool, out: &mut Vec<u8>) {
         let kind = done_kind.replace(".done", ".delta");
-        write_head(out, Some(kind.as_bytes()));
+        write_event_head(out, Some(kind.as_bytes()));
         out.extend_from_slice(b"{\"type\":");
         write_string(&kind, out);
         let start = skip_ws(data, 0);
@@ -948,22 +948,6 @@ fn str_value(data: &[u8], span: JsonSpan) -> Option<Cow<'_, str>> {
     let mut text = String::new();
     unescape_into(inner, &mut text)?;
     Some(Cow::Owned(text))
-}
-
-/// The `event:` line (when the event has a name) and the start of the `data:` line.
-fn write_head(out: &mut Vec<u8>, name: Option<&[u8]>) {
-    if let Some(n) = name {
-        out.extend_from_slice(b"event: ");
-        out.extend_from_slice(n);
-        out.push(b'\n');
-    }
-    out.extend_from_slice(b"data: ");
-}
-
-fn write_event(out: &mut Vec<u8>, name: Option<&[u8]>, data: &[u8]) {
-    write_head(out, name);
-    out.extend_from_slice(data);
-    out.extend_from_slice(b"\n\n");
 }
 
 /// The error event that ends a blocked stream, in the client's dialect.

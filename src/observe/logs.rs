@@ -102,9 +102,7 @@ pub fn run(args: &LogsArgs) -> Result<(), LogsError> {
 }
 
 fn filter_of(args: &LogsArgs) -> Result<RecordFilter, FilterError> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let now = super::record::unix_ms_now();
     let mut f = RecordFilter::default();
     let pairs = [
         ("run", &args.run),

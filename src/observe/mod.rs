@@ -14,6 +14,7 @@ mod writer;
 pub use query::{parse_since, FilterError, RecordFilter, StatusMatch, MAX_LIMIT};
 pub use recent::{RecordViews, UsageBy, UsageRow, DEFAULT_RECENT};
 pub use record::{
-    rfc3339_millis, AttemptRecord, CostParts, GuardrailRecord, RequestRecord, Reservation,
+    rfc3339_millis, unix_ms_now, AttemptRecord, CostParts, GuardrailRecord, RequestRecord,
+    Reservation,
 };
 pub use writer::{LogWriter, RecordDrops, RecordSink};

@@ -90,11 +90,15 @@ pub enum UsageBy {
 impl UsageBy {
     /// Parses `tenant`, `key` or `model`.
     pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "tenant" => Some(Self::Tenant),
-            "key" => Some(Self::Key),
-            "model" => Some(Self::Model),
-            _ => None,
+        Self::ALL.into_iter().find(|b| b.as_str() == s)
+    }
+
+    /// Its name in queries and answers.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Tenant => "tenant",
+            Self::Key => "key",
+            Self::Model => "model",
         }
     }
 

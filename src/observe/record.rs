@@ -241,6 +241,13 @@ impl RequestRecord {
     }
 }
 
+/// Milliseconds since the Unix epoch, now (0 if the clock is before it).
+pub fn unix_ms_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 /// Formats a Unix time in milliseconds as RFC 3339 UTC (`2026-11-23T12:00:00.123Z`).
 pub fn rfc3339_millis(unix_ms: u64) -> String {
     let secs = unix_ms / 1000;

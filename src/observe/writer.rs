@@ -18,7 +18,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::recent::RecordViews;
-use super::record::{rfc3339_millis, RequestRecord};
+use super::record::{rfc3339_millis, unix_ms_now, RequestRecord};
 use crate::config::LogConfig;
 
 /// How many records were dropped because the writer's queue was full (or it had stopped).
@@ -350,7 +350,7 @@ fn run(
             continue;
         }
         if let (Some(v), Ok(text)) = (&views, std::str::from_utf8(&line)) {
-            v.add(&record, text, now_ms());
+            v.add(&record, text, unix_ms_now());
         }
         let Some(f) = file.as_mut() else {
             continue;
@@ -365,12 +365,6 @@ fn run(
     if let Some(f) = file.as_mut() {
         let _ = f.out.flush();
     }
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]

@@ -91,10 +91,7 @@ impl Discarded {
     /// Adds one thrown-away answer.
     pub fn add(&mut self, usage: Option<Usage>, cost_micros: u64) {
         if let Some(u) = usage {
-            self.usage.input_tokens += u.input_tokens;
-            self.usage.output_tokens += u.output_tokens;
-            self.usage.cache_read_tokens += u.cache_read_tokens;
-            self.usage.cache_creation_tokens += u.cache_creation_tokens;
+            self.usage += u;
         }
         self.cost_micros += cost_micros;
     }

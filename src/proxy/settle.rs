@@ -66,10 +66,7 @@ fn with_discarded(s: &mut Session<'_>, priced: Option<u64>) -> Option<u64> {
         return priced;
     }
     let mut usage = s.usage.unwrap_or_default();
-    usage.input_tokens += d.usage.input_tokens;
-    usage.output_tokens += d.usage.output_tokens;
-    usage.cache_read_tokens += d.usage.cache_read_tokens;
-    usage.cache_creation_tokens += d.usage.cache_creation_tokens;
+    usage += d.usage;
     s.usage = Some(usage);
     s.record.set_usage(Some(usage));
     Some(priced.unwrap_or(0) + d.cost_micros)

@@ -372,22 +372,7 @@ mod tests {
     use super::*;
 
     fn cfg(url: &str) -> ProviderConfig {
-        ProviderConfig {
-            kind: ProviderKind::Openai,
-            base_url: Some(url.to_string()),
-            api_key_env: None,
-            connect_timeout_ms: 1,
-            first_byte_timeout_ms: 1,
-            total_timeout_ms: 1,
-            max_idle_per_shard: 1,
-            tls_ca_file: None,
-            region: None,
-            resource: None,
-            api_version: None,
-            account_id: None,
-            responses_api: None,
-            forward_headers: Vec::new(),
-        }
+        ProviderConfig::openai_for_tests(url)
     }
 
     fn kind_cfg(kind: ProviderKind) -> ProviderConfig {

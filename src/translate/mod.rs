@@ -171,6 +171,7 @@ pub use responses::{
 };
 pub use responses_stream::ChatToResponsesStream;
 pub use sse::{
-    for_each_event, stream_error_event, write_error_event, SseScanner, StreamErrorEvent,
+    for_each_event, stream_error_event, write_error_event, write_event, write_event_head,
+    SseScanner, StreamErrorEvent,
 };
 pub use stream::{AnthropicToOpenAiStream, OpenAiToAnthropicStream};

@@ -5,7 +5,7 @@
 
 use serde_json::{json, Value};
 
-use super::replay_chat_completion;
+use super::{replay_chat_completion, write_event};
 use crate::wire::WireApi;
 
 /// The SSE stream for a whole answer body in `client`'s dialect; `None` when the body is
@@ -20,11 +20,7 @@ pub fn replay_as_stream(client: WireApi, body: &[u8], include_usage: bool) -> Op
 
 /// Writes one named SSE event.
 fn push(out: &mut Vec<u8>, name: &str, data: &Value) {
-    out.extend_from_slice(b"event: ");
-    out.extend_from_slice(name.as_bytes());
-    out.extend_from_slice(b"\ndata: ");
-    out.extend_from_slice(data.to_string().as_bytes());
-    out.extend_from_slice(b"\n\n");
+    write_event(out, Some(name.as_bytes()), data.to_string().as_bytes());
 }
 
 /// An Anthropic `message` as `message_start`, each block's start, one delta and stop,

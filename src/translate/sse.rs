@@ -270,6 +270,23 @@ pub fn stream_error_event(out: &mut Vec<u8>, client: WireApi, kind: &str, next_s
     );
 }
 
+/// Starts an SSE event: its `event:` line when it has a name, then `data: `.
+pub fn write_event_head(out: &mut Vec<u8>, name: Option<&[u8]>) {
+    if let Some(n) = name {
+        out.extend_from_slice(b"event: ");
+        out.extend_from_slice(n);
+        out.push(b'\n');
+    }
+    out.extend_from_slice(b"data: ");
+}
+
+/// Writes one whole SSE event.
+pub fn write_event(out: &mut Vec<u8>, name: Option<&[u8]>, data: &[u8]) {
+    write_event_head(out, name);
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\n\n");
+}
+
 /// What an error event that ends a stream says.
 #[derive(Debug, Clone, Copy)]
 pub struct StreamErrorEvent<'a> {

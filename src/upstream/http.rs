@@ -201,7 +201,7 @@ fn sign_aws(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{ProviderConfig, ProviderKind};
+    use crate::config::ProviderConfig;
     use crate::http::RequestHead;
     use crate::route::Provider;
     use crate::upstream::{TraceHeaders, UpstreamBody};
@@ -213,22 +213,7 @@ mod tests {
     /// The head sent to an OpenAI provider for a client that sent `traceparent` and
     /// `tracestate`, with the gateway's `trace` headers.
     fn head_with(trace: Option<TraceHeaders>) -> String {
-        let cfg = ProviderConfig {
-            kind: ProviderKind::Openai,
-            base_url: Some("http://127.0.0.1:9/v1".into()),
-            api_key_env: None,
-            connect_timeout_ms: 1,
-            first_byte_timeout_ms: 1,
-            total_timeout_ms: 1,
-            max_idle_per_shard: 1,
-            tls_ca_file: None,
-            region: None,
-            resource: None,
-            api_version: None,
-            account_id: None,
-            responses_api: None,
-            forward_headers: Vec::new(),
-        };
+        let cfg = ProviderConfig::openai_for_tests("http://127.0.0.1:9/v1");
         let provider = Provider::compile("p", &cfg).unwrap();
         let link = UpstreamLink::build(&provider).unwrap();
         let client = RequestHead::parse(

@@ -199,24 +199,12 @@ impl UpstreamRegistry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{ProviderConfig, ProviderKind};
+    use crate::config::ProviderConfig;
 
     fn provider(url: &str, key_env: Option<&str>) -> Provider {
         let cfg = ProviderConfig {
-            kind: ProviderKind::Openai,
-            base_url: Some(url.to_string()),
             api_key_env: key_env.map(str::to_string),
-            connect_timeout_ms: 1,
-            first_byte_timeout_ms: 1,
-            total_timeout_ms: 1,
-            max_idle_per_shard: 1,
-            tls_ca_file: None,
-            region: None,
-            resource: None,
-            api_version: None,
-            account_id: None,
-            responses_api: None,
-            forward_headers: Vec::new(),
+            ..ProviderConfig::openai_for_tests(url)
         };
         Provider::compile("p", &cfg).unwrap()
     }

@@ -124,6 +124,15 @@ pub struct Usage {
     pub cache_creation_tokens: u64,
 }
 
+impl std::ops::AddAssign for Usage {
+    fn add_assign(&mut self, o: Usage) {
+        self.input_tokens += o.input_tokens;
+        self.output_tokens += o.output_tokens;
+        self.cache_read_tokens += o.cache_read_tokens;
+        self.cache_creation_tokens += o.cache_creation_tokens;
+    }
+}
+
 impl Usage {
     /// All input tokens, cached or not (OpenAI's `prompt_tokens`, a record's `tokens_in`).
     pub fn prompt_tokens(&self) -> u64 {

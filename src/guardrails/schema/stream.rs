@@ -15,8 +15,8 @@ use super::check::{check_all, OutputSchema, Violation};
 use super::output::outputs_of;
 use super::MAX_OUTPUT_BYTES;
 use crate::translate::{
-    for_each_event, stream_error_event, write_error_event, StreamErrorEvent, StreamTranslator,
-    TranslateError,
+    for_each_event, stream_error_event, write_error_event, write_event, StreamErrorEvent,
+    StreamTranslator, TranslateError,
 };
 use crate::wire::{FinishReason, Usage, WireApi};
 
@@ -300,17 +300,6 @@ struct ResponsesEvent<'a> {
     sequence_number: Option<u64>,
     #[serde(default)]
     response: Option<serde_json::Value>,
-}
-
-fn write_event(out: &mut Vec<u8>, name: Option<&[u8]>, data: &[u8]) {
-    if let Some(n) = name {
-        out.extend_from_slice(b"event: ");
-        out.extend_from_slice(n);
-        out.push(b'\n');
-    }
-    out.extend_from_slice(b"data: ");
-    out.extend_from_slice(data);
-    out.extend_from_slice(b"\n\n");
 }
 
 impl SchemaCheckedStream {

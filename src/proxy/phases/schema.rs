@@ -19,7 +19,7 @@ pub fn expect(s: &mut Session<'_>, request: &mut ClientRequest, route: &ModelRou
         return Ok(());
     };
     let rules = &route.output;
-    if rules.enforce_requested {
+    if rules.enforce_requested && request.view.structured_output {
         let asked = requested_schema(client, &request.body)
             .map_err(|why| Outcome::Fail(invalid_schema(why)))?;
         if let RequestedSchema::Schema(schema) = asked {

@@ -320,11 +320,13 @@ impl Gateway {
         format!("http://{}", self.addr)
     }
 
-    /// The request records written so far.
+    /// The request records written so far: whole lines only, since the writer may be
+    /// part-way through a line (its buffer flushes at a size, not at a newline).
     pub fn records(&self) -> Vec<serde_json::Value> {
         let text =
             std::fs::read_to_string(self.dir.path().join("requests.jsonl")).unwrap_or_default();
-        text.lines()
+        text.split_inclusive('\n')
+            .filter(|l| l.ends_with('\n'))
             .map(|l| serde_json::from_str(l).unwrap())
             .collect()
     }

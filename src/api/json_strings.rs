@@ -96,16 +96,14 @@ pub fn decode_string(body: &[u8], span: JsonSpan) -> Option<String> {
 /// decoded. `None` (with `out` partly written) when `inner` is not valid UTF-8 or has a bad
 /// escape or a lone surrogate, which JSON parsers refuse too.
 pub fn unescape_into(inner: &[u8], out: &mut String) -> Option<()> {
-    let mut rest = inner;
-    loop {
-        let Some(at) = memchr::memchr(b'\\', rest) else {
-            out.push_str(std::str::from_utf8(rest).ok()?);
-            return Some(());
-        };
-        // Escapes are ASCII, so the text between them is whole UTF-8 characters.
-        out.push_str(std::str::from_utf8(rest.get(..at)?).ok()?);
-        let esc = *rest.get(at + 1)?;
-        let mut next = at + 2;
+    // Escapes are ASCII: the whole is valid UTF-8 exactly when the text between them is.
+    let text = std::str::from_utf8(inner).ok()?;
+    let mut at = 0;
+    while let Some(i) = memchr::memchr(b'\\', text.as_bytes().get(at..)?) {
+        let slash = at + i;
+        out.push_str(text.get(at..slash)?);
+        let esc = *inner.get(slash + 1)?;
+        let mut next = slash + 2;
         let c = match esc {
             b'"' => '"',
             b'\\' => '\\',
@@ -116,14 +114,14 @@ pub fn unescape_into(inner: &[u8], out: &mut String) -> Option<()> {
             b'r' => '\r',
             b't' => '\t',
             b'u' => {
-                let hi = hex4(rest.get(next..next + 4)?)?;
+                let hi = hex4(inner.get(next..next + 4)?)?;
                 next += 4;
                 if (0xD800..0xDC00).contains(&hi) {
                     // a surrogate pair: the low half must follow as `\uDC00`-`\uDFFF`
-                    if rest.get(next..next + 2)? != b"\\u" {
+                    if inner.get(next..next + 2)? != b"\\u" {
                         return None;
                     }
-                    let lo = hex4(rest.get(next + 2..next + 6)?)?;
+                    let lo = hex4(inner.get(next + 2..next + 6)?)?;
                     if !(0xDC00..0xE000).contains(&lo) {
                         return None;
                     }
@@ -136,8 +134,10 @@ pub fn unescape_into(inner: &[u8], out: &mut String) -> Option<()> {
             _ => return None,
         };
         out.push(c);
-        rest = rest.get(next..)?;
+        at = next;
     }
+    out.push_str(text.get(at..)?);
+    Some(())
 }
 
 fn hex4(digits: &[u8]) -> Option<u32> {

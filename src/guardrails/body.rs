@@ -8,7 +8,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use super::policy::GuardrailPolicy;
-use crate::api::{decode_string, replace_strings, string_values, JsonSpan};
+use crate::api::{replace_strings, string_values, unescape_into};
 use crate::config::GuardrailAction;
 
 /// Keys whose string values are not text anyone wrote.
@@ -72,13 +72,15 @@ pub struct BodyScan {
     pub blocked: Option<Hit>,
 }
 
-/// A string value's text: borrowed when it has no escapes (most do not), decoded otherwise.
-fn text_of(body: &[u8], span: JsonSpan) -> Option<Cow<'_, str>> {
-    let inner = body.get(span.start + 1..span.end.checked_sub(1)?)?;
+/// A string value's text (`inner`: between its quotes): borrowed when it has no escapes
+/// (most do not), else decoded into `buf` (reused from string to string).
+fn text_of<'a>(inner: &'a [u8], buf: &'a mut String) -> Option<&'a str> {
     if memchr::memchr(b'\\', inner).is_none() {
-        return std::str::from_utf8(inner).ok().map(Cow::Borrowed);
+        return std::str::from_utf8(inner).ok();
     }
-    decode_string(body, span).map(Cow::Owned)
+    buf.clear();
+    unescape_into(inner, buf)?;
+    Some(buf.as_str())
 }
 
 /// Scans `body` with `policies` (those on the side being scanned). A blocking match stops
@@ -91,14 +93,21 @@ pub fn scan_body(policies: &[Arc<GuardrailPolicy>], body: &[u8]) -> BodyScan {
     let Some(values) = string_values(body) else {
         return scan;
     };
-    let mut replacements: Vec<(JsonSpan, String)> = Vec::new();
+    let mut replacements = Vec::new();
+    let mut buf = String::new();
     for v in values {
         if NOT_TEXT.contains(&v.key) {
             continue;
         }
-        let Some(mut text) = text_of(body, v.span) else {
+        let inner = v
+            .span
+            .end
+            .checked_sub(1)
+            .and_then(|end| body.get(v.span.start + 1..end));
+        let Some(text) = inner.and_then(|inner| text_of(inner, &mut buf)) else {
             continue;
         };
+        let mut text = Cow::Borrowed(text);
         if text.starts_with("data:") {
             continue;
         }

@@ -5,7 +5,7 @@
 use regex_syntax::hir::{Hir, HirKind, Look};
 
 use super::error::GuardrailError;
-use super::rules::{BuiltinRule, RuleGroup};
+use super::rules::{BuiltinRule, RuleGroup, Search};
 use super::validate::Check;
 use super::MAX_RULE_LEN;
 
@@ -85,11 +85,13 @@ impl RuleInfo {
     }
 }
 
-/// A rule ready for the matcher: its info, its candidate check and its HIR.
+/// A rule ready for the matcher: its info, its candidate check, its HIR and how its
+/// candidates are looked for.
 pub(crate) struct CompiledRule {
     pub(crate) info: RuleInfo,
     pub(crate) check: Check,
     pub(crate) hir: Hir,
+    pub(crate) search: Search,
 }
 
 /// Expands `specs` into rules in priority order: the chosen built-in rules in catalogue
@@ -120,10 +122,17 @@ pub(crate) fn compile(specs: &[RuleSpec]) -> Result<Vec<CompiledRule>, Guardrail
             rule.pattern(),
             Some(rule.group()),
             rule.check(),
+            rule.search(),
         )?);
     }
     for rule in custom {
-        out.push(build(&rule.name, &rule.regex, None, Check::None)?);
+        out.push(build(
+            &rule.name,
+            &rule.regex,
+            None,
+            Check::None,
+            Search::Custom,
+        )?);
     }
     if out.is_empty() {
         return Err(GuardrailError::NoRules);
@@ -156,6 +165,7 @@ fn build(
     pattern: &str,
     group: Option<RuleGroup>,
     check: Check,
+    search: Search,
 ) -> Result<CompiledRule, GuardrailError> {
     let hir = regex_syntax::ParserBuilder::new()
         .nest_limit(64)
@@ -195,6 +205,7 @@ fn build(
         },
         check,
         hir,
+        search,
     })
 }
 

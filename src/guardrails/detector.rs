@@ -1,6 +1,21 @@
 //! The detector: every chosen rule compiled once into one multi-pattern matcher, candidates
 //! checked (checksums, token shape), findings non-overlapping and leftmost-first, and
 //! redaction into `[REDACTED:rule_name]` markers.
+//!
+//! # Finding candidates fast
+//!
+//! One lazy DFA over all rules reads every byte of the text (about 1.7 ns a byte), since no
+//! literal starts every rule. So candidates are looked for by a few matchers, each over the
+//! rules that can be found the same cheap way ([`Search`]): the rules that start with
+//! literals (API keys, PEM blocks, JWTs) in one matcher whose literal prefilter skips text
+//! without them; a rule with a literal inside (email's `@`) alone, found from that literal;
+//! the rules that need digits (card numbers, phone numbers, SSNs; IBANs, which start with a
+//! country code and two digits) only in the regions where a word-at-a-time count finds
+//! enough digits close together (or a country code); custom rules everywhere. The leftmost
+//! candidate of all matchers (the first rule in priority order on a tie) is the one the
+//! single matcher would have reported, or one it would have found after candidates that fail
+//! their checks anyway: a region holds every match that can pass its rule's check, so only
+//! failing candidates are left unseen. The single matcher stays for anchored retries.
 
 use regex_automata::meta;
 use regex_automata::nfa::thompson::WhichCaptures;
@@ -9,6 +24,7 @@ use regex_automata::{Anchored, Input, MatchKind, PatternID};
 use super::compile::{compile, RuleInfo, RuleSpec};
 use super::error::GuardrailError;
 use super::live::LiveSet;
+use super::rules::Search;
 use super::validate::Check;
 
 /// Which rule of a detector a finding comes from: an index into [`Detector::rules`].
@@ -46,7 +62,10 @@ pub struct Finding {
 pub struct Detector {
     rules: Vec<RuleInfo>,
     checks: Vec<Check>,
+    /// All rules: anchored retries at a candidate's start.
     matcher: meta::Regex,
+    /// The matchers that find candidates (see the module docs).
+    searchers: Vec<Searcher>,
     live: LiveSet,
     max_len: usize,
 }
@@ -54,21 +73,47 @@ pub struct Detector {
 /// Size limit of the matcher's NFA.
 const MATCHER_LIMIT: usize = 64 << 20;
 
+/// Most searchers a detector has (literal, windowed, custom, and the rules searched alone).
+const MAX_SEARCHERS: usize = 8;
+
+/// One matcher over some of the detector's rules, and where it runs.
+#[derive(Debug)]
+struct Searcher {
+    matcher: meta::Regex,
+    /// The detector's index of each of the matcher's patterns.
+    rules: Vec<usize>,
+    /// Only in the regions these find; everywhere without.
+    windows: Option<Windows>,
+}
+
+/// Where the rules that need digits can match.
+#[derive(Debug, Clone, Copy)]
+struct Windows {
+    /// The fewest digits a passing match of a digit rule has, and how many 8-byte words
+    /// the longest such match can touch; `None` without digit rules.
+    digits: Option<(usize, usize)>,
+    /// How many bytes a country-code rule's match can span; `None` without one.
+    country_code: Option<usize>,
+}
+
+/// What a searcher said last, within one scan.
+#[derive(Debug, Clone, Copy)]
+enum Slot {
+    Unknown,
+    /// Its leftmost candidate at or after the position asked: (rule, start, end).
+    Found(usize, usize, usize),
+    /// Nothing after the position asked.
+    Exhausted,
+}
+
 impl Detector {
     /// Compiles the rules of `specs` (groups expanded, duplicates merged) into one matcher
     /// and one stream automaton.
     pub fn new(specs: &[RuleSpec]) -> Result<Detector, GuardrailError> {
         let compiled = compile(specs)?;
         let hirs: Vec<_> = compiled.iter().map(|r| r.hir.clone()).collect();
-        let matcher = meta::Builder::new()
-            .configure(
-                meta::Config::new()
-                    .match_kind(MatchKind::LeftmostFirst)
-                    .which_captures(WhichCaptures::Implicit)
-                    .nfa_size_limit(Some(MATCHER_LIMIT)),
-            )
-            .build_many_from_hir(&hirs)
-            .map_err(|e| GuardrailError::TooComplex(e.to_string()))?;
+        let matcher = build_matcher(&hirs, true)?;
+        let searchers = searchers(&compiled)?;
         let bounded: Vec<_> = compiled
             .iter()
             .map(|r| (r.hir.clone(), r.info.max_len()))
@@ -80,6 +125,7 @@ impl Detector {
             rules,
             checks,
             matcher,
+            searchers,
             live,
             max_len,
         })
@@ -121,7 +167,8 @@ impl Detector {
     pub fn find(&self, text: &str) -> Vec<Finding> {
         let mut out = Vec::new();
         let mut pos = 0;
-        while let Some(f) = self.next_finding(text, pos, usize::MAX) {
+        let mut slots = [Slot::Unknown; MAX_SEARCHERS];
+        while let Some(f) = self.next_in(text, pos, usize::MAX, &mut slots) {
             pos = f.end;
             out.push(f);
         }
@@ -135,27 +182,57 @@ impl Detector {
 
     /// The first finding at or after byte `pos` of `hay` that starts before `limit`. The
     /// text before `pos` is only look-behind context.
-    pub(crate) fn next_finding(&self, hay: &str, mut pos: usize, limit: usize) -> Option<Finding> {
+    pub(crate) fn next_finding(&self, hay: &str, pos: usize, limit: usize) -> Option<Finding> {
+        self.next_in(hay, pos, limit, &mut [Slot::Unknown; MAX_SEARCHERS])
+    }
+
+    /// [`next_finding`](Self::next_finding) with what each searcher said at an earlier
+    /// position of the same `hay` (positions only grow within one scan).
+    fn next_in(
+        &self,
+        hay: &str,
+        mut pos: usize,
+        limit: usize,
+        slots: &mut [Slot; MAX_SEARCHERS],
+    ) -> Option<Finding> {
         while pos <= hay.len() {
-            let m = self.matcher.search(&Input::new(hay).span(pos..hay.len()))?;
-            if m.start() >= limit {
+            let mut best: Option<(usize, usize, usize)> = None;
+            for (searcher, slot) in self.searchers.iter().zip(slots.iter_mut()) {
+                let found = match *slot {
+                    Slot::Found(rule, start, end) if start >= pos => Some((rule, start, end)),
+                    Slot::Exhausted => None,
+                    _ => {
+                        let found = searcher.next(hay, pos);
+                        *slot = found.map_or(Slot::Exhausted, |(r, s, e)| Slot::Found(r, s, e));
+                        found
+                    }
+                };
+                if let Some(c) = found {
+                    // leftmost, then first in priority order
+                    if best.is_none_or(|b| (c.1, c.0) < (b.1, b.0)) {
+                        best = Some(c);
+                    }
+                }
+            }
+            let (rule, start, end) = best?;
+            if start >= limit {
                 return None;
             }
-            if let Some(f) = self.accept(hay, m.pattern(), m.start(), m.end()) {
+            if let Some(f) = self.accept(hay, rule, start, end) {
                 return Some(f);
             }
-            pos = next_boundary(hay, m.start());
+            pos = next_boundary(hay, start);
         }
         None
     }
 
-    /// Checks the candidate of `pattern` at `start..end`; if it fails, the lower-priority
-    /// rules that match at `start` (the matcher only reported the first).
-    fn accept(&self, hay: &str, pattern: PatternID, start: usize, end: usize) -> Option<Finding> {
-        if let Some(f) = self.check(hay, pattern.as_usize(), start, end) {
+    /// Checks the candidate of `rule` at `start..end`; if it fails, the lower-priority
+    /// rules that match at `start` (a matcher only reports the first).
+    fn accept(&self, hay: &str, rule: usize, start: usize, end: usize) -> Option<Finding> {
+        if let Some(f) = self.check(hay, rule, start, end) {
             return Some(f);
         }
-        for i in pattern.as_usize() + 1..self.rules.len() {
+        for i in rule + 1..self.rules.len() {
             let pid = PatternID::new(i).ok()?;
             let input = Input::new(hay)
                 .span(start..hay.len())
@@ -211,6 +288,286 @@ impl Detector {
     }
 }
 
+/// The matcher of `hirs`, leftmost-first; `prefilter: false` when it only runs in small
+/// regions, where a prefilter cannot pay for itself.
+fn build_matcher(
+    hirs: &[regex_syntax::hir::Hir],
+    prefilter: bool,
+) -> Result<meta::Regex, GuardrailError> {
+    meta::Builder::new()
+        .configure(
+            meta::Config::new()
+                .match_kind(MatchKind::LeftmostFirst)
+                .which_captures(WhichCaptures::Implicit)
+                .auto_prefilter(prefilter)
+                .nfa_size_limit(Some(MATCHER_LIMIT)),
+        )
+        .build_many_from_hir(hirs)
+        .map_err(|e| GuardrailError::TooComplex(e.to_string()))
+}
+
+/// The searchers of `rules` (see the module docs).
+fn searchers(rules: &[super::compile::CompiledRule]) -> Result<Vec<Searcher>, GuardrailError> {
+    let mut groups: Vec<(Vec<usize>, Option<Windows>)> = Vec::new();
+    let of = |pick: &dyn Fn(Search) -> bool| -> Vec<usize> {
+        (0..rules.len())
+            .filter(|&i| rules.get(i).is_some_and(|r| pick(r.search)))
+            .collect()
+    };
+    groups.push((of(&|s| s == Search::Literal), None));
+    for i in of(&|s| s == Search::Inner) {
+        groups.push((vec![i], None));
+    }
+    let windowed = of(&|s| matches!(s, Search::Digits(_) | Search::CountryCode));
+    let mut windows = Windows {
+        digits: None,
+        country_code: None,
+    };
+    for &i in &windowed {
+        let Some(rule) = rules.get(i) else { continue };
+        let len = rule.info.max_len();
+        match rule.search {
+            Search::Digits(min) => {
+                let (fewest, words) = windows.digits.unwrap_or((usize::MAX, 0));
+                // a match of `len` bytes touches at most this many 8-byte words
+                let touched = (len + 7).div_ceil(8);
+                windows.digits = Some((fewest.min(min), words.max(touched)));
+            }
+            _ => windows.country_code = Some(windows.country_code.unwrap_or(0).max(len)),
+        }
+    }
+    // a window wider than the ring of words: search those rules everywhere
+    let wide = windows.digits.is_some_and(|(_, w)| w > RING);
+    groups.push((windowed, (!wide).then_some(windows)));
+    groups.push((of(&|s| s == Search::Custom), None));
+    let mut out = Vec::new();
+    for (ids, windows) in groups {
+        if ids.is_empty() {
+            continue;
+        }
+        let hirs: Vec<_> = ids
+            .iter()
+            .filter_map(|&i| rules.get(i).map(|r| r.hir.clone()))
+            .collect();
+        out.push(Searcher {
+            matcher: build_matcher(&hirs, windows.is_none())?,
+            rules: ids,
+            windows,
+        });
+    }
+    if out.len() > MAX_SEARCHERS {
+        return Err(GuardrailError::TooComplex(format!(
+            "{} searchers, at most {MAX_SEARCHERS}",
+            out.len()
+        )));
+    }
+    Ok(out)
+}
+
+impl Searcher {
+    /// The leftmost candidate (rule, start, end) at or after `pos`: the first rule in
+    /// priority order that matches there, with its leftmost-first end.
+    fn next(&self, hay: &str, pos: usize) -> Option<(usize, usize, usize)> {
+        let rule = |m: regex_automata::Match| {
+            self.rules
+                .get(m.pattern().as_usize())
+                .map(|&r| (r, m.start(), m.end()))
+        };
+        let Some(windows) = &self.windows else {
+            let m = self.matcher.search(&Input::new(hay).span(pos..hay.len()))?;
+            return rule(m);
+        };
+        let mut regions = Regions::new(hay.as_bytes(), *windows, pos);
+        while let Some((start, end)) = regions.next() {
+            let span = start.max(pos)..end.min(hay.len());
+            if let Some(m) = self.matcher.search(&Input::new(hay).span(span)) {
+                // What matches at that start in the whole text (the region may cut it short).
+                let whole = Input::new(hay)
+                    .span(m.start()..hay.len())
+                    .anchored(Anchored::Yes);
+                return rule(self.matcher.search(&whole).unwrap_or(m));
+            }
+        }
+        None
+    }
+}
+
+/// Words of digit bits a window may span.
+const RING: usize = 16;
+
+/// One pass over a text, 8 bytes at a time, that yields the regions where a windowed
+/// rule's match that can pass its check may lie, in order: around each run of at least the
+/// fewest digits such a match has within as many words as the longest one touches (from one
+/// byte before its first digit to its last: the digit rules' matches start at most one
+/// byte before their first digit and end with a digit), and after each country code
+/// (`[A-Z]{2}[0-9]{2}`), for the country-code rules' longest match. Regions that overlap or
+/// nearly touch are merged, so a match never straddles two.
+struct Regions<'h> {
+    hay: &'h [u8],
+    windows: Windows,
+    /// Regions ending at or before this are of no use.
+    from: usize,
+    /// The word the next window starts at.
+    c: usize,
+    /// Digit bits of the window's words, by word index modulo [`RING`].
+    ring: [u64; RING],
+    /// Digits in the window.
+    sum: usize,
+    open: Option<(usize, usize)>,
+}
+
+impl<'h> Regions<'h> {
+    fn new(hay: &'h [u8], windows: Windows, from: usize) -> Self {
+        let width = windows.digits.map_or(0, |(_, w)| w);
+        let reach = width.max(windows.country_code.map_or(0, |l| l.div_ceil(8) + 1));
+        let c = (from / 8).saturating_sub(reach);
+        let mut regions = Regions {
+            hay,
+            windows,
+            from,
+            c,
+            ring: [0; RING],
+            sum: 0,
+            open: None,
+        };
+        for w in c..c + width {
+            let bits = digit_bits(word(hay, w));
+            if let Some(slot) = regions.ring.get_mut(w % RING) {
+                *slot = bits;
+            }
+            regions.sum += count(bits);
+        }
+        regions
+    }
+
+    fn mark(&mut self, start: usize, end: usize) {
+        let end = end.min(self.hay.len());
+        self.open = Some(match self.open {
+            Some((s, e)) => (s.min(start), e.max(end)),
+            None => (start, end),
+        });
+    }
+
+    fn bits(&self, w: usize) -> u64 {
+        self.ring.get(w % RING).copied().unwrap_or(0)
+    }
+
+    /// The next region, `start..end`, with `end` past `from`.
+    fn next(&mut self) -> Option<(usize, usize)> {
+        let words = self.hay.len().div_ceil(8);
+        while self.c < words {
+            let c = self.c;
+            // every mark from here on starts at 8c - 1 or later
+            if let Some((s, e)) = self.open {
+                if e + 1 < 8 * c {
+                    self.open = None;
+                    if e > self.from {
+                        return Some((s, e));
+                    }
+                }
+            }
+            if let Some((fewest, width)) = self.windows.digits {
+                if self.sum >= fewest {
+                    let first = (c..c + width).find_map(|w| {
+                        let m = self.bits(w);
+                        (m != 0).then(|| 8 * w + m.trailing_zeros() as usize / 8)
+                    });
+                    let last = (c..c + width).rev().find_map(|w| {
+                        let m = self.bits(w);
+                        (m != 0).then(|| 8 * w + (63 - m.leading_zeros() as usize) / 8)
+                    });
+                    if let (Some(first), Some(last)) = (first, last) {
+                        self.mark(first.saturating_sub(1), last + 1);
+                    }
+                }
+            }
+            if let Some(len) = self.windows.country_code {
+                // the two digits sit in word c or c + 1 (in the window when it has both)
+                let (dx, dy) = if self.windows.digits.is_some_and(|(_, w)| w >= 2) {
+                    (self.bits(c), self.bits(c + 1))
+                } else {
+                    (
+                        digit_bits(word(self.hay, c)),
+                        digit_bits(word(self.hay, c + 1)),
+                    )
+                };
+                if dx | dy != 0 {
+                    let (x, y) = (word(self.hay, c), word(self.hay, c + 1));
+                    let digits = u128::from(dx) | u128::from(dy) << 64;
+                    let upper = u128::from(upper_bits(x)) | u128::from(upper_bits(y)) << 64;
+                    // bit 8k + 7: bytes k, k + 1 upper-case, k + 2, k + 3 digits
+                    let mut hits = (upper & upper >> 8 & digits >> 16 & digits >> 24) as u64;
+                    while hits != 0 {
+                        let p = 8 * c + hits.trailing_zeros() as usize / 8;
+                        self.mark(p, p + len);
+                        hits &= hits - 1;
+                    }
+                }
+            }
+            if let Some((_, width)) = self.windows.digits {
+                // slide: word c leaves the window, word c + width enters it
+                self.sum -= (count(self.bits(c))).min(self.sum);
+                let next = c + width;
+                let bits = digit_bits(word(self.hay, next));
+                if let Some(slot) = self.ring.get_mut(next % RING) {
+                    *slot = bits;
+                }
+                self.sum += count(bits);
+            }
+            self.c += 1;
+        }
+        self.open.take().filter(|&(_, e)| e > self.from)
+    }
+}
+
+/// The 8 bytes of word `w` of `hay` (zero past the end) as an integer.
+#[inline]
+fn word(hay: &[u8], w: usize) -> u64 {
+    let start = w * 8;
+    if let Some(full) = hay
+        .get(start..start + 8)
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+    {
+        return u64::from_le_bytes(full);
+    }
+    let mut bytes = [0u8; 8];
+    if let Some(tail) = hay.get(start..) {
+        for (b, t) in bytes.iter_mut().zip(tail) {
+            *b = *t;
+        }
+    }
+    u64::from_le_bytes(bytes)
+}
+
+/// The high bit of each byte of `x` that is an ASCII digit.
+fn digit_bits(x: u64) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // digits become 0..=9 with the high bit clear; adding 0x76 sets the high bit of the
+    // bytes that are 10 or more (no carry crosses a byte: at most 0x7f + 0x76)
+    let y = x ^ 0x3030_3030_3030_3030;
+    let ten_or_more = (y & LOW7) + 0x7676_7676_7676_7676;
+    !(ten_or_more | y) & HIGH
+}
+
+/// How many bytes `bits` (high bits only, as [`digit_bits`] gives) marks: the bytes, moved
+/// to 0 or 1, summed into the top byte by one multiplication (no popcount instruction on
+/// the baseline x86-64 target).
+fn count(bits: u64) -> usize {
+    ((bits >> 7).wrapping_mul(0x0101_0101_0101_0101) >> 56) as usize
+}
+
+/// The high bit of each byte of `x` that is an ASCII upper-case letter.
+fn upper_bits(x: u64) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let low = x & LOW7;
+    // high bit set from `A` (0x80 - 0x41 = 0x3f added) and from past `Z` (0x80 - 0x5b)
+    let from_a = low + 0x3f3f_3f3f_3f3f_3f3f;
+    let past_z = low + 0x2525_2525_2525_2525;
+    from_a & !past_z & !x & HIGH
+}
+
 /// The char boundary after byte `i` of `s` (or `s.len() + 1` past the end, to stop a scan).
 pub(crate) fn next_boundary(s: &str, i: usize) -> usize {
     let mut j = i + 1;
@@ -224,7 +581,7 @@ pub(crate) fn next_boundary(s: &str, i: usize) -> usize {
 mod tests {
     #![allow(clippy::string_slice)]
     use super::*;
-    use crate::guardrails::samples::{positives, NEGATIVES, OPENAI};
+    use crate::guardrails::samples::{self, positives, NEGATIVES, OPENAI};
     use crate::guardrails::BuiltinRule;
 
     fn all() -> Detector {
@@ -374,6 +731,169 @@ mod tests {
             det.redact(text, &findings),
             "[REDACTED:anthropic_key]éllo [REDACTED:unknown]"
         );
+    }
+
+    /// The single matcher over all rules, as the detector searched before it had
+    /// searchers: what `find` must agree with.
+    fn reference_find(det: &Detector, text: &str) -> Vec<Finding> {
+        let mut out = Vec::new();
+        let mut pos = 0;
+        while pos <= text.len() {
+            let Some(m) = det.matcher.search(&Input::new(text).span(pos..text.len())) else {
+                break;
+            };
+            match det.accept(text, m.pattern().as_usize(), m.start(), m.end()) {
+                Some(f) => {
+                    pos = f.end;
+                    out.push(f);
+                }
+                None => pos = next_boundary(text, m.start()),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn searchers_find_what_one_matcher_over_all_rules_finds() {
+        const FRAGMENTS: &[&str] = &[
+            " ",
+            "\n",
+            "-",
+            ".",
+            "(",
+            ")",
+            "+",
+            "+1",
+            "+44 ",
+            "a",
+            "Q3",
+            "GB",
+            "DE",
+            "82",
+            "89",
+            "WEST",
+            "3704",
+            "0044",
+            "0532",
+            "0130",
+            "00",
+            "4111",
+            "1111",
+            "5555",
+            "4444",
+            "1881",
+            "4012",
+            "8888",
+            "415",
+            "555",
+            "0132",
+            "512",
+            "34",
+            "5678",
+            "12",
+            "2024",
+            "v2.14.0",
+            "7",
+            "9",
+            "0",
+            "x@y.org",
+            "@",
+            "example",
+            "com",
+            "sk-",
+            "é",
+            "AKIAQNRXK7ORD3HNG57Y",
+            "ticket",
+            "TICKET-2093",
+            "😀",
+        ];
+        let dets = [
+            all(),
+            Detector::new(&[
+                RuleSpec::builtin("pii").unwrap(),
+                RuleSpec::custom("ticket", r"\bTICKET-[0-9]{4,8}\b"),
+            ])
+            .unwrap(),
+            Detector::new(&[RuleSpec::builtin("iban").unwrap()]).unwrap(),
+            Detector::new(&[RuleSpec::builtin("phone").unwrap()]).unwrap(),
+        ];
+        let mut rng = fastrand::Rng::with_seed(5);
+        let mut texts: Vec<String> = samples::stream_texts();
+        for _ in 0..600 {
+            let n = rng.usize(1..400);
+            texts.push(
+                (0..n)
+                    .map(|_| FRAGMENTS[rng.usize(..FRAGMENTS.len())])
+                    .collect(),
+            );
+        }
+        // findings and look-alikes far apart in prose, where regions are few and small
+        let prose =
+            "The team reviews the report, and revenue grew 12% to $4.2M in Q3 2024 (v2.14.0); \
+                     request 3f2b8c1e-7d4a-4e9b-9a61-2c5d8e0f1a37 is done. ";
+        for _ in 0..300 {
+            let mut text = String::new();
+            for _ in 0..rng.usize(1..12) {
+                text.push_str(&prose[..rng.usize(..prose.len())]);
+                text.push_str(FRAGMENTS[rng.usize(..FRAGMENTS.len())]);
+                text.push_str(FRAGMENTS[rng.usize(..FRAGMENTS.len())]);
+                if rng.bool() {
+                    text.push_str(&texts[rng.usize(..samples::stream_texts().len())].clone());
+                }
+            }
+            texts.push(text);
+        }
+        let mut found = 0;
+        for det in &dets {
+            for text in &texts {
+                let want = reference_find(det, text);
+                found += want.len();
+                assert_eq!(det.find(text), want, "{text:?}");
+            }
+        }
+        assert!(found > 1000, "the texts have findings: {found}");
+    }
+
+    #[test]
+    fn digit_bits_mark_exactly_the_digits() {
+        for b in 0..=255u8 {
+            let x = u64::from_le_bytes([b'a', b, b'9', 0, b'0', b'/', b':', 0xb5]);
+            let want = [
+                false,
+                b.is_ascii_digit(),
+                true,
+                false,
+                true,
+                false,
+                false,
+                false,
+            ];
+            let got: Vec<bool> = (0..8)
+                .map(|i| digit_bits(x) >> (8 * i + 7) & 1 == 1)
+                .collect();
+            assert_eq!(got, want, "{b}");
+        }
+    }
+
+    #[test]
+    fn upper_bits_mark_exactly_the_upper_case_letters() {
+        for b in 0..=255u8 {
+            let x = u64::from_le_bytes([b'A', b, b'Z', b'@', b'[', b'a', 0xc1, b'M']);
+            let want = [
+                true,
+                b.is_ascii_uppercase(),
+                true,
+                false,
+                false,
+                false,
+                false,
+                true,
+            ];
+            let got: Vec<bool> = (0..8)
+                .map(|i| upper_bits(x) >> (8 * i + 7) & 1 == 1)
+                .collect();
+            assert_eq!(got, want, "{b}");
+        }
     }
 
     #[test]

@@ -41,6 +41,25 @@ impl RuleGroup {
     }
 }
 
+/// How the detector looks for a rule's candidates (each kind is one matcher; see
+/// [`Detector`](super::Detector)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Search {
+    /// The rule starts with one of a few literals (`sk-`, `AKIA`, `eyJ`, ...): one matcher
+    /// for all such rules, whose literal prefilter skips text without them.
+    Literal,
+    /// The rule has a literal inside (`@`): a matcher of its own finds it from there.
+    Inner,
+    /// Every match that passes the rule's check has at least this many ASCII digits: the
+    /// rule is searched only where that many digits sit close together.
+    Digits(usize),
+    /// Every match starts with two upper-case letters and two digits: searched only from
+    /// such places.
+    CountryCode,
+    /// A custom rule: nothing is known about it; searched everywhere.
+    Custom,
+}
+
 /// A built-in rule. The order of [`BuiltinRule::ALL`] is the priority when two rules match
 /// at the same position (more specific first: `anthropic_key` before `openai_key`, card
 /// numbers before phone numbers).
@@ -211,6 +230,20 @@ impl BuiltinRule {
             BuiltinRule::Email => EMAIL,
             BuiltinRule::Phone => PHONE,
             BuiltinRule::UsSsn => US_SSN,
+        }
+    }
+
+    /// How the detector looks for the rule's candidates. The digit counts are what a match
+    /// needs to pass the rule's check: 13 for a card number, 9 for an SSN; a phone number
+    /// has 8 (international, checked) or 10 (North American, by the regex).
+    pub(crate) fn search(self) -> Search {
+        match self {
+            BuiltinRule::Email => Search::Inner,
+            BuiltinRule::CreditCard => Search::Digits(13),
+            BuiltinRule::Phone => Search::Digits(8),
+            BuiltinRule::UsSsn => Search::Digits(9),
+            BuiltinRule::Iban => Search::CountryCode,
+            _ => Search::Literal,
         }
     }
 

@@ -8,12 +8,37 @@ use super::proto::{
 };
 use super::semconv as sc;
 use super::span::{AttemptSpan, RequestSpans};
+use prost::Message;
 
 /// Who the spans come from: the resource and scope of every batch.
 #[derive(Debug, Clone)]
 pub struct Origin {
     /// `service.name`.
     pub service_name: String,
+}
+
+/// Turns batches into the bodies the exporter posts (public for `bench/tracing.rs`).
+pub struct BatchEncoder {
+    origin: Origin,
+    body: Vec<u8>,
+}
+
+impl BatchEncoder {
+    /// An encoder for the spans of service `service_name`.
+    pub fn new(service_name: &str) -> Self {
+        Self {
+            origin: Origin {
+                service_name: service_name.to_string(),
+            },
+            body: Vec::new(),
+        }
+    }
+
+    /// The `ExportTraceServiceRequest` holding every span of `batch`, protobuf-encoded.
+    pub fn encode(&mut self, batch: &[RequestSpans]) -> &[u8] {
+        self.body = export_request(&self.origin, batch).encode_to_vec();
+        &self.body
+    }
 }
 
 /// One export request holding every span of `batch`.

@@ -8,11 +8,9 @@ use std::sync::mpsc::{self, Receiver, TryRecvError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use prost::Message;
-
 use super::context::Sampler;
 use super::counters;
-use super::encode::{export_request, Origin};
+use super::encode::BatchEncoder;
 use super::otlp_http::OtlpClient;
 use super::span::RequestSpans;
 use super::Tracer;
@@ -59,12 +57,10 @@ impl TraceExporter {
         };
         let (tx, rx) = mpsc::sync_channel(QUEUE_REQUESTS);
         let client = OtlpClient::new(endpoint, POST_TIMEOUT);
-        let origin = Origin {
-            service_name: cfg.service_name.clone(),
-        };
+        let encoder = BatchEncoder::new(&cfg.service_name);
         let handle = std::thread::Builder::new()
             .name("infergate-otlp".into())
-            .spawn(move || run(&rx, &client, &origin))?;
+            .spawn(move || run(&rx, &client, encoder))?;
         let tracer = Tracer::new(tx, Sampler::ratio(cfg.sample_ratio));
         Ok((
             Self {
@@ -83,7 +79,7 @@ impl TraceExporter {
 }
 
 /// The thread: batch, post, repeat until every tracer is gone; then post the rest.
-fn run(rx: &Receiver<RequestSpans>, client: &OtlpClient, origin: &Origin) {
+fn run(rx: &Receiver<RequestSpans>, client: &OtlpClient, mut encoder: BatchEncoder) {
     let mut batch = Batch::default();
     let mut warn = Warnings::new();
     loop {
@@ -91,12 +87,12 @@ fn run(rx: &Receiver<RequestSpans>, client: &OtlpClient, origin: &Origin) {
             Ok(request) => {
                 batch.push(request);
                 if batch.spans >= MAX_BATCH_SPANS {
-                    post(&mut batch, client, origin, &mut warn);
+                    post(&mut batch, client, &mut encoder, &mut warn);
                 }
             }
             Err(TryRecvError::Empty) => {
                 if batch.due() {
-                    post(&mut batch, client, origin, &mut warn);
+                    post(&mut batch, client, &mut encoder, &mut warn);
                 }
                 warn.queue_drops();
                 std::thread::sleep(POLL);
@@ -105,7 +101,7 @@ fn run(rx: &Receiver<RequestSpans>, client: &OtlpClient, origin: &Origin) {
         }
     }
     if batch.spans > 0 {
-        post(&mut batch, client, origin, &mut warn);
+        post(&mut batch, client, &mut encoder, &mut warn);
     }
 }
 
@@ -130,10 +126,10 @@ impl Batch {
 }
 
 /// Encodes and posts the batch, counts the outcome, and empties it.
-fn post(batch: &mut Batch, client: &OtlpClient, origin: &Origin, warn: &mut Warnings) {
-    let body = export_request(origin, &batch.requests).encode_to_vec();
+fn post(batch: &mut Batch, client: &OtlpClient, encoder: &mut BatchEncoder, warn: &mut Warnings) {
+    let body = encoder.encode(&batch.requests);
     let spans = batch.spans;
-    match client.post(&body) {
+    match client.post(body) {
         Ok(0) => counters::add_exported(spans),
         Ok(rejected) => {
             let rejected = u64::try_from(rejected).unwrap_or(0).min(spans);
@@ -218,6 +214,7 @@ mod tests {
     use super::*;
     use crate::observe::trace::context::{TraceContext, TraceId};
     use crate::observe::RequestRecord;
+    use prost::Message;
     use std::io::{Read, Write};
     use std::net::TcpListener;
 

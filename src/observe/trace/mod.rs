@@ -24,6 +24,7 @@ use std::sync::OnceLock;
 
 pub use context::{parse_traceparent, RemoteParent, Sampler, TraceContext, TraceId};
 pub use counters::{spans_dropped, spans_export_failed, spans_exported};
+pub use encode::BatchEncoder;
 pub use exporter::{TraceError, TraceExporter};
 pub use span::{AttemptSpan, ProviderInfo, RequestSpans};
 

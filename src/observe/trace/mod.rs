@@ -18,6 +18,8 @@ mod otlp_http;
 mod proto;
 mod semconv;
 mod span;
+#[cfg(test)]
+mod tree;
 
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::OnceLock;

@@ -3,8 +3,12 @@
 //! messages and fields the gateway fills, with the proto files' field numbers. A collector
 //! skips the fields it is not sent; the integration test decodes them with the official
 //! Python package.
+//!
+//! `encode.rs` writes the request's bytes itself; the request messages here are for the
+//! tests, which decode what it writes (the collector's response is decoded for real).
 
 /// `ExportTraceServiceRequest`: the body of `POST /v1/traces`.
+#[cfg(test)]
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct ExportTraceServiceRequest {
     /// One entry per resource (the gateway is one).
@@ -32,6 +36,7 @@ pub struct ExportTracePartialSuccess {
 }
 
 /// `ResourceSpans`: the spans of one resource.
+#[cfg(test)]
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct ResourceSpans {
     /// The process (`service.name`, ...).
@@ -46,6 +51,7 @@ pub struct ResourceSpans {
 }
 
 /// `Resource`.
+#[cfg(test)]
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Resource {
     /// Its attributes.
@@ -54,6 +60,7 @@ pub struct Resource {
 }
 
 /// `ScopeSpans`: the spans one instrumentation scope made.
+#[cfg(test)]
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct ScopeSpans {
     /// The scope (the gateway).
@@ -68,6 +75,7 @@ pub struct ScopeSpans {
 }
 
 /// `InstrumentationScope`.
+#[cfg(test)]
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct InstrumentationScope {
     /// Its name.
@@ -79,6 +87,7 @@ pub struct InstrumentationScope {
 }
 
 /// `Span`.
+#[cfg(test)]
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Span {
     /// 16 bytes.
@@ -123,6 +132,7 @@ pub const FLAG_HAS_IS_REMOTE: u32 = 0x100;
 pub const FLAG_IS_REMOTE: u32 = 0x200;
 
 /// `Status`.
+#[cfg(test)]
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Status {
     /// A description for errors.
@@ -137,6 +147,7 @@ pub struct Status {
 pub const STATUS_ERROR: i32 = 2;
 
 /// `KeyValue`: one attribute.
+#[cfg(test)]
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct KeyValue {
     /// The attribute's name.
@@ -148,6 +159,7 @@ pub struct KeyValue {
 }
 
 /// `AnyValue`: a string, bool, integer, double or array.
+#[cfg(test)]
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct AnyValue {
     /// The value.
@@ -156,6 +168,7 @@ pub struct AnyValue {
 }
 
 /// `AnyValue.value`.
+#[cfg(test)]
 #[derive(Clone, PartialEq, prost::Oneof)]
 pub enum Value {
     /// `string_value`.
@@ -176,6 +189,7 @@ pub enum Value {
 }
 
 /// `ArrayValue`.
+#[cfg(test)]
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct ArrayValue {
     /// The elements.

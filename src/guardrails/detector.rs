@@ -10,8 +10,8 @@
 //! literals (API keys, PEM blocks, JWTs) in one matcher whose literal prefilter skips text
 //! without them; a rule with a literal inside (email's `@`) alone, found from that literal;
 //! the rules that need digits (card numbers, phone numbers, SSNs; IBANs, which start with a
-//! country code and two digits) only in the regions where a word-at-a-time count finds
-//! enough digits close together (or a country code); custom rules everywhere. The leftmost
+//! country code and two digits) only in chains of enough closely spaced digits (or after a
+//! country code), found 8 bytes at a time; custom rules everywhere. The leftmost
 //! candidate of all matchers (the first rule in priority order on a tie) is the one the
 //! single matcher would have reported, or one it would have found after candidates that fail
 //! their checks anyway: a region holds every match that can pass its rule's check, so only
@@ -89,8 +89,8 @@ struct Searcher {
 /// Where the rules that need digits can match.
 #[derive(Debug, Clone, Copy)]
 struct Windows {
-    /// The fewest digits a passing match of a digit rule has, and how many 8-byte words
-    /// the longest such match can touch; `None` without digit rules.
+    /// The fewest digits a passing match of a digit rule has, and the most other bytes
+    /// between two of its digits; `None` without digit rules.
     digits: Option<(usize, usize)>,
     /// How many bytes a country-code rule's match can span; `None` without one.
     country_code: Option<usize>,
@@ -318,27 +318,25 @@ fn searchers(rules: &[super::compile::CompiledRule]) -> Result<Vec<Searcher>, Gu
     for i in of(&|s| s == Search::Inner) {
         groups.push((vec![i], None));
     }
-    let windowed = of(&|s| matches!(s, Search::Digits(_) | Search::CountryCode));
+    let windowed = of(&|s| matches!(s, Search::Digits { .. } | Search::CountryCode));
     let mut windows = Windows {
         digits: None,
         country_code: None,
     };
     for &i in &windowed {
         let Some(rule) = rules.get(i) else { continue };
-        let len = rule.info.max_len();
         match rule.search {
-            Search::Digits(min) => {
-                let (fewest, words) = windows.digits.unwrap_or((usize::MAX, 0));
-                // a match of `len` bytes touches at most this many 8-byte words
-                let touched = (len + 7).div_ceil(8);
-                windows.digits = Some((fewest.min(min), words.max(touched)));
+            Search::Digits { fewest, gap } => {
+                let (least, widest) = windows.digits.unwrap_or((usize::MAX, 0));
+                windows.digits = Some((least.min(fewest), widest.max(gap)));
             }
-            _ => windows.country_code = Some(windows.country_code.unwrap_or(0).max(len)),
+            _ => {
+                let len = rule.info.max_len();
+                windows.country_code = Some(windows.country_code.unwrap_or(0).max(len));
+            }
         }
     }
-    // a window wider than the ring of words: search those rules everywhere
-    let wide = windows.digits.is_some_and(|(_, w)| w > RING);
-    groups.push((windowed, (!wide).then_some(windows)));
+    groups.push((windowed, Some(windows)));
     groups.push((of(&|s| s == Search::Custom), None));
     let mut out = Vec::new();
     for (ids, windows) in groups {
@@ -392,54 +390,47 @@ impl Searcher {
     }
 }
 
-/// Words of digit bits a window may span.
-const RING: usize = 16;
-
-/// One pass over a text, 8 bytes at a time, that yields the regions where a windowed
-/// rule's match that can pass its check may lie, in order: around each run of at least the
-/// fewest digits such a match has within as many words as the longest one touches (from one
-/// byte before its first digit to its last: the digit rules' matches start at most one
-/// byte before their first digit and end with a digit), and after each country code
-/// (`[A-Z]{2}[0-9]{2}`), for the country-code rules' longest match. Regions that overlap or
-/// nearly touch are merged, so a match never straddles two.
+/// One pass over a text that yields, in order, the regions where a windowed rule's match
+/// that can pass its check may lie. Digits are visited one by one (found 8 bytes at a
+/// time): consecutive digits at most `gap` other bytes apart form a chain, and a chain of at
+/// least the fewest digits a match needs is a region, from one byte before its first digit
+/// (a match starts at most one byte before its first digit: `+`, `(`) to its last (every
+/// match ends with a digit). Every match lies within one chain, its separators being at
+/// most `gap` bytes. A country code (`[A-Z]{2}[0-9]{2}`) opens a region of the country-code
+/// rules' longest match. Regions that overlap or touch are merged, so a match never
+/// straddles two; a region is handed out only once the chain it may grow with has ended.
 struct Regions<'h> {
     hay: &'h [u8],
     windows: Windows,
     /// Regions ending at or before this are of no use.
     from: usize,
-    /// The word the next window starts at.
-    c: usize,
-    /// Digit bits of the window's words, by word index modulo [`RING`].
-    ring: [u64; RING],
-    /// Digits in the window.
-    sum: usize,
+    /// The next word to read.
+    w: usize,
+    /// The digit bits of the word before `w` not visited yet.
+    bits: u64,
+    /// The current chain: its first digit, its last digit, how many digits.
+    chain: Option<(usize, usize, usize)>,
+    /// The region being built.
     open: Option<(usize, usize)>,
 }
 
 impl<'h> Regions<'h> {
+    /// Regions of `hay` that may hold a match starting at or after `from`: the digits of
+    /// such a match are all at or after `from`, so the chains are counted from there.
     fn new(hay: &'h [u8], windows: Windows, from: usize) -> Self {
-        let width = windows.digits.map_or(0, |(_, w)| w);
-        let reach = width.max(windows.country_code.map_or(0, |l| l.div_ceil(8) + 1));
-        let c = (from / 8).saturating_sub(reach);
-        let mut regions = Regions {
+        Regions {
             hay,
             windows,
             from,
-            c,
-            ring: [0; RING],
-            sum: 0,
+            w: from / 8,
+            bits: 0,
+            chain: None,
             open: None,
-        };
-        for w in c..c + width {
-            let bits = digit_bits(word(hay, w));
-            if let Some(slot) = regions.ring.get_mut(w % RING) {
-                *slot = bits;
-            }
-            regions.sum += count(bits);
         }
-        regions
     }
 
+    /// Adds `start..end` to the open region (the span between them too, when they do not
+    /// touch: handing a region out is left to where it is known to be complete).
     fn mark(&mut self, start: usize, end: usize) {
         let end = end.min(self.hay.len());
         self.open = Some(match self.open {
@@ -448,73 +439,63 @@ impl<'h> Regions<'h> {
         });
     }
 
-    fn bits(&self, w: usize) -> u64 {
-        self.ring.get(w % RING).copied().unwrap_or(0)
+    /// The next digit's index.
+    fn next_digit(&mut self) -> Option<usize> {
+        let words = self.hay.len().div_ceil(8);
+        while self.bits == 0 {
+            if self.w >= words {
+                return None;
+            }
+            self.bits = digit_bits(word(self.hay, self.w));
+            self.w += 1;
+        }
+        let p = 8 * (self.w - 1) + self.bits.trailing_zeros() as usize / 8;
+        self.bits &= self.bits - 1;
+        Some(p)
     }
 
     /// The next region, `start..end`, with `end` past `from`.
     fn next(&mut self) -> Option<(usize, usize)> {
-        let words = self.hay.len().div_ceil(8);
-        while self.c < words {
-            let c = self.c;
-            // every mark from here on starts at 8c - 1 or later
-            if let Some((s, e)) = self.open {
-                if e + 1 < 8 * c {
-                    self.open = None;
-                    if e > self.from {
-                        return Some((s, e));
+        while let Some(p) = self.next_digit() {
+            let mut ready = None;
+            // A digit that starts a new chain: every later mark starts at `p - 2` or after
+            // (a chain's at `p - 1`, a country code's two bytes before its digits), so a
+            // region ending before that is complete.
+            let chained = match (self.chain, self.windows.digits) {
+                (Some((_, last, _)), Some((_, gap))) => p - last <= gap + 1,
+                _ => false,
+            };
+            if !chained {
+                if let Some((s, e)) = self.open {
+                    if e + 1 < p.saturating_sub(2) {
+                        self.open = None;
+                        ready = Some((s, e)).filter(|&(_, e)| e > self.from);
                     }
                 }
             }
-            if let Some((fewest, width)) = self.windows.digits {
-                if self.sum >= fewest {
-                    let first = (c..c + width).find_map(|w| {
-                        let m = self.bits(w);
-                        (m != 0).then(|| 8 * w + m.trailing_zeros() as usize / 8)
-                    });
-                    let last = (c..c + width).rev().find_map(|w| {
-                        let m = self.bits(w);
-                        (m != 0).then(|| 8 * w + (63 - m.leading_zeros() as usize) / 8)
-                    });
-                    if let (Some(first), Some(last)) = (first, last) {
-                        self.mark(first.saturating_sub(1), last + 1);
-                    }
+            if let Some((fewest, _)) = self.windows.digits {
+                let (first, count) = match self.chain {
+                    Some((first, _, count)) if chained => (first, count + 1),
+                    _ => (p, 1),
+                };
+                self.chain = Some((first, p, count));
+                if count >= fewest {
+                    self.mark(first.saturating_sub(1), p + 1);
                 }
             }
             if let Some(len) = self.windows.country_code {
-                // the two digits sit in word c or c + 1 (in the window when it has both)
-                let (dx, dy) = if self.windows.digits.is_some_and(|(_, w)| w >= 2) {
-                    (self.bits(c), self.bits(c + 1))
-                } else {
-                    (
-                        digit_bits(word(self.hay, c)),
-                        digit_bits(word(self.hay, c + 1)),
-                    )
-                };
-                if dx | dy != 0 {
-                    let (x, y) = (word(self.hay, c), word(self.hay, c + 1));
-                    let digits = u128::from(dx) | u128::from(dy) << 64;
-                    let upper = u128::from(upper_bits(x)) | u128::from(upper_bits(y)) << 64;
-                    // bit 8k + 7: bytes k, k + 1 upper-case, k + 2, k + 3 digits
-                    let mut hits = (upper & upper >> 8 & digits >> 16 & digits >> 24) as u64;
-                    while hits != 0 {
-                        let p = 8 * c + hits.trailing_zeros() as usize / 8;
-                        self.mark(p, p + len);
-                        hits &= hits - 1;
-                    }
+                let at = |i: usize| self.hay.get(i).copied().unwrap_or(0);
+                if p >= 2
+                    && at(p + 1).is_ascii_digit()
+                    && at(p - 1).is_ascii_uppercase()
+                    && at(p - 2).is_ascii_uppercase()
+                {
+                    self.mark(p - 2, p - 2 + len);
                 }
             }
-            if let Some((_, width)) = self.windows.digits {
-                // slide: word c leaves the window, word c + width enters it
-                self.sum -= (count(self.bits(c))).min(self.sum);
-                let next = c + width;
-                let bits = digit_bits(word(self.hay, next));
-                if let Some(slot) = self.ring.get_mut(next % RING) {
-                    *slot = bits;
-                }
-                self.sum += count(bits);
+            if ready.is_some() {
+                return ready;
             }
-            self.c += 1;
         }
         self.open.take().filter(|&(_, e)| e > self.from)
     }
@@ -548,24 +529,6 @@ fn digit_bits(x: u64) -> u64 {
     let y = x ^ 0x3030_3030_3030_3030;
     let ten_or_more = (y & LOW7) + 0x7676_7676_7676_7676;
     !(ten_or_more | y) & HIGH
-}
-
-/// How many bytes `bits` (high bits only, as [`digit_bits`] gives) marks: the bytes, moved
-/// to 0 or 1, summed into the top byte by one multiplication (no popcount instruction on
-/// the baseline x86-64 target).
-fn count(bits: u64) -> usize {
-    ((bits >> 7).wrapping_mul(0x0101_0101_0101_0101) >> 56) as usize
-}
-
-/// The high bit of each byte of `x` that is an ASCII upper-case letter.
-fn upper_bits(x: u64) -> u64 {
-    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let low = x & LOW7;
-    // high bit set from `A` (0x80 - 0x41 = 0x3f added) and from past `Z` (0x80 - 0x5b)
-    let from_a = low + 0x3f3f_3f3f_3f3f_3f3f;
-    let past_z = low + 0x2525_2525_2525_2525;
-    from_a & !past_z & !x & HIGH
 }
 
 /// The char boundary after byte `i` of `s` (or `s.len() + 1` past the end, to stop a scan).
@@ -870,27 +833,6 @@ mod tests {
             ];
             let got: Vec<bool> = (0..8)
                 .map(|i| digit_bits(x) >> (8 * i + 7) & 1 == 1)
-                .collect();
-            assert_eq!(got, want, "{b}");
-        }
-    }
-
-    #[test]
-    fn upper_bits_mark_exactly_the_upper_case_letters() {
-        for b in 0..=255u8 {
-            let x = u64::from_le_bytes([b'A', b, b'Z', b'@', b'[', b'a', 0xc1, b'M']);
-            let want = [
-                true,
-                b.is_ascii_uppercase(),
-                true,
-                false,
-                false,
-                false,
-                false,
-                true,
-            ];
-            let got: Vec<bool> = (0..8)
-                .map(|i| upper_bits(x) >> (8 * i + 7) & 1 == 1)
                 .collect();
             assert_eq!(got, want, "{b}");
         }

@@ -50,9 +50,15 @@ pub(crate) enum Search {
     Literal,
     /// The rule has a literal inside (`@`): a matcher of its own finds it from there.
     Inner,
-    /// Every match that passes the rule's check has at least this many ASCII digits: the
-    /// rule is searched only where that many digits sit close together.
-    Digits(usize),
+    /// Every match that passes the rule's check has at least `fewest` ASCII digits, and
+    /// no more than `gap` other bytes between two of its digits (separators such as `-`,
+    /// `) `): the rule is searched only in chains of that many digits so spaced.
+    Digits {
+        /// The fewest digits of a passing match.
+        fewest: usize,
+        /// The most non-digit bytes between two consecutive digits of a match.
+        gap: usize,
+    },
     /// Every match starts with two upper-case letters and two digits: searched only from
     /// such places.
     CountryCode,
@@ -239,9 +245,11 @@ impl BuiltinRule {
     pub(crate) fn search(self) -> Search {
         match self {
             BuiltinRule::Email => Search::Inner,
-            BuiltinRule::CreditCard => Search::Digits(13),
-            BuiltinRule::Phone => Search::Digits(8),
-            BuiltinRule::UsSsn => Search::Digits(9),
+            // `[ -]?` between digits
+            BuiltinRule::CreditCard => Search::Digits { fewest: 13, gap: 1 },
+            // `) ` after an area code, ` (` before one
+            BuiltinRule::Phone => Search::Digits { fewest: 8, gap: 2 },
+            BuiltinRule::UsSsn => Search::Digits { fewest: 9, gap: 1 },
             BuiltinRule::Iban => Search::CountryCode,
             _ => Search::Literal,
         }

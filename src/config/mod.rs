@@ -453,10 +453,61 @@ pub struct ModelConfig {
     /// guardrail rules, bounded in size).
     #[serde(default)]
     pub log_bodies: bool,
+    /// How the first target of a request is chosen (default: `weighted` when a target has
+    /// a weight, else `ordered`).
+    #[serde(default)]
+    pub strategy: Option<RouteStrategy>,
+    /// When a target that keeps failing is taken out of rotation (default: after 5
+    /// failures in a row, for 30 s, doubling while its probes fail).
+    #[serde(default)]
+    pub eject: EjectConfig,
 }
 
 fn default_true() -> bool {
     true
+}
+
+/// How an alias picks the first target of each request; the others follow as fallbacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RouteStrategy {
+    /// The listed order.
+    Ordered,
+    /// Drawn by the targets' weights (unweighted targets count 1), the rest in order.
+    Weighted,
+    /// The lower expected wait of two healthy targets drawn at random (power of two
+    /// choices over a peak-EWMA of time to first byte times the attempts in flight); the
+    /// rest by the same measure.
+    Latency,
+}
+
+/// `[models.X] eject`: passive health.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EjectConfig {
+    /// Failures in a row (connect errors, timeouts, resets, 5xx) that eject a target; 0
+    /// turns ejection off.
+    #[serde(default = "default_eject_failures")]
+    pub consecutive_failures: u32,
+    /// How long an ejection lasts before one request probes the target.
+    #[serde(default = "default_eject_cooldown_ms")]
+    pub cooldown_ms: u64,
+}
+
+impl Default for EjectConfig {
+    fn default() -> Self {
+        Self {
+            consecutive_failures: default_eject_failures(),
+            cooldown_ms: default_eject_cooldown_ms(),
+        }
+    }
+}
+
+fn default_eject_failures() -> u32 {
+    5
+}
+fn default_eject_cooldown_ms() -> u64 {
+    30_000
 }
 
 /// One target of a model alias.

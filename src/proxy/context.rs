@@ -14,7 +14,7 @@ use crate::http::BodyBudget;
 use crate::observe::metrics::ShardMetrics;
 use crate::observe::RecordSink;
 use crate::policy::LocalGovernor;
-use crate::route::SharedRouteTable;
+use crate::route::{RouteHealth, SharedRouteTable};
 use crate::upstream::{ConnPool, UpstreamRegistry};
 
 /// Process-wide lifecycle: set once when shutdown begins; shards stop accepting and drain.
@@ -66,6 +66,9 @@ pub struct ShardCtx {
     pub scratch: RefCell<JsonScratch>,
     /// Compiled JSON schemas clients asked for.
     pub validators: RefCell<ValidatorCache>,
+    /// What this shard has learned about each target (ejections, rate limits, latency);
+    /// survives table swaps.
+    pub health: RouteHealth,
     /// TLS client configuration.
     pub tls: TlsConnector,
     /// How each provider is reached (shared by all shards, swapped with the table).
@@ -140,6 +143,7 @@ impl ShardCtx {
             pool: ConnPool::new(),
             scratch: RefCell::new(JsonScratch::new()),
             validators: RefCell::new(ValidatorCache::new()),
+            health: RouteHealth::new(),
             tls,
             upstreams: limits.upstreams,
             governor: limits.governor,

@@ -6,10 +6,14 @@
 //! (connection pools, resolved addresses) is keyed by stable names outside the table.
 
 mod headers;
+mod health;
 mod provider;
 mod table;
 
 pub use headers::HeaderAllowList;
+pub use health::{
+    exhausted_for, retry_after, AttemptResult, Availability, EjectPolicy, RouteHealth,
+};
 pub use provider::{CredentialRef, Provider, ProviderAddr, Scheme};
 pub use table::{
     AttemptPlan, ModelRoute, OutputRules, RouteCache, RouteTable, SharedRouteTable, Target,

@@ -3,11 +3,13 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 
+use super::health::{EjectPolicy, RouteHealth};
 use super::provider::Provider;
-use crate::config::{Config, ConfigError, ServerConfig};
+use crate::config::{Config, ConfigError, RouteStrategy, ServerConfig};
 use crate::guardrails::schema::{OutputSchema, SchemaOrigin};
 use crate::guardrails::{GuardrailPolicies, GuardrailPolicy};
 use crate::policy::{BrowserPolicy, GatewayKeys, Governance};
@@ -30,9 +32,10 @@ pub struct ModelRoute {
     pub alias: Arc<str>,
     /// Targets in fallback order.
     pub targets: Vec<Target>,
-    /// True when any target declared a weight.
-    pub weighted: bool,
-    total_weight: u32,
+    /// How the first target is chosen.
+    pub strategy: RouteStrategy,
+    /// When a failing target is taken out of rotation.
+    pub eject: EjectPolicy,
     /// How this alias uses the caches (None: not at all).
     pub cache: Option<RouteCache>,
     /// The alias's guardrail policies.
@@ -125,38 +128,93 @@ impl AttemptPlan {
 pub const MAX_TARGETS: usize = 16;
 
 impl ModelRoute {
-    /// Picks the attempt order for one request: listed order, or for a weighted alias the first
-    /// attempt drawn by weight and the rest in listed order. `roll` is a uniform random u32.
-    pub fn plan(&self, roll: u32) -> AttemptPlan {
+    /// Picks the attempt order for one request. The targets this shard's `health` says are
+    /// available now come first: the first of them by the alias's strategy (listed order,
+    /// drawn by weight, or the lower expected wait of two drawn at random), then the others
+    /// in listed order (by expected wait for `latency`). Ejected and benched targets come
+    /// last, in listed order: tried only when everything else failed. `roll` is a uniform
+    /// random u32.
+    pub fn plan(&self, roll: u32, health: &RouteHealth, now: Instant) -> AttemptPlan {
         let mut plan = AttemptPlan {
-            order: [0; 16],
+            order: [0; MAX_TARGETS],
             len: 0,
         };
-        let first = if self.weighted && self.total_weight > 0 {
-            let mut point = roll % self.total_weight;
-            let mut chosen = 0;
-            for (i, t) in self.targets.iter().enumerate() {
-                if point < t.weight {
-                    chosen = i;
-                    break;
-                }
-                point -= t.weight;
+        let push = |plan: &mut AttemptPlan, i: usize| {
+            if let Some(slot) = plan.order.get_mut(usize::from(plan.len)) {
+                *slot = i as u8;
+                plan.len += 1;
             }
-            chosen
-        } else {
-            0
         };
-        // The first pick, then the others in listed order (at most MAX_TARGETS: config
-        // validation refuses more).
-        let rest = (0..self.targets.len()).filter(|&i| i != first);
-        for (slot, i) in plan
-            .order
-            .iter_mut()
-            .zip(std::iter::once(first).chain(rest))
-        {
-            *slot = i as u8;
-            plan.len += 1;
+        // Config validation keeps targets at or under MAX_TARGETS.
+        let mut ready = [false; MAX_TARGETS];
+        let mut available = 0;
+        for (i, t) in self.targets.iter().enumerate().take(MAX_TARGETS) {
+            let a = health.availability(&t.provider.name, &t.model, now);
+            if let Some(r) = ready.get_mut(i) {
+                *r = a.is_available();
+                available += usize::from(*r);
+            }
         }
+        let is_ready = |i: usize| ready.get(i).copied().unwrap_or(false);
+        let candidates = || (0..self.targets.len()).filter(|&i| is_ready(i));
+        let score = |i: usize| {
+            self.targets.get(i).map_or(f64::MAX, |t| {
+                health.load_score(&t.provider.name, &t.model, now)
+            })
+        };
+        match self.strategy {
+            RouteStrategy::Ordered => candidates().for_each(|i| push(&mut plan, i)),
+            RouteStrategy::Weighted => {
+                let weight = |i: usize| self.targets.get(i).map_or(0, |t| t.weight);
+                let total: u32 = candidates().map(weight).sum();
+                let first = if total > 0 {
+                    let mut point = roll % total;
+                    candidates().find(|&i| {
+                        let w = weight(i);
+                        if point < w {
+                            return true;
+                        }
+                        point -= w;
+                        false
+                    })
+                } else {
+                    candidates().next()
+                };
+                if let Some(first) = first {
+                    push(&mut plan, first);
+                }
+                candidates()
+                    .filter(|&i| Some(i) != first)
+                    .for_each(|i| push(&mut plan, i));
+            }
+            RouteStrategy::Latency => {
+                let mut order = [0usize; MAX_TARGETS];
+                for (slot, i) in order.iter_mut().zip(candidates()) {
+                    *slot = i;
+                }
+                let order = order.get_mut(..available).unwrap_or_default();
+                // Power of two choices: the first is the better of two drawn at random; the
+                // rest by expected wait.
+                if available >= 2 {
+                    let n = available as u32;
+                    let a = (roll & 0xffff) % n;
+                    let b = (a + 1 + (roll >> 16) % (n - 1)) % n;
+                    let (a, b) = (a as usize, b as usize);
+                    let pick = match (order.get(a), order.get(b)) {
+                        (Some(&x), Some(&y)) if score(y) < score(x) => b,
+                        _ => a,
+                    };
+                    order.swap(0, pick);
+                    if let Some(rest) = order.get_mut(1..) {
+                        rest.sort_by(|&x, &y| score(x).total_cmp(&score(y)));
+                    }
+                }
+                order.iter().for_each(|&i| push(&mut plan, i));
+            }
+        }
+        (0..self.targets.len())
+            .filter(|&i| !is_ready(i))
+            .for_each(|i| push(&mut plan, i));
         plan
     }
 }
@@ -216,6 +274,20 @@ impl RouteTable {
                 )));
             }
             let weighted = mc.targets.iter().any(|t| t.weight.is_some());
+            let strategy = match mc.strategy {
+                Some(s) => s,
+                None if weighted => RouteStrategy::Weighted,
+                None => RouteStrategy::Ordered,
+            };
+            if weighted && strategy != RouteStrategy::Weighted {
+                return Err(ConfigError::Invalid(format!(
+                    "model {alias:?}: target weights need strategy = \"weighted\""
+                )));
+            }
+            let eject = EjectPolicy {
+                consecutive_failures: mc.eject.consecutive_failures,
+                cooldown: Duration::from_millis(mc.eject.cooldown_ms.max(1)),
+            };
             let mut targets = Vec::with_capacity(mc.targets.len());
             for t in &mc.targets {
                 let provider = providers.get(&t.provider).ok_or_else(|| {
@@ -235,7 +307,6 @@ impl RouteTable {
                     weight: t.weight.unwrap_or(1),
                 });
             }
-            let total_weight = targets.iter().map(|t| t.weight).sum();
             let cache = match &mc.cache {
                 Some(c) if c.exact || c.semantic => {
                     let threshold = c.threshold.unwrap_or(crate::cache::DEFAULT_THRESHOLD);
@@ -265,8 +336,8 @@ impl RouteTable {
                 Arc::new(ModelRoute {
                     alias,
                     targets,
-                    weighted,
-                    total_weight,
+                    strategy,
+                    eject,
                     cache,
                     guardrails: route_guardrails,
                     output,
@@ -332,8 +403,67 @@ targets = [{ provider = "a", model = "x" }, { provider = "b", model = "y" }]
         let t = table(TWO);
         let r = t.model("m").unwrap();
         for roll in [0, 1, 77, u32::MAX] {
-            assert_eq!(r.plan(roll).indexes(), &[0, 1]);
+            assert_eq!(
+                r.plan(roll, &RouteHealth::new(), Instant::now()).indexes(),
+                &[0, 1]
+            );
         }
+    }
+
+    #[test]
+    fn unavailable_targets_go_last_whatever_the_strategy() {
+        use crate::route::{AttemptResult, EjectPolicy};
+        let now = Instant::now();
+        let health = RouteHealth::new();
+        let eject = EjectPolicy {
+            consecutive_failures: 1,
+            cooldown: Duration::from_secs(60),
+        };
+        health.begin("a", "x", now);
+        health.end("a", "x", AttemptResult::Failed, eject, now);
+        for strategy in ["ordered", "weighted", "latency"] {
+            let t = table(&TWO.replace(
+                "[models.m]",
+                &format!("[models.m]\nstrategy = {strategy:?}"),
+            ));
+            let r = t.model("m").unwrap();
+            for roll in [0, 1, 77, 0x0001_0000, u32::MAX] {
+                assert_eq!(r.plan(roll, &health, now).indexes(), &[1, 0], "{strategy}");
+            }
+        }
+    }
+
+    #[test]
+    fn latency_plan_prefers_the_lower_expected_wait() {
+        use crate::route::{AttemptResult, EjectPolicy};
+        let t = table(&TWO.replace("[models.m]", "[models.m]\nstrategy = \"latency\""));
+        let r = t.model("m").unwrap();
+        let now = Instant::now();
+        let health = RouteHealth::new();
+        let answer = |p: &str, m: &str, ms: u64| {
+            health.begin(p, m, now);
+            let ok = AttemptResult::Answered(Duration::from_millis(ms));
+            health.end(p, m, ok, EjectPolicy::default(), now);
+        };
+        answer("a", "x", 40);
+        answer("b", "y", 5);
+        for roll in [0, 1, 77, 0x0001_0000, u32::MAX] {
+            assert_eq!(r.plan(roll, &health, now).indexes(), &[1, 0]);
+        }
+        // Enough attempts waiting at the fast one make the slow one the better bet.
+        for _ in 0..10 {
+            health.begin("b", "y", now);
+        }
+        assert_eq!(r.plan(0, &health, now).indexes(), &[0, 1]);
+    }
+
+    #[test]
+    fn weights_need_the_weighted_strategy() {
+        let cfg = TWO
+            .replace("[models.m]", "[models.m]\nstrategy = \"latency\"")
+            .replace("model = \"y\" }", "model = \"y\", weight = 2 }");
+        let err = RouteTable::compile(&Config::parse(&cfg).unwrap()).unwrap_err();
+        assert!(err.to_string().contains("weighted"), "{err}");
     }
 
     #[test]
@@ -349,7 +479,7 @@ targets = [{ provider = "a", model = "x", weight = 3 }, { provider = "a", model 
         let r = t.model("m").unwrap();
         let mut firsts = [0usize; 3];
         for roll in 0..4000u32 {
-            let p = r.plan(roll);
+            let p = r.plan(roll, &RouteHealth::new(), Instant::now());
             assert_eq!(p.indexes().len(), 3);
             firsts[p.indexes()[0] as usize] += 1;
         }

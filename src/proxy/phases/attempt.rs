@@ -13,7 +13,9 @@ use super::{estimate, reply};
 use crate::api::{ApiError, ErrorKind};
 use crate::guardrails::schema::Violation;
 use crate::observe::AttemptRecord;
-use crate::route::{Provider, Target};
+use crate::route::{
+    exhausted_for, retry_after, AttemptResult, EjectPolicy, ModelRoute, Provider, Target,
+};
 use crate::translate::{Bridge, TranslateError};
 use crate::upstream::{
     read_full_body, status_is_retryable, ProviderUpstream, TraceHeaders, Upstream, UpstreamBody,
@@ -84,9 +86,10 @@ impl FailedStatus {
 pub async fn run(
     s: &mut Session<'_>,
     request: &ClientRequest,
-    alias: &str,
+    route: &ModelRoute,
     target: &Target,
 ) -> Attempt {
+    let alias = &*route.alias;
     let provider = &target.provider;
     if let Some(why) = cannot_serve(s.endpoint, provider) {
         return Attempt::Skip(format!("{}: {why}", provider.name));
@@ -125,8 +128,17 @@ pub async fn run(
     let ctx = s.ctx;
     let upstream = ProviderUpstream::for_provider(provider, &ctx.pool, &ctx.tls, &ctx.upstreams);
     let signal = s.run.as_mut().and_then(|t| t.signal.as_mut());
+    let health = Health {
+        ctx,
+        target,
+        eject: route.eject,
+        started,
+    };
+    ctx.health.begin(&provider.name, &target.model, started);
     let call = unless_killed(signal, upstream.call(&call));
-    let Some(result) = unless_client_leaves(s.conn.stream(), call).await else {
+    let result = unless_client_leaves(s.conn.stream(), call).await;
+    health.end(result.as_ref());
+    let Some(result) = result else {
         let closed = Some("client_closed".to_string());
         s.record
             .attempts
@@ -183,6 +195,38 @@ pub async fn run(
                 Err(violation) => Attempt::Retry(Failure::Invalid(violation)),
             }
         }
+    }
+}
+
+/// Tells the shard's [`RouteHealth`](crate::route::RouteHealth) how an attempt at one
+/// target ended.
+struct Health<'a> {
+    ctx: &'a crate::proxy::context::ShardCtx,
+    target: &'a Target,
+    eject: EjectPolicy,
+    started: Instant,
+}
+
+impl Health<'_> {
+    fn end(&self, result: Option<&Option<Result<UpstreamResponse, UpstreamError>>>) {
+        let now = Instant::now();
+        let (provider, model) = (&*self.target.provider.name, &*self.target.model);
+        let health = &self.ctx.health;
+        let outcome = match result {
+            Some(Some(Ok(r))) if r.head.status == 429 => {
+                AttemptResult::RateLimited(retry_after(&r.head.headers))
+            }
+            Some(Some(Ok(r))) if status_is_retryable(r.head.status) => AttemptResult::Failed,
+            Some(Some(Ok(r))) => {
+                if let Some(wait) = exhausted_for(&r.head.headers) {
+                    health.bench(provider, model, wait, now);
+                }
+                AttemptResult::Answered(now.saturating_duration_since(self.started))
+            }
+            Some(Some(Err(e))) if e.retryable() => AttemptResult::Failed,
+            _ => AttemptResult::Neutral,
+        };
+        health.end(provider, model, outcome, self.eject, now);
     }
 }
 

@@ -12,7 +12,7 @@ use crate::route::ModelRoute;
 /// fails its JSON schema is asked again of the same target (`json_schema_retries`) before
 /// the next one.
 pub async fn forward(s: &mut Session<'_>, request: &ClientRequest, route: &ModelRoute) -> Outcome {
-    let plan = route.plan(fastrand::u32(..));
+    let plan = route.plan(fastrand::u32(..), &s.ctx.health, std::time::Instant::now());
     let mut last: Option<Failure> = None;
     let mut skipped: Vec<String> = Vec::new();
     'targets: for &index in plan.indexes() {
@@ -21,7 +21,7 @@ pub async fn forward(s: &mut Session<'_>, request: &ClientRequest, route: &Model
         };
         let mut schema_retries = route.output.retries;
         loop {
-            match attempt::run(s, request, &route.alias, target).await {
+            match attempt::run(s, request, route, target).await {
                 Attempt::Answer(outcome) => return outcome,
                 Attempt::Skip(why) => skipped.push(why),
                 Attempt::Retry(Failure::Invalid(violation)) => {

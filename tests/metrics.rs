@@ -34,6 +34,8 @@ base_url = "{}"
 
 [models.chat]
 targets = [{{ provider = "flaky", model = "up-flaky" }}, {{ provider = "good", model = "up-good" }}]
+# every request fails over (what the failover counters are checked on): never ejected
+eject = {{ consecutive_failures = 0 }}
 
 [models.cached]
 targets = [{{ provider = "good", model = "up-good" }}]

@@ -155,3 +155,82 @@ targets = [{{ provider = "slow", model = "gpt-4o-mini" }}, {{ provider = "fast",
     // (the slow one's average fades with a 5 s half-life: not within this test).
     assert!(to_fast >= 36, "{to_fast} of 40 went to the faster target");
 }
+
+#[test]
+fn the_retry_budget_caps_retries_during_a_full_outage() {
+    let a = Mock::start(&["--fault", "status:503"]);
+    let b = Mock::start(&["--fault", "status:503"]);
+    let config = format!(
+        r#"
+[providers.a]
+kind = "openai"
+base_url = "{}"
+
+[providers.b]
+kind = "openai"
+base_url = "{}"
+
+[models.m]
+targets = [{{ provider = "a", model = "gpt-4o-mini" }}, {{ provider = "b", model = "gpt-4o-mini" }}]
+retries = {{ budget_percent = 20 }}
+"#,
+        a.base_url(),
+        b.base_url()
+    );
+    let g = Gateway::start_with(&config, Driver::Uring, &[], &[("shards", "1")]);
+    let n = 60;
+    for _ in 0..n {
+        let r = post_json(&g.addr, "/v1/chat/completions", &chat_body("m", false), &[]);
+        // Every client still gets a well-formed answer: the provider's error.
+        assert_eq!(r.status, 503, "{}", r.body_str());
+        assert!(r.json()["error"]["message"].is_string());
+    }
+    let records = g.wait_records(n);
+    let attempts: usize = records
+        .iter()
+        .map(|r| r["attempts"].as_array().unwrap().len())
+        .sum();
+    let spent = records
+        .iter()
+        .filter(|r| r["retry_budget_spent"] == true)
+        .count();
+    // Without a budget every request would have tried both (120 attempts); with it, retries
+    // are at most 20% of the requests plus the floor of 10 per window.
+    assert!(attempts <= n + 10 + n / 5, "{attempts} attempts");
+    assert!(attempts > n, "some requests failed over: {attempts}");
+    assert_eq!(spent, n * 2 - attempts, "each request cut short says so");
+}
+
+#[test]
+fn retries_past_the_targets_ask_them_again_after_a_backoff() {
+    let down = Mock::start(&["--fault", "status:503"]);
+    let config = format!(
+        r#"
+[providers.down]
+kind = "openai"
+base_url = "{}"
+
+[models.m]
+targets = [{{ provider = "down", model = "gpt-4o-mini" }}]
+retries = {{ max = 2, base_ms = 20 }}
+eject = {{ consecutive_failures = 0 }}
+"#,
+        down.base_url()
+    );
+    let g = Gateway::start_with(&config, Driver::Uring, &[], &[("shards", "1")]);
+    let r = post_json(&g.addr, "/v1/chat/completions", &chat_body("m", false), &[]);
+    assert_eq!(r.status, 503);
+    assert_eq!(r.header("x-infergate-attempts").as_deref(), Some("3"));
+    let record = g.wait_records(1).pop().unwrap();
+    assert_eq!(attempts(&record), ["down", "down", "down"]);
+    // Each repeat waited a jittered backoff below 20 ms, then 40 ms: the attempts start
+    // no sooner than they end.
+    let starts: Vec<f64> = record["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["start_ms"].as_f64().unwrap())
+        .collect();
+    assert!(starts.windows(2).all(|w| w[1] >= w[0]), "{starts:?}");
+    assert!(starts[2] - starts[0] < 1_000.0, "{starts:?}");
+}

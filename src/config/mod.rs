@@ -461,6 +461,44 @@ pub struct ModelConfig {
     /// failures in a row, for 30 s, doubling while its probes fail).
     #[serde(default)]
     pub eject: EjectConfig,
+    /// How many attempts a request may make, the backoff before a target is asked again,
+    /// and the retry budget.
+    #[serde(default)]
+    pub retries: RetryConfig,
+}
+
+/// `[models.X] retries`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryConfig {
+    /// Attempts after the first (default: one per other target); more than the other
+    /// targets asks targets again.
+    #[serde(default)]
+    pub max: Option<u32>,
+    /// Backoff base in milliseconds before a target is asked again (full jitter, doubling).
+    #[serde(default = "default_retry_base_ms")]
+    pub base_ms: u64,
+    /// Retries allowed per alias and shard, in percent of its requests over the last 10 s
+    /// (plus 10 whatever the traffic).
+    #[serde(default = "default_retry_budget_percent")]
+    pub budget_percent: u32,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        Self {
+            max: None,
+            base_ms: default_retry_base_ms(),
+            budget_percent: default_retry_budget_percent(),
+        }
+    }
+}
+
+fn default_retry_base_ms() -> u64 {
+    100
+}
+fn default_retry_budget_percent() -> u32 {
+    20
 }
 
 fn default_true() -> bool {

@@ -169,6 +169,9 @@ pub struct RequestRecord {
     /// Guardrail rules that fired.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub guardrails: Vec<GuardrailRecord>,
+    /// The alias's retry budget stopped further attempts.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub retry_budget_spent: bool,
     /// Request body size in bytes.
     pub bytes_in: usize,
     /// Response body size in bytes.
@@ -219,6 +222,7 @@ impl RequestRecord {
             refused_by: None,
             run_id: None,
             guardrails: Vec::new(),
+            retry_budget_spent: false,
             bytes_in: 0,
             bytes_out: 0,
         }

@@ -14,7 +14,7 @@ use crate::http::BodyBudget;
 use crate::observe::metrics::ShardMetrics;
 use crate::observe::RecordSink;
 use crate::policy::LocalGovernor;
-use crate::route::{RouteHealth, SharedRouteTable};
+use crate::route::{RetryBudgets, RouteHealth, SharedRouteTable};
 use crate::upstream::{ConnPool, UpstreamRegistry};
 
 /// Process-wide lifecycle: set once when shutdown begins; shards stop accepting and drain.
@@ -69,6 +69,8 @@ pub struct ShardCtx {
     /// What this shard has learned about each target (ejections, rate limits, latency);
     /// survives table swaps.
     pub health: RouteHealth,
+    /// Each alias's retry budget on this shard.
+    pub retries: RetryBudgets,
     /// TLS client configuration.
     pub tls: TlsConnector,
     /// How each provider is reached (shared by all shards, swapped with the table).
@@ -144,6 +146,7 @@ impl ShardCtx {
             scratch: RefCell::new(JsonScratch::new()),
             validators: RefCell::new(ValidatorCache::new()),
             health: RouteHealth::new(),
+            retries: RetryBudgets::new(),
             tls,
             upstreams: limits.upstreams,
             governor: limits.governor,

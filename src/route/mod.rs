@@ -8,6 +8,7 @@
 mod headers;
 mod health;
 mod provider;
+mod retry;
 mod table;
 
 pub use headers::HeaderAllowList;
@@ -15,6 +16,7 @@ pub use health::{
     exhausted_for, retry_after, AttemptResult, Availability, EjectPolicy, RouteHealth,
 };
 pub use provider::{CredentialRef, Provider, ProviderAddr, Scheme};
+pub use retry::{RetryBudgets, RetryPolicy};
 pub use table::{
     AttemptPlan, ModelRoute, OutputRules, RouteCache, RouteTable, SharedRouteTable, Target,
 };

@@ -9,6 +9,7 @@ use arc_swap::ArcSwap;
 
 use super::health::{EjectPolicy, RouteHealth};
 use super::provider::Provider;
+use super::retry::RetryPolicy;
 use crate::config::{Config, ConfigError, RouteStrategy, ServerConfig};
 use crate::guardrails::schema::{OutputSchema, SchemaOrigin};
 use crate::guardrails::{GuardrailPolicies, GuardrailPolicy};
@@ -36,6 +37,8 @@ pub struct ModelRoute {
     pub strategy: RouteStrategy,
     /// When a failing target is taken out of rotation.
     pub eject: EjectPolicy,
+    /// How many attempts a request may make, and the backoff and budget of retries.
+    pub retries: RetryPolicy,
     /// How this alias uses the caches (None: not at all).
     pub cache: Option<RouteCache>,
     /// The alias's guardrail policies.
@@ -288,6 +291,16 @@ impl RouteTable {
                 consecutive_failures: mc.eject.consecutive_failures,
                 cooldown: Duration::from_millis(mc.eject.cooldown_ms.max(1)),
             };
+            if mc.retries.budget_percent > 100 || mc.retries.max.is_some_and(|m| m > 32) {
+                return Err(ConfigError::Invalid(format!(
+                    "model {alias:?}: retries.budget_percent is at most 100 and retries.max at most 32"
+                )));
+            }
+            let retries = RetryPolicy {
+                max: mc.retries.max,
+                base: Duration::from_millis(mc.retries.base_ms),
+                budget_percent: mc.retries.budget_percent,
+            };
             let mut targets = Vec::with_capacity(mc.targets.len());
             for t in &mc.targets {
                 let provider = providers.get(&t.provider).ok_or_else(|| {
@@ -338,6 +351,7 @@ impl RouteTable {
                     targets,
                     strategy,
                     eject,
+                    retries,
                     cache,
                     guardrails: route_guardrails,
                     output,

@@ -1,24 +1,61 @@
 //! Forward: the alias's targets in plan order until one answers. A failure before any byte
 //! reached the client (connect error, 5xx, 429, first-byte timeout) moves to the next
-//! target; once a provider's answer is taken, it is the response.
+//! target, within the alias's retry rules and budget; once a provider's answer is taken,
+//! it is the response.
 
 use super::super::outcome::{Outcome, Response};
 use super::super::session::{ClientRequest, Session};
 use super::attempt::{self, Attempt, Failure};
 use crate::api::{ApiError, ErrorKind};
+use crate::observe::unix_ms_now;
 use crate::route::ModelRoute;
+use std::time::Instant;
 
 /// Tries the targets; the last failure answers when none succeeds. An answer whose output
 /// fails its JSON schema is asked again of the same target (`json_schema_retries`) before
-/// the next one.
+/// the next one. Attempts after a failure are retries: at most `retries.max` of them (by
+/// default one per other target), each within the alias's retry budget on this shard; when
+/// the plan runs out before that, its targets are asked again after a backoff, skipping
+/// those that became unavailable.
 pub async fn forward(s: &mut Session<'_>, request: &ClientRequest, route: &ModelRoute) -> Outcome {
-    let plan = route.plan(fastrand::u32(..), &s.ctx.health, std::time::Instant::now());
+    let plan = route.plan(fastrand::u32(..), &s.ctx.health, Instant::now());
+    let order = plan.indexes();
+    let second = unix_ms_now() / 1000;
+    s.ctx.retries.request(&route.alias, second);
     let mut last: Option<Failure> = None;
     let mut skipped: Vec<String> = Vec::new();
-    'targets: for &index in plan.indexes() {
+    'targets: for k in 0..route.retries.attempts(order.len()) {
+        let Some(&index) = order.get(k % order.len().max(1)) else {
+            break;
+        };
         let Some(target) = route.targets.get(index as usize) else {
             continue;
         };
+        let repeat = k / order.len().max(1);
+        if repeat > 0 {
+            let health =
+                s.ctx
+                    .health
+                    .availability(&target.provider.name, &target.model, Instant::now());
+            if !health.is_available() {
+                continue;
+            }
+        }
+        if last.is_some() {
+            if !s
+                .ctx
+                .retries
+                .try_retry(&route.alias, route.retries.budget_percent, second)
+            {
+                tracing::debug!(model = %route.alias, "retry budget spent; no more attempts");
+                s.record.retry_budget_spent = true;
+                break;
+            }
+            if repeat > 0 {
+                let wait = route.retries.backoff(repeat as u32 - 1, fastrand::u32(..));
+                monoio::time::sleep(wait).await;
+            }
+        }
         let mut schema_retries = route.output.retries;
         loop {
             match attempt::run(s, request, route, target).await {

@@ -234,3 +234,134 @@ eject = {{ consecutive_failures = 0 }}
     assert!(starts.windows(2).all(|w| w[1] >= w[0]), "{starts:?}");
     assert!(starts[2] - starts[0] < 1_000.0, "{starts:?}");
 }
+
+#[test]
+fn region_pinning_never_crosses_regions() {
+    let us = Mock::start(&[]);
+    let eu = Mock::start(&[]);
+    let hash = |k: &str| infergate::policy::sha256_hex(k);
+    let config = format!(
+        r#"
+[auth]
+keys = [
+  {{ name = "eu-key", sha256 = "{}", region = "eu" }},
+  {{ name = "us-key", sha256 = "{}", region = "us" }},
+  {{ name = "any-key", sha256 = "{}" }},
+]
+
+[providers.us]
+kind = "openai"
+base_url = "{}"
+region = "us"
+
+[providers.eu]
+kind = "openai"
+base_url = "{}"
+region = "eu-west-1"
+forward_headers = ["x-mock-*"]
+
+[models.m]
+targets = [{{ provider = "us", model = "gpt-4o-mini" }}, {{ provider = "eu", model = "gpt-4o-mini" }}]
+
+[models.us-only]
+targets = [{{ provider = "us", model = "gpt-4o-mini" }}]
+"#,
+        hash("key-eu"),
+        hash("key-us"),
+        hash("key-any"),
+        us.base_url(),
+        eu.base_url()
+    );
+    let g = Gateway::start_with(&config, Driver::Uring, &[], &[("shards", "1")]);
+    let bearer = |k: &str| format!("Bearer {k}");
+    let (eu_key, us_key, any_key) = (bearer("key-eu"), bearer("key-us"), bearer("key-any"));
+    assert_eq!(
+        attempts(&call(&g, "m", &[("authorization", &eu_key)])),
+        ["eu"]
+    );
+    assert_eq!(
+        attempts(&call(&g, "m", &[("authorization", &us_key)])),
+        ["us"]
+    );
+    assert_eq!(
+        attempts(&call(&g, "m", &[("authorization", &any_key)])),
+        ["us"]
+    );
+    // The eu target failing: an eu request gets its error, never the us target.
+    for _ in 0..8 {
+        let before = g.records().len();
+        let r = post_json(
+            &g.addr,
+            "/v1/chat/completions",
+            &chat_body("m", false),
+            &[("authorization", &eu_key), ("x-mock-fault", "status:503")],
+        );
+        assert_eq!(r.status, 503, "{}", r.body_str());
+        let record = g.wait_records(before + 1).pop().unwrap();
+        assert_eq!(attempts(&record), ["eu"]);
+    }
+    // No target in the region at all: a clear error in the client's dialect.
+    let r = post_json(
+        &g.addr,
+        "/v1/chat/completions",
+        &chat_body("us-only", false),
+        &[("authorization", &eu_key)],
+    );
+    assert_eq!(r.status, 403, "{}", r.body_str());
+    assert_eq!(r.json()["error"]["code"], "no_target_in_region");
+    assert_eq!(
+        attempts(&call(&g, "us-only", &[("authorization", &us_key)])),
+        ["us"]
+    );
+}
+
+#[test]
+fn a_session_sticks_to_its_target_and_moves_when_it_fails() {
+    let mut mocks: Vec<Mock> = (0..3).map(|_| Mock::start(&[])).collect();
+    let providers: String = mocks
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            format!(
+                "[providers.p{i}]\nkind = \"openai\"\nbase_url = \"{}\"\n\n",
+                m.base_url()
+            )
+        })
+        .collect();
+    let config = format!(
+        r#"{providers}
+[models.m]
+targets = [{{ provider = "p0", model = "gpt-4o-mini", weight = 1 }}, {{ provider = "p1", model = "gpt-4o-mini", weight = 1 }}, {{ provider = "p2", model = "gpt-4o-mini", weight = 1 }}]
+eject = {{ consecutive_failures = 2, cooldown_ms = 60000 }}
+"#
+    );
+    let g = Gateway::start_with(&config, Driver::Uring, &[], &[("shards", "1")]);
+    let session = [("x-infergate-session-id", "agent-run-42")];
+    let home = call(&g, "m", &session)["provider"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for _ in 0..100 {
+        assert_eq!(call(&g, "m", &session)["provider"], home.as_str());
+    }
+    // Without a session, weighted draws spread the calls.
+    let spread: std::collections::HashSet<String> = (0..30)
+        .map(|_| call(&g, "m", &[])["provider"].as_str().unwrap().to_string())
+        .collect();
+    assert!(spread.len() >= 2, "{spread:?}");
+    // The home target goes down: the session fails over, then moves to one other target
+    // for good once home is ejected, and the record says why.
+    let i: usize = home.trim_start_matches('p').parse().unwrap();
+    mocks[i].proc.child.kill().unwrap();
+    mocks[i].proc.child.wait().unwrap();
+    let first = call(&g, "m", &session);
+    assert_eq!(attempts(&first)[0], home);
+    let moved_to = first["provider"].as_str().unwrap().to_string();
+    assert_ne!(moved_to, home);
+    call(&g, "m", &session);
+    for _ in 0..20 {
+        let r = call(&g, "m", &session);
+        assert_eq!(attempts(&r), [moved_to.as_str()]);
+        assert_eq!(r["affinity_moved"], "ejected");
+    }
+}

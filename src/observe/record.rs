@@ -169,6 +169,9 @@ pub struct RequestRecord {
     /// Guardrail rules that fired.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub guardrails: Vec<GuardrailRecord>,
+    /// Why the session's own target was not tried first (`ejected`, `rate_limited`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub affinity_moved: Option<&'static str>,
     /// The alias's retry budget stopped further attempts.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub retry_budget_spent: bool,
@@ -222,6 +225,7 @@ impl RequestRecord {
             refused_by: None,
             run_id: None,
             guardrails: Vec::new(),
+            affinity_moved: None,
             retry_budget_spent: false,
             bytes_in: 0,
             bytes_out: 0,

@@ -60,6 +60,9 @@ pub struct Provider {
     pub api_version: Option<String>,
     /// AWS region (Bedrock), for the signature.
     pub region: Option<String>,
+    /// Where it serves from, as configured (`region`; never taken from the environment):
+    /// keys and tenants tagged with a region reach only targets in it.
+    pub region_tag: Option<String>,
     /// Where it is (absent for the built-in mock).
     pub addr: Option<ProviderAddr>,
     /// The credential its requests carry.
@@ -118,6 +121,7 @@ impl Provider {
                 _ => cfg.api_version.clone(),
             },
             region,
+            region_tag: cfg.region.clone().filter(|r| !r.trim().is_empty()),
             addr,
             credential,
             tls_ca_file: cfg.tls_ca_file.clone(),

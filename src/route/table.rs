@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 
-use super::health::{EjectPolicy, RouteHealth};
+use super::health::{Availability, EjectPolicy, RouteHealth};
 use super::provider::Provider;
 use super::retry::RetryPolicy;
 use crate::config::{Config, ConfigError, RouteStrategy, ServerConfig};
@@ -115,6 +115,8 @@ pub struct RouteCache {
 pub struct AttemptPlan {
     order: [u8; 16],
     len: u8,
+    /// Why the session's own target is not first (`ejected`, `rate_limited`).
+    pub affinity_moved: Option<&'static str>,
 }
 
 impl AttemptPlan {
@@ -131,16 +133,19 @@ impl AttemptPlan {
 pub const MAX_TARGETS: usize = 16;
 
 impl ModelRoute {
-    /// Picks the attempt order for one request. The targets this shard's `health` says are
-    /// available now come first: the first of them by the alias's strategy (listed order,
-    /// drawn by weight, or the lower expected wait of two drawn at random), then the others
-    /// in listed order (by expected wait for `latency`). Ejected and benched targets come
-    /// last, in listed order: tried only when everything else failed. `roll` is a uniform
-    /// random u32.
-    pub fn plan(&self, roll: u32, health: &RouteHealth, now: Instant) -> AttemptPlan {
+    /// Picks the attempt order for one request. Only targets in the request's region (when
+    /// its key or tenant has one) are in the plan. The targets this shard's `health` says
+    /// are available now come first: the first of them by the alias's strategy (listed
+    /// order, drawn by weight, or the lower expected wait of two drawn at random), then the
+    /// others in listed order (by expected wait for `latency`); with a session, the
+    /// session's own target goes first (see [`PlanInput::session`]). Ejected and benched
+    /// targets come last, in listed order: tried only when everything else failed.
+    pub fn plan(&self, input: &PlanInput<'_>, health: &RouteHealth, now: Instant) -> AttemptPlan {
+        let roll = input.roll;
         let mut plan = AttemptPlan {
             order: [0; MAX_TARGETS],
             len: 0,
+            affinity_moved: None,
         };
         let push = |plan: &mut AttemptPlan, i: usize| {
             if let Some(slot) = plan.order.get_mut(usize::from(plan.len)) {
@@ -149,12 +154,19 @@ impl ModelRoute {
             }
         };
         // Config validation keeps targets at or under MAX_TARGETS.
+        let mut allowed = [false; MAX_TARGETS];
         let mut ready = [false; MAX_TARGETS];
+        let mut state = [Availability::Ready; MAX_TARGETS];
         let mut available = 0;
         for (i, t) in self.targets.iter().enumerate().take(MAX_TARGETS) {
+            let in_region = input.region.is_none_or(|r| t.in_region(r));
             let a = health.availability(&t.provider.name, &t.model, now);
-            if let Some(r) = ready.get_mut(i) {
-                *r = a.is_available();
+            if let (Some(al), Some(r), Some(st)) =
+                (allowed.get_mut(i), ready.get_mut(i), state.get_mut(i))
+            {
+                *al = in_region;
+                *r = in_region && a.is_available();
+                *st = a;
                 available += usize::from(*r);
             }
         }
@@ -215,11 +227,92 @@ impl ModelRoute {
                 order.iter().for_each(|&i| push(&mut plan, i));
             }
         }
+        if let Some(session) = input.session {
+            self.stick(&mut plan, session, &allowed, &state, available);
+        }
+        let is_allowed = |i: usize| allowed.get(i).copied().unwrap_or(false);
         (0..self.targets.len())
-            .filter(|&i| !is_ready(i))
+            .filter(|&i| is_allowed(i) && !is_ready(i))
             .for_each(|i| push(&mut plan, i));
         plan
     }
+
+    /// Session affinity: the available targets in the order of their rendezvous hash with
+    /// the session (the same on every shard and for every call), so the session's target
+    /// goes first while it is available, and a failover or a move goes to the same next
+    /// one each time. When the session's own target (the highest hash of the allowed ones)
+    /// is not available, the plan says why the session moved.
+    fn stick(
+        &self,
+        plan: &mut AttemptPlan,
+        session: u64,
+        allowed: &[bool; MAX_TARGETS],
+        state: &[Availability; MAX_TARGETS],
+        available: usize,
+    ) {
+        let weight = |i: usize| self.targets.get(i).map_or(0, |t| rendezvous(session, t));
+        let home = (0..self.targets.len())
+            .filter(|&i| allowed.get(i).copied().unwrap_or(false))
+            .max_by_key(|&i| weight(i));
+        let ready = plan.order.get_mut(..available).unwrap_or_default();
+        ready.sort_by_key(|&i| std::cmp::Reverse(weight(usize::from(i))));
+        if let (Some(home), Some(&first)) = (home, ready.first()) {
+            if usize::from(first) != home {
+                plan.affinity_moved = state.get(home).and_then(|a| a.reason());
+            }
+        }
+    }
+}
+
+/// What the plan of one request depends on besides the alias and health.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PlanInput<'a> {
+    /// A uniform random number (weighted draws, power of two choices).
+    pub roll: u32,
+    /// The region of the request's key or tenant: only targets in it may serve.
+    pub region: Option<&'a str>,
+    /// A hash of the request's session (`x-infergate-session-id`, else its run id): calls
+    /// of one session go to the same target while it is healthy, so provider-side prompt
+    /// caches keep hitting.
+    pub session: Option<u64>,
+}
+
+impl Target {
+    /// Whether the target serves from `region`: its provider's `region` is `region` or
+    /// starts with `region-` (`eu` holds `eu-west-1`).
+    pub fn in_region(&self, region: &str) -> bool {
+        self.provider.region_tag.as_deref().is_some_and(|r| {
+            r.eq_ignore_ascii_case(region)
+                || r.get(..region.len())
+                    .is_some_and(|head| head.eq_ignore_ascii_case(region))
+                    && r.as_bytes().get(region.len()) == Some(&b'-')
+        })
+    }
+}
+
+/// The rendezvous (highest random weight) hash of a session and a target.
+fn rendezvous(session: u64, t: &Target) -> u64 {
+    let mut h = fnv1a(0xcbf2_9ce4_8422_2325, t.provider.name.as_bytes());
+    h = fnv1a(h ^ 0xff, t.model.as_bytes());
+    mix(h ^ session)
+}
+
+/// FNV-1a over `bytes`, from `h`.
+pub fn fnv1a(mut h: u64, bytes: &[u8]) -> u64 {
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// A 64-bit finalizer (splitmix64), so near hashes spread.
+fn mix(mut x: u64) -> u64 {
+    x ^= x >> 30;
+    x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x ^= x >> 27;
+    x = x.wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
 }
 
 /// Everything the data plane needs to serve a request, compiled once and never mutated.
@@ -418,7 +511,15 @@ targets = [{ provider = "a", model = "x" }, { provider = "b", model = "y" }]
         let r = t.model("m").unwrap();
         for roll in [0, 1, 77, u32::MAX] {
             assert_eq!(
-                r.plan(roll, &RouteHealth::new(), Instant::now()).indexes(),
+                r.plan(
+                    &PlanInput {
+                        roll,
+                        ..PlanInput::default()
+                    },
+                    &RouteHealth::new(),
+                    Instant::now()
+                )
+                .indexes(),
                 &[0, 1]
             );
         }
@@ -442,7 +543,19 @@ targets = [{ provider = "a", model = "x" }, { provider = "b", model = "y" }]
             ));
             let r = t.model("m").unwrap();
             for roll in [0, 1, 77, 0x0001_0000, u32::MAX] {
-                assert_eq!(r.plan(roll, &health, now).indexes(), &[1, 0], "{strategy}");
+                assert_eq!(
+                    r.plan(
+                        &PlanInput {
+                            roll,
+                            ..PlanInput::default()
+                        },
+                        &health,
+                        now
+                    )
+                    .indexes(),
+                    &[1, 0],
+                    "{strategy}"
+                );
             }
         }
     }
@@ -462,13 +575,27 @@ targets = [{ provider = "a", model = "x" }, { provider = "b", model = "y" }]
         answer("a", "x", 40);
         answer("b", "y", 5);
         for roll in [0, 1, 77, 0x0001_0000, u32::MAX] {
-            assert_eq!(r.plan(roll, &health, now).indexes(), &[1, 0]);
+            assert_eq!(
+                r.plan(
+                    &PlanInput {
+                        roll,
+                        ..PlanInput::default()
+                    },
+                    &health,
+                    now
+                )
+                .indexes(),
+                &[1, 0]
+            );
         }
         // Enough attempts waiting at the fast one make the slow one the better bet.
         for _ in 0..10 {
             health.begin("b", "y", now);
         }
-        assert_eq!(r.plan(0, &health, now).indexes(), &[0, 1]);
+        assert_eq!(
+            r.plan(&PlanInput::default(), &health, now).indexes(),
+            &[0, 1]
+        );
     }
 
     #[test]
@@ -478,6 +605,57 @@ targets = [{ provider = "a", model = "x" }, { provider = "b", model = "y" }]
             .replace("model = \"y\" }", "model = \"y\", weight = 2 }");
         let err = RouteTable::compile(&Config::parse(&cfg).unwrap()).unwrap_err();
         assert!(err.to_string().contains("weighted"), "{err}");
+    }
+
+    #[test]
+    fn a_region_holds_its_own_name_and_its_sub_regions_only() {
+        let cfg = TWO.replace("kind = \"mock\"", "kind = \"mock\"\nregion = \"eu-west-1\"");
+        let t = table(&cfg);
+        let r = t.model("m").unwrap();
+        let eu = r.targets.get(1).unwrap();
+        assert!(eu.in_region("eu") && eu.in_region("EU") && eu.in_region("eu-west-1"));
+        assert!(eu.in_region("eu-west"));
+        assert!(!eu.in_region("e") && !eu.in_region("eu-w") && !eu.in_region("us"));
+        // A target without a region is in none.
+        assert!(!r.targets.first().unwrap().in_region("eu"));
+        let input = PlanInput {
+            region: Some("eu"),
+            ..PlanInput::default()
+        };
+        let plan = r.plan(&input, &RouteHealth::new(), Instant::now());
+        assert_eq!(plan.indexes(), &[1]);
+        let input = PlanInput {
+            region: Some("ap"),
+            ..PlanInput::default()
+        };
+        assert!(r
+            .plan(&input, &RouteHealth::new(), Instant::now())
+            .indexes()
+            .is_empty());
+    }
+
+    #[test]
+    fn a_session_always_gets_the_same_order() {
+        let t = table(&TWO.replace("[models.m]", "[models.m]\nstrategy = \"latency\""));
+        let r = t.model("m").unwrap();
+        let health = RouteHealth::new();
+        let mut firsts = std::collections::HashSet::new();
+        for session in 0..64u64 {
+            let plans: std::collections::HashSet<Vec<u8>> = (0..20u32)
+                .map(|roll| {
+                    let input = PlanInput {
+                        roll: roll.wrapping_mul(0x9e37_79b9),
+                        session: Some(session),
+                        ..PlanInput::default()
+                    };
+                    r.plan(&input, &health, Instant::now()).indexes().to_vec()
+                })
+                .collect();
+            assert_eq!(plans.len(), 1, "session {session}: {plans:?}");
+            firsts.insert(plans.into_iter().next().unwrap()[0]);
+        }
+        // Sessions spread over the targets.
+        assert_eq!(firsts.len(), 2);
     }
 
     #[test]
@@ -493,7 +671,14 @@ targets = [{ provider = "a", model = "x", weight = 3 }, { provider = "a", model 
         let r = t.model("m").unwrap();
         let mut firsts = [0usize; 3];
         for roll in 0..4000u32 {
-            let p = r.plan(roll, &RouteHealth::new(), Instant::now());
+            let p = r.plan(
+                &PlanInput {
+                    roll,
+                    ..PlanInput::default()
+                },
+                &RouteHealth::new(),
+                Instant::now(),
+            );
             assert_eq!(p.indexes().len(), 3);
             firsts[p.indexes()[0] as usize] += 1;
         }

@@ -8,7 +8,7 @@ use super::super::session::{ClientRequest, Session};
 use super::attempt::{self, Attempt, Failure};
 use crate::api::{ApiError, ErrorKind};
 use crate::observe::unix_ms_now;
-use crate::route::ModelRoute;
+use crate::route::{fnv1a, ModelRoute, PlanInput};
 use std::time::Instant;
 
 /// Tries the targets; the last failure answers when none succeeds. An answer whose output
@@ -18,8 +18,25 @@ use std::time::Instant;
 /// the plan runs out before that, its targets are asked again after a backoff, skipping
 /// those that became unavailable.
 pub async fn forward(s: &mut Session<'_>, request: &ClientRequest, route: &ModelRoute) -> Outcome {
-    let plan = route.plan(fastrand::u32(..), &s.ctx.health, Instant::now());
+    let region = s.record.region.clone();
+    let input = PlanInput {
+        roll: fastrand::u32(..),
+        region: region.as_deref(),
+        session: session_hash(s),
+    };
+    let plan = route.plan(&input, &s.ctx.health, Instant::now());
+    s.record.affinity_moved = plan.affinity_moved;
     let order = plan.indexes();
+    if let (true, Some(region)) = (order.is_empty(), &region) {
+        return Outcome::Fail(ApiError::new(
+            ErrorKind::PermissionDenied,
+            "no_target_in_region",
+            format!(
+                "Model `{}` has no target in region `{region}`, the region of this key.",
+                route.alias
+            ),
+        ));
+    }
     let second = unix_ms_now() / 1000;
     s.ctx.retries.request(&route.alias, second);
     let mut last: Option<Failure> = None;
@@ -80,6 +97,16 @@ pub async fn forward(s: &mut Session<'_>, request: &ClientRequest, route: &Model
         }
     }
     all_failed(s, route, last, &skipped)
+}
+
+/// The hash of the request's session for affinity: `x-infergate-session-id`, else its
+/// agent run's id; `None` without either.
+fn session_hash(s: &Session<'_>) -> Option<u64> {
+    let id = match s.head.headers.get("x-infergate-session-id") {
+        Some(id) => id.trim_ascii(),
+        None => s.record.run_id.as_deref()?.as_bytes(),
+    };
+    (!id.is_empty()).then(|| fnv1a(0x9e37_79b9_7f4a_7c15, id))
 }
 
 /// The answer when every target failed or was skipped: the last provider error in the

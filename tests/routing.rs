@@ -365,3 +365,42 @@ eject = {{ consecutive_failures = 2, cooldown_ms = 60000 }}
         assert_eq!(r["affinity_moved"], "ejected");
     }
 }
+
+#[test]
+fn rate_limit_headers_saying_nothing_is_left_route_away_before_a_429() {
+    let full = Mock::start(&[]);
+    let other = Mock::start(&[]);
+    let config = format!(
+        r#"
+[providers.full]
+kind = "openai"
+base_url = "{}"
+forward_headers = ["x-mock-*"]
+
+[providers.other]
+kind = "openai"
+base_url = "{}"
+
+[models.m]
+targets = [{{ provider = "full", model = "gpt-4o-mini" }}, {{ provider = "other", model = "gpt-4o-mini" }}]
+"#,
+        full.base_url(),
+        other.base_url()
+    );
+    let g = Gateway::start_with(&config, Driver::Uring, &[], &[("shards", "1")]);
+    // Requests left: nothing changes.
+    let left = [("x-mock-ratelimit-remaining", "5")];
+    assert_eq!(attempts(&call(&g, "m", &left)), ["full"]);
+    assert_eq!(attempts(&call(&g, "m", &[])), ["full"]);
+    // The answer says none are left until the reset in 1 s: the next calls go elsewhere
+    // without the provider having to refuse one.
+    let none = [("x-mock-ratelimit-remaining", "0")];
+    assert_eq!(attempts(&call(&g, "m", &none)), ["full"]);
+    let at = Instant::now();
+    for _ in 0..3 {
+        assert_eq!(attempts(&call(&g, "m", &[])), ["other"]);
+    }
+    assert!(at.elapsed() < Duration::from_secs(1), "too slow a machine");
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(attempts(&call(&g, "m", &[])), ["full"]);
+}

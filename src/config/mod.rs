@@ -479,7 +479,8 @@ pub struct RetryConfig {
     #[serde(default = "default_retry_base_ms")]
     pub base_ms: u64,
     /// Retries allowed per alias and shard, in percent of its requests over the last 10 s
-    /// (plus 10 whatever the traffic).
+    /// (plus 10 whatever the traffic). The default, 100, lets every request fail over once
+    /// on average and keeps a full outage from more than doubling the calls to providers.
     #[serde(default = "default_retry_budget_percent")]
     pub budget_percent: u32,
 }
@@ -498,7 +499,7 @@ fn default_retry_base_ms() -> u64 {
     100
 }
 fn default_retry_budget_percent() -> u32 {
-    20
+    100
 }
 
 fn default_true() -> bool {

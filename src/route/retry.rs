@@ -36,7 +36,7 @@ impl Default for RetryPolicy {
         Self {
             max: None,
             base: Duration::from_millis(100),
-            budget_percent: 20,
+            budget_percent: 100,
         }
     }
 }

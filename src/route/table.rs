@@ -39,6 +39,9 @@ pub struct ModelRoute {
     pub eject: EjectPolicy,
     /// How many attempts a request may make, and the backoff and budget of retries.
     pub retries: RetryPolicy,
+    /// Some target has a region: requests of keys and tenants with a region reach only
+    /// targets in it.
+    pub regional: bool,
     /// How this alias uses the caches (None: not at all).
     pub cache: Option<RouteCache>,
     /// The alias's guardrail policies.
@@ -134,7 +137,7 @@ pub const MAX_TARGETS: usize = 16;
 
 impl ModelRoute {
     /// Picks the attempt order for one request. Only targets in the request's region (when
-    /// its key or tenant has one) are in the plan. The targets this shard's `health` says
+    /// its key or tenant has one and some target of the alias has a region) are in the plan. The targets this shard's `health` says
     /// are available now come first: the first of them by the alias's strategy (listed
     /// order, drawn by weight, or the lower expected wait of two drawn at random), then the
     /// others in listed order (by expected wait for `latency`); with a session, the
@@ -158,8 +161,10 @@ impl ModelRoute {
         let mut ready = [false; MAX_TARGETS];
         let mut state = [Availability::Ready; MAX_TARGETS];
         let mut available = 0;
+        // Regions pin only aliases whose targets say where they are.
+        let region = input.region.filter(|_| self.regional);
         for (i, t) in self.targets.iter().enumerate().take(MAX_TARGETS) {
-            let in_region = input.region.is_none_or(|r| t.in_region(r));
+            let in_region = region.is_none_or(|r| t.in_region(r));
             let a = health.availability(&t.provider.name, &t.model, now);
             if let (Some(al), Some(r), Some(st)) =
                 (allowed.get_mut(i), ready.get_mut(i), state.get_mut(i))
@@ -436,6 +441,7 @@ impl RouteTable {
                 ))
             })?;
             let output = OutputRules::compile(alias, mc)?;
+            let regional = targets.iter().any(|t| t.provider.region_tag.is_some());
             let alias: Arc<str> = Arc::from(alias.as_str());
             models.insert(
                 Arc::clone(&alias),
@@ -445,6 +451,7 @@ impl RouteTable {
                     strategy,
                     eject,
                     retries,
+                    regional,
                     cache,
                     guardrails: route_guardrails,
                     output,

@@ -11,7 +11,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// OpenAI-compatible provider simulator (chat completions, streaming, embeddings, models)
 /// with latency, token pacing and fault injection. Per-request overrides: the headers
-/// x-mock-ttft-ms, x-mock-itl-ms, x-mock-tokens, x-mock-body-bytes, x-mock-fault.
+/// x-mock-ttft-ms, x-mock-itl-ms, x-mock-tokens, x-mock-body-bytes, x-mock-fault,
+/// x-mock-ratelimit-remaining.
 #[derive(Debug, Parser)]
 #[command(name = "mockllm", version)]
 struct Args {

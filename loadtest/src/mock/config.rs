@@ -68,9 +68,22 @@ pub struct RequestKnobs {
     pub tool_calls: Option<u32>,
     /// `x-mock-replies`: the exact reply text, instead of the echo (see [`scripted_reply`]).
     pub reply: Option<&'static str>,
+    /// `x-mock-ratelimit-remaining`: the answer carries OpenAI's rate-limit headers
+    /// (`x-ratelimit-limit-requests`, `x-ratelimit-remaining-requests` with this value,
+    /// `x-ratelimit-reset-requests: 1s`), as OpenAI sends them on every answer.
+    pub ratelimit_remaining: Option<u32>,
 }
 
 impl RequestKnobs {
+    /// The rate-limit headers of an answer (empty without `x-mock-ratelimit-remaining`).
+    pub fn ratelimit_headers(&self) -> String {
+        self.ratelimit_remaining.map_or_else(String::new, |left| {
+            format!(
+                "x-ratelimit-limit-requests: 10000\r\nx-ratelimit-remaining-requests: {left}\r\nx-ratelimit-reset-requests: 1s\r\n"
+            )
+        })
+    }
+
     /// The defaults of `config`, before headers; the CLI fault is drawn here.
     pub fn from_config(config: &MockConfig) -> Self {
         let fault = match config.fault {
@@ -85,6 +98,7 @@ impl RequestKnobs {
             fault,
             tool_calls: None,
             reply: None,
+            ratelimit_remaining: None,
         }
     }
 
@@ -112,6 +126,8 @@ impl RequestKnobs {
                 Ok(n @ 1..=16) => self.tool_calls = Some(n),
                 _ => return Err(bad()),
             }
+        } else if knob.eq_ignore_ascii_case("ratelimit-remaining") {
+            self.ratelimit_remaining = Some(value.parse().map_err(|_| bad())?);
         } else if knob.eq_ignore_ascii_case("replies") {
             self.reply = Some(scripted_reply(value).map_err(|e| format!("{name}: {e}"))?);
         } else if knob.eq_ignore_ascii_case("fault") {

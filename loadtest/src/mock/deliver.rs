@@ -93,7 +93,7 @@ pub async fn send_json(
             write(stream, out).await?;
             mid_stream_fault(stream, fault).await
         }
-        _ => write_json(stream, 200, body, keep_alive, "").await,
+        _ => write_json(stream, 200, body, keep_alive, &knobs.ratelimit_headers()).await,
     }
 }
 
@@ -128,14 +128,9 @@ async fn send_events_inner(
     }
     let fault_after = fault.map(|_| events.paced.len() / 2);
     sleep_if_any(knobs.ttft).await;
-    let mut out = response_head(
-        200,
-        dialect.stream_content_type(),
-        None,
-        keep_alive,
-        "cache-control: no-cache\r\n",
-    )
-    .into_bytes();
+    let extra = format!("cache-control: no-cache\r\n{}", knobs.ratelimit_headers());
+    let mut out =
+        response_head(200, dialect.stream_content_type(), None, keep_alive, &extra).into_bytes();
     for event in &events.lead {
         push_chunk(&mut out, event);
     }

@@ -706,6 +706,7 @@ mod tests {
             fault: None,
             tool_calls,
             reply: None,
+            ratelimit_remaining: None,
         }
     }
 

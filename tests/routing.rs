@@ -404,3 +404,41 @@ targets = [{{ provider = "full", model = "gpt-4o-mini" }}, {{ provider = "other"
     std::thread::sleep(Duration::from_millis(1100));
     assert_eq!(attempts(&call(&g, "m", &[])), ["full"]);
 }
+
+#[test]
+fn a_stream_that_goes_silent_ends_at_the_stream_idle_timeout() {
+    let stalls = Mock::start(&["--tokens", "8"]);
+    let config = format!(
+        r#"
+[providers.stalls]
+kind = "openai"
+base_url = "{}"
+forward_headers = ["x-mock-*"]
+first_byte_timeout_ms = 20000
+stream_idle_timeout_ms = 300
+
+[models.m]
+targets = [{{ provider = "stalls", model = "gpt-4o-mini" }}]
+"#,
+        stalls.base_url()
+    );
+    let g = Gateway::start_with(&config, Driver::Uring, &[], &[("shards", "1")]);
+    let started = Instant::now();
+    let r = post_json(
+        &g.addr,
+        "/v1/chat/completions",
+        &chat_body("m", true),
+        &[("x-mock-fault", "stall-mid-stream")],
+    );
+    let took = started.elapsed();
+    assert_eq!(r.status, 200);
+    let body = r.body_str().to_string();
+    // Half the answer came, then silence: the stream ends with an error event after
+    // 0.3 s of it, not the 20 s first-byte timeout.
+    assert!(body.contains("chat.completion.chunk"), "{body}");
+    assert!(body.contains("\"error\""), "{body}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    assert!(took >= Duration::from_millis(300), "{took:?}");
+    let record = g.wait_records(1).pop().unwrap();
+    assert!(record["error"].is_string(), "{record}");
+}

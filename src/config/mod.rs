@@ -353,6 +353,10 @@ pub struct ProviderConfig {
     /// Time for the whole call, body or stream included.
     #[serde(default = "default_total_timeout_ms")]
     pub total_timeout_ms: u64,
+    /// Longest silence inside a streamed answer (no bytes for this long) before the stream
+    /// is ended with an error event; defaults to `first_byte_timeout_ms`.
+    #[serde(default)]
+    pub stream_idle_timeout_ms: Option<u64>,
     /// Idle connections kept per shard.
     #[serde(default = "default_max_idle")]
     pub max_idle_per_shard: usize,
@@ -396,6 +400,7 @@ impl ProviderConfig {
             connect_timeout_ms: 1,
             first_byte_timeout_ms: 1,
             total_timeout_ms: 1,
+            stream_idle_timeout_ms: None,
             max_idle_per_shard: 1,
             tls_ca_file: None,
             region: None,

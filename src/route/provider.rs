@@ -77,6 +77,8 @@ pub struct Provider {
     pub first_byte_timeout: Duration,
     /// Whole-call bound.
     pub total_timeout: Duration,
+    /// Longest silence between two reads of an answer's body or stream.
+    pub stream_idle_timeout: Duration,
     /// Idle connections kept per shard.
     pub max_idle_per_shard: usize,
     /// Connection pool key: every attribute that makes two connections interchangeable.
@@ -128,6 +130,10 @@ impl Provider {
             unavailable,
             connect_timeout: Duration::from_millis(cfg.connect_timeout_ms),
             first_byte_timeout: Duration::from_millis(cfg.first_byte_timeout_ms),
+            stream_idle_timeout: Duration::from_millis(
+                cfg.stream_idle_timeout_ms
+                    .unwrap_or(cfg.first_byte_timeout_ms),
+            ),
             total_timeout: Duration::from_millis(cfg.total_timeout_ms),
             max_idle_per_shard: cfg.max_idle_per_shard,
             pool_key: Arc::from(pool_key),

@@ -113,7 +113,7 @@ fn stream(s: &mut Session<'_>, request: &ClientRequest, taken: Taken<'_>) -> Res
         },
         translator,
         deadline: s.started + provider.total_timeout,
-        idle: provider.first_byte_timeout,
+        idle: provider.stream_idle_timeout,
         reuse,
         attempt: PendingAttempt {
             provider: provider.name.clone(),

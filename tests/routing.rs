@@ -442,3 +442,50 @@ targets = [{{ provider = "stalls", model = "gpt-4o-mini" }}]
     let record = g.wait_records(1).pop().unwrap();
     assert!(record["error"].is_string(), "{record}");
 }
+
+#[test]
+fn the_cost_strategy_picks_the_cheapest_target_able_to_serve_the_request() {
+    let m = Mock::start(&[]);
+    let config = format!(
+        r#"
+[providers.p]
+kind = "openai"
+base_url = "{}"
+
+[models.m]
+strategy = "cost"
+targets = [{{ provider = "p", model = "gpt-4o" }}, {{ provider = "p", model = "gpt-4o-mini", tools = false, context_tokens = 1000 }}]
+
+[models.small-only]
+targets = [{{ provider = "p", model = "gpt-4o-mini", tools = false }}]
+"#,
+        m.base_url()
+    );
+    let g = Gateway::start_with(&config, Driver::Uring, &[], &[("shards", "1")]);
+    let model_of = |body: &str| {
+        let before = g.records().len();
+        let r = post_json(&g.addr, "/v1/chat/completions", body, &[]);
+        (r, g.wait_records(before + 1).pop().unwrap())
+    };
+    // Plain: the cheaper model first (the listed order says otherwise).
+    let (r, rec) = model_of(&chat_body("m", false));
+    assert_eq!(r.status, 200);
+    assert_eq!(rec["attempts"][0]["model"], "gpt-4o-mini");
+    // With tools, or too long for its context: only the model able to.
+    let tools = serde_json::json!({"model": "m", "messages": [{"role": "user", "content": "hi"}],
+        "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]});
+    let (r, rec) = model_of(&tools.to_string());
+    assert_eq!(r.status, 200);
+    assert_eq!(attempts(&rec).len(), 1);
+    assert_eq!(rec["attempts"][0]["model"], "gpt-4o");
+    let long = serde_json::json!({"model": "m",
+        "messages": [{"role": "user", "content": "word ".repeat(1200)}]});
+    let (_, rec) = model_of(&long.to_string());
+    assert_eq!(rec["attempts"][0]["model"], "gpt-4o");
+    // No target able to: a clear error.
+    let tools = tools.to_string().replace("\"m\"", "\"small-only\"");
+    let r = post_json(&g.addr, "/v1/chat/completions", &tools, &[]);
+    assert_eq!(r.status, 400, "{}", r.body_str());
+    assert_eq!(r.json()["error"]["code"], "no_capable_target");
+    assert!(r.body_str().contains("tools"), "{}", r.body_str());
+}

@@ -63,6 +63,8 @@ pub struct ChatRequestView {
     /// `response_format`, Responses `text`, Messages `output_config`/`output_format`): only
     /// then does the schema phase read it.
     pub structured_output: bool,
+    /// The request offers tools (a non-empty top-level `tools` array).
+    pub tools: bool,
 }
 
 /// Bodies larger than this leave the scratch space reset to its small start size.
@@ -158,6 +160,10 @@ fn read_view(
     let structured_output = structured_output_fields(endpoint)
         .iter()
         .any(|f| root.get(*f).is_some_and(|v| !v.is_null()));
+    let tools = root
+        .get("tools")
+        .and_then(|v| v.as_array())
+        .is_some_and(|a| !a.is_empty());
     Ok(ChatRequestView {
         model,
         model_span,
@@ -165,6 +171,7 @@ fn read_view(
         include_usage,
         max_output_tokens,
         structured_output,
+        tools,
     })
 }
 

@@ -523,6 +523,9 @@ pub enum RouteStrategy {
     /// choices over a peak-EWMA of time to first byte times the attempts in flight); the
     /// rest by the same measure.
     Latency,
+    /// The cheapest target by the pricing table (input plus output price; unpriced ones
+    /// last), the others as fallbacks in price order.
+    Cost,
 }
 
 /// `[models.X] eject`: passive health.
@@ -565,6 +568,19 @@ pub struct TargetConfig {
     /// Share of first attempts; when any target of an alias has a weight, the first attempt is
     /// drawn by weight (unweighted targets count 1, weight 0 is fallback only).
     pub weight: Option<u32>,
+    /// The model's context window in tokens; a request estimated larger skips the target.
+    #[serde(default)]
+    pub context_tokens: Option<u64>,
+    /// `false`: the model cannot call tools (requests with `tools` skip it).
+    #[serde(default)]
+    pub tools: Option<bool>,
+    /// `false`: the model cannot read images (requests with image inputs skip it).
+    #[serde(default)]
+    pub vision: Option<bool>,
+    /// `false`: the model cannot be held to a JSON schema (structured-output requests skip
+    /// it).
+    #[serde(default)]
+    pub json_schema: Option<bool>,
 }
 
 #[cfg(test)]

@@ -24,6 +24,52 @@ pub struct Target {
     pub model: Arc<str>,
     /// Share of first attempts (see [`crate::config::TargetConfig::weight`]).
     pub weight: u32,
+    /// What the model can do, as configured (unset: assumed able).
+    pub can: Capabilities,
+    /// Its price per million input plus output tokens, in micro-dollars (the `cost`
+    /// strategy's order); `None` when the pricing table does not know the model.
+    pub price: Option<u64>,
+}
+
+/// What a target's model can do, from the target's config; what is not said is assumed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Context window in tokens.
+    pub context_tokens: Option<u64>,
+    /// Cannot call tools.
+    pub no_tools: bool,
+    /// Cannot read images.
+    pub no_vision: bool,
+    /// Cannot be held to a JSON schema.
+    pub no_json_schema: bool,
+}
+
+impl Capabilities {
+    /// Whether a request with `needs` can be served.
+    pub fn meet(&self, needs: &Needs) -> bool {
+        !(needs.tools && self.no_tools
+            || needs.vision && self.no_vision
+            || needs.json_schema && self.no_json_schema
+            || self.context_tokens.is_some_and(|c| needs.tokens > c))
+    }
+
+    /// Whether anything is restricted (else no request needs to be looked at).
+    pub fn restricted(&self) -> bool {
+        *self != Capabilities::default()
+    }
+}
+
+/// What a request needs of a target's model.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Needs {
+    /// It offers tools.
+    pub tools: bool,
+    /// It holds images.
+    pub vision: bool,
+    /// It asks for (or its alias enforces) a JSON schema.
+    pub json_schema: bool,
+    /// Its estimated prompt plus maximum output, in tokens.
+    pub tokens: u64,
 }
 
 /// How an alias is served: its targets and whether the first is drawn by weight.
@@ -42,6 +88,8 @@ pub struct ModelRoute {
     /// Some target has a region: requests of keys and tenants with a region reach only
     /// targets in it.
     pub regional: bool,
+    /// Some target's capabilities are restricted: requests' needs are checked.
+    pub restricted: bool,
     /// How this alias uses the caches (None: not at all).
     pub cache: Option<RouteCache>,
     /// The alias's guardrail policies.
@@ -164,7 +212,7 @@ impl ModelRoute {
         // Regions pin only aliases whose targets say where they are.
         let region = input.region.filter(|_| self.regional);
         for (i, t) in self.targets.iter().enumerate().take(MAX_TARGETS) {
-            let in_region = region.is_none_or(|r| t.in_region(r));
+            let in_region = region.is_none_or(|r| t.in_region(r)) && t.can.meet(&input.needs);
             let a = health.availability(&t.provider.name, &t.model, now);
             if let (Some(al), Some(r), Some(st)) =
                 (allowed.get_mut(i), ready.get_mut(i), state.get_mut(i))
@@ -231,6 +279,17 @@ impl ModelRoute {
                 }
                 order.iter().for_each(|&i| push(&mut plan, i));
             }
+            RouteStrategy::Cost => {
+                let mut order = [0usize; MAX_TARGETS];
+                for (slot, i) in order.iter_mut().zip(candidates()) {
+                    *slot = i;
+                }
+                let order = order.get_mut(..available).unwrap_or_default();
+                let price = |i: usize| self.targets.get(i).and_then(|t| t.price);
+                // Stable: equal prices keep the listed order; unpriced targets go last.
+                order.sort_by_key(|&i| (price(i).is_none(), price(i)));
+                order.iter().for_each(|&i| push(&mut plan, i));
+            }
         }
         if let Some(session) = input.session {
             self.stick(&mut plan, session, &allowed, &state, available);
@@ -280,6 +339,8 @@ pub struct PlanInput<'a> {
     /// of one session go to the same target while it is healthy, so provider-side prompt
     /// caches keep hitting.
     pub session: Option<u64>,
+    /// What the request needs of a target (only targets able to are in the plan).
+    pub needs: Needs,
 }
 
 impl Target {
@@ -361,6 +422,7 @@ impl RouteTable {
                 ))
             })?;
         }
+        let governance = Governance::compile(cfg)?;
         let mut models = HashMap::new();
         for (alias, mc) in &cfg.models {
             if mc.targets.is_empty() {
@@ -416,6 +478,16 @@ impl RouteTable {
                     provider: Arc::clone(provider),
                     model: Arc::from(t.model.as_str()),
                     weight: t.weight.unwrap_or(1),
+                    can: Capabilities {
+                        context_tokens: t.context_tokens,
+                        no_tools: t.tools == Some(false),
+                        no_vision: t.vision == Some(false),
+                        no_json_schema: t.json_schema == Some(false),
+                    },
+                    price: governance
+                        .prices
+                        .get(&t.model)
+                        .map(|p| p.price.input.saturating_add(p.price.output)),
                 });
             }
             let cache = match &mc.cache {
@@ -442,6 +514,7 @@ impl RouteTable {
             })?;
             let output = OutputRules::compile(alias, mc)?;
             let regional = targets.iter().any(|t| t.provider.region_tag.is_some());
+            let restricted = targets.iter().any(|t| t.can.restricted());
             let alias: Arc<str> = Arc::from(alias.as_str());
             models.insert(
                 Arc::clone(&alias),
@@ -452,6 +525,7 @@ impl RouteTable {
                     eject,
                     retries,
                     regional,
+                    restricted,
                     cache,
                     guardrails: route_guardrails,
                     output,
@@ -467,7 +541,7 @@ impl RouteTable {
             providers,
             keys,
             browser: BrowserPolicy::compile(&cfg.auth),
-            governance: Governance::compile(cfg)?,
+            governance,
             guardrails,
             server: cfg.server.clone(),
             models_json,

@@ -157,6 +157,7 @@ const ERROR_CODES: &[&str] = &[
     "model_not_found",
     "model_not_priced",
     "no_available_target",
+    "no_capable_target",
     "no_target_in_region",
     "origin_not_allowed",
     "rate_limit_exceeded",

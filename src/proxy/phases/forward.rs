@@ -8,7 +8,7 @@ use super::super::session::{ClientRequest, Session};
 use super::attempt::{self, Attempt, Failure};
 use crate::api::{ApiError, ErrorKind};
 use crate::observe::unix_ms_now;
-use crate::route::{fnv1a, ModelRoute, PlanInput};
+use crate::route::{fnv1a, ModelRoute, Needs, PlanInput};
 use std::time::Instant;
 
 /// Tries the targets; the last failure answers when none succeeds. An answer whose output
@@ -23,19 +23,36 @@ pub async fn forward(s: &mut Session<'_>, request: &ClientRequest, route: &Model
         roll: fastrand::u32(..),
         region: region.as_deref(),
         session: session_hash(s),
+        needs: if route.restricted {
+            needs_of(request, route)
+        } else {
+            Needs::default()
+        },
     };
     let plan = route.plan(&input, &s.ctx.health, Instant::now());
     s.record.affinity_moved = plan.affinity_moved;
     let order = plan.indexes();
-    if let (true, Some(region)) = (order.is_empty(), &region) {
-        return Outcome::Fail(ApiError::new(
-            ErrorKind::PermissionDenied,
-            "no_target_in_region",
-            format!(
-                "Model `{}` has no target in region `{region}`, the region of this key.",
-                route.alias
+    if order.is_empty() {
+        return Outcome::Fail(match &region {
+            Some(region) if route.regional => ApiError::new(
+                ErrorKind::PermissionDenied,
+                "no_target_in_region",
+                format!(
+                    "Model `{}` has no target in region `{region}`, the region of this key \
+                     (or none there can serve this request).",
+                    route.alias
+                ),
             ),
-        ));
+            _ => ApiError::new(
+                ErrorKind::InvalidRequest,
+                "no_capable_target",
+                format!(
+                    "No target of model `{}` can serve this request (it needs {}).",
+                    route.alias,
+                    describe(&input.needs)
+                ),
+            ),
+        });
     }
     let second = unix_ms_now() / 1000;
     s.ctx.retries.request(&route.alias, second);
@@ -97,6 +114,37 @@ pub async fn forward(s: &mut Session<'_>, request: &ClientRequest, route: &Model
         }
     }
     all_failed(s, route, last, &skipped)
+}
+
+/// What the request needs of a target: tools, images, a JSON schema, and its size in
+/// tokens (about 4 bytes a token, plus the output it allows).
+fn needs_of(request: &ClientRequest, route: &ModelRoute) -> Needs {
+    let body = &request.body[..];
+    let has = |needle: &[u8]| memchr::memmem::find(body, needle).is_some();
+    let schema_asked =
+        request.view.structured_output && (has(b"\"json_schema\"") || has(b"\"json_object\""));
+    Needs {
+        tools: request.view.tools,
+        vision: has(b"\"image_url\"") || has(b"\"input_image\"") || has(b"\"image\""),
+        json_schema: schema_asked || route.output.schema.is_some(),
+        tokens: (body.len() as u64 / 4).saturating_add(request.view.max_output_tokens.unwrap_or(0)),
+    }
+}
+
+/// The needs, in words, for the `no_capable_target` error.
+fn describe(needs: &Needs) -> String {
+    let mut parts = Vec::new();
+    if needs.tools {
+        parts.push("tools".to_string());
+    }
+    if needs.vision {
+        parts.push("image input".to_string());
+    }
+    if needs.json_schema {
+        parts.push("a JSON schema".to_string());
+    }
+    parts.push(format!("about {} tokens of context", needs.tokens));
+    parts.join(", ")
 }
 
 /// The hash of the request's session for affinity: `x-infergate-session-id`, else its

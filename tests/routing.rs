@@ -489,3 +489,66 @@ targets = [{{ provider = "p", model = "gpt-4o-mini", tools = false }}]
     assert_eq!(r.json()["error"]["code"], "no_capable_target");
     assert!(r.body_str().contains("tools"), "{}", r.body_str());
 }
+
+#[test]
+fn conditional_rules_pick_a_target_list_by_header_tools_and_size() {
+    let m = Mock::start(&[]);
+    let config = format!(
+        r#"
+[providers.p]
+kind = "openai"
+base_url = "{}"
+
+[models.m]
+targets = [{{ provider = "p", model = "gpt-4o-mini" }}]
+
+[[models.m.rules]]
+when = {{ header = "x-tier", value = "premium" }}
+targets = [{{ provider = "p", model = "gpt-4o" }}]
+
+[[models.m.rules]]
+when = {{ tools = true }}
+targets = [{{ provider = "p", model = "gpt-4.1" }}]
+
+[[models.m.rules]]
+when = {{ min_prompt_tokens = 1000 }}
+targets = [{{ provider = "p", model = "gpt-4.1-mini" }}]
+"#,
+        m.base_url()
+    );
+    let g = Gateway::start_with(&config, Driver::Uring, &[], &[("shards", "1")]);
+    let send = |body: &str, headers: &[(&str, &str)]| {
+        let before = g.records().len();
+        let r = post_json(&g.addr, "/v1/chat/completions", body, headers);
+        assert_eq!(r.status, 200, "{}", r.body_str());
+        let rec = g.wait_records(before + 1).pop().unwrap();
+        (
+            rec["attempts"][0]["model"].as_str().unwrap().to_string(),
+            rec["route_rule"].clone(),
+        )
+    };
+    let plain = chat_body("m", false);
+    assert_eq!(
+        send(&plain, &[]),
+        ("gpt-4o-mini".into(), serde_json::Value::Null)
+    );
+    assert_eq!(
+        send(&plain, &[("x-tier", "Premium")]),
+        ("gpt-4o".into(), 1.into())
+    );
+    assert_eq!(send(&plain, &[("x-tier", "basic")]).0, "gpt-4o-mini");
+    let tools = serde_json::json!({"model": "m", "messages": [{"role": "user", "content": "hi"}],
+        "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]});
+    assert_eq!(send(&tools.to_string(), &[]), ("gpt-4.1".into(), 2.into()));
+    // The first rule that holds wins.
+    assert_eq!(
+        send(&tools.to_string(), &[("x-tier", "premium")]).0,
+        "gpt-4o"
+    );
+    let long = serde_json::json!({"model": "m",
+        "messages": [{"role": "user", "content": "word ".repeat(1000)}]});
+    assert_eq!(
+        send(&long.to_string(), &[]),
+        ("gpt-4.1-mini".into(), 3.into())
+    );
+}

@@ -470,6 +470,53 @@ pub struct ModelConfig {
     /// and the retry budget.
     #[serde(default)]
     pub retries: RetryConfig,
+    /// Conditional target lists: the first rule whose conditions all hold gives the
+    /// request's targets instead of `targets`.
+    #[serde(default)]
+    pub rules: Vec<RouteRuleConfig>,
+}
+
+/// `[[models.X.rules]]`: a target list for the requests that match `when`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteRuleConfig {
+    /// What a request must have (every condition given must hold).
+    pub when: RouteConditions,
+    /// Its targets, in the alias's strategy.
+    pub targets: Vec<TargetConfig>,
+}
+
+/// The conditions of a routing rule; those not given always hold.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConditions {
+    /// A request header that must be present (with `value`, equal to it, ignoring case).
+    #[serde(default)]
+    pub header: Option<String>,
+    /// The value `header` must have.
+    #[serde(default)]
+    pub value: Option<String>,
+    /// The key's tenant.
+    #[serde(default)]
+    pub tenant: Option<String>,
+    /// The key's `tier` metadata label.
+    #[serde(default)]
+    pub tier: Option<String>,
+    /// The key's (or tenant's) region tag.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Whether the request offers tools.
+    #[serde(default)]
+    pub tools: Option<bool>,
+    /// Whether the request holds images.
+    #[serde(default)]
+    pub images: Option<bool>,
+    /// The prompt's estimated size is at least this many tokens (about 4 bytes a token).
+    #[serde(default)]
+    pub min_prompt_tokens: Option<u64>,
+    /// The prompt's estimated size is at most this many tokens.
+    #[serde(default)]
+    pub max_prompt_tokens: Option<u64>,
 }
 
 /// `[models.X] retries`.

@@ -169,6 +169,10 @@ pub struct RequestRecord {
     /// Guardrail rules that fired.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub guardrails: Vec<GuardrailRecord>,
+    /// Which of the alias's `rules` chose the targets (1 for the first; absent: its own
+    /// `targets`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route_rule: Option<usize>,
     /// Why the session's own target was not tried first (`ejected`, `rate_limited`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub affinity_moved: Option<&'static str>,
@@ -225,6 +229,7 @@ impl RequestRecord {
             refused_by: None,
             run_id: None,
             guardrails: Vec::new(),
+            route_rule: None,
             affinity_moved: None,
             retry_budget_spent: false,
             bytes_in: 0,

@@ -18,6 +18,6 @@ pub use health::{
 pub use provider::{CredentialRef, Provider, ProviderAddr, Scheme};
 pub use retry::{RetryBudgets, RetryPolicy};
 pub use table::{
-    fnv1a, AttemptPlan, Capabilities, ModelRoute, Needs, OutputRules, PlanInput, RouteCache,
-    RouteTable, SharedRouteTable, Target,
+    fnv1a, AttemptPlan, Capabilities, ModelRoute, Needs, OutputRules, PlanInput, RequestFacts,
+    RouteCache, RouteRule, RouteTable, SharedRouteTable, Target,
 };

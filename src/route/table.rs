@@ -59,6 +59,58 @@ impl Capabilities {
     }
 }
 
+/// A conditional target list.
+#[derive(Debug)]
+pub struct RouteRule {
+    /// What a request must have.
+    pub when: crate::config::RouteConditions,
+    /// Its targets.
+    pub targets: Vec<Target>,
+}
+
+/// What a rule's conditions are checked against.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestFacts<'a> {
+    /// The request's headers.
+    pub headers: &'a crate::http::HeaderList,
+    /// The key's tenant.
+    pub tenant: Option<&'a str>,
+    /// The key's `tier` label.
+    pub tier: Option<&'a str>,
+    /// The key's or tenant's region.
+    pub region: Option<&'a str>,
+    /// What the request needs (tools, images, its size).
+    pub needs: &'a Needs,
+    /// The prompt's estimated size in tokens.
+    pub prompt_tokens: u64,
+}
+
+impl RouteRule {
+    /// Whether every condition given holds for `facts`.
+    pub fn matches(&self, facts: &RequestFacts<'_>) -> bool {
+        let w = &self.when;
+        let eq = |want: &Option<String>, have: Option<&str>| {
+            want.as_ref()
+                .is_none_or(|w| have.is_some_and(|h| h.eq_ignore_ascii_case(w)))
+        };
+        let header_ok = w.header.as_ref().is_none_or(|name| {
+            facts.headers.get(name).is_some_and(|v| {
+                w.value.as_ref().is_none_or(|want| {
+                    std::str::from_utf8(v.trim_ascii()).is_ok_and(|v| v.eq_ignore_ascii_case(want))
+                })
+            })
+        });
+        header_ok
+            && eq(&w.tenant, facts.tenant)
+            && eq(&w.tier, facts.tier)
+            && eq(&w.region, facts.region)
+            && w.tools.is_none_or(|t| t == facts.needs.tools)
+            && w.images.is_none_or(|i| i == facts.needs.vision)
+            && w.min_prompt_tokens.is_none_or(|m| facts.prompt_tokens >= m)
+            && w.max_prompt_tokens.is_none_or(|m| facts.prompt_tokens <= m)
+    }
+}
+
 /// What a request needs of a target's model.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Needs {
@@ -90,6 +142,8 @@ pub struct ModelRoute {
     pub regional: bool,
     /// Some target's capabilities are restricted: requests' needs are checked.
     pub restricted: bool,
+    /// Conditional target lists, tried in order before `targets`.
+    pub rules: Vec<RouteRule>,
     /// How this alias uses the caches (None: not at all).
     pub cache: Option<RouteCache>,
     /// The alias's guardrail policies.
@@ -193,6 +247,7 @@ impl ModelRoute {
     /// targets come last, in listed order: tried only when everything else failed.
     pub fn plan(&self, input: &PlanInput<'_>, health: &RouteHealth, now: Instant) -> AttemptPlan {
         let roll = input.roll;
+        let targets = self.targets_of(input.rule);
         let mut plan = AttemptPlan {
             order: [0; MAX_TARGETS],
             len: 0,
@@ -211,7 +266,7 @@ impl ModelRoute {
         let mut available = 0;
         // Regions pin only aliases whose targets say where they are.
         let region = input.region.filter(|_| self.regional);
-        for (i, t) in self.targets.iter().enumerate().take(MAX_TARGETS) {
+        for (i, t) in targets.iter().enumerate().take(MAX_TARGETS) {
             let in_region = region.is_none_or(|r| t.in_region(r)) && t.can.meet(&input.needs);
             let a = health.availability(&t.provider.name, &t.model, now);
             if let (Some(al), Some(r), Some(st)) =
@@ -224,16 +279,16 @@ impl ModelRoute {
             }
         }
         let is_ready = |i: usize| ready.get(i).copied().unwrap_or(false);
-        let candidates = || (0..self.targets.len()).filter(|&i| is_ready(i));
+        let candidates = || (0..targets.len()).filter(|&i| is_ready(i));
         let score = |i: usize| {
-            self.targets.get(i).map_or(f64::MAX, |t| {
+            targets.get(i).map_or(f64::MAX, |t| {
                 health.load_score(&t.provider.name, &t.model, now)
             })
         };
         match self.strategy {
             RouteStrategy::Ordered => candidates().for_each(|i| push(&mut plan, i)),
             RouteStrategy::Weighted => {
-                let weight = |i: usize| self.targets.get(i).map_or(0, |t| t.weight);
+                let weight = |i: usize| targets.get(i).map_or(0, |t| t.weight);
                 let total: u32 = candidates().map(weight).sum();
                 let first = if total > 0 {
                     let mut point = roll % total;
@@ -285,45 +340,58 @@ impl ModelRoute {
                     *slot = i;
                 }
                 let order = order.get_mut(..available).unwrap_or_default();
-                let price = |i: usize| self.targets.get(i).and_then(|t| t.price);
+                let price = |i: usize| targets.get(i).and_then(|t| t.price);
                 // Stable: equal prices keep the listed order; unpriced targets go last.
                 order.sort_by_key(|&i| (price(i).is_none(), price(i)));
                 order.iter().for_each(|&i| push(&mut plan, i));
             }
         }
         if let Some(session) = input.session {
-            self.stick(&mut plan, session, &allowed, &state, available);
+            stick(targets, &mut plan, session, &allowed, &state, available);
         }
         let is_allowed = |i: usize| allowed.get(i).copied().unwrap_or(false);
-        (0..self.targets.len())
+        (0..targets.len())
             .filter(|&i| is_allowed(i) && !is_ready(i))
             .for_each(|i| push(&mut plan, i));
         plan
     }
 
-    /// Session affinity: the available targets in the order of their rendezvous hash with
-    /// the session (the same on every shard and for every call), so the session's target
-    /// goes first while it is available, and a failover or a move goes to the same next
-    /// one each time. When the session's own target (the highest hash of the allowed ones)
-    /// is not available, the plan says why the session moved.
-    fn stick(
-        &self,
-        plan: &mut AttemptPlan,
-        session: u64,
-        allowed: &[bool; MAX_TARGETS],
-        state: &[Availability; MAX_TARGETS],
-        available: usize,
-    ) {
-        let weight = |i: usize| self.targets.get(i).map_or(0, |t| rendezvous(session, t));
-        let home = (0..self.targets.len())
-            .filter(|&i| allowed.get(i).copied().unwrap_or(false))
-            .max_by_key(|&i| weight(i));
-        let ready = plan.order.get_mut(..available).unwrap_or_default();
-        ready.sort_by_key(|&i| std::cmp::Reverse(weight(usize::from(i))));
-        if let (Some(home), Some(&first)) = (home, ready.first()) {
-            if usize::from(first) != home {
-                plan.affinity_moved = state.get(home).and_then(|a| a.reason());
-            }
+    /// The target list of rule `rule` (`None`: the alias's own `targets`).
+    pub fn targets_of(&self, rule: Option<usize>) -> &[Target] {
+        rule.and_then(|i| self.rules.get(i))
+            .map_or(self.targets.as_slice(), |r| r.targets.as_slice())
+    }
+
+    /// Every target the alias may call, its own and its rules'.
+    pub fn all_targets(&self) -> impl Iterator<Item = &Target> {
+        self.targets
+            .iter()
+            .chain(self.rules.iter().flat_map(|r| r.targets.iter()))
+    }
+}
+
+/// Session affinity: the available targets in the order of their rendezvous hash with
+/// the session (the same on every shard and for every call), so the session's target
+/// goes first while it is available, and a failover or a move goes to the same next
+/// one each time. When the session's own target (the highest hash of the allowed ones)
+/// is not available, the plan says why the session moved.
+fn stick(
+    targets: &[Target],
+    plan: &mut AttemptPlan,
+    session: u64,
+    allowed: &[bool; MAX_TARGETS],
+    state: &[Availability; MAX_TARGETS],
+    available: usize,
+) {
+    let weight = |i: usize| targets.get(i).map_or(0, |t| rendezvous(session, t));
+    let home = (0..targets.len())
+        .filter(|&i| allowed.get(i).copied().unwrap_or(false))
+        .max_by_key(|&i| weight(i));
+    let ready = plan.order.get_mut(..available).unwrap_or_default();
+    ready.sort_by_key(|&i| std::cmp::Reverse(weight(usize::from(i))));
+    if let (Some(home), Some(&first)) = (home, ready.first()) {
+        if usize::from(first) != home {
+            plan.affinity_moved = state.get(home).and_then(|a| a.reason());
         }
     }
 }
@@ -341,6 +409,8 @@ pub struct PlanInput<'a> {
     pub session: Option<u64>,
     /// What the request needs of a target (only targets able to are in the plan).
     pub needs: Needs,
+    /// The rule whose targets serve the request (`None`: the alias's own).
+    pub rule: Option<usize>,
 }
 
 impl Target {
@@ -461,33 +531,19 @@ impl RouteTable {
                 base: Duration::from_millis(mc.retries.base_ms),
                 budget_percent: mc.retries.budget_percent,
             };
-            let mut targets = Vec::with_capacity(mc.targets.len());
-            for t in &mc.targets {
-                let provider = providers.get(&t.provider).ok_or_else(|| {
-                    ConfigError::Invalid(format!(
-                        "model {alias:?}: unknown provider {:?}",
-                        t.provider
-                    ))
-                })?;
-                if t.model.is_empty() {
+            let targets = compile_targets(alias, &mc.targets, &providers, &governance)?;
+            let mut rules = Vec::with_capacity(mc.rules.len());
+            for (i, rule) in mc.rules.iter().enumerate() {
+                if rule.targets.is_empty() || rule.targets.len() > MAX_TARGETS {
                     return Err(ConfigError::Invalid(format!(
-                        "model {alias:?}: a target has an empty model name"
+                        "model {alias:?}: rule {} needs 1 to {MAX_TARGETS} targets",
+                        i + 1
                     )));
                 }
-                targets.push(Target {
-                    provider: Arc::clone(provider),
-                    model: Arc::from(t.model.as_str()),
-                    weight: t.weight.unwrap_or(1),
-                    can: Capabilities {
-                        context_tokens: t.context_tokens,
-                        no_tools: t.tools == Some(false),
-                        no_vision: t.vision == Some(false),
-                        no_json_schema: t.json_schema == Some(false),
-                    },
-                    price: governance
-                        .prices
-                        .get(&t.model)
-                        .map(|p| p.price.input.saturating_add(p.price.output)),
+                let targets = compile_targets(alias, &rule.targets, &providers, &governance)?;
+                rules.push(RouteRule {
+                    when: rule.when.clone(),
+                    targets,
                 });
             }
             let cache = match &mc.cache {
@@ -513,8 +569,9 @@ impl RouteTable {
                 ))
             })?;
             let output = OutputRules::compile(alias, mc)?;
-            let regional = targets.iter().any(|t| t.provider.region_tag.is_some());
-            let restricted = targets.iter().any(|t| t.can.restricted());
+            let every = || targets.iter().chain(rules.iter().flat_map(|r| &r.targets));
+            let regional = every().any(|t| t.provider.region_tag.is_some());
+            let restricted = every().any(|t| t.can.restricted());
             let alias: Arc<str> = Arc::from(alias.as_str());
             models.insert(
                 Arc::clone(&alias),
@@ -526,6 +583,7 @@ impl RouteTable {
                     retries,
                     regional,
                     restricted,
+                    rules,
                     cache,
                     guardrails: route_guardrails,
                     output,
@@ -552,6 +610,45 @@ impl RouteTable {
     pub fn model(&self, alias: &str) -> Option<&Arc<ModelRoute>> {
         self.models.get(alias)
     }
+}
+
+/// An alias's (or a rule's) targets, compiled.
+fn compile_targets(
+    alias: &str,
+    configs: &[crate::config::TargetConfig],
+    providers: &HashMap<String, Arc<Provider>>,
+    governance: &Governance,
+) -> Result<Vec<Target>, ConfigError> {
+    let mut targets = Vec::with_capacity(configs.len());
+    for t in configs {
+        let provider = providers.get(&t.provider).ok_or_else(|| {
+            ConfigError::Invalid(format!(
+                "model {alias:?}: unknown provider {:?}",
+                t.provider
+            ))
+        })?;
+        if t.model.is_empty() {
+            return Err(ConfigError::Invalid(format!(
+                "model {alias:?}: a target has an empty model name"
+            )));
+        }
+        targets.push(Target {
+            provider: Arc::clone(provider),
+            model: Arc::from(t.model.as_str()),
+            weight: t.weight.unwrap_or(1),
+            can: Capabilities {
+                context_tokens: t.context_tokens,
+                no_tools: t.tools == Some(false),
+                no_vision: t.vision == Some(false),
+                no_json_schema: t.json_schema == Some(false),
+            },
+            price: governance
+                .prices
+                .get(&t.model)
+                .map(|p| p.price.input.saturating_add(p.price.output)),
+        });
+    }
+    Ok(targets)
 }
 
 fn render_models(aliases: &[String]) -> bytes::Bytes {
@@ -737,6 +834,41 @@ targets = [{ provider = "a", model = "x" }, { provider = "b", model = "y" }]
         }
         // Sessions spread over the targets.
         assert_eq!(firsts.len(), 2);
+    }
+
+    #[test]
+    fn a_rule_holds_when_every_condition_given_holds() {
+        let rule = |when: &str| RouteRule {
+            when: toml::from_str(when).unwrap(),
+            targets: Vec::new(),
+        };
+        let head =
+            crate::http::RequestHead::parse(b"GET / HTTP/1.1\r\nx-team: Red\r\n\r\n").unwrap();
+        let needs = Needs::default();
+        let facts = RequestFacts {
+            headers: &head.headers,
+            tenant: Some("acme"),
+            tier: Some("gold"),
+            region: Some("eu"),
+            needs: &needs,
+            prompt_tokens: 500,
+        };
+        assert!(rule("").matches(&facts));
+        assert!(rule("tenant = \"ACME\"\ntier = \"gold\"\nregion = \"eu\"").matches(&facts));
+        assert!(rule("header = \"x-team\"").matches(&facts));
+        assert!(rule("header = \"x-team\"\nvalue = \"red\"").matches(&facts));
+        assert!(!rule("header = \"x-team\"\nvalue = \"blue\"").matches(&facts));
+        assert!(!rule("header = \"x-other\"").matches(&facts));
+        assert!(!rule("tenant = \"other\"").matches(&facts));
+        assert!(!rule("tier = \"silver\"").matches(&facts));
+        assert!(!rule("tools = true").matches(&facts));
+        assert!(rule("images = false\nmax_prompt_tokens = 500").matches(&facts));
+        assert!(!rule("min_prompt_tokens = 501").matches(&facts));
+        let untiered = RequestFacts {
+            tier: None,
+            ..facts
+        };
+        assert!(!rule("tier = \"gold\"").matches(&untiered));
     }
 
     #[test]

@@ -156,7 +156,7 @@ pub fn micros_to_usd(micros: u64) -> f64 {
 fn route_price(route: &ModelRoute, prices: &Prices) -> (Option<Price>, Option<u64>) {
     let mut worst = Price::default();
     let mut cap = Some(0u64);
-    for t in &route.targets {
+    for t in route.all_targets() {
         let Some(p) = prices.get(&t.model) else {
             return (None, None);
         };

@@ -8,7 +8,7 @@ use super::super::session::{ClientRequest, Session};
 use super::attempt::{self, Attempt, Failure};
 use crate::api::{ApiError, ErrorKind};
 use crate::observe::unix_ms_now;
-use crate::route::{fnv1a, ModelRoute, Needs, PlanInput};
+use crate::route::{fnv1a, ModelRoute, Needs, PlanInput, RequestFacts};
 use std::time::Instant;
 
 /// Tries the targets; the last failure answers when none succeeds. An answer whose output
@@ -19,16 +19,20 @@ use std::time::Instant;
 /// those that became unavailable.
 pub async fn forward(s: &mut Session<'_>, request: &ClientRequest, route: &ModelRoute) -> Outcome {
     let region = s.record.region.clone();
+    let needs = if route.restricted || !route.rules.is_empty() {
+        needs_of(request, route)
+    } else {
+        Needs::default()
+    };
     let input = PlanInput {
         roll: fastrand::u32(..),
         region: region.as_deref(),
         session: session_hash(s),
-        needs: if route.restricted {
-            needs_of(request, route)
-        } else {
-            Needs::default()
-        },
+        needs,
+        rule: rule_for(s, request, route, &needs),
     };
+    let targets = route.targets_of(input.rule);
+    s.record.route_rule = input.rule.map(|i| i + 1);
     let plan = route.plan(&input, &s.ctx.health, Instant::now());
     s.record.affinity_moved = plan.affinity_moved;
     let order = plan.indexes();
@@ -62,7 +66,7 @@ pub async fn forward(s: &mut Session<'_>, request: &ClientRequest, route: &Model
         let Some(&index) = order.get(k % order.len().max(1)) else {
             break;
         };
-        let Some(target) = route.targets.get(index as usize) else {
+        let Some(target) = targets.get(index as usize) else {
             continue;
         };
         let repeat = k / order.len().max(1);
@@ -114,6 +118,28 @@ pub async fn forward(s: &mut Session<'_>, request: &ClientRequest, route: &Model
         }
     }
     all_failed(s, route, last, &skipped)
+}
+
+/// The first of the alias's rules whose conditions the request meets.
+fn rule_for(
+    s: &Session<'_>,
+    request: &ClientRequest,
+    route: &ModelRoute,
+    needs: &Needs,
+) -> Option<usize> {
+    if route.rules.is_empty() {
+        return None;
+    }
+    let metadata = s.record.metadata.as_deref();
+    let facts = RequestFacts {
+        headers: &s.head.headers,
+        tenant: s.record.tenant.as_deref(),
+        tier: metadata.and_then(|m| m.get("tier")).map(String::as_str),
+        region: s.record.region.as_deref(),
+        needs,
+        prompt_tokens: request.body.len() as u64 / 4,
+    };
+    route.rules.iter().position(|r| r.matches(&facts))
 }
 
 /// What the request needs of a target: tools, images, a JSON schema, and its size in

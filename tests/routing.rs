@@ -18,6 +18,21 @@ fn attempts(record: &serde_json::Value) -> Vec<String> {
         .collect()
 }
 
+/// Two mockllm providers and alias `m` over their `gpt-4o-mini`, in that order, with
+/// `extra` lines in the alias; the first forwards the client's `x-mock-*` knobs (so a request
+/// can make it fail), the second does not.
+fn two_targets(first: (&str, &Mock), second: (&str, &Mock), extra: &str) -> String {
+    let ((a, ma), (b, mb)) = (first, second);
+    format!(
+        "[providers.{a}]\nkind = \"openai\"\nbase_url = \"{}\"\nforward_headers = [\"x-mock-*\"]\n\n\
+         [providers.{b}]\nkind = \"openai\"\nbase_url = \"{}\"\n\n\
+         [models.m]\ntargets = [{{ provider = \"{a}\", model = \"gpt-4o-mini\" }}, \
+         {{ provider = \"{b}\", model = \"gpt-4o-mini\" }}]\n{extra}\n",
+        ma.base_url(),
+        mb.base_url()
+    )
+}
+
 /// Sends one chat request for `model` with `headers` and returns the record it left.
 fn call(g: &Gateway, model: &str, headers: &[(&str, &str)]) -> serde_json::Value {
     let before = g.records().len();
@@ -37,23 +52,10 @@ fn a_failing_target_is_ejected_then_one_probe_lets_it_back() {
     let good = Mock::start(&[]);
     // Only `flaky` forwards the mock's fault header: a request carrying it fails there
     // and succeeds at `good`.
-    let config = format!(
-        r#"
-[providers.flaky]
-kind = "openai"
-base_url = "{}"
-forward_headers = ["x-mock-*"]
-
-[providers.good]
-kind = "openai"
-base_url = "{}"
-
-[models.m]
-targets = [{{ provider = "flaky", model = "gpt-4o-mini" }}, {{ provider = "good", model = "gpt-4o-mini" }}]
-eject = {{ consecutive_failures = 3, cooldown_ms = 800 }}
-"#,
-        flaky.base_url(),
-        good.base_url()
+    let config = two_targets(
+        ("flaky", &flaky),
+        ("good", &good),
+        "eject = { consecutive_failures = 3, cooldown_ms = 800 }",
     );
     let g = Gateway::start_with(&config, Driver::Uring, &[], &[("shards", "1")]);
     let fail = [("x-mock-fault", "status:503")];
@@ -87,23 +89,7 @@ eject = {{ consecutive_failures = 3, cooldown_ms = 800 }}
 fn a_429_benches_its_target_for_the_retry_after() {
     let limited = Mock::start(&[]);
     let other = Mock::start(&[]);
-    let config = format!(
-        r#"
-[providers.limited]
-kind = "openai"
-base_url = "{}"
-forward_headers = ["x-mock-*"]
-
-[providers.other]
-kind = "openai"
-base_url = "{}"
-
-[models.m]
-targets = [{{ provider = "limited", model = "gpt-4o-mini" }}, {{ provider = "other", model = "gpt-4o-mini" }}]
-"#,
-        limited.base_url(),
-        other.base_url()
-    );
+    let config = two_targets(("limited", &limited), ("other", &other), "");
     let g = Gateway::start_with(&config, Driver::Uring, &[], &[("shards", "1")]);
     // mockllm's 429 says `retry-after: 1`.
     let r = call(&g, "m", &[("x-mock-fault", "status:429")]);
@@ -125,23 +111,7 @@ targets = [{{ provider = "limited", model = "gpt-4o-mini" }}, {{ provider = "oth
 fn the_latency_strategy_sends_most_calls_to_the_faster_target() {
     let slow = Mock::start(&["--ttft-ms", "30"]);
     let fast = Mock::start(&["--ttft-ms", "2"]);
-    let config = format!(
-        r#"
-[providers.slow]
-kind = "openai"
-base_url = "{}"
-
-[providers.fast]
-kind = "openai"
-base_url = "{}"
-
-[models.m]
-strategy = "latency"
-targets = [{{ provider = "slow", model = "gpt-4o-mini" }}, {{ provider = "fast", model = "gpt-4o-mini" }}]
-"#,
-        slow.base_url(),
-        fast.base_url()
-    );
+    let config = two_targets(("slow", &slow), ("fast", &fast), r#"strategy = "latency""#);
     let g = Gateway::start_with(&config, Driver::Uring, &[], &[("shards", "1")]);
     let mut to_fast = 0;
     for _ in 0..40 {
@@ -160,23 +130,7 @@ targets = [{{ provider = "slow", model = "gpt-4o-mini" }}, {{ provider = "fast",
 fn the_retry_budget_caps_retries_during_a_full_outage() {
     let a = Mock::start(&["--fault", "status:503"]);
     let b = Mock::start(&["--fault", "status:503"]);
-    let config = format!(
-        r#"
-[providers.a]
-kind = "openai"
-base_url = "{}"
-
-[providers.b]
-kind = "openai"
-base_url = "{}"
-
-[models.m]
-targets = [{{ provider = "a", model = "gpt-4o-mini" }}, {{ provider = "b", model = "gpt-4o-mini" }}]
-retries = {{ budget_percent = 20 }}
-"#,
-        a.base_url(),
-        b.base_url()
-    );
+    let config = two_targets(("a", &a), ("b", &b), "retries = { budget_percent = 20 }");
     let g = Gateway::start_with(&config, Driver::Uring, &[], &[("shards", "1")]);
     let n = 60;
     for _ in 0..n {
@@ -370,23 +324,7 @@ eject = {{ consecutive_failures = 2, cooldown_ms = 60000 }}
 fn rate_limit_headers_saying_nothing_is_left_route_away_before_a_429() {
     let full = Mock::start(&[]);
     let other = Mock::start(&[]);
-    let config = format!(
-        r#"
-[providers.full]
-kind = "openai"
-base_url = "{}"
-forward_headers = ["x-mock-*"]
-
-[providers.other]
-kind = "openai"
-base_url = "{}"
-
-[models.m]
-targets = [{{ provider = "full", model = "gpt-4o-mini" }}, {{ provider = "other", model = "gpt-4o-mini" }}]
-"#,
-        full.base_url(),
-        other.base_url()
-    );
+    let config = two_targets(("full", &full), ("other", &other), "");
     let g = Gateway::start_with(&config, Driver::Uring, &[], &[("shards", "1")]);
     // Requests left: nothing changes.
     let left = [("x-mock-ratelimit-remaining", "5")];

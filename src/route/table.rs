@@ -673,6 +673,15 @@ mod tests {
         RouteTable::compile(&Config::parse(src).unwrap()).unwrap()
     }
 
+    /// The plan of `r` for a request with `roll` and nothing else.
+    fn order(r: &ModelRoute, roll: u32, health: &RouteHealth, now: Instant) -> Vec<u8> {
+        let input = PlanInput {
+            roll,
+            ..PlanInput::default()
+        };
+        r.plan(&input, health, now).indexes().to_vec()
+    }
+
     const TWO: &str = r#"
 [providers.a]
 kind = "openai"
@@ -688,18 +697,7 @@ targets = [{ provider = "a", model = "x" }, { provider = "b", model = "y" }]
         let t = table(TWO);
         let r = t.model("m").unwrap();
         for roll in [0, 1, 77, u32::MAX] {
-            assert_eq!(
-                r.plan(
-                    &PlanInput {
-                        roll,
-                        ..PlanInput::default()
-                    },
-                    &RouteHealth::new(),
-                    Instant::now()
-                )
-                .indexes(),
-                &[0, 1]
-            );
+            assert_eq!(order(r, roll, &RouteHealth::new(), Instant::now()), [0, 1]);
         }
     }
 
@@ -721,19 +719,7 @@ targets = [{ provider = "a", model = "x" }, { provider = "b", model = "y" }]
             ));
             let r = t.model("m").unwrap();
             for roll in [0, 1, 77, 0x0001_0000, u32::MAX] {
-                assert_eq!(
-                    r.plan(
-                        &PlanInput {
-                            roll,
-                            ..PlanInput::default()
-                        },
-                        &health,
-                        now
-                    )
-                    .indexes(),
-                    &[1, 0],
-                    "{strategy}"
-                );
+                assert_eq!(order(r, roll, &health, now), [1, 0], "{strategy}");
             }
         }
     }
@@ -753,18 +739,7 @@ targets = [{ provider = "a", model = "x" }, { provider = "b", model = "y" }]
         answer("a", "x", 40);
         answer("b", "y", 5);
         for roll in [0, 1, 77, 0x0001_0000, u32::MAX] {
-            assert_eq!(
-                r.plan(
-                    &PlanInput {
-                        roll,
-                        ..PlanInput::default()
-                    },
-                    &health,
-                    now
-                )
-                .indexes(),
-                &[1, 0]
-            );
+            assert_eq!(order(r, roll, &health, now), &[1, 0]);
         }
         // Enough attempts waiting at the fast one make the slow one the better bet.
         for _ in 0..10 {
@@ -884,16 +859,9 @@ targets = [{ provider = "a", model = "x", weight = 3 }, { provider = "a", model 
         let r = t.model("m").unwrap();
         let mut firsts = [0usize; 3];
         for roll in 0..4000u32 {
-            let p = r.plan(
-                &PlanInput {
-                    roll,
-                    ..PlanInput::default()
-                },
-                &RouteHealth::new(),
-                Instant::now(),
-            );
-            assert_eq!(p.indexes().len(), 3);
-            firsts[p.indexes()[0] as usize] += 1;
+            let p = order(r, roll, &RouteHealth::new(), Instant::now());
+            assert_eq!(p.len(), 3);
+            firsts[p[0] as usize] += 1;
         }
         assert_eq!(firsts, [3000, 1000, 0]);
     }

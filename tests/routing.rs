@@ -490,3 +490,52 @@ targets = [{{ provider = "p", model = "gpt-4.1-mini" }}]
         ("gpt-4.1-mini".into(), 3.into())
     );
 }
+
+#[test]
+fn affinity_can_follow_a_body_field_such_as_the_user() {
+    let mocks: Vec<Mock> = (0..3).map(|_| Mock::start(&[])).collect();
+    let providers: String = mocks
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            format!(
+                "[providers.p{i}]\nkind = \"openai\"\nbase_url = \"{}\"\n\n",
+                m.base_url()
+            )
+        })
+        .collect();
+    let config = format!(
+        r#"{providers}
+[models.m]
+targets = [{{ provider = "p0", model = "gpt-4o-mini", weight = 1 }}, {{ provider = "p1", model = "gpt-4o-mini", weight = 1 }}, {{ provider = "p2", model = "gpt-4o-mini", weight = 1 }}]
+affinity_fields = ["metadata.user_id", "user"]
+"#
+    );
+    let g = Gateway::start_with(&config, Driver::Uring, &[], &[("shards", "1")]);
+    let body = |user: &str| {
+        serde_json::json!({"model": "m", "user": user,
+            "messages": [{"role": "user", "content": "hi"}]})
+        .to_string()
+    };
+    let provider_of = |b: &str| {
+        let before = g.records().len();
+        assert_eq!(
+            post_json(&g.addr, "/v1/chat/completions", b, &[]).status,
+            200
+        );
+        g.wait_records(before + 1).pop().unwrap()["provider"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    // Each user sticks to one target; users spread over the targets.
+    let mut homes = std::collections::HashSet::new();
+    for user in ["ana", "bo", "cy", "di", "ed", "fay", "gus", "hal"] {
+        let home = provider_of(&body(user));
+        for _ in 0..10 {
+            assert_eq!(provider_of(&body(user)), home, "{user}");
+        }
+        homes.insert(home);
+    }
+    assert!(homes.len() >= 2, "{homes:?}");
+}

@@ -470,6 +470,10 @@ pub struct ModelConfig {
     /// and the retry budget.
     #[serde(default)]
     pub retries: RetryConfig,
+    /// Body fields (dotted paths such as `user` or `metadata.user_id`) whose value keys
+    /// session affinity when a request has no `x-infergate-session-id`.
+    #[serde(default)]
+    pub affinity_fields: Vec<String>,
     /// Conditional target lists: the first rule whose conditions all hold gives the
     /// request's targets instead of `targets`.
     #[serde(default)]

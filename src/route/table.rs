@@ -144,6 +144,8 @@ pub struct ModelRoute {
     pub restricted: bool,
     /// Conditional target lists, tried in order before `targets`.
     pub rules: Vec<RouteRule>,
+    /// Body fields that key session affinity (after `x-infergate-session-id`).
+    pub affinity_fields: Vec<String>,
     /// How this alias uses the caches (None: not at all).
     pub cache: Option<RouteCache>,
     /// The alias's guardrail policies.
@@ -584,6 +586,7 @@ impl RouteTable {
                     regional,
                     restricted,
                     rules,
+                    affinity_fields: mc.affinity_fields.clone(),
                     cache,
                     guardrails: route_guardrails,
                     output,

@@ -120,7 +120,12 @@ fn run_id(s: &Session<'_>, body: &[u8]) -> Option<String> {
     if let Some(id) = s.head.headers.get("x-infergate-run-id") {
         return Some(String::from_utf8_lossy(id.trim_ascii()).into_owned());
     }
-    let fields = &s.table.governance.run_id_fields;
+    body_field(body, &s.table.governance.run_id_fields)
+}
+
+/// The first of `fields` (dotted paths: `user`, `metadata.user_id`) that is a string in the
+/// JSON `body`; the body is parsed only when there are fields to look for.
+pub fn body_field(body: &[u8], fields: &[String]) -> Option<String> {
     if fields.is_empty() {
         return None;
     }

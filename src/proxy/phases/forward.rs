@@ -27,7 +27,7 @@ pub async fn forward(s: &mut Session<'_>, request: &ClientRequest, route: &Model
     let input = PlanInput {
         roll: fastrand::u32(..),
         region: region.as_deref(),
-        session: session_hash(s),
+        session: session_hash(s, request, route),
         needs,
         rule: rule_for(s, request, route, &needs),
     };
@@ -173,14 +173,18 @@ fn describe(needs: &Needs) -> String {
     parts.join(", ")
 }
 
-/// The hash of the request's session for affinity: `x-infergate-session-id`, else its
-/// agent run's id; `None` without either.
-fn session_hash(s: &Session<'_>) -> Option<u64> {
-    let id = match s.head.headers.get("x-infergate-session-id") {
-        Some(id) => id.trim_ascii(),
-        None => s.record.run_id.as_deref()?.as_bytes(),
-    };
-    (!id.is_empty()).then(|| fnv1a(0x9e37_79b9_7f4a_7c15, id))
+/// The hash of the request's session for affinity: `x-infergate-session-id`, else the
+/// alias's `affinity_fields` in the body (`user`, `metadata.user_id`), else its agent run's
+/// id; `None` without any.
+fn session_hash(s: &Session<'_>, request: &ClientRequest, route: &ModelRoute) -> Option<u64> {
+    let hash = |id: &[u8]| (!id.is_empty()).then(|| fnv1a(0x9e37_79b9_7f4a_7c15, id));
+    if let Some(id) = s.head.headers.get("x-infergate-session-id") {
+        return hash(id.trim_ascii());
+    }
+    if let Some(id) = super::admit::body_field(&request.body, &route.affinity_fields) {
+        return hash(id.as_bytes());
+    }
+    hash(s.record.run_id.as_deref()?.as_bytes())
 }
 
 /// The answer when every target failed or was skipped: the last provider error in the

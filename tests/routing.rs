@@ -153,6 +153,16 @@ fn the_retry_budget_caps_retries_during_a_full_outage() {
     assert!(attempts <= n + 10 + n / 5, "{attempts} attempts");
     assert!(attempts > n, "some requests failed over: {attempts}");
     assert_eq!(spent, n * 2 - attempts, "each request cut short says so");
+    // And the metrics count them.
+    let metrics = raw_request(
+        &g.admin,
+        &format!(
+            "GET /metrics HTTP/1.1\r\nhost: {}\r\nconnection: close\r\n\r\n",
+            g.admin
+        ),
+    );
+    let line = format!("infergate_retry_budget_spent_total{{model=\"m\"}} {spent}");
+    assert!(metrics.body_str().contains(&line), "{}", metrics.body_str());
 }
 
 #[test]
@@ -318,6 +328,15 @@ eject = {{ consecutive_failures = 2, cooldown_ms = 60000 }}
         assert_eq!(attempts(&r), [moved_to.as_str()]);
         assert_eq!(r["affinity_moved"], "ejected");
     }
+    let metrics = raw_request(
+        &g.admin,
+        &format!(
+            "GET /metrics HTTP/1.1\r\nhost: {}\r\nconnection: close\r\n\r\n",
+            g.admin
+        ),
+    );
+    let line = r#"infergate_affinity_moves_total{model="m",reason="ejected"} 20"#;
+    assert!(metrics.body_str().contains(line), "{}", metrics.body_str());
 }
 
 #[test]

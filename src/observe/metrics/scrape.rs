@@ -62,6 +62,8 @@ struct Merged {
     errors: BTreeMap<(String, String, String, &'static str), u64>,
     attempts: BTreeMap<(String, String, &'static str), u64>,
     failovers: BTreeMap<String, u64>,
+    budget_spent: BTreeMap<String, u64>,
+    affinity_moves: BTreeMap<(String, &'static str), u64>,
     cache: BTreeMap<(String, String, &'static str), u64>,
     total: BTreeMap<String, Latency>,
     ttfb: BTreeMap<String, Latency>,
@@ -109,6 +111,12 @@ impl Merged {
         }
         for (k, v) in &s.failovers {
             *self.failovers.entry(n(*k)).or_default() += v;
+        }
+        for (k, v) in &s.budget_spent {
+            *self.budget_spent.entry(n(*k)).or_default() += v;
+        }
+        for ((k, why), v) in &s.affinity_moves {
+            *self.affinity_moves.entry((n(*k), *why)).or_default() += v;
         }
         for (k, v) in &s.cache {
             *self
@@ -235,6 +243,24 @@ fn counters(e: &mut Exposition, m: &Merged) {
     );
     for (model, v) in &m.failovers {
         e.sample(name, &[("model", model)], *v as f64);
+    }
+    let name = "infergate_retry_budget_spent_total";
+    e.family(
+        name,
+        Kind::Counter,
+        "Requests whose retries the alias's retry budget cut short, by model alias.",
+    );
+    for (model, v) in &m.budget_spent {
+        e.sample(name, &[("model", model)], *v as f64);
+    }
+    let name = "infergate_affinity_moves_total";
+    e.family(
+        name,
+        Kind::Counter,
+        "Session calls sent away from the session's own target, by model alias and reason (ejected, rate_limited).",
+    );
+    for ((model, reason), v) in &m.affinity_moves {
+        e.sample(name, &[("model", model), ("reason", reason)], *v as f64);
     }
     let name = "infergate_cache_requests_total";
     e.family(

@@ -117,6 +117,10 @@ pub struct ShardSeries {
     pub attempts: HashMap<AttemptKey, u64>,
     /// Moves to another target, by alias.
     pub failovers: HashMap<LabelId, u64>,
+    /// Requests whose retries the alias's retry budget cut short, by alias.
+    pub budget_spent: HashMap<LabelId, u64>,
+    /// Sessions sent away from their own target, by alias and why.
+    pub affinity_moves: HashMap<(LabelId, &'static str), u64>,
     /// Cache results.
     pub cache: HashMap<CacheKey, u64>,
     /// Request latencies by alias.
@@ -137,6 +141,8 @@ impl ShardSeries {
             errors: HashMap::new(),
             attempts: HashMap::new(),
             failovers: HashMap::new(),
+            budget_spent: HashMap::new(),
+            affinity_moves: HashMap::new(),
             cache: HashMap::new(),
             latency: HashMap::new(),
             upstream: HashMap::new(),
@@ -196,6 +202,12 @@ impl ShardSeries {
         let failovers = r.attempts.len().saturating_sub(1) as u64;
         if failovers > 0 {
             *self.failovers.entry(alias).or_default() += failovers;
+        }
+        if r.retry_budget_spent {
+            *self.budget_spent.entry(alias).or_default() += 1;
+        }
+        if let Some(why) = r.affinity_moved {
+            *self.affinity_moves.entry((alias, why)).or_default() += 1;
         }
         for a in &r.attempts {
             let provider = l.id(Dimension::Provider, Some(&a.provider));

@@ -6,7 +6,6 @@
 
 mod common;
 use common::*;
-use std::process::Command;
 
 fn config(kind: &str, url: &str) -> String {
     format!(
@@ -30,25 +29,7 @@ targets = [{{ provider = "up", model = "upstream-model" }}]
 }
 
 fn run_script(script: &str, g: &Gateway) {
-    let out = Command::new("python3")
-        .arg(format!(
-            "{}/tests/python/{script}",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .env("INFERGATE_URL", g.url())
-        .env("INFERGATE_KEY", "gw")
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success() && text.contains(", 0 failed"),
-        "{script} failed:\n{text}\ngateway stderr:\n{}",
-        g.stderr()
-    );
+    run_python_check(g, script, &[("INFERGATE_KEY", "gw")]);
 }
 
 const KEY: (&str, &str) = ("INFERGATE_TEST_UPSTREAM_KEY", "sk-upstream-test");

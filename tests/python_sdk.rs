@@ -4,7 +4,6 @@
 
 mod common;
 use common::*;
-use std::process::Command;
 
 both_drivers!(openai_python_sdk, |d| {
     let m = Mock::start(&["--tokens", "12"]);
@@ -33,24 +32,5 @@ targets = [{{ provider = "primary", model = "text-embedding-3-small" }}]
         url = m.base_url()
     );
     let g = Gateway::start(&cfg, d);
-    let out = Command::new("python3")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/python/openai_sdk_check.py"
-        ))
-        .env("INFERGATE_URL", g.url())
-        .env("INFERGATE_KEY", "sdk-key")
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success(),
-        "openai SDK checks failed:\n{text}\ngateway stderr:\n{}",
-        g.stderr()
-    );
-    assert!(text.contains(", 0 failed"), "{text}");
+    run_python_check(&g, "openai_sdk_check.py", &[("INFERGATE_KEY", "sdk-key")]);
 });

@@ -33,6 +33,31 @@ fn two_targets(first: (&str, &Mock), second: (&str, &Mock), extra: &str) -> Stri
     )
 }
 
+/// `[providers.p0]`, `[providers.p1]`, ... for `mocks`, in order.
+fn numbered_providers(mocks: &[Mock]) -> String {
+    mocks
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            format!(
+                "[providers.p{i}]\nkind = \"openai\"\nbase_url = \"{}\"\n\n",
+                m.base_url()
+            )
+        })
+        .collect()
+}
+
+/// `GET /metrics` on the admin listener.
+fn metrics(g: &Gateway) -> RawResponse {
+    raw_request(
+        &g.admin,
+        &format!(
+            "GET /metrics HTTP/1.1\r\nhost: {}\r\nconnection: close\r\n\r\n",
+            g.admin
+        ),
+    )
+}
+
 /// Sends one chat request for `model` with `headers` and returns the record it left.
 fn call(g: &Gateway, model: &str, headers: &[(&str, &str)]) -> serde_json::Value {
     let before = g.records().len();
@@ -154,13 +179,7 @@ fn the_retry_budget_caps_retries_during_a_full_outage() {
     assert!(attempts > n, "some requests failed over: {attempts}");
     assert_eq!(spent, n * 2 - attempts, "each request cut short says so");
     // And the metrics count them.
-    let metrics = raw_request(
-        &g.admin,
-        &format!(
-            "GET /metrics HTTP/1.1\r\nhost: {}\r\nconnection: close\r\n\r\n",
-            g.admin
-        ),
-    );
+    let metrics = metrics(&g);
     let line = format!("infergate_retry_budget_spent_total{{model=\"m\"}} {spent}");
     assert!(metrics.body_str().contains(&line), "{}", metrics.body_str());
 }
@@ -282,16 +301,7 @@ targets = [{{ provider = "us", model = "gpt-4o-mini" }}]
 #[test]
 fn a_session_sticks_to_its_target_and_moves_when_it_fails() {
     let mut mocks: Vec<Mock> = (0..3).map(|_| Mock::start(&[])).collect();
-    let providers: String = mocks
-        .iter()
-        .enumerate()
-        .map(|(i, m)| {
-            format!(
-                "[providers.p{i}]\nkind = \"openai\"\nbase_url = \"{}\"\n\n",
-                m.base_url()
-            )
-        })
-        .collect();
+    let providers = numbered_providers(&mocks);
     let config = format!(
         r#"{providers}
 [models.m]
@@ -328,13 +338,7 @@ eject = {{ consecutive_failures = 2, cooldown_ms = 60000 }}
         assert_eq!(attempts(&r), [moved_to.as_str()]);
         assert_eq!(r["affinity_moved"], "ejected");
     }
-    let metrics = raw_request(
-        &g.admin,
-        &format!(
-            "GET /metrics HTTP/1.1\r\nhost: {}\r\nconnection: close\r\n\r\n",
-            g.admin
-        ),
-    );
+    let metrics = metrics(&g);
     let line = r#"infergate_affinity_moves_total{model="m",reason="ejected"} 20"#;
     assert!(metrics.body_str().contains(line), "{}", metrics.body_str());
 }
@@ -513,16 +517,7 @@ targets = [{{ provider = "p", model = "gpt-4.1-mini" }}]
 #[test]
 fn affinity_can_follow_a_body_field_such_as_the_user() {
     let mocks: Vec<Mock> = (0..3).map(|_| Mock::start(&[])).collect();
-    let providers: String = mocks
-        .iter()
-        .enumerate()
-        .map(|(i, m)| {
-            format!(
-                "[providers.p{i}]\nkind = \"openai\"\nbase_url = \"{}\"\n\n",
-                m.base_url()
-            )
-        })
-        .collect();
+    let providers = numbered_providers(&mocks);
     let config = format!(
         r#"{providers}
 [models.m]

@@ -6,7 +6,6 @@
 
 mod common;
 use common::*;
-use std::process::Command;
 
 const KEY: &str = "sk-sdk-matrix-upstream";
 
@@ -38,26 +37,11 @@ fn config(kind: &str, mock: &str) -> String {
 }
 
 fn run_script(script: &str, g: &Gateway, env: &[(&str, &str)]) -> String {
-    let out = Command::new("python3")
-        .arg(format!(
-            "{}/tests/python/{script}",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .env("INFERGATE_URL", g.url())
-        .env("INFERGATE_KEY", "gw")
-        .envs(env.iter().copied())
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success() && text.contains(", 0 failed") && !text.contains("FAIL "),
-        "{script} failed:\n{text}\ngateway stderr:\n{}",
-        g.stderr()
-    );
+    let env: Vec<(&str, &str)> = std::iter::once(("INFERGATE_KEY", "gw"))
+        .chain(env.iter().copied())
+        .collect();
+    let text = run_python_check(g, script, &env);
+    assert!(!text.contains("FAIL "), "{script} failed:\n{text}");
     text
 }
 

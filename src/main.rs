@@ -147,7 +147,19 @@ fn serve(config: Option<PathBuf>, shards_flag: Option<usize>) -> Result<(), Stri
     .map_err(|e| e.to_string())?;
     spawn_signal_thread(Some(Arc::clone(&reloader)), Arc::clone(&lifecycle))
         .map_err(|e| e.to_string())?;
-    spawn_watch_thread(Arc::clone(&reloader), Arc::clone(&lifecycle)).map_err(|e| e.to_string())?;
+    let tls_server = match &cfg.server.tls {
+        Some(files) => Some(Arc::new(
+            infergate::http::tls::TlsTerminator::new(files)
+                .map_err(|e| format!("[server] tls: {e}"))?,
+        )),
+        None => None,
+    };
+    spawn_watch_thread(
+        Arc::clone(&reloader),
+        Arc::clone(&lifecycle),
+        tls_server.clone(),
+    )
+    .map_err(|e| e.to_string())?;
 
     let count = shards_flag
         .or(cfg.server.shards)
@@ -174,13 +186,19 @@ fn serve(config: Option<PathBuf>, shards_flag: Option<usize>) -> Result<(), Stri
         fd_connection_cap,
         failpoints,
         metrics: metrics.clone(),
+        tls_server: tls_server.clone(),
     };
     let shards = shard::start(count, &cfg.server.listen, DriverChoice::from_env(), shared)
         .map_err(|e| e.to_string())?;
     let driver = shards.driver.as_str();
     tracing::info!(shards = count, driver, addr = %shards.local_addr, "serving");
+    let scheme = if tls_server.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     println!(
-        "infergate listening on http://{} ({count} shard(s), {driver} driver)",
+        "infergate listening on {scheme}://{} ({count} shard(s), {driver} driver)",
         shards.local_addr
     );
     if let Some(admin) = &cfg.admin {

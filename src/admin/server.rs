@@ -107,6 +107,7 @@ pub fn start_admin_server(
 async fn serve(mut conn: ServerConn, info: AdminInfo, access: AdminAccess) {
     let limits = ServerLimits::from_config(&ServerConfig {
         max_body_bytes: 64 * 1024,
+        http2: false,
         ..ServerConfig::default()
     });
     // Admin bodies are tiny; they get a budget of their own, apart from the data plane's.

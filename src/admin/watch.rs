@@ -8,6 +8,7 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use super::reload::ConfigReloader;
+use crate::http::tls::TlsTerminator;
 use crate::proxy::Lifecycle;
 
 /// Starts the signal thread. SIGTERM or SIGINT begins the drain; a second one exits at once.
@@ -53,10 +54,12 @@ pub fn spawn_signal_thread(
     Ok(())
 }
 
-/// Starts the watcher: the config file's mtime every 500 ms, provider DNS every 30 s.
+/// Starts the watcher: the config file's mtime every 500 ms (and the TLS certificate's and
+/// key's, when the listener terminates TLS), provider DNS every 30 s.
 pub fn spawn_watch_thread(
     reloader: Arc<ConfigReloader>,
     lifecycle: Arc<Lifecycle>,
+    tls: Option<Arc<TlsTerminator>>,
 ) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("infergate-watch".into())
@@ -65,6 +68,9 @@ pub fn spawn_watch_thread(
             while !lifecycle.is_draining() {
                 std::thread::sleep(Duration::from_millis(500));
                 reloader.reload_if_changed();
+                if let Some(tls) = &tls {
+                    reload_certificate(tls, &reloader);
+                }
                 if last_dns.elapsed() >= Duration::from_secs(30) {
                     last_dns = Instant::now();
                     reloader.upstreams().refresh_dns();
@@ -72,4 +78,17 @@ pub fn spawn_watch_thread(
             }
         })?;
     Ok(())
+}
+
+/// Loads the listener's certificate again when its files (or their paths in the config)
+/// changed; a broken file keeps the current certificate and is logged.
+fn reload_certificate(tls: &TlsTerminator, reloader: &ConfigReloader) {
+    let Some(files) = reloader.table().load().server.tls.clone() else {
+        return;
+    };
+    match tls.reload_if_changed(&files) {
+        Ok(true) => tracing::info!(cert = %files.cert.display(), "TLS certificate reloaded"),
+        Ok(false) => {}
+        Err(e) => tracing::warn!(error = %e, "TLS certificate not reloaded; the current one stays"),
+    }
 }

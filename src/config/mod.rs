@@ -210,6 +210,24 @@ pub struct ServerConfig {
     /// Bytes of request bodies all shards may hold at once (read at start only); a body
     /// that does not fit is answered 503 with `retry-after`.
     pub max_inflight_body_bytes: usize,
+    /// TLS termination: certificate chain and private key (PEM files). Absent: plain HTTP.
+    /// The files are read again when they change; turning TLS on or off needs a restart.
+    pub tls: Option<ServerTlsConfig>,
+    /// HTTP/2 from clients: with prior knowledge on plain connections (`curl
+    /// --http2-prior-knowledge`) and through ALPN `h2` on TLS ones.
+    pub http2: bool,
+    /// Most streams one HTTP/2 connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS).
+    pub http2_max_streams: u32,
+}
+
+/// The certificate and key a TLS listener presents.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ServerTlsConfig {
+    /// PEM file with the certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// PEM file with the private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
 }
 
 impl Default for ServerConfig {
@@ -226,6 +244,9 @@ impl Default for ServerConfig {
             first_request_timeout_ms: 5_000,
             max_connections_per_shard: 16_384,
             max_inflight_body_bytes: 256 * 1024 * 1024,
+            tls: None,
+            http2: true,
+            http2_max_streams: 128,
         }
     }
 }

@@ -24,6 +24,10 @@ pub enum HttpError {
     /// The process-wide budget for request bodies in memory is spent: try again shortly.
     #[error("too many request bodies in flight; retry shortly")]
     Busy,
+    /// A plain connection opened with the HTTP/2 preface (prior knowledge): it is handed
+    /// to the HTTP/2 server.
+    #[error("the client speaks HTTP/2")]
+    Http2Preface,
     /// The socket failed.
     #[error("io error: {0}")]
     Io(#[from] std::io::Error),
@@ -33,7 +37,7 @@ impl HttpError {
     /// The status to answer with before closing, or None when nothing should be written.
     pub fn status(&self) -> Option<u16> {
         match self {
-            HttpError::Closed | HttpError::Io(_) => None,
+            HttpError::Closed | HttpError::Io(_) | HttpError::Http2Preface => None,
             HttpError::HeadTooLarge | HttpError::TooManyHeaders => Some(431),
             HttpError::BodyTooLarge => Some(413),
             HttpError::Malformed(_) => Some(400),

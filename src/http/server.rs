@@ -10,7 +10,10 @@ use monoio::net::TcpStream;
 
 use super::budget::BodyPermit;
 use super::chunked::{ChunkedDecoder, ChunkedError};
+use super::client_io::{ClientIo, ClientWatch};
 use super::error::HttpError;
+use super::h2::H2Responder;
+use super::h2::PREFACE;
 use super::head::{BodyLength, HeadSpans, RequestHead};
 
 /// The limits a connection enforces (from `[server]`; read from the current table per request).
@@ -28,6 +31,8 @@ pub struct ServerLimits {
     pub keepalive_timeout: Duration,
     /// Time a new connection may wait before its first request starts.
     pub first_request_timeout: Duration,
+    /// Whether a plain connection may switch to HTTP/2 with prior knowledge.
+    pub http2: bool,
 }
 
 impl ServerLimits {
@@ -40,6 +45,7 @@ impl ServerLimits {
             header_timeout: Duration::from_millis(s.header_timeout_ms),
             keepalive_timeout: Duration::from_millis(s.keepalive_timeout_ms),
             first_request_timeout: Duration::from_millis(s.first_request_timeout_ms),
+            http2: s.http2,
         }
     }
 }
@@ -48,7 +54,9 @@ const READ_CHUNK: usize = 16 * 1024;
 
 /// One accepted client connection.
 pub struct ServerConn {
-    io: TcpStream,
+    io: ClientIo,
+    /// An HTTP/2 stream's request body, not read yet, and the length it declared.
+    h2_body: Option<(h2::RecvStream, Option<u64>)>,
     buf: BytesMut,
     /// Whether the current request's response may have started (the socket was handed out
     /// for writing): a request that fails after this can't be answered with a fresh status.
@@ -70,8 +78,14 @@ impl ServerConn {
     /// Wraps an accepted socket (TCP_NODELAY is set here).
     pub fn new(io: TcpStream) -> Self {
         let _ = io.set_nodelay(true);
+        Self::with_io(ClientIo::Plain(io))
+    }
+
+    /// Serves HTTP/1.1 over `io` (plain or TLS).
+    pub fn with_io(io: ClientIo) -> Self {
         Self {
             io,
+            h2_body: None,
             buf: BytesMut::with_capacity(READ_CHUNK),
             response_started: false,
             large_body: false,
@@ -79,15 +93,34 @@ impl ServerConn {
         }
     }
 
-    /// The socket, for writing responses (from here on the response counts as started).
-    pub fn io(&mut self) -> &mut TcpStream {
+    /// One HTTP/2 stream: its head was read by the connection, its body is `body` (of the
+    /// `declared` length, if the client said), and its response goes to `respond`.
+    pub fn for_h2(respond: H2Responder, body: h2::RecvStream, declared: Option<u64>) -> Self {
+        Self {
+            io: ClientIo::H2(Box::new(respond)),
+            h2_body: Some((body, declared)),
+            buf: BytesMut::new(),
+            response_started: false,
+            large_body: false,
+            body_unread: false,
+        }
+    }
+
+    /// The connection's transport and the bytes read past the last request: what an
+    /// HTTP/2 server takes over after a prior-knowledge preface.
+    pub fn into_parts(self) -> (ClientIo, BytesMut) {
+        (self.io, self.buf)
+    }
+
+    /// The client side, for writing responses (from here on the response counts as started).
+    pub fn io(&mut self) -> &mut ClientIo {
         self.response_started = true;
         &mut self.io
     }
 
-    /// The socket, to watch for the client going away while an answer is prepared.
-    pub fn stream(&self) -> &TcpStream {
-        &self.io
+    /// What to watch for the client going away while an answer is prepared.
+    pub fn watch(&self) -> ClientWatch<'_> {
+        self.io.watch()
     }
 
     /// Closes after a request that was refused before its body was read, the way RFC 9112
@@ -95,7 +128,7 @@ impl ServerConn {
     /// bound and a second) before closing. Closing at once with unread bytes makes the kernel
     /// reset the connection, and the client may lose the error response it was sent.
     pub async fn linger_if_body_unread(&mut self) {
-        if !std::mem::take(&mut self.body_unread) {
+        if !std::mem::take(&mut self.body_unread) || self.io.is_h2() {
             return;
         }
         const LINGER: Duration = Duration::from_secs(1);
@@ -164,6 +197,20 @@ impl ServerConn {
             limits.keepalive_timeout
         };
         loop {
+            if first && limits.http2 {
+                let n = self.buf.len().min(PREFACE.len());
+                if n > 0 && self.buf.get(..n) == PREFACE.get(..n) {
+                    if n == PREFACE.len() {
+                        return Err(HttpError::Http2Preface);
+                    }
+                    // Part of the preface: wait for the rest before parsing anything.
+                    let wait = limits.header_timeout;
+                    if self.read_more(wait).await? == 0 {
+                        return Err(HttpError::Closed);
+                    }
+                    continue;
+                }
+            }
             if !self.buf.is_empty() {
                 if let Some(head) = self.try_parse_head(limits)? {
                     return Ok(head);
@@ -201,27 +248,9 @@ impl ServerConn {
     }
 
     fn try_parse_head(&mut self, limits: &ServerLimits) -> Result<Option<RequestHead>, HttpError> {
-        let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS_CAP];
-        let max = limits.max_headers.min(MAX_HEADERS_CAP);
-        // `max` is capped at the array's length; were it not, no header would fit (refused).
-        let mut req = httparse::Request::new(storage.get_mut(..max).unwrap_or_default());
-        let (n, spans) = match req.parse(&self.buf) {
-            Ok(httparse::Status::Complete(n)) if n > limits.max_header_bytes => {
-                return Err(HttpError::HeadTooLarge)
-            }
-            Ok(httparse::Status::Complete(n)) => (n, HeadSpans::capture(&self.buf, &req)),
-            Ok(httparse::Status::Partial) => return Ok(None),
-            Err(httparse::Error::TooManyHeaders) => return Err(HttpError::TooManyHeaders),
-            Err(_) => return Err(HttpError::Malformed("invalid request head")),
+        let Some(head) = parse_head(&mut self.buf, limits)? else {
+            return Ok(None);
         };
-        if has_bare_line_ending(self.buf.get(..n).unwrap_or_default()) {
-            return Err(HttpError::Malformed(
-                "request head lines must end in CRLF (bare LF or CR)",
-            ));
-        }
-        // The spans are relative to the buffer start, which is where the frozen head starts.
-        let raw = self.buf.split_to(n).freeze();
-        let head = RequestHead::from_spans(raw, spans);
         self.body_unread = head.headers.get("transfer-encoding").is_some()
             || head
                 .headers
@@ -239,6 +268,10 @@ impl ServerConn {
         limits: &ServerLimits,
         permit: &mut BodyPermit,
     ) -> Result<Bytes, HttpError> {
+        if let Some((mut body, declared)) = self.h2_body.take() {
+            let timeout = limits.header_timeout.max(Duration::from_secs(30));
+            return super::h2::read_body(&mut body, declared, limits, permit, timeout).await;
+        }
         let framing = head.body_framing().map_err(HttpError::Malformed)?;
         let length = match framing {
             BodyLength::Empty => {
@@ -347,6 +380,35 @@ impl ServerConn {
     pub async fn write_response(&mut self, head: Vec<u8>, body: Bytes) -> std::io::Result<Vec<u8>> {
         write_head_and_body(&mut self.io, head, body).await
     }
+}
+
+/// Parses a complete head at the start of `buf` under `limits` and splits it off; `None`
+/// while it is incomplete. Shared by HTTP/1.1 and the heads HTTP/2 requests are rendered as.
+pub(crate) fn parse_head(
+    buf: &mut BytesMut,
+    limits: &ServerLimits,
+) -> Result<Option<RequestHead>, HttpError> {
+    let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS_CAP];
+    let max = limits.max_headers.min(MAX_HEADERS_CAP);
+    // `max` is capped at the array's length; were it not, no header would fit (refused).
+    let mut req = httparse::Request::new(storage.get_mut(..max).unwrap_or_default());
+    let (n, spans) = match req.parse(buf) {
+        Ok(httparse::Status::Complete(n)) if n > limits.max_header_bytes => {
+            return Err(HttpError::HeadTooLarge)
+        }
+        Ok(httparse::Status::Complete(n)) => (n, HeadSpans::capture(buf, &req)),
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => return Err(HttpError::TooManyHeaders),
+        Err(_) => return Err(HttpError::Malformed("invalid request head")),
+    };
+    if has_bare_line_ending(buf.get(..n).unwrap_or_default()) {
+        return Err(HttpError::Malformed(
+            "request head lines must end in CRLF (bare LF or CR)",
+        ));
+    }
+    // The spans are relative to the buffer start, which is where the frozen head starts.
+    let raw = buf.split_to(n).freeze();
+    Ok(Some(RequestHead::from_spans(raw, spans)))
 }
 
 /// Splits the first `n` bytes off `buf` as a frozen body. A large body takes the buffer's

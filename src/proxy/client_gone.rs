@@ -6,16 +6,50 @@
 //! closes its connection and cancels the provider's work.
 
 use std::future::Future;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
 
 use monoio::net::TcpStream;
 
+use crate::http::ClientWatch;
+
 /// Runs `work` unless the client closes first (then `None`, and `work` is dropped).
-pub async fn unless_client_leaves<F: Future>(client: &TcpStream, work: F) -> Option<F::Output> {
-    monoio::select! {
-        out = work => Some(out),
-        () = client_closed(client) => None,
+pub async fn unless_client_leaves<F: Future>(
+    client: ClientWatch<'_>,
+    work: F,
+) -> Option<F::Output> {
+    match client {
+        ClientWatch::Socket(client) => monoio::select! {
+            out = work => Some(out),
+            () = client_closed(client) => None,
+        },
+        ClientWatch::TlsSocket(fd) => monoio::select! {
+            out = work => Some(out),
+            () = peer_hung_up(fd) => None,
+        },
+        ClientWatch::H2(stream) => monoio::select! {
+            out = work => Some(out),
+            () = stream.reset() => None,
+        },
+    }
+}
+
+/// Resolves when the peer of a TLS connection has shut its side down. Its bytes are TLS
+/// records (a close_notify alert comes before the FIN), so a peek can't tell; the socket's
+/// RDHUP state can. Checked a few times a second: this only runs while an answer is awaited.
+async fn peer_hung_up(fd: RawFd) {
+    loop {
+        monoio::time::sleep(Duration::from_millis(200)).await;
+        let mut poll = libc::pollfd {
+            fd,
+            events: libc::POLLRDHUP,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, a zero timeout: poll only reports the socket's state.
+        let n = unsafe { libc::poll(&mut poll, 1, 0) };
+        if n > 0 && poll.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0 {
+            return;
+        }
     }
 }
 

@@ -86,6 +86,8 @@ pub struct ShardCtx {
     pub metrics: ShardMetrics,
     /// Shutdown flag shared by all shards.
     pub lifecycle: Arc<Lifecycle>,
+    /// TLS termination for client connections (absent: plain HTTP).
+    pub tls_server: Option<Arc<crate::http::tls::TlsTerminator>>,
     /// Response caches and the embedder (shared by all shards).
     pub caches: Option<Arc<Caches>>,
     /// The process-wide budget for request bodies in memory.
@@ -115,6 +117,8 @@ pub struct ShardLimits {
     pub tracer: crate::observe::trace::Tracer,
     /// The shard's metrics handle (disabled when metrics are off).
     pub metrics: ShardMetrics,
+    /// TLS termination for client connections (absent: plain HTTP).
+    pub tls_server: Option<Arc<crate::http::tls::TlsTerminator>>,
 }
 
 /// One open client connection, counted against the shard's limit until dropped.
@@ -154,6 +158,7 @@ impl ShardCtx {
             tracer: limits.tracer,
             metrics: limits.metrics,
             lifecycle,
+            tls_server: limits.tls_server,
             caches,
             bodies: limits.bodies,
             failpoints: limits.failpoints,

@@ -12,6 +12,7 @@ mod contain;
 mod context;
 mod finish;
 mod headers;
+mod http2;
 mod outcome;
 mod phases;
 mod relay;
@@ -31,55 +32,88 @@ use crate::http::{HttpError, RequestHead, ServerConn, ServerLimits};
 use crate::route::RouteTable;
 use session::{RequestId, Session};
 
-/// Serves one client connection until it closes, errs, or the shard drains. `slot` counts
-/// the connection against the shard's limit until it ends.
+/// Serves one client connection until it closes, errs, or the shard drains: TLS first when
+/// the listener terminates it, then HTTP/2 (ALPN `h2`, or the prior-knowledge preface) or
+/// HTTP/1.1. `slot` counts the connection against the shard's limit until it ends.
 pub async fn serve_connection(ctx: Rc<ShardCtx>, stream: TcpStream, slot: ConnectionSlot) {
     let _slot = slot;
-    let mut conn = ServerConn::new(stream);
-    serve_requests(&ctx, &mut conn).await;
+    let _ = stream.set_nodelay(true);
+    let conn = match ctx.tls_server.clone() {
+        Some(tls) => match http2::handshake_tls(&ctx, stream, &tls).await {
+            Some(http2::Accepted::H2(tls)) => return http2::serve(ctx, tls).await,
+            Some(http2::Accepted::Http1(io)) => ServerConn::with_io(io),
+            None => return,
+        },
+        None => ServerConn::new(stream),
+    };
+    let mut conn = conn;
+    if serve_requests(&ctx, &mut conn).await == Handoff::Http2 {
+        return http2::serve_prior_knowledge(ctx, conn).await;
+    }
     conn.linger_if_body_unread().await;
 }
 
+/// What a connection's HTTP/1.1 loop ended with.
+#[derive(Debug, PartialEq, Eq)]
+enum Handoff {
+    /// The connection is done.
+    Closed,
+    /// The client opened with the HTTP/2 preface: the HTTP/2 server takes the connection.
+    Http2,
+}
+
 /// Serves the connection's requests one after another until one ends it.
-async fn serve_requests(ctx: &Rc<ShardCtx>, conn: &mut ServerConn) {
+async fn serve_requests(ctx: &Rc<ShardCtx>, conn: &mut ServerConn) -> Handoff {
     let mut first = true;
     loop {
         let limits = ServerLimits::from_config(&ctx.table.load().server);
         let head = match conn.read_head(&limits, first).await {
             Ok(h) => h,
-            Err(HttpError::Closed) | Err(HttpError::Io(_)) => return,
+            Err(HttpError::Http2Preface) => return Handoff::Http2,
+            Err(HttpError::Closed) | Err(HttpError::Io(_)) => return Handoff::Closed,
             Err(e) => {
                 tracing::debug!(error = %e, shard = ctx.shard_id, "bad request head");
                 finish::refuse_head(ctx, conn, &e).await;
-                return;
+                return Handoff::Closed;
             }
         };
         first = false;
-        let _inflight = ctx.enter();
-        // The request runs on the table current when its head arrived (a swap while the
-        // connection sat idle must not leave it on the old one).
-        let table = ctx.table.load_full();
-        // Known outside the request's future, so a panic inside it is recorded as this request.
-        let id = RequestId::new(&head);
-        let request = handle_request(ctx, &table, conn, head, &limits, id.clone());
-        let keep = match contain::catch_panic(request).await {
-            Ok(keep) => keep,
-            Err(panic) => {
-                tracing::error!(
-                    shard = ctx.shard_id,
-                    request_id = %id.id,
-                    panic = contain::panic_message(&panic),
-                    "a request panicked; its connection is closed, the shard serves on"
-                );
-                finish::answer_panic(ctx, conn, id).await;
-                return;
-            }
-        };
+        let keep = serve_one(ctx, conn, head, &limits).await;
         if conn.end_request() {
             crate::shard::release_freed_memory();
         }
         if !keep || ctx.lifecycle.is_draining() {
-            return;
+            return Handoff::Closed;
+        }
+    }
+}
+
+/// Serves one request whose head was read (an HTTP/1.1 request, or an HTTP/2 stream) and
+/// contains a panic in it. Returns whether the connection may serve another request.
+async fn serve_one(
+    ctx: &ShardCtx,
+    conn: &mut ServerConn,
+    head: RequestHead,
+    limits: &ServerLimits,
+) -> bool {
+    let _inflight = ctx.enter();
+    // The request runs on the table current when its head arrived (a swap while the
+    // connection sat idle must not leave it on the old one).
+    let table = ctx.table.load_full();
+    // Known outside the request's future, so a panic inside it is recorded as this request.
+    let id = RequestId::new(&head);
+    let request = handle_request(ctx, &table, conn, head, limits, id.clone());
+    match contain::catch_panic(request).await {
+        Ok(keep) => keep,
+        Err(panic) => {
+            tracing::error!(
+                shard = ctx.shard_id,
+                request_id = %id.id,
+                panic = contain::panic_message(&panic),
+                "a request panicked; its connection is closed, the shard serves on"
+            );
+            finish::answer_panic(ctx, conn, id).await;
+            false
         }
     }
 }

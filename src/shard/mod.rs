@@ -190,6 +190,8 @@ pub struct ShardShared {
     pub failpoints: bool,
     /// Metrics (absent when off).
     pub metrics: Option<Arc<crate::observe::metrics::Metrics>>,
+    /// TLS termination for client connections (absent: plain HTTP).
+    pub tls_server: Option<Arc<crate::http::tls::TlsTerminator>>,
 }
 
 /// Starts `count` shards listening on `listen`.
@@ -326,6 +328,7 @@ fn run_shard(
                 upstreams: Arc::clone(&shared.upstreams),
                 governor: Arc::clone(&shared.governor),
                 tracer: shared.tracer,
+                tls_server: shared.tls_server.clone(),
                 metrics: shared
                     .metrics
                     .as_ref()

@@ -136,7 +136,7 @@ pub async fn run(
     };
     ctx.health.begin(&provider.name, &target.model, started);
     let call = unless_killed(signal, upstream.call(&call));
-    let result = unless_client_leaves(s.conn.stream(), call).await;
+    let result = unless_client_leaves(s.conn.watch(), call).await;
     health.end(result.as_ref());
     let Some(result) = result else {
         let closed = Some("client_closed".to_string());

@@ -184,7 +184,7 @@ async fn whole(
     let status = head.status;
     let deadline = s.started + provider.total_timeout;
     let read = read_full_body(&mut conn, head.body, MAX_UPSTREAM_BODY, deadline);
-    let Some(read) = unless_client_leaves(s.conn.stream(), read).await else {
+    let Some(read) = unless_client_leaves(s.conn.watch(), read).await else {
         let closed = Some("client_closed".to_string());
         s.record
             .attempts

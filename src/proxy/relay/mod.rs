@@ -18,8 +18,6 @@ mod upstream;
 
 use std::time::{Duration, Instant};
 
-use monoio::net::TcpStream;
-
 use crate::translate::StreamTranslator;
 use crate::upstream::{BodyKind, UpstreamConn};
 use crate::wire::{FinishReason, Usage, WireApi};
@@ -102,7 +100,7 @@ pub struct RelayPlan<'a> {
 
 /// Relays the stream. `head` is the client response head (chunked framing).
 pub async fn relay_stream(
-    client: &mut TcpStream,
+    client: &mut crate::http::ClientIo,
     head: Vec<u8>,
     upstream: &mut UpstreamConn,
     body: BodyKind,

@@ -10,6 +10,13 @@ if ! python3 -c 'import openai, anthropic' 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check openai anthropic
 fi
 
+# HTTP/2 in Python: httpx(2)'s http2 support (the openai SDK over HTTP/2 in
+# tests/client_http2_tls.rs) and the frame-level client of tests/python/h2_conformance.py.
+if ! python3 -c 'import h2, hpack, hyperframe' 2>/dev/null; then
+  echo "test-deps: installing h2 (HTTP/2 for httpx and the HTTP/2 conformance run)"
+  python3 -m pip install --quiet --disable-pip-version-check h2
+fi
+
 # The official OTLP protobuf types: tests/python/otlp_receiver.py decodes the gateway's traces.
 if ! python3 -c 'import opentelemetry.proto.collector.trace.v1.trace_service_pb2' 2>/dev/null; then
   echo "test-deps: installing opentelemetry-proto (the OTLP receiver of tests/tracing.rs)"

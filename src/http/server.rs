@@ -128,6 +128,12 @@ impl ServerConn {
     /// bound and a second) before closing. Closing at once with unread bytes makes the kernel
     /// reset the connection, and the client may lose the error response it was sent.
     pub async fn linger_if_body_unread(&mut self) {
+        if let Some((mut body, _)) = self.h2_body.take() {
+            // HTTP/2 allows a reset (NO_ERROR) here, but some clients (curl 7.88) then
+            // report an error instead of the answer they got: read the rest, within bounds.
+            super::h2::drain_body(&mut body).await;
+            return;
+        }
         if !std::mem::take(&mut self.body_unread) || self.io.is_h2() {
             return;
         }
@@ -270,7 +276,12 @@ impl ServerConn {
     ) -> Result<Bytes, HttpError> {
         if let Some((mut body, declared)) = self.h2_body.take() {
             let timeout = limits.header_timeout.max(Duration::from_secs(30));
-            return super::h2::read_body(&mut body, declared, limits, permit, timeout).await;
+            let read = super::h2::read_body(&mut body, declared, limits, permit, timeout).await;
+            if read.is_err() {
+                // What the client still sends is drained after the answer (see linger).
+                self.h2_body = Some((body, None));
+            }
+            return read;
         }
         let framing = head.body_framing().map_err(HttpError::Malformed)?;
         let length = match framing {

@@ -161,6 +161,7 @@ async fn serve_stream(
             finish::refuse_head(&ctx, &mut conn, &e).await;
         }
     }
+    conn.linger_if_body_unread().await;
 }
 
 /// Resolves when the connection should close: the shard drains, or no stream has been open

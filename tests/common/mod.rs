@@ -107,7 +107,7 @@ fn wait_line(rx: &mpsc::Receiver<String>, prefix: &str, what: &str) -> String {
 
 /// Extracts `host:port` from `... http://HOST:PORT ...`.
 fn addr_in(line: &str) -> String {
-    let rest = line.split("http://").nth(1).unwrap();
+    let rest = line.split("://").nth(1).unwrap();
     rest.split_whitespace().next().unwrap().to_string()
 }
 
@@ -784,4 +784,119 @@ pub fn run_python_check(g: &Gateway, script: &str, env: &[(&str, &str)]) -> Stri
         g.stderr()
     );
     text
+}
+
+/// A private CA and a server certificate it signed for `localhost` and 127.0.0.1, as PEM
+/// files made with openssl, for tests of TLS on either side of the gateway.
+pub struct TestCerts {
+    /// The CA certificate (what clients trust).
+    pub ca: PathBuf,
+    /// The server certificate.
+    pub cert: PathBuf,
+    /// The server key.
+    pub key: PathBuf,
+    dir: PathBuf,
+}
+
+impl TestCerts {
+    /// Makes a CA and a first server certificate in `dir`.
+    pub fn new(dir: &Path) -> TestCerts {
+        openssl_in(
+            dir,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=infergate test CA",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
+            ],
+        );
+        let mut certs = TestCerts {
+            ca: dir.join("ca.pem"),
+            cert: PathBuf::new(),
+            key: PathBuf::new(),
+            dir: dir.to_path_buf(),
+        };
+        let (cert, key) = certs.issue("server");
+        certs.cert = cert;
+        certs.key = key;
+        certs
+    }
+
+    /// Issues another server certificate (`NAME.pem`, `NAME.key`) from the same CA.
+    pub fn issue(&self, name: &str) -> (PathBuf, PathBuf) {
+        let d = &self.dir;
+        let (key, csr, pem) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.pem"),
+        );
+        openssl_in(
+            d,
+            &[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-subj",
+                "/CN=localhost",
+                "-keyout",
+                &key,
+                "-out",
+                &csr,
+            ],
+        );
+        std::fs::write(
+            d.join("ext.cnf"),
+            "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+        )
+        .unwrap();
+        openssl_in(
+            d,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-out",
+                &pem,
+                "-extfile",
+                "ext.cnf",
+            ],
+        );
+        (d.join(pem), d.join(key))
+    }
+}
+
+/// Runs openssl in `dir`; fails the test with its stderr when it fails.
+fn openssl_in(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -7,7 +7,7 @@ mod request;
 mod respond;
 mod rewind;
 
-pub use request::{read_body, request_head};
+pub use request::{drain_body, read_body, request_head};
 pub use respond::H2Responder;
 pub use rewind::Rewind;
 

@@ -108,6 +108,30 @@ pub async fn read_body(
     })
 }
 
+/// Reads and drops what is left of a request body the answer didn't need: up to 8 MiB, for
+/// at most a second; then the stream is dropped (and reset with NO_ERROR if still open).
+pub async fn drain_body(body: &mut RecvStream) {
+    const LINGER: Duration = Duration::from_secs(1);
+    const LINGER_BYTES: usize = 8 * 1024 * 1024;
+    if body.is_end_stream() {
+        return;
+    }
+    let deadline = Instant::now() + LINGER;
+    let mut drained = 0usize;
+    while drained < LINGER_BYTES {
+        let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+            return;
+        };
+        match monoio::time::timeout(left, body.data()).await {
+            Ok(Some(Ok(chunk))) => {
+                drained += chunk.len();
+                let _ = body.flow_control().release_capacity(chunk.len());
+            }
+            _ => return,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

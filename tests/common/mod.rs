@@ -105,9 +105,9 @@ fn wait_line(rx: &mpsc::Receiver<String>, prefix: &str, what: &str) -> String {
     }
 }
 
-/// Extracts `host:port` from `... http://HOST:PORT ...`.
+/// Extracts `host:port` from `... http://HOST:PORT ...` (or `https://`).
 fn addr_in(line: &str) -> String {
-    let rest = line.split("http://").nth(1).unwrap();
+    let rest = line.split("://").nth(1).unwrap();
     rest.split_whitespace().next().unwrap().to_string()
 }
 
@@ -168,6 +168,101 @@ impl Mock {
             ),
         );
         serde_json::from_str(resp.body_str()).unwrap()
+    }
+}
+
+/// A private CA and a server certificate it signed for `localhost` and 127.0.0.1 (PEM
+/// files made with the `openssl` CLI), for TLS providers in tests.
+pub struct TestCerts {
+    /// The CA certificate (what `tls_ca_file` names).
+    pub ca: PathBuf,
+    /// The server's certificate.
+    pub cert: PathBuf,
+    /// The server's private key.
+    pub key: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Makes a fresh [`TestCerts`] in a temporary directory.
+pub fn test_certificates() -> TestCerts {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    openssl(
+        d,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=infergate test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ],
+    );
+    openssl(
+        d,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ],
+    );
+    std::fs::write(d.join("ext.cnf"), "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n").unwrap();
+    openssl(
+        d,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-out",
+            "server.pem",
+            "-extfile",
+            "ext.cnf",
+        ],
+    );
+    TestCerts {
+        ca: d.join("ca.pem"),
+        cert: d.join("server.pem"),
+        key: d.join("server.key"),
+        _dir: dir,
     }
 }
 

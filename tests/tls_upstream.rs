@@ -140,4 +140,6 @@ fn an_http2_provider_without_h2_in_alpn_is_spoken_to_in_http1() {
             r.body_str()
         );
     }
+    let log = g.stderr();
+    assert_eq!(log.matches("chose HTTP/1.1 in ALPN").count(), 1, "{log}");
 }

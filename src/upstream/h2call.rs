@@ -20,8 +20,9 @@
 //!   connection is not reusable: nothing pools an HTTP/2 exchange.
 //!
 //! Timeouts: the connect timeout bounds opening a connection (or waiting for the one being
-//! opened), the first-byte timeout bounds waiting for a stream and the response head, and
-//! the idle and total timeouts bound the body reads where the HTTP/1.1 body's are.
+//! opened), the first-byte timeout bounds waiting for a stream and the response head (and,
+//! when it fires, retires the connection for later calls), and the idle and total timeouts
+//! bound the body reads where the HTTP/1.1 body's are.
 
 use std::rc::Rc;
 
@@ -87,7 +88,15 @@ pub(super) async fn call(
                 }
                 return Err(UpstreamError::ClosedBeforeResponse);
             }
-            Err(Failed::Stream(e)) => return Err(e),
+            Err(Failed::Stream(e)) => {
+                if matches!(e, UpstreamError::FirstByteTimeout) {
+                    // A connection gone silent (no FIN, no RST) would stall every later
+                    // call as well: later calls get a new one, as a timed-out HTTP/1.1
+                    // connection is dropped; streams already on this one go on.
+                    conn.state.close();
+                }
+                return Err(e);
+            }
         }
     }
 }

@@ -426,3 +426,143 @@ fn copy_error(e: &UpstreamError) -> UpstreamError {
         _ => UpstreamError::ClosedBeforeResponse,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ProviderConfig;
+    use std::future::Future;
+
+    fn provider(url: &str) -> Provider {
+        let cfg = ProviderConfig {
+            http2: true,
+            connect_timeout_ms: 2000,
+            ..ProviderConfig::openai_for_tests(url)
+        };
+        Provider::compile("p", &cfg).unwrap()
+    }
+
+    fn block_on<F: Future>(f: F) -> F::Output {
+        monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .enable_timer()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    /// A listener that accepts and holds connections (an h2c client's handshake only
+    /// writes), counting them.
+    fn listener() -> (std::net::SocketAddr, Rc<Cell<usize>>) {
+        let listener = monoio::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Rc::new(Cell::new(0));
+        let count = Rc::clone(&accepted);
+        monoio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((s, _)) = listener.accept().await {
+                count.set(count.get() + 1);
+                held.push(s);
+            }
+        });
+        (addr, accepted)
+    }
+
+    fn fresh(c: Result<Checkout, UpstreamError>) -> bool {
+        match c.unwrap() {
+            Checkout::Conn { reused, .. } => !reused,
+            Checkout::Http1 => panic!("h2c never falls back"),
+        }
+    }
+
+    #[test]
+    fn concurrent_calls_share_one_connect_and_a_closed_connection_is_replaced() {
+        block_on(async {
+            let (addr, accepted) = listener();
+            let p = provider(&format!("http://{addr}/v1"));
+            let link = UpstreamLink::build(&p).unwrap();
+            let pool = H2Pool::default();
+            let (a, b, c) = futures_util::future::join3(
+                pool.checkout(&p, &link),
+                pool.checkout(&p, &link),
+                pool.checkout(&p, &link),
+            )
+            .await;
+            assert_eq!([a, b, c].into_iter().map(fresh).filter(|f| *f).count(), 1);
+            monoio::time::sleep(Duration::from_millis(20)).await;
+            assert_eq!(accepted.get(), 1);
+            assert_eq!(pool.open_count(&p.pool_key), 1);
+            let Ok(Checkout::Conn { conn, reused: true }) = pool.checkout(&p, &link).await else {
+                panic!("the open connection is reused")
+            };
+            conn.state.close();
+            assert!(fresh(pool.checkout(&p, &link).await));
+            monoio::time::sleep(Duration::from_millis(20)).await;
+            assert_eq!(accepted.get(), 2);
+        });
+    }
+
+    #[test]
+    fn the_calls_that_waited_for_a_failed_connect_get_its_failure() {
+        block_on(async {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let p = provider(&format!("http://127.0.0.1:{port}/v1"));
+            let link = UpstreamLink::build(&p).unwrap();
+            let pool = H2Pool::default();
+            let (a, b) =
+                futures_util::future::join(pool.checkout(&p, &link), pool.checkout(&p, &link))
+                    .await;
+            for r in [a, b] {
+                assert!(matches!(r, Err(UpstreamError::Connect(_))));
+            }
+            // A later call tries again rather than inherit the old failure.
+            let key = &p.pool_key;
+            assert!(matches!(pool.step(key, 1, 0, false), Step::Open(_)));
+        });
+    }
+
+    #[test]
+    fn a_cancelled_connect_hands_the_slot_to_a_waiting_call() {
+        let pool = H2Pool::default();
+        let key: Arc<str> = Arc::from("k");
+        let Step::Open(opening) = pool.step(&key, 1, 0, false) else {
+            panic!("an empty slot is opened")
+        };
+        let Step::Wait(waiting) = pool.step(&key, 1, 0, false) else {
+            panic!("a slot being opened is waited for")
+        };
+        drop(OpenGuard {
+            pool: &pool,
+            key: &key,
+            index: 0,
+            opening,
+            settled: false,
+        });
+        assert!(waiting.done.get());
+        assert!(matches!(pool.step(&key, 1, 0, true), Step::Open(_)));
+    }
+
+    #[test]
+    fn an_alpn_answer_of_http1_is_remembered() {
+        let pool = H2Pool::default();
+        let key: Arc<str> = Arc::from("k");
+        let Step::Open(opening) = pool.step(&key, 2, 1, false) else {
+            panic!("an empty slot is opened")
+        };
+        let guard = OpenGuard {
+            pool: &pool,
+            key: &key,
+            index: 1,
+            opening,
+            settled: false,
+        };
+        assert!(matches!(
+            guard.settle(Ok(Opened::Http1)),
+            Ok(Checkout::Http1)
+        ));
+        assert!(matches!(pool.step(&key, 2, 0, false), Step::Http1));
+    }
+}

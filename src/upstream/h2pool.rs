@@ -46,7 +46,7 @@ use crate::route::{Provider, Scheme};
 
 /// How long an `https` provider that answered ALPN with HTTP/1.1 is spoken to in HTTP/1.1
 /// before HTTP/2 is offered again.
-pub const HTTP1_RECHECK: Duration = Duration::from_secs(600);
+const HTTP1_RECHECK: Duration = Duration::from_secs(600);
 
 /// Per-stream receive window: how much of one answer the provider may send ahead of the
 /// relay (the relay releases it as it reads).

@@ -24,7 +24,7 @@ pub use client::{
 pub use conn::{connect, tls_connector, tls_connector_with_ca_file, UpstreamConn, UpstreamIo};
 pub use error::{status_is_retryable, UpstreamError};
 pub use h2call::H2Body;
-pub use h2pool::{H2Pool, HTTP1_RECHECK};
+pub use h2pool::H2Pool;
 pub use http::HttpUpstream;
 pub use pool::ConnPool;
 pub use registry::{ApiKey, Credential, UpstreamLink, UpstreamRegistry};

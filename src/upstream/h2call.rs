@@ -328,6 +328,77 @@ impl Drop for H2Body {
 mod tests {
     use super::*;
     use crate::config::ProviderConfig;
+    use crate::upstream::read_full_body;
+    use monoio::io::IntoPollIo;
+    use std::cell::Cell;
+    use std::time::{Duration, Instant};
+
+    /// An h2c server that answers every stream `hello` and, after its first answer on a
+    /// connection, says GOAWAY (graceful shutdown); counts the connections it accepted.
+    fn goaway_server() -> (std::net::SocketAddr, Rc<Cell<usize>>) {
+        let listener = monoio::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Rc::new(Cell::new(0));
+        let count = Rc::clone(&accepted);
+        monoio::spawn(async move {
+            while let Ok((s, _)) = listener.accept().await {
+                count.set(count.get() + 1);
+                let io = s.into_poll_io().unwrap();
+                monoio::spawn(async move {
+                    let mut conn = h2::server::handshake(io).await.unwrap();
+                    let mut first = true;
+                    while let Some(Ok((_req, mut respond))) = conn.accept().await {
+                        let mut send = respond
+                            .send_response(http::Response::new(()), false)
+                            .unwrap();
+                        send.send_data(Bytes::from_static(b"hello"), true).unwrap();
+                        if std::mem::take(&mut first) {
+                            conn.graceful_shutdown();
+                        }
+                    }
+                });
+            }
+        });
+        (addr, accepted)
+    }
+
+    #[test]
+    fn a_call_reads_its_answer_and_the_next_reconnects_after_goaway() {
+        monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .enable_timer()
+            .build()
+            .unwrap()
+            .block_on(async {
+                let (addr, accepted) = goaway_server();
+                let cfg = ProviderConfig {
+                    http2: true,
+                    connect_timeout_ms: 2000,
+                    first_byte_timeout_ms: 2000,
+                    ..ProviderConfig::openai_for_tests(&format!("http://{addr}/v1"))
+                };
+                let p = Provider::compile("p", &cfg).unwrap();
+                let link = UpstreamLink::build(&p).unwrap();
+                let pool = H2Pool::default();
+                let head = format!("POST /v1/chat/completions HTTP/1.1\r\nhost: {addr}\r\ncontent-length: 2\r\n\r\n");
+                let body = UpstreamBody::whole(Bytes::from_static(b"{}"));
+                for _ in 0..2 {
+                    let mut r = call(&pool, &p, &link, head.as_bytes(), &body)
+                        .await
+                        .unwrap()
+                        .unwrap();
+                    assert_eq!(r.head.status, 200);
+                    assert_eq!(r.head.body, BodyKind::UntilClose);
+                    let deadline = Instant::now() + Duration::from_secs(2);
+                    let got = read_full_body(&mut r.conn, r.head.body, 1024, deadline)
+                        .await
+                        .unwrap();
+                    assert_eq!(&got[..], b"hello");
+                    // The GOAWAY arrives and the connection closes.
+                    monoio::time::sleep(Duration::from_millis(50)).await;
+                }
+                assert_eq!(accepted.get(), 2);
+            });
+    }
 
     fn provider(url: &str) -> Provider {
         Provider::compile("p", &ProviderConfig::openai_for_tests(url)).unwrap()

@@ -67,8 +67,7 @@ fn assert_stream(body: &str) {
 
 both_drivers!(curl_speaks_http2_and_http1_over_tls, |d| {
     let mock = Mock::start(&["--tokens", "6"]);
-    let dir = tempfile::tempdir().unwrap();
-    let certs = TestCerts::new(dir.path());
+    let certs = test_certificates();
     let g = tls_gateway(&mock, d, &certs);
     let url = format!("{}/v1/chat/completions", https_url(&g));
     let ca = certs.ca.to_str().unwrap();
@@ -169,8 +168,7 @@ both_drivers!(curl_http2_prior_knowledge_on_the_plain_port, |d| {
 
 both_drivers!(openai_sdk_on_httpx_http2_over_tls, |d| {
     let mock = Mock::start(&["--tokens", "5"]);
-    let dir = tempfile::tempdir().unwrap();
-    let certs = TestCerts::new(dir.path());
+    let certs = test_certificates();
     let g = tls_gateway(&mock, d, &certs);
     let url = https_url(&g);
     let out = Command::new("python3")
@@ -215,8 +213,7 @@ fn file_serial(pem: &std::path::Path) -> String {
 #[test]
 fn the_certificate_is_reloaded_from_its_files_without_a_restart() {
     let mock = Mock::start(&[]);
-    let dir = tempfile::tempdir().unwrap();
-    let certs = TestCerts::new(dir.path());
+    let certs = test_certificates();
     let g = tls_gateway(&mock, Driver::Uring, &certs);
     let port = g.addr.rsplit(':').next().unwrap().to_string();
     let first = file_serial(&certs.cert);

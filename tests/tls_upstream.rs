@@ -1,5 +1,6 @@
 //! Upstream HTTPS through rustls against a real TLS server (Python's ssl module) with a
-//! certificate from a private CA: trusted through `tls_ca_file`, refused without it.
+//! certificate from a private CA: trusted through `tls_ca_file`, refused without it; a
+//! provider with `http2 = true` whose server offers no `h2` in ALPN is spoken to in HTTP/1.1.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -10,8 +11,7 @@ use std::process::{Command, Stdio};
 struct TlsServer {
     child: std::process::Child,
     port: u16,
-    ca: std::path::PathBuf,
-    _dir: tempfile::TempDir,
+    certs: TestCerts,
 }
 
 impl Drop for TlsServer {
@@ -21,87 +21,15 @@ impl Drop for TlsServer {
     }
 }
 
-fn openssl(dir: &std::path::Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 fn start_tls_server() -> TlsServer {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    openssl(
-        d,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=infergate test CA",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign",
-        ],
-    );
-    openssl(
-        d,
-        &[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            "/CN=localhost",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-        ],
-    );
-    std::fs::write(d.join("ext.cnf"), "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n").unwrap();
-    openssl(
-        d,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-out",
-            "server.pem",
-            "-extfile",
-            "ext.cnf",
-        ],
-    );
+    let certs = test_certificates();
     let mut child = Command::new("python3")
         .arg(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/tests/python/tls_upstream.py"
         ))
-        .arg(d.join("server.pem"))
-        .arg(d.join("server.key"))
+        .arg(&certs.cert)
+        .arg(&certs.key)
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -115,27 +43,26 @@ fn start_tls_server() -> TlsServer {
         .unwrap()
         .parse()
         .unwrap();
-    TlsServer {
-        child,
-        port,
-        ca: d.join("ca.pem"),
-        _dir: dir,
-    }
+    TlsServer { child, port, certs }
 }
 
 fn config(port: u16, ca: Option<&std::path::Path>) -> String {
+    config_with(port, ca, "")
+}
+
+fn config_with(port: u16, ca: Option<&std::path::Path>, extra: &str) -> String {
     let ca_line = ca.map_or(String::new(), |p| {
         format!("tls_ca_file = \"{}\"", p.display())
     });
     format!(
-        "[providers.tls]\nkind = \"openai\"\nbase_url = \"https://localhost:{port}/v1\"\napi_key_env = \"INFERGATE_TEST_TLS_KEY\"\n{ca_line}\n\n[models.m]\ntargets = [{{ provider = \"tls\", model = \"over-tls\" }}]\n"
+        "[providers.tls]\nkind = \"openai\"\nbase_url = \"https://localhost:{port}/v1\"\napi_key_env = \"INFERGATE_TEST_TLS_KEY\"\n{ca_line}\n{extra}\n\n[models.m]\ntargets = [{{ provider = \"tls\", model = \"over-tls\" }}]\n"
     )
 }
 
 both_drivers!(https_provider_with_a_private_ca, |d| {
     let server = start_tls_server();
     let g = Gateway::start_with_env(
-        &config(server.port, Some(&server.ca)),
+        &config(server.port, Some(&server.certs.ca)),
         d,
         &[("INFERGATE_TEST_TLS_KEY", "sk-tls")],
     );
@@ -185,4 +112,34 @@ fn an_untrusted_certificate_is_refused() {
     assert!(r.body_str().contains("TLS"), "{}", r.body_str());
     let recs = g.wait_records(1);
     assert_eq!(recs[0]["attempts"][0]["error"], "tls");
+}
+
+#[test]
+fn an_http2_provider_without_h2_in_alpn_is_spoken_to_in_http1() {
+    let server = start_tls_server();
+    let g = Gateway::start_with(
+        &config_with(server.port, Some(&server.certs.ca), "http2 = true"),
+        Driver::Uring,
+        &[("INFERGATE_TEST_TLS_KEY", "sk-tls")],
+        &[("shards", "1")],
+    );
+    // The first call learns HTTP/1.1 from ALPN; the next ones go straight to it.
+    for stream in [false, true, false] {
+        let r = post_json(
+            &g.addr,
+            "/v1/chat/completions",
+            &format!(
+                r#"{{"model":"m","stream":{stream},"messages":[{{"role":"user","content":"hi"}}]}}"#
+            ),
+            &[],
+        );
+        assert_eq!(r.status, 200, "{}\n{}", r.body_str(), g.stderr());
+        assert!(
+            r.body_str().contains("tls ok, model=over-tls, auth=yes"),
+            "{}",
+            r.body_str()
+        );
+    }
+    let log = g.stderr();
+    assert_eq!(log.matches("chose HTTP/1.1 in ALPN").count(), 1, "{log}");
 }

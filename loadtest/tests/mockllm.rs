@@ -277,3 +277,53 @@ fn sigterm_exits_cleanly() {
     let status = mock.child.wait().unwrap();
     assert!(status.success(), "{status:?}");
 }
+
+#[test]
+fn http2_prior_knowledge_gets_the_same_answers_and_faults() {
+    let mock = Mock::start(&["--tokens", "4"]);
+    let h2 = |body: &str, headers: &[&str]| {
+        let mut args = vec!["--http2-prior-knowledge"];
+        for h in headers {
+            args.extend(["-H", h]);
+        }
+        post_args(&mock, body, &args)
+    };
+    let out = h2(CHAT, &[]);
+    let (head, body) = split_head(&out.stdout);
+    assert!(head.starts_with("http/2 200"), "{head}");
+    assert!(head.contains("content-type: application/json"), "{head}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["usage"]["completion_tokens"], 4);
+
+    let stream = CHAT.replace("\"messages\"", "\"stream\":true,\"messages\"");
+    let (head, body) = split_head(&h2(&stream, &["x-mock-itl-ms: 1"]).stdout);
+    assert!(head.starts_with("http/2 200"), "{head}");
+    assert!(head.contains("text/event-stream") && !head.contains("transfer-encoding"));
+    assert!(body.ends_with("data: [DONE]\n\n"), "{body}");
+
+    // A reset is the stream's (RST_STREAM), after the events already sent mid-stream.
+    let out = h2(CHAT, &["x-mock-fault: reset"]);
+    assert!(!out.status.success() && out.stdout.is_empty(), "{out:?}");
+    let out = h2(&stream, &["x-mock-fault: reset-mid-stream"]);
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("data: ") && !text.contains("[DONE]"),
+        "{text}"
+    );
+
+    let stats = mock.stats();
+    assert_eq!(stats["http2_requests"], 4, "{stats}");
+    assert_eq!(stats["http2_connections"], 4, "{stats}");
+    assert_eq!(stats["connections"], 5, "{stats}");
+    assert_eq!(stats["faults"]["reset"], 1);
+    assert_eq!(stats["faults"]["reset_mid_stream"], 1);
+}
+
+fn post_args(mock: &Mock, body: &str, extra: &[&str]) -> std::process::Output {
+    let url = format!("{}/v1/chat/completions", mock.url);
+    let mut args = vec!["-sS", "-i", "-H", "content-type: application/json"];
+    args.extend_from_slice(extra);
+    args.extend(["--data-binary", body, url.as_str()]);
+    curl(&args)
+}

@@ -385,6 +385,16 @@ pub struct ProviderConfig {
     /// private gateways), in addition to the built-in web PKI roots.
     #[serde(default)]
     pub tls_ca_file: Option<PathBuf>,
+    /// Speak HTTP/2 to the provider: over TLS when the server picks `h2` in ALPN (HTTP/1.1
+    /// otherwise), over `http://` as h2c with prior knowledge. One multiplexed connection
+    /// per shard replaces the keep-alive pool, so fewer sockets carry more calls.
+    #[serde(default)]
+    pub http2: bool,
+    /// HTTP/2 connections per shard to this provider (with `http2`), requests spread over
+    /// them in turn: more than one when the provider's stream limit or one socket's
+    /// throughput is the bottleneck.
+    #[serde(default = "default_h2_connections")]
+    pub h2_connections: usize,
     /// AWS region (`bedrock`): picks the endpoint and signs requests. Defaults to the
     /// `AWS_REGION` or `AWS_DEFAULT_REGION` environment variable.
     #[serde(default)]
@@ -424,6 +434,8 @@ impl ProviderConfig {
             stream_idle_timeout_ms: None,
             max_idle_per_shard: 1,
             tls_ca_file: None,
+            http2: false,
+            h2_connections: 1,
             region: None,
             resource: None,
             api_version: None,
@@ -445,6 +457,9 @@ fn default_total_timeout_ms() -> u64 {
 }
 fn default_max_idle() -> usize {
     64
+}
+fn default_h2_connections() -> usize {
+    1
 }
 
 /// One model alias.

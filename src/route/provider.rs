@@ -69,6 +69,9 @@ pub struct Provider {
     pub credential: CredentialRef,
     /// Extra CA certificates to trust for this provider (PEM).
     pub tls_ca_file: Option<PathBuf>,
+    /// HTTP/2 connections per shard when the provider is spoken to over HTTP/2 (`http2`),
+    /// `None` for HTTP/1.1 only.
+    pub http2: Option<std::num::NonZeroUsize>,
     /// Why the provider can't be used right now (its key variable is unset), if so.
     pub unavailable: Option<String>,
     /// Connect timeout (TCP and TLS).
@@ -105,6 +108,15 @@ impl Provider {
             )));
         }
         let (credential, unavailable) = credential(cfg, &spec);
+        let http2 = match (cfg.http2, std::num::NonZeroUsize::new(cfg.h2_connections)) {
+            (false, _) => None,
+            (true, Some(n)) => Some(n),
+            (true, None) => {
+                return Err(ConfigError::Invalid(format!(
+                    "provider {name}: h2_connections must be at least 1"
+                )))
+            }
+        };
         let pool_key = match &addr {
             Some(a) => format!("{}|{:?}|{}|{}", name, a.scheme, a.authority, a.path_prefix),
             None => format!("{name}|mock"),
@@ -127,6 +139,7 @@ impl Provider {
             addr,
             credential,
             tls_ca_file: cfg.tls_ca_file.clone(),
+            http2,
             unavailable,
             connect_timeout: Duration::from_millis(cfg.connect_timeout_ms),
             first_byte_timeout: Duration::from_millis(cfg.first_byte_timeout_ms),

@@ -122,7 +122,8 @@ pub trait Upstream {
 /// The upstream that serves one provider on this shard: the HTTP client for real providers,
 /// the built-in mock for `kind = "mock"`.
 pub enum ProviderUpstream<'a> {
-    /// A provider over HTTP/1.1 (plain or TLS), through the shard's pool.
+    /// A provider over HTTP/1.1 (plain or TLS) through the shard's pool, or over its shared
+    /// HTTP/2 connection.
     Http(HttpUpstream<'a>),
     /// The built-in mock, answering from memory.
     Mock(MockUpstream),

@@ -39,6 +39,13 @@ pub enum UpstreamError {
     /// The response body is larger than the gateway buffers.
     #[error("response body too large")]
     BodyTooLarge,
+    /// The call's HTTP/2 stream failed before its response (the provider reset it, or
+    /// broke the protocol); the shared connection itself may be fine.
+    #[error("HTTP/2 stream failed: {0}")]
+    Http2(h2::Error),
+    /// The request can't be sent as HTTP/2 (its target is not a valid URI).
+    #[error("request not expressible in HTTP/2: {0}")]
+    Http2Request(&'static str),
 }
 
 impl UpstreamError {
@@ -81,6 +88,8 @@ impl UpstreamError {
             UpstreamError::BodyTimeout => "body_timeout",
             UpstreamError::Malformed(_) => "malformed",
             UpstreamError::BodyTooLarge => "body_too_large",
+            UpstreamError::Http2(_) => "http2",
+            UpstreamError::Http2Request(_) => "http2_request",
         }
     }
 }

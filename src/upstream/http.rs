@@ -1,5 +1,6 @@
-//! The HTTP/1.1 upstream: a request head with the provider's credentials (a key header or
-//! an AWS SigV4 signature), sent on a pooled connection or a new one.
+//! The HTTP upstream: a request head with the provider's credentials (a key header or
+//! an AWS SigV4 signature), sent on a pooled HTTP/1.1 connection or a new one, or, for a
+//! provider with `http2`, on the shard's shared HTTP/2 connection (see [`super::h2call`]).
 
 use std::io::Write as _;
 
@@ -9,6 +10,7 @@ use super::call::{Upstream, UpstreamRequest, UpstreamResponse};
 use super::client::{read_response_head, send_request};
 use super::conn::connect;
 use super::error::UpstreamError;
+use super::h2call;
 use super::pool::ConnPool;
 use super::registry::{UpstreamLink, UpstreamRegistry};
 use crate::config::AuthStyle;
@@ -43,6 +45,13 @@ impl Upstream for HttpUpstream<'_> {
             .link(&provider.pool_key)
             .ok_or(UpstreamError::NoLink)?;
         let head = request_head(req, &link);
+        if provider.http2.is_some() {
+            let pool = self.pool.h2();
+            if let Some(response) = h2call::call(pool, provider, &link, &head, &req.body).await? {
+                return Ok(response);
+            }
+            // The provider chose HTTP/1.1 in ALPN: on with it below.
+        }
         let mut pooled = self.pool.take(&provider.pool_key);
         loop {
             let was_pooled = pooled.is_some();

@@ -1,18 +1,21 @@
 //! The per-shard pool of idle upstream connections. It is shard-local (`RefCell`, no lock):
-//! a connection lives and dies on the shard that opened it.
+//! a connection lives and dies on the shard that opened it. HTTP/1.1 connections wait here
+//! between calls; HTTP/2 providers get the shard's shared connections instead
+//! ([`H2Pool`]), and their exchanges are never pooled.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::conn::UpstreamConn;
+use super::conn::{UpstreamConn, UpstreamIo};
+use super::h2pool::H2Pool;
 
 /// A pooled connection's read buffer larger than this is replaced by a small one.
 const KEEP_BUFFER_BYTES: usize = 64 * 1024;
 
 /// Idle connections are dropped after this long (providers close idle sockets too).
-const IDLE_TTL: Duration = Duration::from_secs(50);
+pub(super) const IDLE_TTL: Duration = Duration::from_secs(50);
 
 /// An idle connection and when it went idle.
 type IdleConn = (UpstreamConn, Instant);
@@ -21,6 +24,7 @@ type IdleConn = (UpstreamConn, Instant);
 #[derive(Default)]
 pub struct ConnPool {
     idle: RefCell<HashMap<Arc<str>, Vec<IdleConn>>>,
+    h2: H2Pool,
 }
 
 impl ConnPool {
@@ -42,9 +46,15 @@ impl ConnPool {
         None
     }
 
-    /// Returns a connection whose last response was read completely.
+    /// The shard's shared HTTP/2 connections.
+    pub fn h2(&self) -> &H2Pool {
+        &self.h2
+    }
+
+    /// Returns a connection whose last response was read completely (an HTTP/2 stream is
+    /// not a connection: it is dropped).
     pub fn put(&self, key: &Arc<str>, mut conn: UpstreamConn, max_idle: usize) {
-        if max_idle == 0 || !conn.buf.is_empty() {
+        if max_idle == 0 || !conn.buf.is_empty() || matches!(conn.io, UpstreamIo::H2(_)) {
             // Leftover bytes mean the framing went wrong: never reuse such a connection.
             return;
         }

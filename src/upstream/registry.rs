@@ -11,10 +11,10 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use monoio_rustls::TlsConnector;
 
-use super::conn::tls_connector_with_ca_file;
+use super::conn::{h2_tls_connector, tls_connector_with_ca_file};
 use super::sigv4::AwsCredentials;
 use crate::config::ConfigError;
-use crate::route::{CredentialRef, Provider, RouteTable};
+use crate::route::{CredentialRef, Provider, RouteTable, Scheme};
 
 /// How requests to a provider are authenticated.
 pub enum Credential {
@@ -48,6 +48,9 @@ pub struct UpstreamLink {
     pub resolved: ArcSwap<Vec<SocketAddr>>,
     /// A TLS client trusting the provider's extra CA file, when it names one.
     pub tls: Option<TlsConnector>,
+    /// The TLS client of an `https` provider spoken to over HTTP/2 (ALPN `h2`, `http/1.1`;
+    /// the web PKI roots plus its CA file), absent otherwise.
+    pub h2_tls: Option<tokio_rustls::TlsConnector>,
     /// The credential its requests carry.
     pub credential: Credential,
     host: Option<(String, u16)>,
@@ -67,6 +70,21 @@ impl UpstreamLink {
             })?),
             None => None,
         };
+        let https = provider
+            .addr
+            .as_ref()
+            .is_some_and(|a| a.scheme == Scheme::Https);
+        let h2_tls = match provider.http2 {
+            Some(_) if https => Some(h2_tls_connector(provider.tls_ca_file.as_deref()).map_err(
+                |e| {
+                    ConfigError::Invalid(format!(
+                        "provider {}: HTTP/2 TLS client: {e}",
+                        provider.name
+                    ))
+                },
+            )?),
+            _ => None,
+        };
         // An unavailable provider is never called: its host is not looked up.
         let host = provider
             .addr
@@ -83,6 +101,7 @@ impl UpstreamLink {
         Ok(Self {
             resolved: ArcSwap::from_pointee(resolved),
             tls,
+            h2_tls,
             credential: read_credential(&provider.credential),
             host,
         })

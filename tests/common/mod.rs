@@ -105,7 +105,7 @@ fn wait_line(rx: &mpsc::Receiver<String>, prefix: &str, what: &str) -> String {
     }
 }
 
-/// Extracts `host:port` from `... http://HOST:PORT ...`.
+/// Extracts `host:port` from `... http://HOST:PORT ...` (or `https://`).
 fn addr_in(line: &str) -> String {
     let rest = line.split("://").nth(1).unwrap();
     rest.split_whitespace().next().unwrap().to_string()
@@ -169,6 +169,14 @@ impl Mock {
         );
         serde_json::from_str(resp.body_str()).unwrap()
     }
+}
+
+/// Makes a fresh [`TestCerts`] in a temporary directory of its own.
+pub fn test_certificates() -> TestCerts {
+    let dir = tempfile::tempdir().unwrap();
+    let mut certs = TestCerts::new(dir.path());
+    certs._tmp = Some(dir);
+    certs
 }
 
 /// The admin token every test gateway is started with (`[admin] token_env`).
@@ -796,6 +804,8 @@ pub struct TestCerts {
     /// The server key.
     pub key: PathBuf,
     dir: PathBuf,
+    /// The temporary directory, when the certificates own it.
+    _tmp: Option<tempfile::TempDir>,
 }
 
 impl TestCerts {
@@ -828,6 +838,7 @@ impl TestCerts {
             cert: PathBuf::new(),
             key: PathBuf::new(),
             dir: dir.to_path_buf(),
+            _tmp: None,
         };
         let (cert, key) = certs.issue("server");
         certs.cert = cert;

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 
 use clap::Parser;
-use loadtest::mock::{Fault, MockConfig, MockServer};
+use loadtest::mock::{Fault, MockConfig, MockServer, MockTls};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -12,9 +12,10 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// OpenAI-compatible provider simulator (chat completions, streaming, embeddings, models)
 /// with latency, token pacing and fault injection. Per-request overrides: the headers
 /// x-mock-ttft-ms, x-mock-itl-ms, x-mock-tokens, x-mock-body-bytes, x-mock-fault,
-/// x-mock-ratelimit-remaining.
+/// x-mock-ratelimit-remaining. HTTP/2 with prior knowledge (h2c) is served on the same
+/// port; with --tls-cert and --tls-key, TLS with HTTP/2 only (ALPN h2).
 #[derive(Debug, Parser)]
-#[command(name = "mockllm", version)]
+#[command(name = "mockllm", version, args_override_self = true)]
 struct Args {
     /// Address to listen on (port 0 picks a free port, printed on start).
     #[arg(long, default_value = "127.0.0.1:0")]
@@ -53,6 +54,12 @@ struct Args {
     /// Embedding dimensions when the request does not set `dimensions`.
     #[arg(long, default_value_t = 1536)]
     embedding_dimensions: usize,
+    /// Serve TLS with this certificate chain (PEM; needs --tls-key): HTTP/2 only.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -91,11 +98,22 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         signal_hook::consts::SIGTERM,
         signal_hook::consts::SIGINT,
     ])?;
-    let server = MockServer::start(args.listen, args.threads, !args.no_pin, config)?;
+    let tls = match (args.tls_cert, args.tls_key) {
+        (Some(cert), Some(key)) => Some(MockTls { cert, key }),
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let server = MockServer::start_with_tls(
+        args.listen,
+        args.threads,
+        !args.no_pin,
+        config,
+        tls.as_ref(),
+    )?;
     let mut stdout = std::io::stdout().lock();
     writeln!(
         stdout,
-        "mockllm listening on http://{}",
+        "mockllm listening on {scheme}://{}",
         server.local_addr()
     )?;
     stdout.flush()?;

@@ -1,7 +1,7 @@
 //! Anthropic's Messages API: `POST /v1/messages` (text and tool use, streamed or not) and
 //! `POST /v1/messages/count_tokens`.
 
-use monoio::net::TcpStream;
+use super::peer::Peer;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -69,7 +69,7 @@ fn tool_results(content: &Value) -> Option<String> {
 
 /// Writes an Anthropic error (counted as a bad request when 400).
 async fn error(
-    stream: &mut TcpStream,
+    stream: &mut Peer<'_>,
     status: u16,
     message: &str,
     keep_alive: bool,
@@ -83,7 +83,7 @@ async fn error(
 /// The request's body once its headers pass the checks the real API makes: `x-api-key`
 /// (or `authorization`) present, else 401; `anthropic-version` present, else 400.
 async fn checked_body(
-    stream: &mut TcpStream,
+    stream: &mut Peer<'_>,
     request: &Request,
     ctx: &ServerContext,
 ) -> Result<MessagesRequest, std::io::Result<Next>> {
@@ -125,7 +125,7 @@ fn input_tokens(body: &MessagesRequest) -> u32 {
 
 /// `POST /v1/messages/count_tokens`: `{"input_tokens": N}`.
 pub async fn count_tokens(
-    stream: &mut TcpStream,
+    stream: &mut Peer<'_>,
     request: &Request,
     knobs: RequestKnobs,
     ctx: &ServerContext,
@@ -160,7 +160,7 @@ enum Content {
 
 /// `POST /v1/messages`.
 pub async fn messages(
-    stream: &mut TcpStream,
+    stream: &mut Peer<'_>,
     request: &Request,
     knobs: RequestKnobs,
     ctx: &ServerContext,

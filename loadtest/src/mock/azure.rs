@@ -2,7 +2,7 @@
 //! and `/embeddings`, with the `api-version` query parameter and the `api-key` header. The
 //! bodies are OpenAI's, so the answers come from the OpenAI endpoints.
 
-use monoio::net::TcpStream;
+use super::peer::Peer;
 use serde_json::json;
 
 use super::config::RequestKnobs;
@@ -42,7 +42,7 @@ fn error_body(code: &str, message: &str) -> Vec<u8> {
 
 /// Serves an Azure deployment route after checking `api-key` and `api-version` as Azure does.
 pub async fn route(
-    stream: &mut TcpStream,
+    stream: &mut Peer<'_>,
     request: &Request,
     op: AzureOperation<'_>,
     knobs: RequestKnobs,

@@ -14,10 +14,10 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::peer::Peer;
 use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
 use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
-use monoio::net::TcpStream;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -188,7 +188,7 @@ fn tool_results(blocks: &[Value]) -> Option<String> {
 /// Writes a Bedrock error: `{"message"}` with the type in `x-amzn-errortype`; counted as a
 /// bad request.
 async fn error(
-    stream: &mut TcpStream,
+    stream: &mut Peer<'_>,
     status: u16,
     name: &str,
     message: &str,
@@ -380,7 +380,7 @@ fn signature_for(
 
 /// Routes `POST /model/{modelId}/converse` and `/converse-stream`.
 pub async fn route(
-    stream: &mut TcpStream,
+    stream: &mut Peer<'_>,
     request: &Request,
     knobs: RequestKnobs,
     ctx: &ServerContext,

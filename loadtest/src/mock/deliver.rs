@@ -1,7 +1,7 @@
 //! Delivering a prepared answer the same way in every dialect: faults before it, token
 //! pacing, mid-stream faults, and counting streams whose client went away.
 
-use monoio::net::TcpStream;
+use super::peer::Peer;
 
 use super::config::RequestKnobs;
 use super::dialect::Dialect;
@@ -43,7 +43,7 @@ impl std::fmt::Debug for MidStreamError {
 /// Injects the faults that happen before any answer; returns `Some` when it did.
 /// `error-mid-stream` counts as a status fault for answers that are not streamed.
 pub async fn fault_before_answer(
-    stream: &mut TcpStream,
+    stream: &mut Peer<'_>,
     knobs: &RequestKnobs,
     streaming: bool,
     dialect: Dialect,
@@ -78,7 +78,7 @@ pub async fn fault_before_answer(
 
 /// Sends a complete JSON answer, or half of it then the mid-stream fault.
 pub async fn send_json(
-    stream: &mut TcpStream,
+    stream: &mut Peer<'_>,
     body: &[u8],
     knobs: &RequestKnobs,
     keep_alive: bool,
@@ -100,7 +100,7 @@ pub async fn send_json(
 /// Streams `events` as `text/event-stream`, paced by the knobs, with any mid-stream fault.
 /// A write that fails means the client went away: counted in `streams_cancelled`.
 pub async fn send_events(
-    stream: &mut TcpStream,
+    stream: &mut Peer<'_>,
     events: EventStream,
     knobs: &RequestKnobs,
     dialect: Dialect,
@@ -115,7 +115,7 @@ pub async fn send_events(
 }
 
 async fn send_events_inner(
-    stream: &mut TcpStream,
+    stream: &mut Peer<'_>,
     events: EventStream,
     knobs: &RequestKnobs,
     dialect: Dialect,
@@ -176,7 +176,7 @@ async fn send_events_inner(
     Ok(Next::after(keep_alive))
 }
 
-async fn mid_stream_fault(stream: &mut TcpStream, fault: Fault) -> std::io::Result<Next> {
+async fn mid_stream_fault(stream: &mut Peer<'_>, fault: Fault) -> std::io::Result<Next> {
     match fault {
         Fault::StallMidStream => wait_for_client_to_leave(stream).await,
         _ => reset(stream),

@@ -8,7 +8,7 @@
 //! `thoughtSignature` and refuses a request whose current turn replays a function call
 //! without one.
 
-use monoio::net::TcpStream;
+use super::peer::Peer;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -322,7 +322,7 @@ impl Content {
 
 /// Writes a Google-shaped error (counted as a bad request, or not found for 404).
 async fn error(
-    stream: &mut TcpStream,
+    stream: &mut Peer<'_>,
     status: u16,
     message: &str,
     keep_alive: bool,
@@ -339,7 +339,7 @@ async fn error(
 
 /// Routes `POST /v1beta/models/{model}:{method}`.
 pub async fn route(
-    stream: &mut TcpStream,
+    stream: &mut Peer<'_>,
     request: &Request,
     knobs: RequestKnobs,
     ctx: &ServerContext,

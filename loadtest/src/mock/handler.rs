@@ -1,8 +1,10 @@
 //! Serving one connection: reading requests and routing them to a dialect's endpoints.
+//! A connection that opens with the HTTP/2 preface is served as h2c (see [`super::http2`]).
 
 use std::rc::Rc;
 use std::sync::Arc;
 
+use monoio::io::IntoPollIo;
 use monoio::net::TcpStream;
 
 use super::anthropic;
@@ -11,8 +13,10 @@ use super::bedrock;
 use super::config::MockConfig;
 use super::dialect::Dialect;
 use super::gemini;
+use super::http2;
 use super::last_request::LastRequestSlot;
 use super::openai;
+use super::peer::Peer;
 use super::request::{Connection, Method, ReadError, Request};
 use super::respond::{write_json, Next};
 use super::responses::{self, StoredResponses};
@@ -31,9 +35,21 @@ pub struct ServerContext {
     pub stored_responses: Arc<StoredResponses>,
 }
 
-/// Serves requests on `stream` until the client closes it or a response closes it.
+/// Serves requests on `stream` until the client closes it or a response closes it:
+/// HTTP/1.1, or HTTP/2 when it starts with the h2c preface.
 pub async fn serve_connection(stream: TcpStream, ctx: Rc<ServerContext>) {
     let mut conn = Connection::new(stream);
+    match conn.starts_with_h2_preface().await {
+        Ok(true) => {
+            let (stream, read) = conn.into_parts();
+            if let Ok(io) = stream.into_poll_io() {
+                http2::serve(http2::Rewind::new(read, io), ctx).await;
+            }
+            return;
+        }
+        Ok(false) => {}
+        Err(_) => return,
+    }
     loop {
         let request = match conn.read_request(&ctx.config).await {
             Ok(r) => r,
@@ -41,17 +57,18 @@ pub async fn serve_connection(stream: TcpStream, ctx: Rc<ServerContext>) {
             Err(ReadError::Malformed(msg)) => {
                 ctx.stats.count_request(Endpoint::BadRequest);
                 let body = Dialect::OpenAi.error_body(400, msg);
-                let _ = write_json(&mut conn.stream, 400, &body, false, "").await;
+                let _ = write_json(&mut Peer::Tcp(&mut conn.stream), 400, &body, false, "").await;
                 return;
             }
             Err(ReadError::TooLarge(status)) => {
                 ctx.stats.count_request(Endpoint::BadRequest);
                 let body = Dialect::OpenAi.error_body(status, "request too large");
-                let _ = write_json(&mut conn.stream, status, &body, false, "").await;
+                let _ =
+                    write_json(&mut Peer::Tcp(&mut conn.stream), status, &body, false, "").await;
                 return;
             }
         };
-        match handle(&mut conn.stream, request, &ctx).await {
+        match handle(&mut Peer::Tcp(&mut conn.stream), request, &ctx).await {
             Ok(Next::KeepAlive) => {}
             Ok(Next::Close) | Err(_) => return,
         }
@@ -71,8 +88,9 @@ fn dialect_of(path: &str) -> Dialect {
     }
 }
 
-async fn handle(
-    stream: &mut TcpStream,
+/// Answers one request, whichever protocol it came in.
+pub(super) async fn handle(
+    stream: &mut Peer<'_>,
     request: Request,
     ctx: &ServerContext,
 ) -> std::io::Result<Next> {

@@ -1,7 +1,7 @@
 //! The OpenAI endpoints: chat completions (text and tool calls, streamed or not) and
 //! embeddings.
 
-use monoio::net::TcpStream;
+use super::peer::Peer;
 use serde_json::{json, Value};
 
 use super::config::RequestKnobs;
@@ -20,7 +20,7 @@ const ARGUMENT_PIECE: usize = 8;
 
 /// Answers 400 in OpenAI's shape (counted as a bad request).
 pub async fn bad_request(
-    stream: &mut TcpStream,
+    stream: &mut Peer<'_>,
     message: &str,
     keep_alive: bool,
     ctx: &ServerContext,
@@ -38,7 +38,7 @@ pub async fn bad_request(
 
 /// `POST /v1/chat/completions`.
 pub async fn chat(
-    stream: &mut TcpStream,
+    stream: &mut Peer<'_>,
     request: &Request,
     knobs: RequestKnobs,
     ctx: &ServerContext,
@@ -412,7 +412,7 @@ impl Reply {
 }
 
 async fn complete_reply(
-    stream: &mut TcpStream,
+    stream: &mut Peer<'_>,
     reply: &Reply,
     knobs: &RequestKnobs,
     keep_alive: bool,
@@ -434,7 +434,7 @@ async fn complete_reply(
 
 /// `POST /v1/embeddings`.
 pub async fn embeddings(
-    stream: &mut TcpStream,
+    stream: &mut Peer<'_>,
     request: &Request,
     knobs: RequestKnobs,
     ctx: &ServerContext,

@@ -7,10 +7,12 @@ use crate::http1::{read_more, ChunkedDecoder};
 
 /// Largest request head accepted.
 const MAX_HEAD_BYTES: usize = 64 * 1024;
-/// Largest request body accepted.
-const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
-/// Most headers in one request.
-const MAX_HEADERS: usize = 64;
+/// Largest request body accepted (both protocols).
+pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+/// Most headers in one request (both protocols).
+pub const MAX_HEADERS: usize = 64;
+/// What an HTTP/2 client with prior knowledge sends first (RFC 9113 §3.4).
+const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// The request methods the mock distinguishes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,6 +77,28 @@ impl Connection {
             stream,
             buf: Vec::with_capacity(16 * 1024),
         }
+    }
+
+    /// Whether the client opened with the HTTP/2 connection preface (h2c with prior
+    /// knowledge); reads only as far as it takes to tell, keeping what it read.
+    pub async fn starts_with_h2_preface(&mut self) -> Result<bool, ReadError> {
+        loop {
+            let n = self.buf.len().min(H2_PREFACE.len());
+            if self.buf.get(..n) != H2_PREFACE.get(..n) {
+                return Ok(false);
+            }
+            if n == H2_PREFACE.len() {
+                return Ok(true);
+            }
+            if self.fill().await? == 0 {
+                return Err(ReadError::Closed);
+            }
+        }
+    }
+
+    /// The stream and the bytes read from it but not consumed.
+    pub fn into_parts(self) -> (TcpStream, Vec<u8>) {
+        (self.stream, self.buf)
     }
 
     async fn fill(&mut self) -> Result<usize, ReadError> {
@@ -153,28 +177,11 @@ fn parse_head(
         Err(httparse::Error::TooManyHeaders) => return Err(ReadError::TooLarge(431)),
         Err(_) => return Err(ReadError::Malformed("invalid request head")),
     };
-    let method = match req.method {
-        Some("GET") => Method::Get,
-        Some("POST") => Method::Post,
-        _ => Method::Other,
-    };
     let target = req.path.unwrap_or("/");
-    let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    let (path, query) = (path.to_string(), query.to_string());
-    let method_name = req.method.unwrap_or("").to_string();
-    let headers = req
-        .headers
-        .iter()
-        .map(|h| {
-            (
-                h.name.to_ascii_lowercase(),
-                String::from_utf8_lossy(h.value).into_owned(),
-            )
-        })
-        .collect();
+    let headers: Vec<(&str, &[u8])> = req.headers.iter().map(|h| (h.name, h.value)).collect();
+    let mut request = Request::new(req.method.unwrap_or(""), target, &headers, config);
     let mut keep_alive = req.version == Some(1);
     let mut framing = Framing::None;
-    let mut knobs = Ok(RequestKnobs::from_config(config));
     for h in req.headers.iter() {
         if h.name.eq_ignore_ascii_case("content-length") {
             let len = std::str::from_utf8(h.value)
@@ -194,29 +201,56 @@ fn parse_head(
             } else if contains_token(h.value, b"keep-alive") {
                 keep_alive = true;
             }
-        } else if let Ok(k) = knobs.as_mut() {
-            if let Err(e) = k.apply_header(h.name, h.value) {
-                knobs = Err(e);
-            }
         }
     }
-    Ok(Some((
-        Request {
-            method,
-            method_name,
-            path,
-            query,
-            headers,
-            keep_alive,
-            knobs,
-            body: Vec::new(),
-        },
-        framing,
-        head_len,
-    )))
+    request.keep_alive = keep_alive;
+    Ok(Some((request, framing, head_len)))
 }
 
 impl Request {
+    /// A request from its method, target (path and query) and headers, with the knobs its
+    /// `x-mock-*` headers set; HTTP/1.1 and HTTP/2 requests alike. Kept alive, body empty:
+    /// the caller fills in both.
+    pub fn new(
+        method_name: &str,
+        target: &str,
+        headers: &[(&str, &[u8])],
+        config: &MockConfig,
+    ) -> Self {
+        let method = match method_name {
+            "GET" => Method::Get,
+            "POST" => Method::Post,
+            _ => Method::Other,
+        };
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
+        let mut knobs = Ok(RequestKnobs::from_config(config));
+        for (name, value) in headers {
+            if let Ok(k) = knobs.as_mut() {
+                if let Err(e) = k.apply_header(name, value) {
+                    knobs = Err(e);
+                }
+            }
+        }
+        Request {
+            method,
+            method_name: method_name.to_string(),
+            path: path.to_string(),
+            query: query.to_string(),
+            headers: headers
+                .iter()
+                .map(|(n, v)| {
+                    (
+                        n.to_ascii_lowercase(),
+                        String::from_utf8_lossy(v).into_owned(),
+                    )
+                })
+                .collect(),
+            keep_alive: true,
+            knobs,
+            body: Vec::new(),
+        }
+    }
+
     /// The value of the first header called `name` (lowercase), trimmed.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers

@@ -1,11 +1,8 @@
 //! Writing answers: response heads, JSON bodies, SSE events in HTTP chunks, resets and stalls.
 
-use std::os::fd::AsRawFd;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
-use monoio::net::TcpStream;
-
+use super::peer::Peer;
 use crate::http1::reason_phrase;
 
 /// Whether the connection may serve another request.
@@ -53,7 +50,7 @@ pub fn response_head(
 
 /// Writes a complete JSON response.
 pub async fn write_json(
-    stream: &mut TcpStream,
+    stream: &mut Peer<'_>,
     status: u16,
     body: &[u8],
     keep_alive: bool,
@@ -73,9 +70,8 @@ pub async fn write_json(
 }
 
 /// Writes all of `out`.
-pub async fn write(stream: &mut TcpStream, out: Vec<u8>) -> std::io::Result<()> {
-    let (res, _) = stream.write_all(out).await;
-    res.map(|_| ())
+pub async fn write(stream: &mut Peer<'_>, out: Vec<u8>) -> std::io::Result<()> {
+    stream.write_all(out).await
 }
 
 /// Appends one HTTP chunk holding `event` (an already framed SSE event).
@@ -102,36 +98,15 @@ pub fn sse_event(name: Option<&str>, data: &[u8]) -> Vec<u8> {
 /// The last chunk of a chunked body.
 pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 
-/// Arms a TCP reset: with SO_LINGER at zero, the close that follows (the caller drops the
-/// connection) sends RST instead of FIN.
-pub fn reset(stream: &mut TcpStream) {
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: valid fd owned by `stream`; `linger` outlives the call.
-    unsafe {
-        libc::setsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            std::ptr::addr_of!(linger).cast(),
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        );
-    }
+/// Arms a reset: with SO_LINGER at zero, the close that follows (the caller drops the
+/// connection) sends RST instead of FIN; an HTTP/2 stream is reset at once.
+pub fn reset(stream: &mut Peer<'_>) {
+    stream.reset();
 }
 
-/// Reads and discards until the client closes the connection (a stalled upstream).
-pub async fn wait_for_client_to_leave(stream: &mut TcpStream) {
-    let mut buf = vec![0u8; 4096];
-    loop {
-        let (res, b) = stream.read(buf).await;
-        buf = b;
-        match res {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
-        }
-    }
+/// Waits until the client goes away (a stalled upstream).
+pub async fn wait_for_client_to_leave(stream: &mut Peer<'_>) {
+    stream.wait_for_client_to_leave().await;
 }
 
 /// Sleeps for `d` unless it is zero.

@@ -9,7 +9,7 @@
 use std::collections::{HashSet, VecDeque};
 use std::sync::Mutex;
 
-use monoio::net::TcpStream;
+use super::peer::Peer;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -541,7 +541,7 @@ fn answer(body: &CreateRequest, forced: Option<&str>, knobs: &RequestKnobs) -> A
 
 /// `POST /v1/responses`.
 pub async fn create(
-    stream: &mut TcpStream,
+    stream: &mut Peer<'_>,
     request: &Request,
     knobs: RequestKnobs,
     ctx: &ServerContext,

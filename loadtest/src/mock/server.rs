@@ -12,6 +12,7 @@ use monoio::{FusionDriver, RuntimeBuilder};
 
 use super::config::MockConfig;
 use super::handler::{serve_connection, ServerContext};
+use super::http2;
 use super::last_request::LastRequestSlot;
 use super::responses::StoredResponses;
 use super::stats::MockStats;
@@ -30,6 +31,18 @@ pub enum MockServerError {
     /// A thread went away before saying whether it started.
     #[error("mockllm thread {0} exited during start-up")]
     ThreadLost(usize),
+    /// The TLS certificate or key could not be loaded.
+    #[error("mockllm TLS: {0}")]
+    Tls(String),
+}
+
+/// The certificate and key (PEM files) mockllm serves TLS with: HTTP/2 only (ALPN `h2`).
+#[derive(Debug, Clone)]
+pub struct MockTls {
+    /// Certificate chain, leaf first.
+    pub cert: std::path::PathBuf,
+    /// Private key.
+    pub key: std::path::PathBuf,
 }
 
 /// A running mock: its bound address and counters. The threads serve until the process exits.
@@ -49,6 +62,21 @@ impl MockServer {
         pin: bool,
         config: MockConfig,
     ) -> Result<Self, MockServerError> {
+        Self::start_with_tls(listen, threads, pin, config, None)
+    }
+
+    /// [`MockServer::start`], serving TLS (and HTTP/2 only) when `tls` is given.
+    pub fn start_with_tls(
+        listen: SocketAddr,
+        threads: usize,
+        pin: bool,
+        config: MockConfig,
+        tls: Option<&MockTls>,
+    ) -> Result<Self, MockServerError> {
+        let tls = tls
+            .map(|t| http2::tls_acceptor(&t.cert, &t.key))
+            .transpose()
+            .map_err(MockServerError::Tls)?;
         let config = Arc::new(config);
         let stats = Arc::new(MockStats::default());
         let last_request = Arc::new(LastRequestSlot::default());
@@ -62,6 +90,7 @@ impl MockServer {
             let stats = stats.clone();
             let last_request = last_request.clone();
             let stored_responses = stored_responses.clone();
+            let tls = tls.clone();
             let cpus = cpus.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("mockllm-{index}"))
@@ -74,6 +103,7 @@ impl MockServer {
                         stats,
                         last_request,
                         stored_responses,
+                        tls,
                     };
                     server_thread(addr, shared, tx);
                 })
@@ -117,6 +147,7 @@ struct Shared {
     stats: Arc<MockStats>,
     last_request: Arc<LastRequestSlot>,
     stored_responses: Arc<StoredResponses>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 fn server_thread(
@@ -153,6 +184,7 @@ fn server_thread(
         };
         let _ = started.send(Ok(bound));
         drop(started);
+        let tls = shared.tls;
         let ctx = Rc::new(ServerContext {
             config: shared.config,
             stats: shared.stats,
@@ -163,7 +195,16 @@ fn server_thread(
             match listener.accept().await {
                 Ok((stream, _peer)) => {
                     let _ = stream.set_nodelay(true);
-                    monoio::spawn(serve_connection(stream, ctx.clone()));
+                    ctx.stats.count_connection();
+                    match &tls {
+                        None => {
+                            monoio::spawn(serve_connection(stream, ctx.clone()));
+                        }
+                        Some(acceptor) => {
+                            let acceptor = acceptor.clone();
+                            monoio::spawn(http2::serve_tls(stream, acceptor, ctx.clone()));
+                        }
+                    }
                 }
                 // Out of file descriptors or similar: back off instead of spinning.
                 Err(_) => monoio::time::sleep(Duration::from_millis(5)).await,

@@ -15,6 +15,9 @@ pub struct MockStats {
     fault_stall_mid_stream: AtomicU64,
     fault_error_mid_stream: AtomicU64,
     streams_cancelled: AtomicU64,
+    connections: AtomicU64,
+    http2_connections: AtomicU64,
+    http2_requests: AtomicU64,
 }
 
 /// The endpoint (and dialect) a request was routed to.
@@ -52,6 +55,16 @@ pub struct MockStatsSnapshot {
     /// Streamed answers (any dialect) whose client went away before the end: a write
     /// failed, or the client left a `stall-mid-stream`.
     pub streams_cancelled: u64,
+    /// Connections accepted (either protocol, with or without TLS).
+    #[serde(default)]
+    pub connections: u64,
+    /// Connections that spoke HTTP/2 (h2c with prior knowledge, or ALPN `h2`).
+    #[serde(default)]
+    pub http2_connections: u64,
+    /// Requests received over HTTP/2 (streams), counted in `requests` too: with
+    /// `http2_connections`, what shows a client multiplexing.
+    #[serde(default)]
+    pub http2_requests: u64,
 }
 
 /// Requests by endpoint.
@@ -133,6 +146,18 @@ impl MockStats {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
+    pub(crate) fn count_connection(&self) {
+        self.connections.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_http2_connection(&self) {
+        self.http2_connections.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_http2_request(&self) {
+        self.http2_requests.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub(crate) fn count_stream_cancelled(&self) {
         self.streams_cancelled.fetch_add(1, Ordering::Relaxed);
     }
@@ -170,6 +195,9 @@ impl MockStats {
                 error_mid_stream: r(&self.fault_error_mid_stream),
             },
             streams_cancelled: r(&self.streams_cancelled),
+            connections: r(&self.connections),
+            http2_connections: r(&self.http2_connections),
+            http2_requests: r(&self.http2_requests),
         }
     }
 }

@@ -15,7 +15,7 @@ use super::attempt::{error_for_client, record};
 use crate::api::{ApiError, ErrorKind};
 use crate::guardrails::schema::{check_all, output_texts, SchemaCheckedStream, Violation};
 use crate::http::ResponseHead;
-use crate::route::Target;
+use crate::route::{InFlightPermit, Target};
 use crate::translate::{replay_as_stream, Bridge, StreamTranslator};
 use crate::upstream::{read_full_body, UpstreamResponse, UpstreamResponseHead};
 use crate::wire::{Usage, WireApi};
@@ -35,6 +35,9 @@ pub struct Taken<'t> {
     pub bridge: Option<Bridge>,
     /// Its response.
     pub response: UpstreamResponse,
+    /// The attempt's place in its provider's `max_concurrency`: given back once the body
+    /// is read, or with the stream when the relay ends.
+    pub permit: InFlightPermit,
     /// When the attempt began.
     pub started: Instant,
     /// The alias the client asked for (translated answers name it as the model).
@@ -68,6 +71,7 @@ fn stream(s: &mut Session<'_>, request: &ClientRequest, taken: Taken<'_>) -> Res
         wire,
         bridge,
         response,
+        permit,
         started,
         alias,
     } = taken;
@@ -115,6 +119,7 @@ fn stream(s: &mut Session<'_>, request: &ClientRequest, taken: Taken<'_>) -> Res
         deadline: s.started + provider.total_timeout,
         idle: provider.stream_idle_timeout,
         reuse,
+        permit,
         attempt: PendingAttempt {
             provider: provider.name.clone(),
             model: target.model.to_string(),
@@ -175,6 +180,7 @@ async fn whole(
         target,
         bridge,
         response,
+        permit,
         started,
         alias,
         ..
@@ -184,7 +190,10 @@ async fn whole(
     let status = head.status;
     let deadline = s.started + provider.total_timeout;
     let read = read_full_body(&mut conn, head.body, MAX_UPSTREAM_BODY, deadline);
-    let Some(read) = unless_client_leaves(s.conn.stream(), read).await else {
+    let read = unless_client_leaves(s.conn.stream(), read).await;
+    // The exchange with the provider is over, however the read ended.
+    drop(permit);
+    let Some(read) = read else {
         let closed = Some("client_closed".to_string());
         s.record
             .attempts

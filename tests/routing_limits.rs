@@ -241,6 +241,39 @@ targets = [{{ provider = "slow", model = "gpt-4o-mini" }}]
     wait_in_flight(&g, "slow", 0, "after the held calls");
 }
 
+#[test]
+fn a_reload_keeps_the_count_of_attempts_in_flight() {
+    let slow = Mock::start(&["--ttft-ms", "1500"]);
+    let config = |limit: u32| {
+        format!(
+            "[providers.slow]\nkind = \"openai\"\nbase_url = \"{}\"\nmax_concurrency = {limit}\n\n\
+             [models.m]\ntargets = [{{ provider = \"slow\", model = \"gpt-4o-mini\" }}]\n",
+            slow.base_url()
+        )
+    };
+    let g = Gateway::start_with(&config(1), Driver::Uring, &[], &[("shards", "2")]);
+    let held = {
+        let addr = g.addr.clone();
+        std::thread::spawn(move || {
+            post_json(&addr, "/v1/chat/completions", &chat_body("m", false), &[])
+        })
+    };
+    wait_in_flight(&g, "slow", 1, "one call held");
+    // A new table (the limit rewritten as it was): the call in flight still counts.
+    g.rewrite_config(&format!("# reloaded\n{}", config(1)));
+    let r = g.admin_reload();
+    assert_eq!(r.status, 200, "{}", r.body_str());
+    assert_eq!(in_flight(&g, "slow"), 1);
+    let r = post_json(&g.addr, "/v1/chat/completions", &chat_body("m", false), &[]);
+    assert_eq!(r.status, 503, "{}", r.body_str());
+    assert_eq!(held.join().unwrap().status, 200);
+    wait_in_flight(&g, "slow", 0, "after the held call");
+    // A raised limit applies from the next request.
+    g.rewrite_config(&config(2));
+    assert_eq!(g.admin_reload().status, 200);
+    assert_eq!(health(&g)["providers"]["slow"]["max_concurrency"], 2);
+}
+
 /// Opens a streamed call with `headers` and reads until the first event came.
 fn open_stream(g: &Gateway, headers: &[(&str, &str)]) -> TcpStream {
     let body = chat_body("m", true);

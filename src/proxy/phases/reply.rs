@@ -190,16 +190,16 @@ async fn whole(
     let status = head.status;
     let deadline = s.started + provider.total_timeout;
     let read = read_full_body(&mut conn, head.body, MAX_UPSTREAM_BODY, deadline);
-    let read = unless_client_leaves(s.conn.stream(), read).await;
-    // The exchange with the provider is over, however the read ended.
-    drop(permit);
-    let Some(read) = read else {
+    let Some(read) = unless_client_leaves(s.conn.stream(), read).await else {
         let closed = Some("client_closed".to_string());
         s.record
             .attempts
             .push(record(target, Some(status), closed, (started, s.started)));
         return Ok(Outcome::ClientGone);
     };
+    // The exchange with the provider is over, however the read ended (the client leaving
+    // returned above, dropping the permit with it).
+    drop(permit);
     let body = match read {
         Ok(body) => body,
         Err(e) => {

@@ -8,7 +8,7 @@ use std::time::SystemTime;
 
 use crate::config::{Config, ConfigError};
 use crate::policy::{LocalGovernor, Store};
-use crate::route::{RouteTable, SharedRouteTable};
+use crate::route::{RouteState, RouteTable, SharedRouteTable};
 use crate::upstream::UpstreamRegistry;
 
 /// Reloads one config file into the shared table. Reloads are serialized by a mutex that
@@ -53,7 +53,24 @@ impl ConfigReloader {
         governor: &LocalGovernor,
         store: &Store,
     ) -> Result<RouteTable, ConfigError> {
-        let table = RouteTable::compile(&with_stored(cfg, store)?)?;
+        Self::compile_in(cfg, upstreams, governor, store, RouteState::new())
+    }
+
+    /// [`compile`](Self::compile) on the [`RouteState`] of the table being served, so
+    /// providers' attempts in flight and the targets' health carry over to the new table.
+    fn compile_next(&self, cfg: &Config) -> Result<RouteTable, ConfigError> {
+        let state = Arc::clone(&self.table.load().state);
+        Self::compile_in(cfg, &self.upstreams, &self.governor, &self.store, state)
+    }
+
+    fn compile_in(
+        cfg: &Config,
+        upstreams: &UpstreamRegistry,
+        governor: &LocalGovernor,
+        store: &Store,
+        state: Arc<RouteState>,
+    ) -> Result<RouteTable, ConfigError> {
+        let table = RouteTable::compile_in(&with_stored(cfg, store)?, state)?;
         upstreams.install(&table)?;
         governor
             .replace(&table.governance.rules)
@@ -78,7 +95,7 @@ impl ConfigReloader {
                 tracing::warn!("server.listen and server.shards only change on restart");
             }
             crate::observe::trace::note_reload(&cfg.otel);
-            Self::compile(&cfg, &self.upstreams, &self.governor, &self.store)
+            self.compile_next(&cfg)
         });
         match result {
             Ok(table) => {
@@ -110,7 +127,7 @@ impl ConfigReloader {
         check(&mut candidate);
         RouteTable::compile(&candidate)?;
         let out = commit(&self.store)?;
-        let table = Self::compile(&cfg, &self.upstreams, &self.governor, &self.store)?;
+        let table = self.compile_next(&cfg)?;
         let version = table.version;
         self.table.store(Arc::new(table));
         tracing::info!(version, trigger = why, "route table rebuilt");

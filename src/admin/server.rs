@@ -218,6 +218,9 @@ fn health(info: &AdminInfo) -> serde_json::Value {
                 serde_json::json!({
                     "available": p.unavailable.is_none(),
                     "reason": p.unavailable,
+                    "in_flight": p.load.in_flight(),
+                    "max_concurrency": p.max_concurrency,
+                    "concurrency_refusals": p.load.refused(),
                 }),
             )
         })
@@ -231,6 +234,75 @@ fn health(info: &AdminInfo) -> serde_json::Value {
         "driver": info.driver,
         "models": models,
         "providers": providers,
+        "targets": targets(&table),
         "auth": if table.keys.is_open() { "open" } else { "keys" },
     })
+}
+
+/// Every target of the table's aliases (each provider and model once, in name order) with
+/// its health over all shards, as the shards last published it, and its provider's
+/// attempts in flight.
+fn targets(table: &crate::route::RouteTable) -> Vec<serde_json::Value> {
+    use crate::route::{BenchReason, TargetHealth, TargetState};
+    let now = std::time::Instant::now();
+    let now_ms = crate::observe::unix_ms_now();
+    let unix_ms = |at: std::time::Instant| {
+        let left = at.saturating_duration_since(now).as_millis();
+        now_ms.saturating_add(u64::try_from(left).unwrap_or(u64::MAX))
+    };
+    let mut known = table.state.board.targets(now);
+    let mut listed = std::collections::BTreeMap::new();
+    for t in table.models.values().flat_map(|r| r.all_targets()) {
+        listed
+            .entry((t.provider.name.clone(), t.model.to_string()))
+            .or_insert_with(|| std::sync::Arc::clone(&t.provider));
+    }
+    listed
+        .into_iter()
+        .map(|(key, provider)| {
+            let h = known.remove(&key).unwrap_or_default();
+            let TargetHealth {
+                state,
+                shards,
+                consecutive_failures,
+                ewma_ttfb,
+                waiting_first_byte,
+                ejections,
+                benched,
+            } = h;
+            let (until, reason) = match state {
+                TargetState::Ejected(until) => (Some(unix_ms(until)), None),
+                TargetState::Benched(until, why) => (Some(unix_ms(until)), Some(why.as_str())),
+                TargetState::Healthy | TargetState::Probing => (None, None),
+            };
+            let [healthy, probing, benched_shards, ejected] = shards;
+            let benched: serde_json::Map<String, serde_json::Value> = BenchReason::ALL
+                .iter()
+                .map(|r| {
+                    let n = benched.get(r.index()).copied().unwrap_or(0);
+                    (r.as_str().to_string(), n.into())
+                })
+                .collect();
+            serde_json::json!({
+                "provider": key.0,
+                "model": key.1,
+                "state": state.name(),
+                "until_unix_ms": until,
+                "reason": reason,
+                "shards": {
+                    "healthy": healthy,
+                    "probing": probing,
+                    "benched": benched_shards,
+                    "ejected": ejected,
+                },
+                "consecutive_failures": consecutive_failures,
+                "ewma_ttfb_ms": ewma_ttfb.map(|d| d.as_secs_f64() * 1000.0),
+                "waiting_first_byte": waiting_first_byte,
+                "in_flight": provider.load.in_flight(),
+                "max_concurrency": provider.max_concurrency,
+                "ejections": ejections,
+                "benched": benched,
+            })
+        })
+        .collect()
 }

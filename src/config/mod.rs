@@ -417,6 +417,12 @@ pub struct ProviderConfig {
     /// (exact names, or `prefix*`); credentials, cookies and framing headers never are.
     #[serde(default)]
     pub forward_headers: Vec<String>,
+    /// Most attempts in flight at this provider at once, over all shards (absent:
+    /// unlimited). An attempt counts from when it is sent until its answer has ended (the
+    /// whole body read, or the stream relayed); a request finding the provider full goes
+    /// to its next target, and answers 503 when every target is full.
+    #[serde(default)]
+    pub max_concurrency: Option<u32>,
 }
 
 #[cfg(test)]
@@ -442,6 +448,7 @@ impl ProviderConfig {
             account_id: None,
             responses_api: None,
             forward_headers: Vec::new(),
+            max_concurrency: None,
         }
     }
 }

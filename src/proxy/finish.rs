@@ -91,6 +91,7 @@ async fn relay(s: &mut Session<'_>, head: ResponseHead, stream: StreamBody, keep
         deadline,
         idle,
         reuse,
+        permit,
         attempt,
     } = stream;
     let head = head
@@ -112,6 +113,11 @@ async fn relay(s: &mut Session<'_>, head: ResponseHead, stream: StreamBody, keep
         kill: s.run.as_mut().and_then(|t| t.signal.take()),
     };
     let end = relay_stream(s.conn.io(), head, &mut upstream, framing, plan).await;
+    if s.ctx.failpoints {
+        stream_failpoint(&s.head);
+    }
+    // The provider's answer has ended (a panic anywhere before drops it on unwinding).
+    drop(permit);
     if let (Some(redactions), Some(events)) = (&s.log_bodies, &capture) {
         s.record.response_body = Some(super::body_log::text_body(redactions, events));
     }
@@ -146,6 +152,16 @@ async fn relay(s: &mut Session<'_>, head: ResponseHead, stream: StreamBody, keep
     let error = rec.error.clone();
     rec.attempts.push(attempt_record(attempt, error));
     keep
+}
+
+/// `x-infergate-failpoint: panic-after-stream` (with `INFERGATE_FAILPOINTS=1`) panics once
+/// a stream was relayed, while its concurrency permit is still held: the tests check that
+/// unwinding gives it back.
+#[allow(clippy::panic)] // Deliberate: this panic is what the tests inject.
+fn stream_failpoint(head: &crate::http::RequestHead) {
+    if head.headers.get("x-infergate-failpoint") == Some(b"panic-after-stream") {
+        std::panic::panic_any("failpoint: panic after a stream");
+    }
 }
 
 /// Stores a complete 200 answer (one `chat.completion`) in the caches.

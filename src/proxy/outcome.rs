@@ -8,6 +8,7 @@ use bytes::Bytes;
 use super::relay::UpstreamFrames;
 use crate::api::ApiError;
 use crate::http::{HttpError, ResponseHead};
+use crate::route::InFlightPermit;
 use crate::translate::StreamTranslator;
 use crate::upstream::{BodyKind, UpstreamConn};
 use crate::wire::Usage;
@@ -83,6 +84,9 @@ pub struct StreamBody {
     pub idle: Duration,
     /// Where the connection goes back once the body ended cleanly.
     pub reuse: Option<PoolReturn>,
+    /// The attempt's place in its provider's `max_concurrency`, held as long as the stream
+    /// (dropped with it however the relay ends, or if the stream is never relayed).
+    pub permit: InFlightPermit,
     /// The attempt this stream belongs to, recorded once the stream ends.
     pub attempt: PendingAttempt,
 }

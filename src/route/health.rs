@@ -4,12 +4,15 @@
 //! target is benched until then), and a peak-EWMA of time to first byte with the attempts
 //! in flight (what latency-aware routing compares). Keyed by provider name and model, so it
 //! survives route table swaps; each shard keeps its own (no lock, no shared atomics), which
-//! means a target is ejected by each shard on the failures that shard saw.
+//! means a target is ejected by each shard on the failures that shard saw. What a shard
+//! knows is published to the [`HealthBoard`] for `/admin/health` and the metrics: at once
+//! when a target's state changes, else by the shard's periodic [`RouteHealth::publish`].
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use super::board::{BenchReason, HealthBoard, ShardHealthView, TargetSnapshot};
 use crate::http::HeaderList;
 
 /// How long a latency sample keeps half its weight in the average.
@@ -52,6 +55,9 @@ pub enum Availability {
     /// The provider said to come back later (429 `retry-after`, or no requests left
     /// until the rate limit resets), until then.
     Benched(Instant),
+    /// Its provider has `max_concurrency` attempts in flight (decided by the plan from the
+    /// provider's count, never by this shard's health).
+    Full,
 }
 
 impl Availability {
@@ -60,12 +66,14 @@ impl Availability {
         matches!(self, Availability::Ready | Availability::Probe)
     }
 
-    /// A short reason for records and errors (`ejected`, `rate_limited`).
+    /// A short reason for records and errors (`ejected`, `rate_limited`,
+    /// `concurrency_limited`).
     pub fn reason(self) -> Option<&'static str> {
         match self {
             Availability::Ready | Availability::Probe => None,
             Availability::Ejected(_) => Some("ejected"),
             Availability::Benched(_) => Some("rate_limited"),
+            Availability::Full => Some("concurrency_limited"),
         }
     }
 }
@@ -101,6 +109,12 @@ struct TargetState {
     /// A probe is on its way after an ejection.
     probing: bool,
     benched_until: Option<Instant>,
+    /// Why it was last benched.
+    bench_reason: Option<BenchReason>,
+    /// Times ejected (for the metrics; kept while the shard keeps the target).
+    ejected_total: u64,
+    /// Times benched, by [`BenchReason::index`].
+    benched_total: [u64; 2],
 }
 
 impl TargetState {
@@ -114,6 +128,40 @@ impl TargetState {
             ejected_until: None,
             probing: false,
             benched_until: None,
+            bench_reason: None,
+            ejected_total: 0,
+            benched_total: [0; 2],
+        }
+    }
+
+    /// Benches the target until `until` for `reason`; a target not benched yet counts one
+    /// more benching. Returns whether it was not benched before.
+    fn bench(&mut self, until: Instant, reason: BenchReason, now: Instant) -> bool {
+        let fresh = self.benched_until.is_none_or(|t| t <= now);
+        if fresh {
+            if let Some(n) = self.benched_total.get_mut(reason.index()) {
+                *n = n.saturating_add(1);
+            }
+        }
+        if fresh || self.benched_until.is_some_and(|t| until > t) {
+            self.benched_until = Some(until);
+            self.bench_reason = Some(reason);
+        }
+        fresh
+    }
+
+    fn snapshot(&self, provider: &str, model: &str) -> TargetSnapshot {
+        TargetSnapshot {
+            provider: provider.to_string(),
+            model: model.to_string(),
+            ewma_ttfb_us: self.ewma_us,
+            waiting: self.in_flight,
+            failures: self.failures,
+            ejected_until: self.ejected_until,
+            benched_until: self.benched_until,
+            bench_reason: self.bench_reason,
+            ejections: self.ejected_total,
+            benched: self.benched_total,
         }
     }
 
@@ -149,6 +197,19 @@ impl TargetState {
 #[derive(Debug, Default)]
 pub struct RouteHealth {
     targets: RefCell<HashMap<String, HashMap<String, TargetState>>>,
+    /// Something changed since the last publish.
+    dirty: Cell<bool>,
+    /// A target's state changed (ejected, let back, benched, probed) since the last publish.
+    changed: Cell<bool>,
+}
+
+/// When [`RouteHealth::publish`] publishes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Publish {
+    /// Only when a target's state changed (called after each attempt).
+    StateChanges,
+    /// When anything changed (called every few hundred milliseconds).
+    AnyChange,
 }
 
 impl RouteHealth {
@@ -185,12 +246,17 @@ impl RouteHealth {
 
     /// An attempt at `provider`/`model` starts; a target due for its probe is now probing.
     pub fn begin(&self, provider: &str, model: &str, now: Instant) {
-        self.with(provider, model, now, |t| {
+        let probe = self.with(provider, model, now, |t| {
             t.in_flight += 1;
-            if t.availability(now) == Availability::Probe {
+            let probe = t.availability(now) == Availability::Probe;
+            if probe {
                 t.probing = true;
             }
+            probe
         });
+        if probe == Some(true) {
+            self.changed.set(true);
+        }
     }
 
     /// The attempt begun with [`begin`](Self::begin) ended so.
@@ -202,7 +268,7 @@ impl RouteHealth {
         eject: EjectPolicy,
         now: Instant,
     ) {
-        self.with(provider, model, now, |t| {
+        let changed = self.with(provider, model, now, |t| {
             t.in_flight = t.in_flight.saturating_sub(1);
             let was_probing = std::mem::take(&mut t.probing);
             match result {
@@ -210,12 +276,13 @@ impl RouteHealth {
                     t.sample(ttfb, now);
                     t.failures = 0;
                     t.ejections = 0;
-                    t.ejected_until = None;
+                    t.ejected_until.take().is_some()
                 }
                 AttemptResult::RateLimited(wait) => {
                     // Not broken, only full: benched, not ejected.
                     let wait = wait.unwrap_or(Duration::from_secs(1)).min(MAX_BENCH);
-                    t.benched_until = Some(now + wait);
+                    t.bench(now + wait, BenchReason::Status429, now);
+                    true
                 }
                 AttemptResult::Failed => {
                     t.failures = t.failures.saturating_add(1);
@@ -224,22 +291,63 @@ impl RouteHealth {
                         let doublings = t.ejections.min(MAX_BACKOFF_DOUBLINGS);
                         t.ejected_until = Some(now + eject.cooldown * (1u32 << doublings));
                         t.ejections = t.ejections.saturating_add(1);
+                        t.ejected_total = t.ejected_total.saturating_add(1);
                         t.failures = 0;
+                        true
+                    } else {
+                        was_probing
                     }
                 }
-                AttemptResult::Neutral => {}
+                AttemptResult::Neutral => was_probing,
             }
         });
+        if changed == Some(true) {
+            self.changed.set(true);
+        }
     }
 
     /// A provider's answer said no requests are left until a reset: benched until then.
     pub fn bench(&self, provider: &str, model: &str, wait: Duration, now: Instant) {
-        self.with(provider, model, now, |t| {
-            t.benched_until = Some(now + wait.min(MAX_BENCH));
+        let until = now + wait.min(MAX_BENCH);
+        let fresh = self.with(provider, model, now, |t| {
+            t.bench(until, BenchReason::RateLimitHeaders, now)
         });
+        if fresh == Some(true) {
+            self.changed.set(true);
+        }
     }
 
-    fn with(&self, provider: &str, model: &str, now: Instant, f: impl FnOnce(&mut TargetState)) {
+    /// Publishes this shard's view of every target to `board` as shard `shard`, when
+    /// `when` says there is something to publish. Allocates the view: called after state
+    /// changes (rare) and every few hundred milliseconds, never for every request.
+    pub fn publish(&self, board: &HealthBoard, shard: usize, when: Publish) {
+        let due = match when {
+            Publish::StateChanges => self.changed.get(),
+            Publish::AnyChange => self.dirty.get(),
+        };
+        if !due {
+            return;
+        }
+        self.changed.set(false);
+        self.dirty.set(false);
+        let targets = self.targets.borrow();
+        let view = ShardHealthView {
+            targets: targets
+                .iter()
+                .flat_map(|(p, models)| models.iter().map(move |(m, t)| t.snapshot(p, m)))
+                .collect(),
+        };
+        board.publish(shard, view);
+    }
+
+    fn with<T>(
+        &self,
+        provider: &str,
+        model: &str,
+        now: Instant,
+        f: impl FnOnce(&mut TargetState) -> T,
+    ) -> Option<T> {
+        self.dirty.set(true);
         let mut targets = self.targets.borrow_mut();
         if !targets.contains_key(provider) {
             if targets.values().map(HashMap::len).sum::<usize>() >= MAX_TARGETS {
@@ -247,15 +355,11 @@ impl RouteHealth {
             }
             targets.insert(provider.to_string(), HashMap::new());
         }
-        let Some(models) = targets.get_mut(provider) else {
-            return;
-        };
+        let models = targets.get_mut(provider)?;
         if !models.contains_key(model) {
             models.insert(model.to_string(), TargetState::new(now));
         }
-        if let Some(t) = models.get_mut(model) {
-            f(t);
-        }
+        models.get_mut(model).map(f)
     }
 }
 
@@ -450,6 +554,56 @@ mod tests {
         // Without samples it fades: half after a half-life.
         let later = h.load_score("p", "m", t2 + EWMA_HALF_LIFE);
         assert!((later - s).abs() < 1.0, "{later} {s}");
+    }
+
+    #[test]
+    fn state_changes_publish_at_once_and_the_rest_when_asked() {
+        use crate::route::TargetState;
+        let board = HealthBoard::default();
+        let h = RouteHealth::new();
+        let t0 = Instant::now();
+        let key = ("p".to_string(), "m".to_string());
+        // A failure short of ejection is not a change of state.
+        fail(&h, t0);
+        h.publish(&board, 3, Publish::StateChanges);
+        assert!(board.targets(t0).is_empty());
+        h.publish(&board, 3, Publish::AnyChange);
+        assert_eq!(board.targets(t0)[&key].consecutive_failures, 1);
+        // Nothing new: nothing published (the view stays).
+        h.publish(&board, 3, Publish::AnyChange);
+        // The ejection is published by the call after the attempt.
+        fail(&h, t0);
+        fail(&h, t0);
+        h.publish(&board, 3, Publish::StateChanges);
+        let seen = board.targets(t0)[&key];
+        let until = t0 + Duration::from_secs(10);
+        assert_eq!(seen.state, TargetState::Ejected(until));
+        assert_eq!((seen.ejections, seen.shards[3]), (1, 1));
+        // Its end needs no publish: the view holds the instant.
+        assert_eq!(board.targets(until)[&key].state, TargetState::Probing);
+        // A probe that answers lets it back: published at once.
+        let t1 = until + Duration::from_millis(1);
+        h.begin("p", "m", t1);
+        let ok = AttemptResult::Answered(Duration::from_millis(4));
+        h.end("p", "m", ok, EJECT, t1);
+        h.publish(&board, 3, Publish::StateChanges);
+        let seen = board.targets(t1)[&key];
+        assert_eq!(seen.state, TargetState::Healthy);
+        assert_eq!(seen.ewma_ttfb, Some(Duration::from_millis(4)));
+        // Benchings count once per benching, by reason.
+        h.begin("p", "m", t1);
+        h.end("p", "m", AttemptResult::RateLimited(None), EJECT, t1);
+        h.bench("p", "m", Duration::from_secs(5), t1);
+        h.bench("q", "m", Duration::from_secs(5), t1);
+        h.publish(&board, 3, Publish::StateChanges);
+        let all = board.targets(t1);
+        let p = all[&key];
+        assert_eq!(p.benched, [1, 0], "already benched by the 429");
+        assert_eq!(
+            p.state,
+            TargetState::Benched(t1 + Duration::from_secs(5), BenchReason::RateLimitHeaders)
+        );
+        assert_eq!(all[&("q".to_string(), "m".to_string())].benched, [0, 1]);
     }
 
     fn headers(pairs: &[(&str, &str)]) -> HeaderList {

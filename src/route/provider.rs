@@ -88,6 +88,11 @@ pub struct Provider {
     pub pool_key: Arc<str>,
     /// Client headers this provider is sent.
     pub forward_headers: super::HeaderAllowList,
+    /// Most attempts in flight at once over all shards (`None`: unlimited).
+    pub max_concurrency: Option<u32>,
+    /// Its attempts in flight, shared with every table compiled from the same
+    /// [`RouteState`](super::RouteState) (a fresh one until the table compile sets it).
+    pub load: Arc<super::ProviderLoad>,
 }
 
 impl Provider {
@@ -105,6 +110,11 @@ impl Provider {
         if let Some(bad) = super::HeaderAllowList::refused_entry(&cfg.forward_headers) {
             return Err(ConfigError::Invalid(format!(
                 "provider {name}: forward_headers may not name {bad:?} (the gateway sets framing and credential headers itself)"
+            )));
+        }
+        if cfg.max_concurrency == Some(0) {
+            return Err(ConfigError::Invalid(format!(
+                "provider {name}: max_concurrency must be at least 1 (leave it out for no limit)"
             )));
         }
         let (credential, unavailable) = credential(cfg, &spec);
@@ -151,7 +161,20 @@ impl Provider {
             max_idle_per_shard: cfg.max_idle_per_shard,
             pool_key: Arc::from(pool_key),
             forward_headers: super::HeaderAllowList::new(spec.wire, &cfg.forward_headers),
+            max_concurrency: cfg.max_concurrency,
+            load: Arc::default(),
         })
+    }
+
+    /// A permit for one attempt at this provider, unless `max_concurrency` attempts are in
+    /// flight already (over all shards).
+    pub fn try_acquire(&self) -> Option<super::InFlightPermit> {
+        self.load.try_acquire(self.max_concurrency)
+    }
+
+    /// Whether the provider is at its `max_concurrency` now.
+    pub fn is_full(&self) -> bool {
+        self.load.is_full(self.max_concurrency)
     }
 
     /// The wire format this provider is sent for a client speaking `client` on `endpoint`:

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 
 use super::health::{Availability, EjectPolicy, RouteHealth};
+use super::load::RouteState;
 use super::provider::Provider;
 use super::retry::RetryPolicy;
 use crate::config::{Config, ConfigError, RouteStrategy, ServerConfig};
@@ -222,7 +223,10 @@ pub struct RouteCache {
 pub struct AttemptPlan {
     order: [u8; 16],
     len: u8,
-    /// Why the session's own target is not first (`ejected`, `rate_limited`).
+    /// Bit `i`: target `i` was put last because its provider was full.
+    full: u16,
+    /// Why the session's own target is not first (`ejected`, `rate_limited`,
+    /// `concurrency_limited`).
     pub affinity_moved: Option<&'static str>,
 }
 
@@ -233,6 +237,12 @@ impl AttemptPlan {
         self.order
             .get(..usize::from(self.len))
             .unwrap_or(&self.order)
+    }
+
+    /// Whether target `index` was put last because its provider was at its
+    /// `max_concurrency` when the plan was made.
+    pub fn was_full(&self, index: u8) -> bool {
+        index < 16 && self.full & (1 << index) != 0
     }
 }
 
@@ -246,13 +256,15 @@ impl ModelRoute {
     /// order, drawn by weight, or the lower expected wait of two drawn at random), then the
     /// others in listed order (by expected wait for `latency`); with a session, the
     /// session's own target goes first (see [`PlanInput::session`]). Ejected and benched
-    /// targets come last, in listed order: tried only when everything else failed.
+    /// targets, and those whose provider is at its `max_concurrency`, come last, in listed
+    /// order: tried only when everything else failed.
     pub fn plan(&self, input: &PlanInput<'_>, health: &RouteHealth, now: Instant) -> AttemptPlan {
         let roll = input.roll;
         let targets = self.targets_of(input.rule);
         let mut plan = AttemptPlan {
             order: [0; MAX_TARGETS],
             len: 0,
+            full: 0,
             affinity_moved: None,
         };
         let push = |plan: &mut AttemptPlan, i: usize| {
@@ -270,7 +282,11 @@ impl ModelRoute {
         let region = input.region.filter(|_| self.regional);
         for (i, t) in targets.iter().enumerate().take(MAX_TARGETS) {
             let in_region = region.is_none_or(|r| t.in_region(r)) && t.can.meet(&input.needs);
-            let a = health.availability(&t.provider.name, &t.model, now);
+            let mut a = health.availability(&t.provider.name, &t.model, now);
+            if in_region && a.is_available() && t.provider.is_full() {
+                a = Availability::Full;
+                plan.full |= 1 << i;
+            }
             if let (Some(al), Some(r), Some(st)) =
                 (allowed.get_mut(i), ready.get_mut(i), state.get_mut(i))
             {
@@ -474,16 +490,29 @@ pub struct RouteTable {
     pub server: ServerConfig,
     /// `GET /v1/models` body, rendered once.
     pub models_json: bytes::Bytes,
+    /// What outlives the table: providers' attempts in flight and the targets' health
+    /// board, shared with the tables compiled before and after it.
+    pub state: Arc<RouteState>,
 }
 
 static TABLE_VERSION: AtomicU64 = AtomicU64::new(0);
 
 impl RouteTable {
-    /// Validates a config and compiles it. Fails with the first reason it can't be served.
+    /// Validates a config and compiles it with a state of its own (nothing in flight, no
+    /// health known). Fails with the first reason it can't be served.
     pub fn compile(cfg: &Config) -> Result<Self, ConfigError> {
+        Self::compile_in(cfg, RouteState::new())
+    }
+
+    /// Validates a config and compiles it on `state`, the one the tables served before it
+    /// were compiled on (so attempts in flight and health carry over the swap).
+    pub fn compile_in(cfg: &Config, state: Arc<RouteState>) -> Result<Self, ConfigError> {
+        state.prune();
         let mut providers = HashMap::new();
         for (name, pc) in &cfg.providers {
-            providers.insert(name.clone(), Arc::new(Provider::compile(name, pc)?));
+            let mut provider = Provider::compile(name, pc)?;
+            provider.load = state.load_for(name);
+            providers.insert(name.clone(), Arc::new(provider));
         }
         let guardrails = GuardrailPolicies::compile(&cfg.guardrails)
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
@@ -606,6 +635,7 @@ impl RouteTable {
             guardrails,
             server: cfg.server.clone(),
             models_json,
+            state,
         })
     }
 
@@ -725,6 +755,66 @@ targets = [{ provider = "a", model = "x" }, { provider = "b", model = "y" }]
                 assert_eq!(order(r, roll, &health, now), [1, 0], "{strategy}");
             }
         }
+    }
+
+    #[test]
+    fn a_full_provider_goes_last_and_the_plan_says_so() {
+        let cfg = TWO.replace("kind = \"mock\"", "kind = \"mock\"\nmax_concurrency = 1");
+        let t = table(&cfg);
+        let r = t.model("m").unwrap();
+        let now = Instant::now();
+        let health = RouteHealth::new();
+        // `b` (second) is full: nothing changes for the order, but the plan notes it.
+        let b = &r.targets[1].provider;
+        let permit = b.try_acquire().unwrap();
+        let plan = r.plan(&PlanInput::default(), &health, now);
+        assert_eq!(plan.indexes(), &[0, 1]);
+        assert!(plan.was_full(1) && !plan.was_full(0));
+        // Made first by the weighted draw, it still goes last while full.
+        let weighted = table(
+            &cfg.replace("model = \"x\" }", "model = \"x\", weight = 0 }")
+                .replace("model = \"y\" }", "model = \"y\", weight = 1 }"),
+        );
+        let w = weighted.model("m").unwrap();
+        let _full = w.targets[1].provider.try_acquire().unwrap();
+        for roll in [0, 1, 77] {
+            assert_eq!(order(w, roll, &health, now), [0, 1]);
+        }
+        // A session whose own target is full moves, and says why.
+        let moved = (0..64u64)
+            .map(|session| {
+                let input = PlanInput {
+                    session: Some(session),
+                    ..PlanInput::default()
+                };
+                r.plan(&input, &health, now).affinity_moved
+            })
+            .find(Option::is_some)
+            .flatten();
+        assert_eq!(moved, Some("concurrency_limited"));
+        drop(permit);
+        let plan = r.plan(&PlanInput::default(), &health, now);
+        assert!(!plan.was_full(1));
+        assert!(RouteTable::compile(&Config::parse(&cfg.replace("= 1", "= 0")).unwrap()).is_err());
+    }
+
+    #[test]
+    fn tables_compiled_on_one_state_share_counts_across_swaps() {
+        let state = RouteState::new();
+        let cfg = Config::parse(TWO).unwrap();
+        let old = RouteTable::compile_in(&cfg, Arc::clone(&state)).unwrap();
+        let permit = old.providers["a"].try_acquire().unwrap();
+        let new = RouteTable::compile_in(&cfg, Arc::clone(&state)).unwrap();
+        assert_eq!(new.providers["a"].load.in_flight(), 1);
+        drop(old);
+        drop(permit);
+        assert_eq!(new.providers["a"].load.in_flight(), 0);
+        // A table of its own starts afresh.
+        let alone = RouteTable::compile(&cfg).unwrap();
+        assert!(!Arc::ptr_eq(
+            &alone.providers["a"].load,
+            &new.providers["a"].load
+        ));
     }
 
     #[test]

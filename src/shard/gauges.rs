@@ -1,15 +1,20 @@
 //! Publishes what only a shard can read about itself (open connections, requests in flight,
-//! idle upstream connections per provider) to its metrics once a second, so the scraper
-//! never has to reach into a shard's `Rc` state.
+//! idle upstream connections per provider) to its metrics once a second, and its view of
+//! the targets' health to the route state's board every quarter second when it changed, so
+//! the scraper and the admin listener never have to reach into a shard's `Rc` state.
 
 use std::rc::Weak;
 use std::time::Duration;
 
 use crate::observe::metrics::ShardGauges;
 use crate::proxy::ShardCtx;
+use crate::route::Publish;
 
 /// How often a shard publishes its gauges.
 const EVERY: Duration = Duration::from_secs(1);
+/// How often a shard publishes its targets' health when it changed without a change of
+/// state (those are published at once): failure counts, latency averages.
+const HEALTH_EVERY: Duration = Duration::from_millis(250);
 
 /// Runs on the shard until the drain begins or the shard's context is gone. It holds the
 /// context only weakly: a task still sleeping when the shard's runtime ends must not keep
@@ -22,6 +27,22 @@ pub async fn publish_gauges(ctx: Weak<ShardCtx>) {
             _ => return,
         }
         monoio::time::sleep(EVERY).await;
+    }
+}
+
+/// Runs on the shard like [`publish_gauges`], whether metrics are on or not: publishes the
+/// shard's [`RouteHealth`](crate::route::RouteHealth) when anything in it changed.
+pub async fn publish_health(ctx: Weak<ShardCtx>) {
+    loop {
+        match ctx.upgrade() {
+            Some(ctx) if !ctx.lifecycle.is_draining() => {
+                let table = ctx.table.load();
+                ctx.health
+                    .publish(&table.state.board, ctx.shard_id, Publish::AnyChange);
+            }
+            _ => return,
+        }
+        monoio::time::sleep(HEALTH_EVERY).await;
     }
 }
 

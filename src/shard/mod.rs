@@ -340,6 +340,7 @@ fn run_shard(
         if ctx.metrics.is_on() {
             monoio::spawn(gauges::publish_gauges(Rc::downgrade(&ctx)));
         }
+        monoio::spawn(gauges::publish_health(Rc::downgrade(&ctx)));
         accept_loop(&ctx, &listener).await;
         drop(listener);
         drain(&ctx, Duration::from_millis(drain_ms)).await;

@@ -174,6 +174,7 @@ const ERROR_CODES: &[&str] = &[
     "unsupported_content_type",
     "unsupported_parameter",
     "untranslatable_response",
+    "upstream_concurrency_exhausted",
     "upstream_failed",
 ];
 
@@ -201,6 +202,7 @@ const ATTEMPT_ERRORS: &[&str] = &[
     "body_too_large",
     "client_closed",
     "closed",
+    "concurrency_limited",
     "connect",
     "connect_timeout",
     "first_byte_timeout",

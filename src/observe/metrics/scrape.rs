@@ -7,7 +7,7 @@
 //! start for the first window). `_sum` and `_count` stay cumulative. The buckets are
 //! cumulative too, so `histogram_quantile` over `rate(..._bucket)` works as usual.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use super::labels::LabelIndex;
@@ -16,6 +16,7 @@ use super::render::{Exposition, Format, Kind};
 use super::series::{RequestCounts, ShardGauges, ShardSeries};
 use super::{lock, Metrics};
 use crate::embed::BATCH_SIZE_BUCKETS;
+use crate::route::{BenchReason, RouteTable};
 
 /// How far back summary quantiles look (at least; at most twice as far).
 pub const WINDOW: Duration = Duration::from_secs(60);
@@ -356,6 +357,42 @@ fn shard_gauges(e: &mut Exposition, shards: &[ShardGauges]) {
     }
 }
 
+/// The targets' ejections and benchings, added up over the shards' published views; only
+/// targets the table names (their labels stay within the config, as every label's do).
+fn target_health(e: &mut Exposition, table: &RouteTable) {
+    let named: BTreeSet<(&str, &str)> = table
+        .models
+        .values()
+        .flat_map(|r| r.all_targets())
+        .map(|t| (t.provider.name.as_str(), &*t.model))
+        .collect();
+    let mut targets = table.state.board.targets(Instant::now());
+    targets.retain(|(p, m), _| named.contains(&(p.as_str(), m.as_str())));
+    let name = "infergate_target_ejections_total";
+    e.family(
+        name,
+        Kind::Counter,
+        "Times a shard ejected a target after failures in a row, by provider and upstream model.",
+    );
+    for ((provider, model), h) in &targets {
+        let labels = [("provider", provider.as_str()), ("upstream_model", model)];
+        e.sample(name, &labels, h.ejections as f64);
+    }
+    let name = "infergate_target_benched_total";
+    e.family(name, Kind::Counter, "Times a shard benched a target, by provider, upstream model and reason (429: the provider refused with 429; rate_limit_headers: its answer said nothing is left until a reset).");
+    for ((provider, model), h) in &targets {
+        for reason in BenchReason::ALL {
+            let n = h.benched.get(reason.index()).copied().unwrap_or(0);
+            let labels = [
+                ("provider", provider.as_str()),
+                ("upstream_model", model),
+                ("reason", reason.as_str()),
+            ];
+            e.sample(name, &labels, n as f64);
+        }
+    }
+}
+
 fn process(e: &mut Exposition, m: &Metrics) {
     e.single(
         "infergate_records_dropped_total",
@@ -374,10 +411,25 @@ fn process(e: &mut Exposition, m: &Metrics) {
     e.family(name, Kind::Gauge, "Whether a provider can be used (1) or is skipped (0: its credential is missing), by provider.");
     let mut providers: Vec<_> = table.providers.values().collect();
     providers.sort_by(|a, b| a.name.cmp(&b.name));
-    for p in providers {
+    for p in &providers {
         let up = if p.unavailable.is_none() { 1.0 } else { 0.0 };
         e.sample(name, &[("provider", &p.name)], up);
     }
+    let name = "infergate_upstream_in_flight";
+    e.family(name, Kind::Gauge, "Attempts in flight at a provider over all shards, from sending the request until the answer's body or stream ended, by provider.");
+    for p in &providers {
+        e.sample(
+            name,
+            &[("provider", &p.name)],
+            f64::from(p.load.in_flight()),
+        );
+    }
+    let name = "infergate_upstream_concurrency_refusals_total";
+    e.family(name, Kind::Counter, "Times a request passed a provider over because it had max_concurrency attempts in flight, by provider.");
+    for p in &providers {
+        e.sample(name, &[("provider", &p.name)], p.load.refused() as f64);
+    }
+    target_health(e, &table);
     if let Some((stats, capacity)) = &m.sources.embedder {
         e.single(
             "infergate_embedder_queue_depth",
@@ -517,6 +569,43 @@ mod tests {
         let second = w.recent("f", "a", &l);
         assert_eq!(second.count(), 1, "only the value recorded since the copy");
         assert!((second.quantile_seconds(0.99) - 0.005).abs() < 0.0001);
+    }
+
+    #[test]
+    fn providers_in_flight_and_targets_health_are_rendered() {
+        use crate::route::{AttemptResult, EjectPolicy, Publish, RouteHealth};
+        let m = metrics(1);
+        let table = m.table.load();
+        let p = &table.providers["p"];
+        let permit = p.try_acquire().unwrap();
+        p.load.note_refusal();
+        let health = RouteHealth::new();
+        let eject = EjectPolicy {
+            consecutive_failures: 1,
+            cooldown: Duration::from_secs(9),
+        };
+        let now = Instant::now();
+        for (provider, model) in [("p", "up"), ("gone", "x")] {
+            health.begin(provider, model, now);
+            health.end(provider, model, AttemptResult::Failed, eject, now);
+        }
+        health.publish(&table.state.board, 0, Publish::StateChanges);
+        let text = m.render(Format::Prometheus);
+        for line in [
+            "infergate_upstream_in_flight{provider=\"p\"} 1\n",
+            "infergate_upstream_in_flight{provider=\"off\"} 0\n",
+            "infergate_upstream_concurrency_refusals_total{provider=\"p\"} 1\n",
+            "infergate_target_ejections_total{provider=\"p\",upstream_model=\"up\"} 1\n",
+            "infergate_target_benched_total{provider=\"p\",upstream_model=\"up\",reason=\"429\"} 0\n",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
+        // A target the table does not name stays out of the labels.
+        assert!(!text.contains("provider=\"gone\""), "{text}");
+        drop(permit);
+        assert!(m
+            .render(Format::Prometheus)
+            .contains("infergate_upstream_in_flight{provider=\"p\"} 0\n"));
     }
 
     #[test]

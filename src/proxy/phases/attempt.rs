@@ -1,6 +1,7 @@
-//! One attempt at one target: skip it if it can't serve the endpoint, build the body in
-//! the provider's format, call its [`Upstream`], and classify the answer: taken, or a
-//! failure another target may fix.
+//! One attempt at one target: skip it if it can't serve the endpoint or its provider is at
+//! its `max_concurrency`, build the body in the provider's format, call its [`Upstream`],
+//! and classify the answer: taken, or a failure another target may fix. The attempt holds
+//! its provider's [`InFlightPermit`](crate::route::InFlightPermit) until its answer ends.
 
 use std::time::{Duration, Instant};
 
@@ -14,7 +15,8 @@ use crate::api::{ApiError, ErrorKind};
 use crate::guardrails::schema::Violation;
 use crate::observe::AttemptRecord;
 use crate::route::{
-    exhausted_for, retry_after, AttemptResult, EjectPolicy, ModelRoute, Provider, Target,
+    exhausted_for, retry_after, AttemptResult, EjectPolicy, HealthBoard, ModelRoute, Provider,
+    Publish, Target,
 };
 use crate::translate::{Bridge, TranslateError};
 use crate::upstream::{
@@ -35,6 +37,8 @@ pub enum Attempt {
     Retry(Failure),
     /// The target can't serve this request (why, for the `no_available_target` error).
     Skip(String),
+    /// The target's provider has `max_concurrency` attempts in flight: nothing was sent.
+    Full,
 }
 
 /// A failed attempt whose response may still be the final answer.
@@ -98,6 +102,11 @@ pub async fn run(
     if s.endpoint == Endpoint::CountTokens && wire != WireApi::Messages {
         return Attempt::Answer(estimate::answer(s, request));
     }
+    // Held until the attempt's answer has ended: dropped here on every failure, after the
+    // body is read for a whole answer, with the relay's end for a stream.
+    let Some(permit) = provider.try_acquire() else {
+        return Attempt::Full;
+    };
     // Only set when the formats differ: same-format traffic passes through.
     let bridge = s
         .endpoint
@@ -125,11 +134,12 @@ pub async fn run(
         body,
         trace: trace_headers(s),
     };
-    let ctx = s.ctx;
+    let (ctx, table) = (s.ctx, s.table);
     let upstream = ProviderUpstream::for_provider(provider, &ctx.pool, &ctx.tls, &ctx.upstreams);
     let signal = s.run.as_mut().and_then(|t| t.signal.as_mut());
     let health = Health {
         ctx,
+        board: &table.state.board,
         target,
         eject: route.eject,
         started,
@@ -187,6 +197,7 @@ pub async fn run(
                 wire,
                 bridge,
                 response,
+                permit,
                 started,
                 alias,
             };
@@ -202,6 +213,8 @@ pub async fn run(
 /// target ended.
 struct Health<'a> {
     ctx: &'a crate::proxy::context::ShardCtx,
+    /// Where a change of the target's state is published at once.
+    board: &'a HealthBoard,
     target: &'a Target,
     eject: EjectPolicy,
     started: Instant,
@@ -227,6 +240,7 @@ impl Health<'_> {
             _ => AttemptResult::Neutral,
         };
         health.end(provider, model, outcome, self.eject, now);
+        health.publish(self.board, self.ctx.shard_id, Publish::StateChanges);
     }
 }
 

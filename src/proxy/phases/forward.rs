@@ -2,13 +2,18 @@
 //! reached the client (connect error, 5xx, 429, first-byte timeout) moves to the next
 //! target, within the alias's retry rules and budget; once a provider's answer is taken,
 //! it is the response.
+//!
+//! A target whose provider is at its `max_concurrency` is passed over without a call: the
+//! record gets an attempt with error `concurrency_limited` (no status, no time), which is
+//! neither a retry nor a failure of the target. When every target was full and none
+//! failed, the client gets 503 `upstream_concurrency_exhausted` with `retry-after: 1`.
 
 use super::super::outcome::{Outcome, Response};
 use super::super::session::{ClientRequest, Session};
 use super::attempt::{self, Attempt, Failure};
 use crate::api::{ApiError, ErrorKind};
 use crate::observe::unix_ms_now;
-use crate::route::{fnv1a, ModelRoute, Needs, PlanInput, RequestFacts};
+use crate::route::{fnv1a, ModelRoute, Needs, PlanInput, RequestFacts, Target};
 use std::time::Instant;
 
 /// Tries the targets; the last failure answers when none succeeds. An answer whose output
@@ -16,7 +21,7 @@ use std::time::Instant;
 /// the next one. Attempts after a failure are retries: at most `retries.max` of them (by
 /// default one per other target), each within the alias's retry budget on this shard; when
 /// the plan runs out before that, its targets are asked again after a backoff, skipping
-/// those that became unavailable.
+/// those that became unavailable. Full targets are recorded as refused and passed over.
 pub async fn forward(s: &mut Session<'_>, request: &ClientRequest, route: &ModelRoute) -> Outcome {
     let region = s.record.region.clone();
     let needs = if route.restricted || !route.rules.is_empty() {
@@ -62,6 +67,15 @@ pub async fn forward(s: &mut Session<'_>, request: &ClientRequest, route: &Model
     s.ctx.retries.request(&route.alias, second);
     let mut last: Option<Failure> = None;
     let mut skipped: Vec<String> = Vec::new();
+    // The targets the plan put last for being full are refused now, before any call, so
+    // the record says why the request went elsewhere.
+    let mut refused = false;
+    for &index in order.iter().filter(|&&i| plan.was_full(i)) {
+        if let Some(target) = targets.get(usize::from(index)) {
+            refuse(s, target);
+            refused = true;
+        }
+    }
     'targets: for k in 0..route.retries.attempts(order.len()) {
         let Some(&index) = order.get(k % order.len().max(1)) else {
             break;
@@ -75,9 +89,17 @@ pub async fn forward(s: &mut Session<'_>, request: &ClientRequest, route: &Model
                 s.ctx
                     .health
                     .availability(&target.provider.name, &target.model, Instant::now());
-            if !health.is_available() {
+            if !health.is_available() || target.provider.is_full() {
                 continue;
             }
+        }
+        if target.provider.is_full() {
+            // Still full (or full since the plan): passed over, no retry spent.
+            if !plan.was_full(index) {
+                refuse(s, target);
+                refused = true;
+            }
+            continue;
         }
         if last.is_some() {
             if !s
@@ -99,6 +121,10 @@ pub async fn forward(s: &mut Session<'_>, request: &ClientRequest, route: &Model
             match attempt::run(s, request, route, target).await {
                 Attempt::Answer(outcome) => return outcome,
                 Attempt::Skip(why) => skipped.push(why),
+                Attempt::Full => {
+                    refuse(s, target);
+                    refused = true;
+                }
                 Attempt::Retry(Failure::Invalid(violation)) => {
                     last = Some(Failure::Invalid(violation));
                     if schema_retries > 0 {
@@ -117,8 +143,22 @@ pub async fn forward(s: &mut Session<'_>, request: &ClientRequest, route: &Model
             break;
         }
     }
-    all_failed(s, route, last, &skipped)
+    all_failed(s, route, last, &skipped, refused)
 }
+
+/// Records that `target` was passed over because its provider was at its
+/// `max_concurrency`, and counts the refusal.
+fn refuse(s: &mut Session<'_>, target: &Target) {
+    target.provider.load.note_refusal();
+    let error = Some(CONCURRENCY_LIMITED.to_string());
+    let now = Instant::now();
+    s.record
+        .attempts
+        .push(attempt::record(target, None, error, (now, s.started)));
+}
+
+/// The attempt error of a target passed over for its provider's `max_concurrency`.
+const CONCURRENCY_LIMITED: &str = "concurrency_limited";
 
 /// The first of the alias's rules whose conditions the request meets.
 fn rule_for(
@@ -194,6 +234,7 @@ fn all_failed(
     route: &ModelRoute,
     last: Option<Failure>,
     skipped: &[String],
+    refused: bool,
 ) -> Outcome {
     let attempts = s.record.attempts.len();
     match last {
@@ -234,6 +275,18 @@ fn all_failed(
                 route.alias
             ),
         )),
+        None if refused => Outcome::Fail(
+            ApiError::new(
+                ErrorKind::Unavailable,
+                "upstream_concurrency_exhausted",
+                format!(
+                    "Every target of model `{}` is at its provider's concurrency limit; \
+                     retry shortly.",
+                    route.alias
+                ),
+            )
+            .with_retry_after(Some(1)),
+        ),
         None => Outcome::Fail(ApiError::new(
             ErrorKind::Unavailable,
             "no_available_target",

@@ -15,7 +15,7 @@ use super::attempt::{error_for_client, record};
 use crate::api::{ApiError, ErrorKind};
 use crate::guardrails::schema::{check_all, output_texts, SchemaCheckedStream, Violation};
 use crate::http::ResponseHead;
-use crate::route::Target;
+use crate::route::{InFlightPermit, Target};
 use crate::translate::{replay_as_stream, Bridge, StreamTranslator};
 use crate::upstream::{read_full_body, UpstreamResponse, UpstreamResponseHead};
 use crate::wire::{Usage, WireApi};
@@ -35,6 +35,9 @@ pub struct Taken<'t> {
     pub bridge: Option<Bridge>,
     /// Its response.
     pub response: UpstreamResponse,
+    /// The attempt's place in its provider's `max_concurrency`: given back once the body
+    /// is read, or with the stream when the relay ends.
+    pub permit: InFlightPermit,
     /// When the attempt began.
     pub started: Instant,
     /// The alias the client asked for (translated answers name it as the model).
@@ -68,6 +71,7 @@ fn stream(s: &mut Session<'_>, request: &ClientRequest, taken: Taken<'_>) -> Res
         wire,
         bridge,
         response,
+        permit,
         started,
         alias,
     } = taken;
@@ -115,6 +119,7 @@ fn stream(s: &mut Session<'_>, request: &ClientRequest, taken: Taken<'_>) -> Res
         deadline: s.started + provider.total_timeout,
         idle: provider.stream_idle_timeout,
         reuse,
+        permit,
         attempt: PendingAttempt {
             provider: provider.name.clone(),
             model: target.model.to_string(),
@@ -175,6 +180,7 @@ async fn whole(
         target,
         bridge,
         response,
+        permit,
         started,
         alias,
         ..
@@ -191,6 +197,9 @@ async fn whole(
             .push(record(target, Some(status), closed, (started, s.started)));
         return Ok(Outcome::ClientGone);
     };
+    // The exchange with the provider is over, however the read ended (the client leaving
+    // returned above, dropping the permit with it).
+    drop(permit);
     let body = match read {
         Ok(body) => body,
         Err(e) => {

@@ -20,7 +20,7 @@ use crate::http::{ClientIo, PollRent, ServerConn, ServerLimits, TlsClientStream}
 /// A TLS connection after its handshake.
 pub(super) enum Accepted {
     /// The client chose HTTP/2.
-    H2(TlsClientStream),
+    H2(Box<TlsClientStream>),
     /// HTTP/1.1 over TLS.
     Http1(ClientIo),
 }
@@ -57,7 +57,7 @@ pub(super) async fn handshake_tls(
         }
     };
     if session.get_ref().1.alpn_protocol() == Some(b"h2") {
-        Some(Accepted::H2(session))
+        Some(Accepted::H2(Box::new(session)))
     } else {
         Some(Accepted::Http1(ClientIo::Tls(Box::new(PollRent::new(
             session,

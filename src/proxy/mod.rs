@@ -40,7 +40,7 @@ pub async fn serve_connection(ctx: Rc<ShardCtx>, stream: TcpStream, slot: Connec
     let _ = stream.set_nodelay(true);
     let conn = match ctx.tls_server.clone() {
         Some(tls) => match http2::handshake_tls(&ctx, stream, &tls).await {
-            Some(http2::Accepted::H2(tls)) => return http2::serve(ctx, tls).await,
+            Some(http2::Accepted::H2(tls)) => return http2::serve(ctx, *tls).await,
             Some(http2::Accepted::Http1(io)) => ServerConn::with_io(io),
             None => return,
         },

@@ -292,3 +292,106 @@ fn h2_io(e: h2::Error) -> io::Error {
         io::Error::new(io::ErrorKind::BrokenPipe, e)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use monoio::io::IntoPollIo;
+
+    fn run<F: std::future::Future>(f: F) -> F::Output {
+        monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .enable_timer()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    /// Answers one request with `writes` (HTTP/1.1 bytes, in those pieces) through an
+    /// `H2Responder`, and returns what an HTTP/2 client got: status, headers, body.
+    fn exchange(writes: Vec<Vec<u8>>) -> (u16, http::HeaderMap, Vec<u8>) {
+        run(async move {
+            let (a, b) = monoio::net::UnixStream::pair().unwrap();
+            let (a, b) = (a.into_poll_io().unwrap(), b.into_poll_io().unwrap());
+            let done = std::rc::Rc::new(std::cell::Cell::new(false));
+            let answered = done.clone();
+            monoio::spawn(async move {
+                let mut conn = h2::server::handshake(a).await.unwrap();
+                let (_request, respond) = conn.accept().await.unwrap().unwrap();
+                monoio::spawn(async move {
+                    let mut r = H2Responder::new(respond);
+                    for w in writes {
+                        let (res, _) = r.write(w).await;
+                        res.unwrap();
+                    }
+                    answered.set(r.is_complete());
+                });
+                // Drive the connection for as long as the client keeps it.
+                while let Some(Ok(_)) = conn.accept().await {}
+            });
+            let (mut client, conn) = h2::client::handshake(b).await.unwrap();
+            monoio::spawn(async move {
+                let _ = conn.await;
+            });
+            let request = http::Request::get("http://x/").body(()).unwrap();
+            let (response, _) = client.send_request(request, true).unwrap();
+            let response = response.await.unwrap();
+            let status = response.status().as_u16();
+            let headers = response.headers().clone();
+            let mut body = response.into_body();
+            let mut got = Vec::new();
+            while let Some(chunk) = body.data().await {
+                let chunk = chunk.unwrap();
+                let _ = body.flow_control().release_capacity(chunk.len());
+                got.extend_from_slice(&chunk);
+            }
+            assert!(body.is_end_stream());
+            // The responder's last write has returned by now, or does at its next turn.
+            monoio::time::sleep(std::time::Duration::from_millis(20)).await;
+            assert!(
+                done.get(),
+                "the responder did not see its response complete"
+            );
+            (status, headers, got)
+        })
+    }
+
+    #[test]
+    fn a_whole_response_in_pieces_becomes_headers_and_data() {
+        let head = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nx-infergate-request-id: 7\r\ncontent-length: 11\r\nconnection: close\r\n\r\n";
+        // The head split inside its blank line, the body across writes.
+        let (a, b) = head.split_at(head.len() - 2);
+        let (status, headers, body) = exchange(vec![
+            a.to_vec(),
+            [b, &b"{\"ok\""[..]].concat(),
+            b":true}".to_vec(),
+        ]);
+        assert_eq!(status, 200);
+        assert_eq!(body, b"{\"ok\":true}");
+        assert_eq!(headers["content-type"], "application/json");
+        assert_eq!(headers["x-infergate-request-id"], "7");
+        assert!(headers.get("connection").is_none());
+    }
+
+    #[test]
+    fn a_chunked_stream_loses_its_framing() {
+        let (status, headers, body) = exchange(vec![
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n".to_vec(),
+            b"9\r\ndata: 1\n\n\r\n".to_vec(),
+            b"9\r\ndata: 2\n\n\r\n0\r\n".to_vec(),
+            b"\r\n".to_vec(),
+        ]);
+        assert_eq!(status, 200);
+        assert_eq!(body, b"data: 1\n\ndata: 2\n\n");
+        assert!(headers.get("transfer-encoding").is_none());
+    }
+
+    #[test]
+    fn an_empty_body_ends_with_the_headers() {
+        let (status, _, body) = exchange(vec![
+            b"HTTP/1.1 429 Too Many Requests\r\nretry-after: 1\r\ncontent-length: 0\r\n\r\n"
+                .to_vec(),
+        ]);
+        assert_eq!(status, 429);
+        assert!(body.is_empty());
+    }
+}

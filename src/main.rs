@@ -17,8 +17,11 @@ use infergate::proxy::{Caches, Lifecycle};
 use infergate::shard::{self, DriverChoice, ShardShared};
 use infergate::upstream::tls_connector;
 
+/// mimalloc, wrapped so that `INFERGATE_COUNT_ALLOCATIONS=1` can count each shard's
+/// allocations for tests/allocations.rs (one relaxed load per allocation when off).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: shard::allocations::CountingAlloc<mimalloc::MiMalloc> =
+    shard::allocations::CountingAlloc::new(mimalloc::MiMalloc);
 
 /// An inference gateway for AI agent fleets.
 #[derive(Parser)]
@@ -166,6 +169,12 @@ fn serve(config: Option<PathBuf>, shards_flag: Option<usize>) -> Result<(), Stri
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
     let fd_connection_cap = connection_cap(count, cfg.server.max_connections_per_shard);
+    if shard::allocations::enable_from_env(count) {
+        tracing::warn!(
+            "{}=1: counting allocations per shard (GET /admin/debug/allocations)",
+            shard::allocations::ENV
+        );
+    }
     let failpoints = std::env::var("INFERGATE_FAILPOINTS").is_ok_and(|v| v == "1");
     if failpoints {
         tracing::warn!("INFERGATE_FAILPOINTS=1: fault injection is on (for tests only)");

@@ -1,5 +1,6 @@
 //! The admin HTTP listener: `GET /admin/health`, `POST /admin/reload`, `GET /metrics`, keys,
-//! tenants, runs, recent requests and usage. It runs on its own thread and runtime so control
+//! tenants, runs, recent requests and usage, and `GET /admin/debug/allocations` when
+//! allocations are counted. It runs on its own thread and runtime so control
 //! traffic never competes with a shard.
 
 use std::sync::Arc;
@@ -199,6 +200,13 @@ fn route(head: &RequestHead, body: &[u8], info: &AdminInfo) -> (u16, serde_json:
             None => (
                 409,
                 serde_json::json!({"reloaded": false, "error": "not serving from a config file"}),
+            ),
+        },
+        (Method::Get, "/admin/debug/allocations") => match crate::shard::allocations::board() {
+            Some(board) => (200, serde_json::json!({"shards": board.totals()})),
+            None => (
+                404,
+                serde_json::json!({"error": "allocation counting is off (INFERGATE_COUNT_ALLOCATIONS=1 turns it on)"}),
             ),
         },
         (Method::Get, path) => super::usage::answer(path, &info.table.load(), &info.governor)

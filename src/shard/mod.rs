@@ -14,6 +14,7 @@ use monoio::time::TimeDriver;
 use monoio::{FusionRuntime, IoUringDriver, LegacyDriver, RuntimeBuilder};
 use socket2::{Domain, Protocol, Socket, Type};
 
+pub mod allocations;
 mod gauges;
 mod memory;
 pub use memory::release_freed_memory;
@@ -341,6 +342,13 @@ fn run_shard(
             monoio::spawn(gauges::publish_gauges(Rc::downgrade(&ctx)));
         }
         monoio::spawn(gauges::publish_health(Rc::downgrade(&ctx)));
+        if let Some(board) = allocations::board() {
+            monoio::spawn(allocations::publish_counts(
+                board,
+                id,
+                Arc::clone(&ctx.lifecycle),
+            ));
+        }
         accept_loop(&ctx, &listener).await;
         drop(listener);
         drain(&ctx, Duration::from_millis(drain_ms)).await;

@@ -65,6 +65,12 @@ struct Args {
     /// this process (`infergate+traces`, sample ratio 1.0).
     #[arg(long)]
     traces: bool,
+    /// Also measure failover: the alias's first target fails fast, then the mock answers.
+    /// `refused-first`: the first target's port refuses connections; `503-first`: it is a
+    /// second mockllm answering 503 at once. Each with ejection off (every request pays the
+    /// failed attempt) and with the default ejection (`+eject`: ejected after 5 failures).
+    #[arg(long)]
+    failover: bool,
 }
 
 fn main() -> std::process::ExitCode {
@@ -101,6 +107,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         guardrails: args.guardrails,
         no_metrics: args.no_metrics,
         traces: args.traces,
+        failover: args.failover,
     };
     let report = scenario::run(&config, &mut |line| eprintln!("scenario: {line}"))?;
     let mut out = std::io::stdout().lock();

@@ -70,17 +70,25 @@ impl fmt::Display for ScenarioReport {
             writeln!(f, "note: {note}")?;
         }
         for run in &self.runs {
+            // Wide enough for the longest path name (`refused-first+eject`).
+            let width = run
+                .paths
+                .iter()
+                .map(|p| p.path.chars().count())
+                .max()
+                .unwrap_or(0)
+                .max(10);
             writeln!(f, "\n== {}", run.mode)?;
             writeln!(
                 f,
-                "{:<10} {:>9} {:>9} {:>9} {:>9} {:>10} {:>7} {:>10}",
+                "{:<width$} {:>9} {:>9} {:>9} {:>9} {:>10} {:>7} {:>10}",
                 "path", "p50 µs", "p99 µs", "p99.9 µs", "ttfb p50", "ok/s", "errors", "cpu µs/req"
             )?;
             for p in &run.paths {
                 let l = &p.report.latency_us;
                 writeln!(
                     f,
-                    "{:<10} {:>9} {:>9} {:>9} {:>9} {:>10.1} {:>7} {:>10}",
+                    "{:<width$} {:>9} {:>9} {:>9} {:>9} {:>10.1} {:>7} {:>10}",
                     p.path,
                     l.p50,
                     l.p99,

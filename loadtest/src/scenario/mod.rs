@@ -12,7 +12,8 @@ mod proxy_config;
 pub use compare::{PathResult, RateResult, ScenarioReport};
 pub use process::{find_in_path, free_port, process_cpu_time, ChildProcess, ProcessError};
 pub use proxy_config::{
-    governed_toml, guarded_toml, infergate_toml, nginx_conf, BENCH_KEY, NGINX_TEMPLATE,
+    failover_toml, governed_toml, guarded_toml, infergate_toml, nginx_conf, FirstTarget, BENCH_KEY,
+    NGINX_TEMPLATE,
 };
 
 use std::path::{Path, PathBuf};
@@ -52,6 +53,11 @@ pub struct ScenarioConfig {
     pub no_metrics: bool,
     /// Also measure infergate with tracing on at ratio 1.0, exporting to a sink.
     pub traces: bool,
+    /// Also measure failover: the alias's first target fails fast (its connect is refused,
+    /// or it answers 503 at once), then the mock answers; each with ejection off (every
+    /// request pays the failed attempt) and with the default ejection (the target is
+    /// ejected after 5 failures and skipped).
+    pub failover: bool,
 }
 
 /// Which configuration a measured gateway runs.
@@ -62,6 +68,20 @@ enum Variant {
     Guardrails,
     NoMetrics,
     Traced,
+    /// The alias asks `first` before the mock; `eject`: default ejection, else none.
+    Failover {
+        first: FirstTarget,
+        eject: bool,
+    },
+}
+
+/// Where the failing first targets of the failover variants are.
+#[derive(Debug, Clone, Copy)]
+struct DownPorts {
+    /// A port nothing listens on.
+    refused: u16,
+    /// A mockllm answering 503 to every call.
+    unavailable: u16,
 }
 
 /// Why a scenario could not run.
@@ -148,6 +168,39 @@ pub fn run(
     let mock_port = port_of(&mock_url, "mockllm")?;
     progress(&format!("mockllm at {mock_url} (cpu {})", load_cpus[0]));
 
+    // The failover variants' first targets: a port nothing listens on (bound, then
+    // released), and a second mockllm on the load CPU answering every call 503 at once.
+    let mut unavailable_mock = None;
+    let down = if config.failover {
+        let mock503 = ChildProcess::spawn(
+            "mockllm-503",
+            &config.mockllm,
+            &[
+                "--listen".into(),
+                "127.0.0.1:0".into(),
+                "--threads".into(),
+                "1".into(),
+                "--fault".into(),
+                "status:503".into(),
+            ],
+            &load_cpus,
+            &dir.0.join("mockllm-503.stderr"),
+        )?;
+        let url = mock503.wait_for_line("mockllm listening on ", Duration::from_secs(10))?;
+        let unavailable = port_of(&url, "mockllm-503")?;
+        progress(&format!(
+            "mockllm answering 503 at {url} (cpu {})",
+            load_cpus[0]
+        ));
+        unavailable_mock = Some(mock503);
+        Some(DownPorts {
+            refused: free_port()?,
+            unavailable,
+        })
+    } else {
+        None
+    };
+
     let mut paths = vec![MeasuredPath {
         name: "direct",
         url: mock_url.clone(),
@@ -168,8 +221,15 @@ pub fn run(
         if config.traces {
             kinds.push(Variant::Traced);
         }
+        if config.failover {
+            for first in [FirstTarget::Refused, FirstTarget::Unavailable] {
+                for eject in [false, true] {
+                    kinds.push(Variant::Failover { first, eject });
+                }
+            }
+        }
         for variant in kinds {
-            let path = start_infergate(config, &dir.0, mock_port, &proxy_cpus, variant)?;
+            let path = start_infergate(config, &dir.0, mock_port, down, &proxy_cpus, variant)?;
             progress(&format!(
                 "{} at {} (cpu {})",
                 path.name, path.url, proxy_cpus[0]
@@ -240,6 +300,7 @@ pub fn run(
         });
     }
     drop(paths);
+    drop(unavailable_mock);
     drop(mock);
     Ok(ScenarioReport {
         stream: config.stream,
@@ -291,6 +352,7 @@ fn start_infergate(
     config: &ScenarioConfig,
     dir: &Path,
     mock_port: u16,
+    down: Option<DownPorts>,
     cpus: &[usize],
     variant: Variant,
 ) -> Result<MeasuredPath, ScenarioError> {
@@ -300,6 +362,22 @@ fn start_infergate(
         Variant::Guardrails => "infergate+guardrails",
         Variant::NoMetrics => "infergate-metrics",
         Variant::Traced => "infergate+traces",
+        Variant::Failover {
+            first: FirstTarget::Refused,
+            eject: false,
+        } => "refused-first",
+        Variant::Failover {
+            first: FirstTarget::Refused,
+            eject: true,
+        } => "refused-first+eject",
+        Variant::Failover {
+            first: FirstTarget::Unavailable,
+            eject: false,
+        } => "503-first",
+        Variant::Failover {
+            first: FirstTarget::Unavailable,
+            eject: true,
+        } => "503-first+eject",
     };
     let dir = dir.join(name);
     std::fs::create_dir_all(&dir)?;
@@ -319,6 +397,16 @@ fn start_infergate(
         Variant::Traced => {
             let sink = otlp_sink::start()?;
             format!("{toml}\n[otel]\nendpoint = \"http://{sink}\"\nsample_ratio = 1.0\n")
+        }
+        Variant::Failover { first, eject } => {
+            let down = down.ok_or_else(|| {
+                std::io::Error::other("failover variant without its failing targets")
+            })?;
+            let port = match first {
+                FirstTarget::Refused => down.refused,
+                FirstTarget::Unavailable => down.unavailable,
+            };
+            failover_toml(&toml, port, eject)
         }
     };
     std::fs::write(&config_path, toml)?;

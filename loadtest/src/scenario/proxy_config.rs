@@ -69,6 +69,33 @@ pub fn guarded_toml(base: &str) -> String {
     )
 }
 
+/// Which target an alias asks first in a failover measurement, before the mock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FirstTarget {
+    /// A provider on a port nothing listens on: the connect is refused at once.
+    Refused,
+    /// A provider that answers every call 503 at once (a mockllm with `--fault status:503`).
+    Unavailable,
+}
+
+/// `base` with the measured alias failing over: provider `down` at `down_port` first, then
+/// the mock. With `eject` false the alias never ejects `down` (`consecutive_failures = 0`),
+/// so every request pays the failed attempt; with `eject` true the defaults apply (ejected
+/// after 5 failures in a row for 30 s, then probed by one request).
+pub fn failover_toml(base: &str, down_port: u16, eject: bool) -> String {
+    let route = "targets = [ { provider = \"mock\", model = \"gpt-4o-mini\" } ]\n";
+    let mut with = String::from(
+        "targets = [ { provider = \"down\", model = \"gpt-4o-mini\" }, { provider = \"mock\", model = \"gpt-4o-mini\" } ]\n",
+    );
+    if !eject {
+        with.push_str("eject = { consecutive_failures = 0 }\n");
+    }
+    format!(
+        "{}\n[providers.down]\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:{down_port}/v1\"\n",
+        base.replacen(route, &with, 1)
+    )
+}
+
 /// The nginx config: listen on `listen_port`, proxy to the mock at `mock_port`, files in `dir`.
 pub fn nginx_conf(dir: &Path, listen_port: u16, mock_port: u16) -> String {
     NGINX_TEMPLATE
@@ -102,6 +129,23 @@ mod tests {
     fn the_guarded_config_puts_the_policy_on_the_alias() {
         let toml = guarded_toml(&infergate_toml(1, 2, Path::new("/tmp/l"), 3));
         assert!(toml.contains("guardrails = [\"all\"]") && toml.contains("[guardrails.all]"));
+    }
+
+    #[test]
+    fn the_failover_config_puts_the_down_provider_first() {
+        let base = infergate_toml(1, 2, Path::new("/tmp/l"), 3);
+        let off = failover_toml(&base, 4, false);
+        assert!(
+            off.contains("{ provider = \"down\", model = \"gpt-4o-mini\" }, { provider = \"mock\"")
+        );
+        assert!(off.contains("eject = { consecutive_failures = 0 }"));
+        assert!(off.contains("base_url = \"http://127.0.0.1:4/v1\""));
+        let on = failover_toml(&base, 4, true);
+        assert!(on.contains("provider = \"down\"") && !on.contains("eject ="));
+        for toml in [off, on] {
+            assert_eq!(toml.matches("[providers.down]").count(), 1);
+            assert_eq!(toml.matches("targets = ").count(), 1);
+        }
     }
 
     #[test]

@@ -171,25 +171,8 @@ both_drivers!(openai_sdk_on_httpx_http2_over_tls, |d| {
     let certs = test_certificates();
     let g = tls_gateway(&mock, d, &certs);
     let url = https_url(&g);
-    let out = Command::new("python3")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/python/openai_http2_check.py"
-        ))
-        .env("INFERGATE_URL", &url)
-        .env("INFERGATE_CA", &certs.ca)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success() && text.contains(", 0 failed"),
-        "{text}\ngateway stderr:\n{}",
-        g.stderr()
-    );
+    let ca = certs.ca.to_str().unwrap();
+    run_python_check_at(&g, &url, "openai_http2_check.py", &[("INFERGATE_CA", ca)]);
 });
 
 /// The serial number of the certificate the server at `port` presents.

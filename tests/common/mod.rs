@@ -771,13 +771,18 @@ impl OtlpReceiver {
 /// the gateway with `env` set; fails the test with both outputs and the gateway's stderr
 /// unless every check passed. Returns the script's output.
 pub fn run_python_check(g: &Gateway, script: &str, env: &[(&str, &str)]) -> String {
+    run_python_check_at(g, &g.url(), script, env)
+}
+
+/// Like [`run_python_check`], with the gateway reached at `url` (an `https://` one, say).
+pub fn run_python_check_at(g: &Gateway, url: &str, script: &str, env: &[(&str, &str)]) -> String {
     let out = Command::new("python3")
         .arg(
             Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("tests/python")
                 .join(script),
         )
-        .env("INFERGATE_URL", g.url())
+        .env("INFERGATE_URL", url)
         .envs(env.iter().copied())
         .output()
         .unwrap();

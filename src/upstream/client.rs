@@ -51,32 +51,39 @@ impl UpstreamResponseHead {
     }
 }
 
+/// Bodies up to this size are copied behind the head and sent in one write; larger ones
+/// follow the head in writes of their own.
+pub const COPY_LIMIT: usize = 16 * 1024;
+
 /// Writes a request: `head` (already complete, ending in CRLFCRLF) and the body parts.
+/// The buffer is lent to the write and put back as it was (the body copied behind it is
+/// cut off again), whether the write succeeds or not, so a retry can send it again.
 pub async fn send_request(
     conn: &mut UpstreamConn,
-    mut head: Vec<u8>,
+    head: &mut Vec<u8>,
     body: &[Bytes],
-) -> Result<Vec<u8>, UpstreamError> {
-    const COPY_LIMIT: usize = 16 * 1024;
+) -> Result<(), UpstreamError> {
     let total: usize = body.iter().map(Bytes::len).sum();
     let head_len = head.len();
+    let mut buf = std::mem::take(head);
     if total <= COPY_LIMIT {
         for part in body {
-            head.extend_from_slice(part);
+            buf.extend_from_slice(part);
         }
-        let (res, mut head) = conn.io.write_all(head).await;
+        let (res, mut buf) = conn.io.write_all(buf).await;
+        buf.truncate(head_len);
+        *head = buf;
         res.map_err(UpstreamError::Write)?;
-        head.truncate(head_len);
-        Ok(head)
     } else {
-        let (res, head) = conn.io.write_all(head).await;
+        let (res, buf) = conn.io.write_all(buf).await;
+        *head = buf;
         res.map_err(UpstreamError::Write)?;
         for part in body {
             let (res, _) = conn.io.write_all(part.clone()).await;
             res.map_err(UpstreamError::Write)?;
         }
-        Ok(head)
     }
+    Ok(())
 }
 
 /// Reads the response head within `timeout`. Interim 1xx responses are skipped.

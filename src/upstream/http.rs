@@ -7,7 +7,7 @@ use std::io::Write as _;
 use monoio_rustls::TlsConnector;
 
 use super::call::{Upstream, UpstreamRequest, UpstreamResponse};
-use super::client::{read_response_head, send_request};
+use super::client::{read_response_head, send_request, COPY_LIMIT};
 use super::conn::connect;
 use super::error::UpstreamError;
 use super::h2call;
@@ -44,7 +44,7 @@ impl Upstream for HttpUpstream<'_> {
             .registry
             .link(&provider.pool_key)
             .ok_or(UpstreamError::NoLink)?;
-        let head = request_head(req, &link);
+        let mut head = request_head(req, &link);
         if provider.http2.is_some() {
             let pool = self.pool.h2();
             if let Some(response) = h2call::call(pool, provider, &link, &head, &req.body).await? {
@@ -59,7 +59,8 @@ impl Upstream for HttpUpstream<'_> {
                 Some(c) => c,
                 None => connect(provider, &link, self.tls).await?,
             };
-            let sent = send_request(&mut conn, head.clone(), req.body.parts()).await;
+            // The head is lent, not cloned: a stale connection's retry sends it again.
+            let sent = send_request(&mut conn, &mut head, req.body.parts()).await;
             let result = match sent {
                 Ok(_) => read_response_head(&mut conn, provider.first_byte_timeout, false).await,
                 Err(e) => Err(e),
@@ -79,7 +80,14 @@ impl Upstream for HttpUpstream<'_> {
 /// The request head sent to the provider, credentials included.
 pub(crate) fn request_head(req: &UpstreamRequest<'_>, link: &UpstreamLink) -> Vec<u8> {
     let provider = req.provider;
-    let mut h = Vec::with_capacity(512);
+    // Room for the body too when `send_request` will copy it behind the head, so that
+    // copy does not grow the buffer.
+    let body = if req.body.len() <= COPY_LIMIT {
+        req.body.len()
+    } else {
+        0
+    };
+    let mut h = Vec::with_capacity(512 + body);
     let authority = provider.addr.as_ref().map_or("", |a| a.authority.as_str());
     let path = provider.request_path(req.endpoint, req.wire, req.model, req.stream);
     let _ = write!(

@@ -23,6 +23,9 @@ pub struct Target {
     pub provider: Arc<Provider>,
     /// The model name sent upstream.
     pub model: Arc<str>,
+    /// `model` as a JSON string, quotes included, rendered once for splicing into the
+    /// bodies passed through to the provider.
+    pub model_json: bytes::Bytes,
     /// Share of first attempts (see [`crate::config::TargetConfig::weight`]).
     pub weight: u32,
     /// What the model can do, as configured (unset: assumed able).
@@ -668,6 +671,7 @@ fn compile_targets(
         targets.push(Target {
             provider: Arc::clone(provider),
             model: Arc::from(t.model.as_str()),
+            model_json: bytes::Bytes::from(serde_json::Value::from(t.model.as_str()).to_string()),
             weight: t.weight.unwrap_or(1),
             can: Capabilities {
                 context_tokens: t.context_tokens,

@@ -351,10 +351,9 @@ fn upstream_body(
         return Ok(UpstreamBody::whole(request.body.clone()));
     }
     let span = request.view.model_span;
-    let model = Bytes::from(serde_json::Value::from(&*target.model).to_string());
     Ok(UpstreamBody::spliced([
         request.body.slice(..span.start),
-        model,
+        target.model_json.clone(),
         request.body.slice(span.end..),
     ]))
 }

@@ -229,7 +229,7 @@ pub async fn answer_panic(ctx: &ShardCtx, conn: &mut ServerConn, id: RequestId) 
         "The gateway failed while serving this request; it was logged.",
     );
     let endpoint = id.endpoint.unwrap_or(Endpoint::ChatCompletions);
-    let mut record = RequestRecord::started(id.id, ctx.shard_id);
+    let mut record = RequestRecord::started(id.id.as_str().to_owned(), ctx.shard_id);
     record.endpoint = endpoint.as_str();
     record.status = err.status();
     if !conn.response_started() {

@@ -30,7 +30,7 @@ pub struct Session<'a> {
     /// The request head.
     pub head: RequestHead,
     /// `x-infergate-request-id`.
-    pub request_id: String,
+    pub request_id: IdText,
     /// When the head was read.
     pub started: Instant,
     /// The endpoint (Chat Completions until the path is known).
@@ -165,7 +165,7 @@ impl RateHeaders {
 #[derive(Debug, Clone)]
 pub struct RequestId {
     /// `x-infergate-request-id`.
-    pub id: String,
+    pub id: IdText,
     /// The endpoint the path names, if any.
     pub endpoint: Option<Endpoint>,
 }
@@ -174,9 +174,53 @@ impl RequestId {
     /// Draws an id for the request `head` starts.
     pub fn new(head: &RequestHead) -> Self {
         Self {
-            id: format!("{:032x}", fastrand::u128(..)),
+            id: IdText::random(),
             endpoint: Endpoint::from_path(head.path()),
         }
+    }
+}
+
+/// A request id, 32 lowercase hex digits of a random `u128`, held inline so the copies the
+/// panic guard and the session keep don't allocate; the record gets its own `String`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct IdText([u8; 32]);
+
+impl IdText {
+    /// A new random id.
+    pub fn random() -> Self {
+        Self::of(fastrand::u128(..))
+    }
+
+    /// `n` as 32 lowercase hex digits, as `format!("{n:032x}")` writes it.
+    fn of(n: u128) -> Self {
+        let mut text = [b'0'; 32];
+        for (i, digit) in text.iter_mut().enumerate() {
+            let nibble = (n >> (124 - 4 * i)) & 0xf;
+            *digit = char::from_digit(nibble as u32, 16).map_or(b'0', |c| c as u8);
+        }
+        Self(text)
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+
+    /// The id's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for IdText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Debug for IdText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
     }
 }
 
@@ -199,7 +243,7 @@ impl<'a> Session<'a> {
         id: RequestId,
     ) -> Self {
         let request_id = id.id;
-        let mut record = RequestRecord::started(request_id.clone(), ctx.shard_id);
+        let mut record = RequestRecord::started(request_id.as_str().to_owned(), ctx.shard_id);
         let trace = ctx.tracer.begin(&head.headers);
         record.trace_id = trace.trace_id;
         let keep_alive = head.wants_keep_alive() && !ctx.lifecycle.is_draining();
@@ -271,4 +315,25 @@ fn announces_body(head: &RequestHead) -> bool {
             .headers
             .get_str("content-length")
             .is_some_and(|v| v.trim() != "0")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::IdText;
+
+    #[test]
+    fn id_text_is_32_lowercase_hex_digits() {
+        for n in [
+            0,
+            1,
+            0xabc,
+            u128::MAX,
+            0x0123_4567_89ab_cdef_fedc_ba98_7654_3210,
+        ] {
+            assert_eq!(IdText::of(n).as_str(), format!("{n:032x}"));
+        }
+        let id = IdText::random();
+        assert_eq!(id.to_string(), id.as_str());
+        assert_eq!(format!("{id:?}"), format!("{:?}", id.as_str()));
+    }
 }

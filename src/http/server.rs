@@ -67,6 +67,12 @@ pub struct ServerConn {
     body_unread: bool,
 }
 
+/// How long, and for how many bytes, the unread rest of a refused request's body is read
+/// and dropped before the connection (or HTTP/2 stream) ends.
+pub(crate) const LINGER: Duration = Duration::from_secs(1);
+/// See [`LINGER`].
+pub(crate) const LINGER_BYTES: usize = 8 * 1024 * 1024;
+
 /// A read buffer that grew past this (a large body) is replaced by a small one after the
 /// request, so one big request does not pin its memory for the connection's life.
 const KEEP_BUFFER_BYTES: usize = 64 * 1024;
@@ -137,8 +143,6 @@ impl ServerConn {
         if !std::mem::take(&mut self.body_unread) || self.io.is_h2() {
             return;
         }
-        const LINGER: Duration = Duration::from_secs(1);
-        const LINGER_BYTES: usize = 8 * 1024 * 1024;
         let _ = self.io.shutdown().await;
         let deadline = std::time::Instant::now() + LINGER;
         let mut drained = 0usize;

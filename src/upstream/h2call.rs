@@ -37,21 +37,12 @@ use super::conn::{UpstreamConn, UpstreamIo};
 use super::error::UpstreamError;
 use super::h2pool::{Checkout, ConnState, H2Pool, SharedConn};
 use super::registry::UpstreamLink;
+use crate::http::h2::is_connection_specific;
 use crate::http::HeaderList;
 use crate::route::{Provider, Scheme};
 
 /// Most headers in a provider's response (as the HTTP/1.1 client parses).
 const MAX_RESPONSE_HEADERS: usize = 128;
-
-/// Headers that describe an HTTP/1.1 connection, never sent in HTTP/2 (RFC 9113 §8.2.2).
-const CONNECTION_SPECIFIC: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "transfer-encoding",
-    "upgrade",
-    "host",
-];
 
 /// Calls `provider` over HTTP/2 with the request `head` (HTTP/1.1 text, as
 /// [`super::http`] builds it) and `body`. `Ok(None)`: the provider chose HTTP/1.1 in ALPN,
@@ -171,11 +162,7 @@ impl RequestTemplate {
             .map_err(|_| UpstreamError::Http2Request("invalid request target"))?;
         let mut headers = http::HeaderMap::with_capacity(req.headers.len());
         for h in req.headers.iter() {
-            if CONNECTION_SPECIFIC
-                .iter()
-                .any(|c| h.name.eq_ignore_ascii_case(c))
-                || (h.name.eq_ignore_ascii_case("te") && !h.value.eq_ignore_ascii_case(b"trailers"))
-            {
+            if is_connection_specific(h.name, h.value) {
                 continue;
             }
             // A client header HTTP/2 can't carry is left out, as one the provider's

@@ -11,6 +11,27 @@ pub use request::{drain_body, read_body, request_head};
 pub use respond::H2Responder;
 pub use rewind::Rewind;
 
+/// Headers of an HTTP/1.1 message that HTTP/2 does not carry (RFC 9113 §8.2.2): they
+/// describe the connection, or (`host`) become the `:authority` pseudo-header.
+const CONNECTION_SPECIFIC: [&str; 6] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+];
+
+/// Whether the HTTP/1.1 header `name: value` is left out when the message goes on in
+/// HTTP/2: a connection-specific header, or `te` other than `trailers`. Used both ways:
+/// responses to HTTP/2 clients and requests to HTTP/2 providers.
+pub fn is_connection_specific(name: &str, value: &[u8]) -> bool {
+    CONNECTION_SPECIFIC
+        .iter()
+        .any(|c| name.eq_ignore_ascii_case(c))
+        || (name.eq_ignore_ascii_case("te") && !value.eq_ignore_ascii_case(b"trailers"))
+}
+
 /// The connection preface an HTTP/2 client with prior knowledge starts with (RFC 9113 §3.4).
 pub const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 

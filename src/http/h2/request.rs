@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use h2::RecvStream;
 
-use crate::http::server::{parse_head, ServerLimits};
+use crate::http::server::{parse_head, ServerLimits, LINGER, LINGER_BYTES};
 use crate::http::{BodyPermit, HttpError, RequestHead};
 
 /// Renders the request's head (method, target, `host` from `:authority`, headers) as
@@ -108,11 +108,9 @@ pub async fn read_body(
     })
 }
 
-/// Reads and drops what is left of a request body the answer didn't need: up to 8 MiB, for
-/// at most a second; then the stream is dropped (and reset with NO_ERROR if still open).
+/// Reads and drops what is left of a request body the answer didn't need, within the bounds
+/// an HTTP/1.1 connection lingers by ([`LINGER`], [`LINGER_BYTES`]); then the stream is dropped (and reset with NO_ERROR if still open).
 pub async fn drain_body(body: &mut RecvStream) {
-    const LINGER: Duration = Duration::from_secs(1);
-    const LINGER_BYTES: usize = 8 * 1024 * 1024;
     if body.is_end_stream() {
         return;
     }

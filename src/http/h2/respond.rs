@@ -24,15 +24,6 @@ use crate::http::ChunkedDecoder;
 const MAX_HEAD: usize = 64 * 1024;
 /// Headers a response may carry.
 const MAX_HEADERS: usize = 128;
-/// Headers that describe an HTTP/1.1 connection; HTTP/2 forbids them (RFC 9113 §8.2.2).
-const CONNECTION_HEADERS: [&str; 6] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "transfer-encoding",
-    "upgrade",
-    "te",
-];
 
 /// Where the stream's sending side is.
 enum Sending {
@@ -143,10 +134,7 @@ impl H2Responder {
                     .ok_or_else(|| invalid("bad content-length"))?;
                 framing = Framing::Length(n);
             }
-            if CONNECTION_HEADERS
-                .iter()
-                .any(|c| name.eq_ignore_ascii_case(c))
-            {
+            if super::is_connection_specific(name, h.value) {
                 continue;
             }
             let (Ok(name), Ok(value)) = (
@@ -296,15 +284,8 @@ fn h2_io(e: h2::Error) -> io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::block_on_local as run;
     use monoio::io::IntoPollIo;
-
-    fn run<F: std::future::Future>(f: F) -> F::Output {
-        monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
-            .enable_timer()
-            .build()
-            .unwrap()
-            .block_on(f)
-    }
 
     /// Answers one request with `writes` (HTTP/1.1 bytes, in those pieces) through an
     /// `H2Responder`, and returns what an HTTP/2 client got: status, headers, body.

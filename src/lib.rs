@@ -25,3 +25,14 @@ pub mod shard;
 pub mod translate;
 pub mod upstream;
 pub mod wire;
+
+/// A single-threaded monoio runtime (epoll, with timers) for unit tests of async code.
+#[cfg(test)]
+pub(crate) fn block_on_local<F: std::future::Future>(f: F) -> F::Output {
+    #[allow(clippy::expect_used)]
+    monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+        .enable_timer()
+        .build()
+        .expect("a test runtime")
+        .block_on(f)
+}

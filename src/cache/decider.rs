@@ -238,6 +238,7 @@ impl EmbedJob for DecisionJob {
 mod tests {
     use super::super::decision::fixtures::*;
     use super::*;
+    use crate::block_on_local as block_on;
     use crate::embed::fakes::{ByteTokenizer, FakeBackend};
     use crate::embed::{Embedder, EmbedderConfig};
 
@@ -266,14 +267,6 @@ mod tests {
             tokenizer,
             backend,
         }
-    }
-
-    fn block_on<F: Future>(f: F) -> F::Output {
-        monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
-            .enable_timer()
-            .build()
-            .unwrap()
-            .block_on(f)
     }
 
     #[test]

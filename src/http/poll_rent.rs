@@ -124,15 +124,8 @@ impl<T: AsyncWrite + Unpin> AsyncWriteRent for PollRent<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::block_on_local as run;
     use monoio::io::{AsyncReadRentExt, AsyncWriteRentExt};
-
-    fn run<F: std::future::Future>(f: F) -> F::Output {
-        monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
-            .enable_timer()
-            .build()
-            .unwrap()
-            .block_on(f)
-    }
 
     #[test]
     fn reads_into_spare_capacity_and_writes_all() {

@@ -430,8 +430,8 @@ fn copy_error(e: &UpstreamError) -> UpstreamError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::block_on_local as block_on;
     use crate::config::ProviderConfig;
-    use std::future::Future;
 
     fn provider(url: &str) -> Provider {
         let cfg = ProviderConfig {
@@ -440,14 +440,6 @@ mod tests {
             ..ProviderConfig::openai_for_tests(url)
         };
         Provider::compile("p", &cfg).unwrap()
-    }
-
-    fn block_on<F: Future>(f: F) -> F::Output {
-        monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
-            .enable_timer()
-            .build()
-            .unwrap()
-            .block_on(f)
     }
 
     /// A listener that accepts and holds connections (an h2c client's handshake only

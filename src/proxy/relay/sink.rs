@@ -301,6 +301,7 @@ mod tests {
     use monoio::BufResult;
 
     use super::*;
+    use crate::block_on_local as run;
     use crate::proxy::relay::UpstreamFrames;
     use crate::translate::TranslateError;
     use crate::wire::{FinishReason, Usage};
@@ -377,13 +378,6 @@ mod tests {
         fn stop_reason(&self) -> Option<FinishReason> {
             Some(FinishReason::EndTurn)
         }
-    }
-
-    fn run<F: std::future::Future>(f: F) -> F::Output {
-        monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
-            .build()
-            .unwrap()
-            .block_on(f)
     }
 
     fn payload(bytes: &[u8]) -> Vec<u8> {

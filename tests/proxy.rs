@@ -91,22 +91,11 @@ both_drivers!(streaming_with_curl_is_passed_through_event_by_event, |d| {
     assert!(recs[0]["ttfb_ms"].as_f64().unwrap() < recs[0]["latency_ms"].as_f64().unwrap());
 
     // Events reach the client while the stream is still running (no re-buffering).
-    let mut s = std::net::TcpStream::connect(&g.addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(s, "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\nx-mock-tokens: 20\r\nx-mock-itl-ms: 100\r\nconnection: close\r\n\r\n{body}", body.len()).unwrap();
-    let start = Instant::now();
-    let mut buf = Vec::new();
-    let mut tmp = [0u8; 4096];
-    let first_event_at = loop {
-        let n = s.read(&mut tmp).unwrap();
-        assert!(n > 0);
-        buf.extend_from_slice(&tmp[..n]);
-        if buf.windows(6).any(|w| w == b"data: ") {
-            break start.elapsed();
-        }
-    };
-    let _ = s.read_to_end(&mut buf);
-    let total = start.elapsed();
+    let StreamTiming {
+        first_event_at,
+        total,
+        raw: buf,
+    } = time_stream(&g.addr, body, 20, 100);
     assert!(total >= Duration::from_millis(1500), "{total:?}");
     assert!(
         first_event_at < total / 3,

@@ -6,8 +6,7 @@
 
 mod common;
 use common::*;
-use std::io::{Read, Write};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Providers with `http2 = true` (name and base URL, in target order) behind the alias
 /// `gpt-4o-mini`.
@@ -66,22 +65,11 @@ both_drivers!(chat_whole_and_streamed_over_http2, |d| {
     // Events reach the client while the stream is still running: nothing buffers the
     // HTTP/2 answer.
     let body = chat_body("gpt-4o-mini", true);
-    let mut s = std::net::TcpStream::connect(&g.addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(s, "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\nx-mock-tokens: 15\r\nx-mock-itl-ms: 100\r\nconnection: close\r\n\r\n{body}", body.len()).unwrap();
-    let start = Instant::now();
-    let mut buf = Vec::new();
-    let mut tmp = [0u8; 4096];
-    let first_event_at = loop {
-        let n = s.read(&mut tmp).unwrap();
-        assert!(n > 0);
-        buf.extend_from_slice(&tmp[..n]);
-        if buf.windows(6).any(|w| w == b"data: ") {
-            break start.elapsed();
-        }
-    };
-    let _ = s.read_to_end(&mut buf);
-    let total = start.elapsed();
+    let StreamTiming {
+        first_event_at,
+        total,
+        raw: buf,
+    } = time_stream(&g.addr, &body, 15, 100);
     assert!(total >= Duration::from_millis(1200), "{total:?}");
     assert!(
         first_event_at < total / 3,
@@ -206,8 +194,8 @@ both_drivers!(the_gateway_reconnects_after_the_provider_restarts, |d| {
     );
 });
 
-both_drivers!(http2_over_tls_with_a_private_ca, |d| {
-    let certs = test_certificates();
+/// mockllm serving HTTP/2 over TLS with `certs`, and its base URL (`https://localhost:PORT/v1`).
+fn tls_mock(certs: &TestCerts) -> (Mock, String) {
     let m = Mock::start(&[
         "--tls-cert",
         certs.cert.to_str().unwrap(),
@@ -216,6 +204,13 @@ both_drivers!(http2_over_tls_with_a_private_ca, |d| {
     ]);
     let port = m.addr.rsplit(':').next().unwrap();
     let url = format!("https://localhost:{port}/v1");
+    (m, url)
+}
+
+both_drivers!(http2_over_tls_with_a_private_ca, |d| {
+    let certs = test_certificates();
+    let (m, url) = tls_mock(&certs);
+    let port = m.addr.rsplit(':').next().unwrap();
     let extra = format!("tls_ca_file = \"{}\"", certs.ca.display());
     let g = Gateway::start_with(
         &h2_providers(&[("tls", &url)], &extra),
@@ -256,14 +251,7 @@ both_drivers!(http2_over_tls_with_a_private_ca, |d| {
 #[test]
 fn a_provider_without_a_trusted_certificate_is_refused_over_http2() {
     let certs = test_certificates();
-    let m = Mock::start(&[
-        "--tls-cert",
-        certs.cert.to_str().unwrap(),
-        "--tls-key",
-        certs.key.to_str().unwrap(),
-    ]);
-    let port = m.addr.rsplit(':').next().unwrap();
-    let url = format!("https://localhost:{port}/v1");
+    let (_mock, url) = tls_mock(&certs);
     let g = Gateway::start(&h2_providers(&[("tls", &url)], ""), Driver::Uring);
     let r = chat(&g, false, &[]);
     assert_eq!(r.status, 502, "{}", r.body_str());

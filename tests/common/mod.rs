@@ -916,3 +916,36 @@ fn openssl_in(dir: &Path, args: &[&str]) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A streamed chat answer timed from the moment its request was written over a fresh
+/// HTTP/1.1 connection: when the first event arrived, when the stream ended, and the bytes.
+pub struct StreamTiming {
+    pub first_event_at: Duration,
+    pub total: Duration,
+    pub raw: Vec<u8>,
+}
+
+/// Sends `body` (a streamed chat request) with mockllm's `x-mock-tokens: tokens` and
+/// `x-mock-itl-ms: itl_ms`, and times the answer (see [`StreamTiming`]).
+pub fn time_stream(addr: &str, body: &str, tokens: u32, itl_ms: u32) -> StreamTiming {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\nx-mock-tokens: {tokens}\r\nx-mock-itl-ms: {itl_ms}\r\nconnection: close\r\n\r\n{body}", body.len()).unwrap();
+    let start = Instant::now();
+    let mut raw = Vec::new();
+    let mut tmp = [0u8; 4096];
+    let first_event_at = loop {
+        let n = s.read(&mut tmp).unwrap();
+        assert!(n > 0);
+        raw.extend_from_slice(&tmp[..n]);
+        if raw.windows(6).any(|w| w == b"data: ") {
+            break start.elapsed();
+        }
+    };
+    let _ = s.read_to_end(&mut raw);
+    StreamTiming {
+        first_event_at,
+        total: start.elapsed(),
+        raw,
+    }
+}

@@ -13,6 +13,12 @@ use monoio::net::TcpStream;
 
 use crate::http::ClientWatch;
 
+/// How long a call runs before the client's socket is watched. Most answers come sooner,
+/// and arming the watch costs a poll request on the socket and its cancellation (io_uring)
+/// or a `poll` call (epoll) per request; a provider works this much longer for a client
+/// that left at once, which is nothing beside a model's seconds.
+const WATCH_AFTER: Duration = Duration::from_millis(50);
+
 /// Runs `work` unless the client closes first (then `None`, and `work` is dropped).
 pub async fn unless_client_leaves<F: Future>(
     client: ClientWatch<'_>,
@@ -21,7 +27,10 @@ pub async fn unless_client_leaves<F: Future>(
     match client {
         ClientWatch::Socket(client) => monoio::select! {
             out = work => Some(out),
-            () = client_closed(client) => None,
+            () = async {
+                monoio::time::sleep(WATCH_AFTER).await;
+                client_closed(client).await
+            } => None,
         },
         ClientWatch::TlsSocket(fd) => monoio::select! {
             out = work => Some(out),

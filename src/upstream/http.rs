@@ -47,7 +47,10 @@ impl Upstream for HttpUpstream<'_> {
         let mut head = request_head(req, &link);
         if provider.http2.is_some() {
             let pool = self.pool.h2();
-            if let Some(response) = h2call::call(pool, provider, &link, &head, &req.body).await? {
+            // Boxed: the HTTP/2 exchange's state would otherwise make every HTTP/1.1 call's
+            // future as large as itself, and that future is moved and polled per request.
+            let exchange = Box::pin(h2call::call(pool, provider, &link, &head, &req.body));
+            if let Some(response) = exchange.await? {
                 return Ok(response);
             }
             // The provider chose HTTP/1.1 in ALPN: on with it below.

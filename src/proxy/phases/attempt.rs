@@ -145,8 +145,13 @@ pub async fn run(
         started,
     };
     ctx.health.begin(&provider.name, &target.model, started);
-    let call = unless_killed(signal, upstream.call(&call));
-    let result = unless_client_leaves(s.conn.watch(), call).await;
+    // Both futures are pinned where they are built and passed on as `Pin<&mut _>`: moved
+    // by value into each wrapper, the provider call's state was copied at every step.
+    let result = {
+        let call = std::pin::pin!(upstream.call(&call));
+        let call = std::pin::pin!(unless_killed(signal, call));
+        unless_client_leaves(s.conn.watch(), call).await
+    };
     health.end(result.as_ref());
     let Some(result) = result else {
         let closed = Some("client_closed".to_string());
@@ -245,14 +250,14 @@ impl Health<'_> {
 }
 
 /// Runs `call` unless the agent run is killed first (`None`); without a run, just `call`.
-async fn unless_killed<F: std::future::Future>(
+async fn unless_killed<F: std::future::Future + Unpin>(
     signal: Option<&mut event_listener::EventListener>,
     call: F,
 ) -> Option<F::Output> {
     let Some(signal) = signal else {
         return Some(call.await);
     };
-    match futures_util::future::select(std::pin::pin!(call), signal).await {
+    match futures_util::future::select(call, signal).await {
         futures_util::future::Either::Left((out, _)) => Some(out),
         futures_util::future::Either::Right(((), _)) => None,
     }

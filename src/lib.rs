@@ -26,6 +26,11 @@ pub mod translate;
 pub mod upstream;
 pub mod wire;
 
+/// A hash map for the shard's per-request lookups keyed by names from the config (providers,
+/// models, pool keys): foldhash instead of SipHash, which cost more than the lookups
+/// themselves. Keys a client chooses stay in `std`'s DoS-resistant maps.
+pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+
 /// A single-threaded monoio runtime (epoll, with timers) for unit tests of async code.
 #[cfg(test)]
 pub(crate) fn block_on_local<F: std::future::Future>(f: F) -> F::Output {

@@ -68,16 +68,16 @@ impl HeaderList {
 
     /// The first value of a header (case-insensitive name).
     pub fn get(&self, name: &str) -> Option<&[u8]> {
-        self.iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        self.raw_pairs()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
             .map(|(_, v)| v)
     }
 
     /// Whether any `name` header lists `token` among its comma-separated values
     /// (case-insensitive), as `Connection: keep-alive, close` does.
     pub fn has_token(&self, name: &str, token: &str) -> bool {
-        self.iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+        self.raw_pairs()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
             .any(|(_, v)| {
                 v.split(|&b| b == b',')
                     .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
@@ -87,6 +87,22 @@ impl HeaderList {
     /// The first value as text, when it is valid UTF-8.
     pub fn get_str(&self, name: &str) -> Option<&str> {
         self.get(name).and_then(|v| std::str::from_utf8(v).ok())
+    }
+
+    /// Names and values as bytes, for lookups: comparing bytes spares checking each name
+    /// as UTF-8, and a request looks headers up dozens of times.
+    fn raw_pairs(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
+        self.spans.iter().map(move |&(n, nl, v, vl)| {
+            let name = self
+                .raw
+                .get(n as usize..(n + nl) as usize)
+                .unwrap_or_default();
+            let value = self
+                .raw
+                .get(v as usize..(v + vl) as usize)
+                .unwrap_or_default();
+            (name, value)
+        })
     }
 
     /// All headers in order.

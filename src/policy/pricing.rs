@@ -5,7 +5,7 @@
 //! (`gpt-4o-mini-2024-07-18`, `claude-3-5-haiku-20241022`) or `-latest` alias is priced as its
 //! family when it has no entry of its own.
 
-use std::collections::HashMap;
+use crate::FastMap;
 
 use super::budget::BadAmount;
 use super::price::Price;
@@ -58,7 +58,7 @@ const BUILT_IN: &[(&str, f64, f64, f64, u64)] = &[
 /// Prices by provider model name.
 #[derive(Debug, Clone, Default)]
 pub struct Prices {
-    by_model: HashMap<String, ModelPrice>,
+    by_model: FastMap<String, ModelPrice>,
 }
 
 impl Prices {
@@ -66,7 +66,7 @@ impl Prices {
     pub fn compile<'a>(
         overrides: impl IntoIterator<Item = (&'a String, &'a PriceConfig)>,
     ) -> Result<Self, (String, BadAmount)> {
-        let mut by_model = HashMap::new();
+        let mut by_model = FastMap::default();
         for &(model, input, cached, output, max_out) in BUILT_IN {
             let price =
                 Price::from_usd(input, output, Some(cached)).map_err(|e| (model.to_string(), e))?;

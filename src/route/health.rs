@@ -8,8 +8,8 @@
 //! knows is published to the [`HealthBoard`] for `/admin/health` and the metrics: at once
 //! when a target's state changes, else by the shard's periodic [`RouteHealth::publish`].
 
+use crate::FastMap;
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use super::board::{BenchReason, HealthBoard, ShardHealthView, TargetSnapshot};
@@ -196,7 +196,7 @@ impl TargetState {
 /// Every target's state on one shard. Interior mutability: a shard is one thread.
 #[derive(Debug, Default)]
 pub struct RouteHealth {
-    targets: RefCell<HashMap<String, HashMap<String, TargetState>>>,
+    targets: RefCell<FastMap<String, FastMap<String, TargetState>>>,
     /// Something changed since the last publish.
     dirty: Cell<bool>,
     /// A target's state changed (ejected, let back, benched, probed) since the last publish.
@@ -350,10 +350,10 @@ impl RouteHealth {
         self.dirty.set(true);
         let mut targets = self.targets.borrow_mut();
         if !targets.contains_key(provider) {
-            if targets.values().map(HashMap::len).sum::<usize>() >= MAX_TARGETS {
+            if targets.values().map(FastMap::len).sum::<usize>() >= MAX_TARGETS {
                 targets.clear();
             }
-            targets.insert(provider.to_string(), HashMap::new());
+            targets.insert(provider.to_string(), FastMap::default());
         }
         let models = targets.get_mut(provider)?;
         if !models.contains_key(model) {

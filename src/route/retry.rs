@@ -3,8 +3,8 @@
 //! and a budget per alias and shard (retries at most a share of the requests of the last
 //! [`WINDOW_SECS`] seconds, plus a small floor so quiet aliases still fail over).
 
+use crate::FastMap;
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::time::Duration;
 
 /// The budget's window, in one-second slots.
@@ -97,7 +97,7 @@ impl Window {
 /// Every alias's retry budget on one shard. Interior mutability: a shard is one thread.
 #[derive(Debug, Default)]
 pub struct RetryBudgets {
-    aliases: RefCell<HashMap<String, Window>>,
+    aliases: RefCell<FastMap<String, Window>>,
 }
 
 impl RetryBudgets {

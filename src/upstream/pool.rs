@@ -3,8 +3,8 @@
 //! between calls; HTTP/2 providers get the shard's shared connections instead
 //! ([`H2Pool`]), and their exchanges are never pooled.
 
+use crate::FastMap;
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,7 +23,7 @@ type IdleConn = (UpstreamConn, Instant);
 /// Idle connections by pool key (see [`crate::route::Provider::pool_key`]).
 #[derive(Default)]
 pub struct ConnPool {
-    idle: RefCell<HashMap<Arc<str>, Vec<IdleConn>>>,
+    idle: RefCell<FastMap<Arc<str>, Vec<IdleConn>>>,
     h2: H2Pool,
 }
 

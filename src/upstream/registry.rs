@@ -4,7 +4,7 @@
 //! previous table's links stay until the next install, so a request that started on the old
 //! table still finds its own. Keyed as the connection pools are.
 
-use std::collections::HashMap;
+use crate::FastMap;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 
@@ -162,8 +162,8 @@ fn read_credential(reference: &CredentialRef) -> Credential {
 /// The links of the table being served and of the one before it.
 #[derive(Default)]
 struct Links {
-    current: HashMap<Arc<str>, Arc<UpstreamLink>>,
-    previous: HashMap<Arc<str>, Arc<UpstreamLink>>,
+    current: FastMap<Arc<str>, Arc<UpstreamLink>>,
+    previous: FastMap<Arc<str>, Arc<UpstreamLink>>,
 }
 
 /// Every provider's link, shared by all shards and read without a lock.
@@ -181,7 +181,8 @@ impl UpstreamRegistry {
     /// Builds and installs the links of `table`'s providers, resolving their hosts
     /// (blocking: call it off the shards, before the table is swapped in).
     pub fn install(&self, table: &RouteTable) -> Result<(), ConfigError> {
-        let mut current = HashMap::with_capacity(table.providers.len());
+        let mut current =
+            FastMap::with_capacity_and_hasher(table.providers.len(), Default::default());
         for p in table.providers.values() {
             let link = UpstreamLink::build(p)?;
             if let Err(e) = link.refresh_addrs() {

@@ -154,9 +154,9 @@ async fn serve_stream(
     let mut conn = ServerConn::for_h2(H2Responder::new(respond), body, declared);
     match request_head(&parts, &limits) {
         Ok(head) => {
-            // The request's future is large (every phase's state): boxed here, it is moved
-            // once, instead of each time the stream's task is built, spawned and polled.
-            Box::pin(serve_one(&ctx, &mut conn, head, &limits)).await;
+            // `serve_one` boxes the request's large future itself, so the stream's task
+            // stays small.
+            serve_one(&ctx, &mut conn, head, &limits).await;
         }
         Err(e) => {
             tracing::debug!(error = %e, shard = ctx.shard_id, "bad HTTP/2 request head");

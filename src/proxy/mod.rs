@@ -102,12 +102,11 @@ async fn serve_one(
     let table = ctx.table.load_full();
     // Known outside the request's future, so a panic inside it is recorded as this request.
     let id = RequestId::new(&head);
-    // Pinned where it is built: the phases' future is several KB, and handing it on by
-    // value (to `catch_panic`, then `catch_unwind`) copied all of it at each step.
-    let result = {
-        let request = std::pin::pin!(handle_request(ctx, &table, conn, head, limits, id.clone()));
-        contain::catch_panic(request).await
-    };
+    // Boxed where it is built: the phases' future is tens of KB. Handed on by value (to
+    // `catch_panic`, then `catch_unwind`) it was copied at each step, and held inline it
+    // made every idle keep-alive connection's task as large as a request in flight.
+    let request = Box::pin(handle_request(ctx, &table, conn, head, limits, id.clone()));
+    let result = contain::catch_panic(request).await;
     match result {
         Ok(keep) => keep,
         Err(panic) => {

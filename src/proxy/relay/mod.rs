@@ -27,8 +27,14 @@ use upstream::{read_more, UpstreamFraming};
 
 /// Room before the payload for the chunk size line (`ffffffff\r\n`).
 const PREFIX: usize = 16;
-/// Bytes read per call.
+/// Most bytes one read asks for. A stream starts with [`FIRST_READ`] and the buffer doubles
+/// each time a read leaves less than [`MIN_SPARE`] free, up to this: a model's stream trickles
+/// small events, and each open stream's buffer is most of what it costs in memory.
 const READ_SIZE: usize = 32 * 1024;
+/// The read size a stream starts with.
+const FIRST_READ: usize = 4 * 1024;
+/// Spare room below which the buffer grows before the next read.
+const MIN_SPARE: usize = 1024;
 /// A single event larger than this ends the stream (a provider bug or an attack).
 const MAX_PENDING: usize = 8 * 1024 * 1024;
 
@@ -114,7 +120,7 @@ pub async fn relay_stream(
     let mut framing = UpstreamFraming::new(body);
     // The prefix, then the payload not yet forwarded, then raw bytes not yet unframed; the
     // bytes read along with the response head are the first raw bytes.
-    let mut buf: Vec<u8> = Vec::with_capacity(PREFIX + READ_SIZE);
+    let mut buf: Vec<u8> = Vec::with_capacity(PREFIX + FIRST_READ + upstream.buf.len());
     buf.resize(PREFIX, 0);
     buf.extend_from_slice(&upstream.buf);
     upstream.buf.clear();

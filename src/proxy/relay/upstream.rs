@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use monoio::buf::IoBufMut;
 use monoio::io::AsyncReadRent;
 
-use super::{MAX_PENDING, PREFIX, READ_SIZE};
+use super::{FIRST_READ, MAX_PENDING, MIN_SPARE, PREFIX, READ_SIZE};
 use crate::http::ChunkedDecoder;
 use crate::upstream::BodyKind;
 
@@ -130,8 +130,9 @@ pub(super) async fn read_more<R: AsyncReadRent>(
     if buf.len().saturating_sub(PREFIX) > MAX_PENDING {
         return Err("event_too_large");
     }
-    if buf.capacity() - buf.len() < 4096 {
-        buf.reserve(READ_SIZE);
+    if buf.capacity() - buf.len() < MIN_SPARE {
+        // Double (a full read says the provider sends faster than we read), within bounds.
+        buf.reserve(buf.capacity().clamp(FIRST_READ, READ_SIZE));
     }
     let left = deadline
         .checked_duration_since(Instant::now())

@@ -196,6 +196,21 @@ impl Provider {
         model: &str,
         stream: bool,
     ) -> String {
+        let mut path = String::new();
+        self.write_request_path(&mut path, endpoint, wire, model, stream);
+        path
+    }
+
+    /// Writes [`Self::request_path`] into `out`: the request head is built this way, without
+    /// a `String` per request.
+    pub fn write_request_path(
+        &self,
+        out: &mut impl std::fmt::Write,
+        endpoint: crate::wire::Endpoint,
+        wire: WireApi,
+        model: &str,
+        stream: bool,
+    ) {
         use crate::wire::Endpoint;
         let prefix = self.addr.as_ref().map_or("", |a| a.path_prefix.as_str());
         let azure = self.kind == ProviderKind::AzureOpenai;
@@ -213,7 +228,8 @@ impl Provider {
                     ":generateContent"
                 };
                 let model = model.strip_prefix("models/").unwrap_or(model);
-                return format!("{prefix}/models/{}{method}", path_segment(model));
+                let _ = write!(out, "{prefix}/models/{}{method}", path_segment(model));
+                return;
             }
             (_, WireApi::Converse) => {
                 let method = if stream {
@@ -221,18 +237,24 @@ impl Provider {
                 } else {
                     "converse"
                 };
-                return format!("{prefix}/model/{}/{method}", path_segment(model));
+                let _ = write!(out, "{prefix}/model/{}/{method}", path_segment(model));
+                return;
             }
         };
         match (&self.api_version, azure) {
-            (Some(v), true) if op == "/responses" => format!("{prefix}{op}?api-version={v}"),
+            (Some(v), true) if op == "/responses" => {
+                let _ = write!(out, "{prefix}{op}?api-version={v}");
+            }
             (Some(v), true) => {
-                format!(
+                let _ = write!(
+                    out,
                     "{prefix}/deployments/{}{op}?api-version={v}",
                     path_segment(model)
-                )
+                );
             }
-            _ => format!("{prefix}{op}"),
+            _ => {
+                let _ = write!(out, "{prefix}{op}");
+            }
         }
     }
 

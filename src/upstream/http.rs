@@ -80,6 +80,16 @@ impl Upstream for HttpUpstream<'_> {
     }
 }
 
+/// Lets the path be written as text straight into the head's bytes.
+struct PathOut<'a>(&'a mut Vec<u8>);
+
+impl std::fmt::Write for PathOut<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+}
+
 /// The request head sent to the provider, credentials included.
 pub(crate) fn request_head(req: &UpstreamRequest<'_>, link: &UpstreamLink) -> Vec<u8> {
     let provider = req.provider;
@@ -92,10 +102,17 @@ pub(crate) fn request_head(req: &UpstreamRequest<'_>, link: &UpstreamLink) -> Ve
     };
     let mut h = Vec::with_capacity(512 + body);
     let authority = provider.addr.as_ref().map_or("", |a| a.authority.as_str());
-    let path = provider.request_path(req.endpoint, req.wire, req.model, req.stream);
+    h.extend_from_slice(b"POST ");
+    provider.write_request_path(
+        &mut PathOut(&mut h),
+        req.endpoint,
+        req.wire,
+        req.model,
+        req.stream,
+    );
     let _ = write!(
         h,
-        "POST {path} HTTP/1.1\r\nhost: {authority}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n",
+        " HTTP/1.1\r\nhost: {authority}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n",
         req.body.len()
     );
     let passed = client_headers(req, &mut h);
@@ -115,6 +132,7 @@ pub(crate) fn request_head(req: &UpstreamRequest<'_>, link: &UpstreamLink) -> Ve
         h.extend_from_slice(key.as_bytes());
         h.extend_from_slice(b"\r\n");
     } else if provider.auth_style() == AuthStyle::SigV4 {
+        let path = provider.request_path(req.endpoint, req.wire, req.model, req.stream);
         sign_aws(req, link, &mut h, authority, &path);
     }
     if req.wire == WireApi::Messages && !passed.anthropic_version {

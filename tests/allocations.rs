@@ -12,13 +12,14 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 /// Most allocations one non-streamed passthrough request may cost on the shard thread
-/// (measured: 23.2 on epoll, 24.7 on io_uring, from 31.2 and 32.7 before the upstream head
-/// was lent instead of cloned, the spliced model pre-rendered and the request id held
-/// inline; issue #15 lists where they go).
-const MAX_PER_REQUEST: f64 = 26.0;
+/// (measured: 22.2 on both drivers, from 31.2 (epoll) and 32.7 (io_uring) before the upstream
+/// head was lent instead of cloned, the spliced model pre-rendered, the request id held
+/// inline, the client-gone watch delayed past fast answers and the upstream path written
+/// into the head; issue #15 lists where they go).
+const MAX_PER_REQUEST: f64 = 23.0;
 /// Most allocations one streamed passthrough request may cost besides its events
-/// (measured: 24.9 on epoll, 25.9 on io_uring; 33.1 and 34.0 before).
-const MAX_PER_STREAM: f64 = 27.0;
+/// (measured: 24.0 on both drivers; 33.1 and 34.0 at first).
+const MAX_PER_STREAM: f64 = 25.0;
 /// Most allocations one more relayed SSE event may cost, averaged over 100 events
 /// (measured: 0.054 to 0.060, about 5.5 more per 107-event stream than per 7-event one:
 /// per-stream buffers growing, such as the carried partial event, not an allocation per

@@ -208,8 +208,13 @@ async fn whole(
             s.record
                 .attempts
                 .push(record(target, Some(status), kind, (started, s.started)));
+            let error = if e.is_timeout() {
+                ErrorKind::UpstreamTimeout
+            } else {
+                ErrorKind::UpstreamFailed
+            };
             return Ok(Outcome::Fail(ApiError::new(
-                ErrorKind::UpstreamFailed,
+                error,
                 "upstream_failed",
                 format!("The provider's response could not be read: {e}."),
             )));

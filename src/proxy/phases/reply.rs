@@ -12,7 +12,7 @@ use super::super::outcome::{Body, Outcome, PendingAttempt, PoolReturn, Response,
 use super::super::relay::UpstreamFrames;
 use super::super::session::{ClientRequest, Session};
 use super::attempt::{error_for_client, record};
-use crate::api::{ApiError, ErrorKind};
+use crate::api::{is_whole_json, ApiError, ErrorKind};
 use crate::guardrails::schema::{check_all, output_texts, SchemaCheckedStream, Violation};
 use crate::http::ResponseHead;
 use crate::route::{InFlightPermit, Target};
@@ -220,6 +220,20 @@ async fn whole(
             )));
         }
     };
+    if bridge.is_none() && (200..300).contains(&status) && !is_whole_json(&body) {
+        // Passed through as it is, a body cut short or not JSON at all would reach the
+        // client (and the cache) as a success.
+        tracing::warn!(provider = %provider.name, bytes = body.len(), "provider answer is not whole JSON");
+        let kind = Some("malformed_body".to_string());
+        s.record
+            .attempts
+            .push(record(target, Some(status), kind, (started, s.started)));
+        return Ok(Outcome::Fail(ApiError::new(
+            ErrorKind::UpstreamFailed,
+            "upstream_malformed_response",
+            "The provider's answer is not a whole JSON document.",
+        )));
+    }
     s.record
         .attempts
         .push(record(target, Some(status), None, (started, s.started)));

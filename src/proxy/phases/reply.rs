@@ -57,6 +57,23 @@ pub async fn answer(
         && (head.is_event_stream()
             || taken.wire == WireApi::Converse
                 && head.content_type_is(b"application/vnd.amazon.eventstream"));
+    if streamed && !request.view.stream {
+        // The client can't read a stream it did not ask for: the answer is refused (the
+        // connection is dropped with it, mid-body).
+        let error = Some("unexpected_stream".to_string());
+        let (target, status) = (taken.target, head.status);
+        s.record.attempts.push(record(
+            target,
+            Some(status),
+            error,
+            (taken.started, s.started),
+        ));
+        return Ok(Outcome::Fail(ApiError::new(
+            ErrorKind::UpstreamFailed,
+            "upstream_unexpected_stream",
+            "The provider answered with a stream to a request for a whole answer.",
+        )));
+    }
     if streamed {
         Ok(Outcome::Respond(Box::new(stream(s, request, taken))))
     } else {
@@ -233,6 +250,10 @@ async fn whole(
             "upstream_malformed_response",
             "The provider's answer is not a whole JSON document.",
         )));
+    }
+    if request.view.stream && s.replay_stream.is_none() && (200..300).contains(&status) {
+        // A whole answer to a request for a stream: sent as the stream that was asked for.
+        s.replay_stream = Some(request.view.include_usage);
     }
     s.record
         .attempts

@@ -46,6 +46,19 @@ pub(crate) fn skip_ws(b: &[u8], mut i: usize) -> usize {
     i
 }
 
+/// Whether `body` is one whole JSON object or array, with nothing but whitespace around it:
+/// its brackets balance outside strings and every string is closed. A structural check, not
+/// a parse (one pass, strings crossed with memchr): it is what tells a provider's whole
+/// answer cut short, or a page that is not JSON, from an answer the gateway may pass on
+/// without parsing it.
+pub fn is_whole_json(body: &[u8]) -> bool {
+    let start = skip_ws(body, 0);
+    if !matches!(body.get(start), Some(b'{' | b'[')) {
+        return false;
+    }
+    skip_value(body, start).is_some_and(|end| skip_ws(body, end) == body.len())
+}
+
 /// Skips any value starting at `i`; returns the index after it.
 pub(crate) fn skip_value(b: &[u8], i: usize) -> Option<usize> {
     match *b.get(i)? {
@@ -212,6 +225,35 @@ mod tests {
 
     fn value<'a>(body: &'a str, key: &str) -> Option<&'a str> {
         find_top_level_value(body.as_bytes(), key).map(|s| &body[s.start..s.end])
+    }
+
+    #[test]
+    fn whole_json_is_told_from_a_cut_or_foreign_body() {
+        for whole in [
+            &br#"{}"#[..],
+            br#" {"a":[1,{"b":"}]\""}]}"#,
+            br#"[{"x":1},{}]"#,
+            b"{\"a\":1}\r\n",
+        ] {
+            assert!(is_whole_json(whole), "{:?}", String::from_utf8_lossy(whole));
+        }
+        for broken in [
+            &b""[..],
+            b"   ",
+            br#"{"a":[1,2"#,
+            br#"{"a":"unterminated}"#,
+            br#"{"a":1}}"#,
+            br#"{"a":1} trailing"#,
+            b"<html><body>502 Bad Gateway</body></html>",
+            br#""just a string""#,
+            b"42",
+        ] {
+            assert!(
+                !is_whole_json(broken),
+                "{:?}",
+                String::from_utf8_lossy(broken)
+            );
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@ mod json_strings;
 mod openai;
 
 pub use error::{ApiError, ErrorKind};
-pub use json_scan::{find_top_level_value, JsonSpan};
+pub use json_scan::{find_top_level_value, is_whole_json, JsonSpan};
 pub(crate) use json_scan::{for_each_element, for_each_member, skip_ws};
 pub use json_strings::{
     decode_string, key_is, replace_strings, string_values, unescape_into, write_string, StringValue,

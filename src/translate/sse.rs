@@ -22,6 +22,9 @@ pub struct SseScanner {
     finish_reason: Option<FinishReason>,
     done: bool,
     events: u64,
+    /// Why the stream stopped being relayable: an event that is not UTF-8 or holds a line
+    /// that is no SSE field (set once; nothing after it is scanned).
+    malformed: Option<&'static str>,
 }
 
 impl SseScanner {
@@ -31,9 +34,13 @@ impl SseScanner {
     }
 
     /// Examines `buf` from where the last call stopped; returns the offset just past the last
-    /// complete event (0 when none is complete yet).
+    /// complete event (0 when none is complete yet). A malformed event stops the scan before
+    /// it (see [`Self::malformed`]).
     pub fn scan(&mut self, buf: &[u8]) -> usize {
         let mut boundary = 0;
+        if self.malformed.is_some() {
+            return boundary;
+        }
         // A `scan_pos` past the end (the buffer shrank without `consumed`) finds no line.
         while let Some((line, _)) = buf.get(self.scan_pos..).and_then(split_line) {
             let line_start = self.scan_pos;
@@ -44,8 +51,11 @@ impl SseScanner {
                     .get(self.event_start..line_start)
                     .filter(|e| !e.is_empty())
                 {
+                    if let Err(why) = self.read_event(event) {
+                        self.malformed = Some(why);
+                        return boundary;
+                    }
                     self.events += 1;
-                    self.read_event(event);
                 }
                 self.event_start = self.scan_pos;
                 boundary = self.scan_pos;
@@ -60,12 +70,22 @@ impl SseScanner {
         self.scan_pos = self.scan_pos.saturating_sub(n);
     }
 
-    fn read_event(&mut self, event: &[u8]) {
+    /// Reads what the record needs from one complete event; the error says why the event
+    /// is not one to pass on (its usage and finish reason are not kept then).
+    fn read_event(&mut self, event: &[u8]) -> Result<(), &'static str> {
+        if std::str::from_utf8(event).is_err() {
+            return Err("invalid_utf8_event");
+        }
+        let (usage, finish_reason, done) = (self.usage, self.finish_reason, self.done);
         let mut rest = event;
         while !rest.is_empty() {
             let (line, next) = split_line(rest).unwrap_or((rest, &[]));
             rest = next;
             let Some(data) = line.strip_prefix(b"data:") else {
+                if !is_sse_field(line) {
+                    (self.usage, self.finish_reason, self.done) = (usage, finish_reason, done);
+                    return Err("malformed_event");
+                }
                 continue;
             };
             let data = data.strip_prefix(b" ").unwrap_or(data);
@@ -105,6 +125,14 @@ impl SseScanner {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Why the stream can't be relayed past the last event [`Self::scan`] returned: an
+    /// event that is not UTF-8 (`invalid_utf8_event`), or one with a line that is no SSE
+    /// field nor comment (`malformed_event`), as when events run into each other.
+    pub fn malformed(&self) -> Option<&'static str> {
+        self.malformed
     }
 
     /// Usage, when the stream reported it (`stream_options.include_usage`).
@@ -126,6 +154,18 @@ impl SseScanner {
     pub fn events(&self) -> u64 {
         self.events
     }
+}
+
+/// Whether `line` (of a complete event) is an SSE field the dialects send (`data`, `event`,
+/// `id`, `retry`; with or without a value) or a comment (`:`). Any other line is a field
+/// the SSE rules would ignore, but no provider sends one: it means broken framing.
+fn is_sse_field(line: &[u8]) -> bool {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let name = match memchr::memchr(b':', line) {
+        Some(at) => line.get(..at).unwrap_or_default(),
+        None => line,
+    };
+    matches!(name, b"" | b"data" | b"event" | b"id" | b"retry")
 }
 
 /// Splits `b` at its first `\n`: the line before it and the bytes after it (`None` when `b`
@@ -324,6 +364,32 @@ pub fn write_error_event(out: &mut Vec<u8>, client: WireApi, e: &StreamErrorEven
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_malformed_event_stops_the_scan_before_it() {
+        let good = "event: a\nid: 7\nretry: 10\n: a comment\ndata: {\"x\":1}\n\n";
+        let garbage = "data: {\"x\":2}\n}}{{ not an SSE line\ndata: {\"x\":3}\n\n";
+        let mut s = SseScanner::new();
+        let stream = format!("{good}{garbage}data: {{\"x\":4}}\n\n");
+        assert_eq!(s.scan(stream.as_bytes()), good.len());
+        assert_eq!(s.malformed(), Some("malformed_event"));
+        assert_eq!(s.events(), 1);
+        // Nothing after it is whole any more.
+        assert_eq!(s.scan(stream.as_bytes()), 0);
+
+        let mut s = SseScanner::new();
+        let mut stream = good.as_bytes().to_vec();
+        stream.extend_from_slice(
+            b"data: {\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":\xff}}\n\n",
+        );
+        assert_eq!(s.scan(&stream), good.len());
+        assert_eq!(s.malformed(), Some("invalid_utf8_event"));
+        assert_eq!(s.usage(), None);
+
+        let mut s = SseScanner::new();
+        assert_eq!(s.scan(good.as_bytes()), good.len());
+        assert_eq!(s.malformed(), None);
+    }
 
     #[test]
     fn usage_of_anthropic_and_responses_streams() {

@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use super::config::RequestKnobs;
 use super::deliver::{fault_before_answer, send_events, send_json, EventStream};
 use super::dialect::Dialect;
+use super::fault::Fault;
 use super::handler::ServerContext;
 use super::request::Request;
 use super::respond::{random_id, sleep_if_any, sse_event, write_json, Next};
@@ -187,6 +188,7 @@ pub async fn messages(
     } else {
         Endpoint::AnthropicMessages
     });
+    let streaming = Fault::streams(knobs.fault, streaming);
     if let Some(done) = fault_before_answer(
         stream,
         &knobs,

@@ -24,6 +24,7 @@ use serde_json::{json, Value};
 use super::config::{MockConfig, RequestKnobs};
 use super::deliver::{fault_before_answer, send_events, send_json, EventStream};
 use super::dialect::Dialect;
+use super::fault::Fault;
 use super::handler::ServerContext;
 use super::request::Request;
 use super::respond::{random_id, sleep_if_any, write_json, Next};
@@ -422,6 +423,7 @@ pub async fn route(
     } else {
         Endpoint::BedrockConverse
     });
+    let streaming = Fault::streams(knobs.fault, streaming);
     if let Some(done) = fault_before_answer(
         stream,
         &knobs,

@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 use super::config::RequestKnobs;
 use super::deliver::{fault_before_answer, send_events, send_json, EventStream};
 use super::dialect::Dialect;
+use super::fault::Fault;
 use super::handler::ServerContext;
 use super::request::Request;
 use super::respond::{random_id, sleep_if_any, sse_event, write_json, Next};
@@ -377,6 +378,12 @@ pub async fn route(
     } else {
         Endpoint::GeminiGenerate
     });
+    // `stream-answer` streams as SSE; `whole-answer` answers generateContent's JSON.
+    let (streaming, sse) = match knobs.fault {
+        Some(Fault::StreamAnswer) => (true, true),
+        Some(Fault::WholeAnswer) => (false, sse),
+        _ => (streaming, sse),
+    };
     if let Some(done) = fault_before_answer(
         stream,
         &knobs,

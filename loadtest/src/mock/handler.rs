@@ -10,8 +10,9 @@ use monoio::net::TcpStream;
 use super::anthropic;
 use super::azure;
 use super::bedrock;
-use super::config::MockConfig;
+use super::config::{MockConfig, RequestKnobs};
 use super::dialect::Dialect;
+use super::fault::Fault;
 use super::gemini;
 use super::http2;
 use super::last_request::LastRequestSlot;
@@ -50,8 +51,26 @@ pub async fn serve_connection(stream: TcpStream, ctx: Rc<ServerContext>) {
         Ok(false) => {}
         Err(_) => return,
     }
+    // `idle-close:MS` on the last request: how long the connection may wait for the next.
+    let mut idle_close: Option<u32> = None;
     loop {
-        let request = match conn.read_request(&ctx.config).await {
+        let read = conn.read_request(&ctx.config);
+        let read = match idle_close {
+            None => read.await,
+            Some(ms) => {
+                let limit = std::time::Duration::from_millis(u64::from(ms));
+                match monoio::time::timeout(limit, read).await {
+                    Ok(read) => read,
+                    // Closed without a word, as a provider's idle timeout does; a request
+                    // already on its way is lost with the connection.
+                    Err(_) => {
+                        ctx.stats.count_fault(Fault::IdleClose(ms));
+                        return;
+                    }
+                }
+            }
+        };
+        let request = match read {
             Ok(r) => r,
             Err(ReadError::Closed) | Err(ReadError::Io(_)) => return,
             Err(ReadError::Malformed(msg)) => {
@@ -67,6 +86,13 @@ pub async fn serve_connection(stream: TcpStream, ctx: Rc<ServerContext>) {
                     write_json(&mut Peer::Tcp(&mut conn.stream), status, &body, false, "").await;
                 return;
             }
+        };
+        idle_close = match request.knobs {
+            Ok(RequestKnobs {
+                fault: Some(Fault::IdleClose(ms)),
+                ..
+            }) => Some(ms),
+            _ => None,
         };
         match handle(&mut Peer::Tcp(&mut conn.stream), request, &ctx).await {
             Ok(Next::KeepAlive) => {}

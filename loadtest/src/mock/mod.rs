@@ -15,6 +15,7 @@ mod gemini;
 mod handler;
 mod http2;
 mod last_request;
+mod malformed;
 mod openai;
 mod peer;
 mod request;

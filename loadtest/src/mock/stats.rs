@@ -14,6 +14,17 @@ pub struct MockStats {
     fault_stall: AtomicU64,
     fault_stall_mid_stream: AtomicU64,
     fault_error_mid_stream: AtomicU64,
+    fault_reset_after_head: AtomicU64,
+    fault_drip: AtomicU64,
+    fault_truncated_json: AtomicU64,
+    fault_not_json: AtomicU64,
+    fault_bad_sse_framing: AtomicU64,
+    fault_invalid_utf8_event: AtomicU64,
+    fault_oversized_event: AtomicU64,
+    fault_idle_close: AtomicU64,
+    fault_stream_answer: AtomicU64,
+    fault_whole_answer: AtomicU64,
+    fault_storm: AtomicU64,
     streams_cancelled: AtomicU64,
     connections: AtomicU64,
     http2_connections: AtomicU64,
@@ -125,6 +136,39 @@ pub struct FaultCounts {
     pub stall_mid_stream: u64,
     /// `error-mid-stream[:CODE]`.
     pub error_mid_stream: u64,
+    /// `reset-after-head`.
+    #[serde(default)]
+    pub reset_after_head: u64,
+    /// `drip[:MS]`.
+    #[serde(default)]
+    pub drip: u64,
+    /// `truncated-json`.
+    #[serde(default)]
+    pub truncated_json: u64,
+    /// `not-json`.
+    #[serde(default)]
+    pub not_json: u64,
+    /// `bad-sse-framing`.
+    #[serde(default)]
+    pub bad_sse_framing: u64,
+    /// `invalid-utf8-event`.
+    #[serde(default)]
+    pub invalid_utf8_event: u64,
+    /// `oversized-event[:BYTES]`.
+    #[serde(default)]
+    pub oversized_event: u64,
+    /// `idle-close:MS`: connections closed for being idle that long.
+    #[serde(default)]
+    pub idle_close: u64,
+    /// `stream-answer`.
+    #[serde(default)]
+    pub stream_answer: u64,
+    /// `whole-answer`.
+    #[serde(default)]
+    pub whole_answer: u64,
+    /// `storm:MS[:CODE]`: requests failed during the storm.
+    #[serde(default)]
+    pub storm: u64,
 }
 
 impl MockStats {
@@ -142,6 +186,17 @@ impl MockStats {
             super::Fault::Stall => &self.fault_stall,
             super::Fault::StallMidStream => &self.fault_stall_mid_stream,
             super::Fault::ErrorMidStream(_) => &self.fault_error_mid_stream,
+            super::Fault::ResetAfterHead => &self.fault_reset_after_head,
+            super::Fault::Drip(_) => &self.fault_drip,
+            super::Fault::TruncatedJson => &self.fault_truncated_json,
+            super::Fault::NotJson => &self.fault_not_json,
+            super::Fault::BadSseFraming => &self.fault_bad_sse_framing,
+            super::Fault::InvalidUtf8Event => &self.fault_invalid_utf8_event,
+            super::Fault::OversizedEvent(_) => &self.fault_oversized_event,
+            super::Fault::IdleClose(_) => &self.fault_idle_close,
+            super::Fault::StreamAnswer => &self.fault_stream_answer,
+            super::Fault::WholeAnswer => &self.fault_whole_answer,
+            super::Fault::Storm { .. } => &self.fault_storm,
         };
         counter.fetch_add(1, Ordering::Relaxed);
     }
@@ -193,6 +248,17 @@ impl MockStats {
                 stall: r(&self.fault_stall),
                 stall_mid_stream: r(&self.fault_stall_mid_stream),
                 error_mid_stream: r(&self.fault_error_mid_stream),
+                reset_after_head: r(&self.fault_reset_after_head),
+                drip: r(&self.fault_drip),
+                truncated_json: r(&self.fault_truncated_json),
+                not_json: r(&self.fault_not_json),
+                bad_sse_framing: r(&self.fault_bad_sse_framing),
+                invalid_utf8_event: r(&self.fault_invalid_utf8_event),
+                oversized_event: r(&self.fault_oversized_event),
+                idle_close: r(&self.fault_idle_close),
+                stream_answer: r(&self.fault_stream_answer),
+                whole_answer: r(&self.fault_whole_answer),
+                storm: r(&self.fault_storm),
             },
             streams_cancelled: r(&self.streams_cancelled),
             connections: r(&self.connections),

@@ -176,6 +176,8 @@ const ERROR_CODES: &[&str] = &[
     "untranslatable_response",
     "upstream_concurrency_exhausted",
     "upstream_failed",
+    "upstream_malformed_response",
+    "upstream_unexpected_stream",
 ];
 
 /// The error label of a finished request, or `None` when it did not fail. A gateway code is
@@ -207,11 +209,13 @@ const ATTEMPT_ERRORS: &[&str] = &[
     "connect_timeout",
     "first_byte_timeout",
     "malformed",
+    "malformed_body",
     "no_address",
     "no_link",
     "read",
     "run_killed",
     "tls",
+    "unexpected_stream",
     "write",
 ];
 

@@ -12,7 +12,7 @@ use super::super::outcome::{Body, Outcome, PendingAttempt, PoolReturn, Response,
 use super::super::relay::UpstreamFrames;
 use super::super::session::{ClientRequest, Session};
 use super::attempt::{error_for_client, record};
-use crate::api::{ApiError, ErrorKind};
+use crate::api::{is_whole_json, ApiError, ErrorKind};
 use crate::guardrails::schema::{check_all, output_texts, SchemaCheckedStream, Violation};
 use crate::http::ResponseHead;
 use crate::route::{InFlightPermit, Target};
@@ -57,6 +57,23 @@ pub async fn answer(
         && (head.is_event_stream()
             || taken.wire == WireApi::Converse
                 && head.content_type_is(b"application/vnd.amazon.eventstream"));
+    if streamed && !request.view.stream {
+        // The client can't read a stream it did not ask for: the answer is refused (the
+        // connection is dropped with it, mid-body).
+        let error = Some("unexpected_stream".to_string());
+        let (target, status) = (taken.target, head.status);
+        s.record.attempts.push(record(
+            target,
+            Some(status),
+            error,
+            (taken.started, s.started),
+        ));
+        return Ok(Outcome::Fail(ApiError::new(
+            ErrorKind::UpstreamFailed,
+            "upstream_unexpected_stream",
+            "The provider answered with a stream to a request for a whole answer.",
+        )));
+    }
     if streamed {
         Ok(Outcome::Respond(Box::new(stream(s, request, taken))))
     } else {
@@ -208,13 +225,36 @@ async fn whole(
             s.record
                 .attempts
                 .push(record(target, Some(status), kind, (started, s.started)));
+            let error = if e.is_timeout() {
+                ErrorKind::UpstreamTimeout
+            } else {
+                ErrorKind::UpstreamFailed
+            };
             return Ok(Outcome::Fail(ApiError::new(
-                ErrorKind::UpstreamFailed,
+                error,
                 "upstream_failed",
                 format!("The provider's response could not be read: {e}."),
             )));
         }
     };
+    if bridge.is_none() && (200..300).contains(&status) && !is_whole_json(&body) {
+        // Passed through as it is, a body cut short or not JSON at all would reach the
+        // client (and the cache) as a success.
+        tracing::warn!(provider = %provider.name, bytes = body.len(), "provider answer is not whole JSON");
+        let kind = Some("malformed_body".to_string());
+        s.record
+            .attempts
+            .push(record(target, Some(status), kind, (started, s.started)));
+        return Ok(Outcome::Fail(ApiError::new(
+            ErrorKind::UpstreamFailed,
+            "upstream_malformed_response",
+            "The provider's answer is not a whole JSON document.",
+        )));
+    }
+    if request.view.stream && s.replay_stream.is_none() && (200..300).contains(&status) {
+        // A whole answer to a request for a stream: sent as the stream that was asked for.
+        s.replay_stream = Some(request.view.include_usage);
+    }
     s.record
         .attempts
         .push(record(target, Some(status), None, (started, s.started)));

@@ -31,18 +31,25 @@ impl EventFraming {
     }
 
     /// How many leading bytes of `payload` (everything not yet forwarded) are whole events:
-    /// all of it once the body is `complete`. For AWS frames all of it too: the frames are
-    /// found when [`Self::each_event`] decodes them.
+    /// all of it once the body is `complete`, unless a malformed SSE event stops them (see
+    /// [`Self::malformed`]). For AWS frames all of it too: the frames are found when
+    /// [`Self::each_event`] decodes them.
     pub(super) fn whole(&mut self, payload: &[u8], complete: bool) -> usize {
         let boundary = match self.frames {
             UpstreamFrames::Sse => self.scanner.scan(payload),
             UpstreamFrames::AwsEventStream => payload.len(),
         };
-        if complete {
+        if complete && self.malformed().is_none() {
             payload.len()
         } else {
             boundary
         }
+    }
+
+    /// The failure kind when an SSE event after the whole ones is malformed (not UTF-8, or
+    /// broken framing): the stream goes no further than them.
+    pub(super) fn malformed(&self) -> Option<&'static str> {
+        self.scanner.malformed()
     }
 
     /// Calls `f(name, data)` for each event in `region` (what [`Self::whole`] counted); returns

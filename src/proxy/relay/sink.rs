@@ -84,13 +84,16 @@ impl<'a, W: AsyncWriteRent> Sink<'a, W> {
         complete: bool,
     ) -> Result<(), Stop> {
         let n = events.whole(buf.get(PREFIX..).unwrap_or_default(), complete);
+        // A malformed event ends the stream once the whole events before it are sent.
+        let malformed = events.malformed();
         if matches!(self.mode, Mode::Passthrough) {
-            return self.pass(buf, events, n).await;
+            self.pass(buf, events, n).await?;
+        } else {
+            self.translate(buf, events, n, complete && malformed.is_none())?;
+            self.out.send(&mut self.pending).await?;
+            self.pending.truncate(PREFIX);
         }
-        self.translate(buf, events, n, complete)?;
-        self.out.send(&mut self.pending).await?;
-        self.pending.truncate(PREFIX);
-        Ok(())
+        malformed.map_or(Ok(()), |kind| Err(Stop::Failed(kind)))
     }
 
     /// Translates the events in the first `n` payload bytes into `pending` and removes them

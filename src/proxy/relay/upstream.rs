@@ -138,8 +138,11 @@ pub(super) async fn read_more<R: AsyncReadRent>(
         .checked_duration_since(Instant::now())
         .ok_or("timeout")?;
     let owned = std::mem::take(buf);
-    let (len, cap) = (owned.len(), owned.capacity());
-    let read = io.read(owned.slice_mut(len..cap));
+    // At most READ_SIZE per read, whatever the capacity grew to: one read into a doubled
+    // buffer could otherwise take megabytes at once, past MAX_PENDING, and an event over
+    // the bound would be forwarded whole.
+    let (len, end) = (owned.len(), owned.capacity().min(owned.len() + READ_SIZE));
+    let read = io.read(owned.slice_mut(len..end));
     // On a stall the buffer goes with the dropped read: the stream ends there anyway.
     let (res, slice) = monoio::time::timeout(left.min(idle), read)
         .await
@@ -158,6 +161,58 @@ pub(super) async fn read_more<R: AsyncReadRent>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A provider with `left` bytes ready at once (all `x`).
+    struct Flood {
+        left: usize,
+    }
+
+    impl AsyncReadRent for Flood {
+        async fn read<T: IoBufMut>(&mut self, mut buf: T) -> monoio::BufResult<usize, T> {
+            // A read fills the buffer from its write pointer, as the kernel does.
+            let n = self.left.min(buf.bytes_total());
+            // SAFETY: `n` bytes fit the buffer; they are written before they count.
+            unsafe {
+                std::ptr::write_bytes(buf.write_ptr(), b'x', n);
+                buf.set_init(n);
+            }
+            self.left -= n;
+            (Ok(n), buf)
+        }
+
+        async fn readv<T: monoio::buf::IoVecBufMut>(
+            &mut self,
+            buf: T,
+        ) -> monoio::BufResult<usize, T> {
+            (Err(std::io::ErrorKind::Unsupported.into()), buf)
+        }
+    }
+
+    #[test]
+    fn a_read_takes_at_most_read_size_so_one_event_cannot_pass_the_bound() {
+        crate::block_on_local(async {
+            let mut flood = Flood { left: 64 << 20 };
+            let far = Instant::now() + Duration::from_secs(60);
+            // A buffer whose capacity grew far past the bound, as a doubling Vec does.
+            let mut buf = Vec::with_capacity(32 << 20);
+            buf.resize(PREFIX, 0);
+            let mut reads = 0;
+            let end = loop {
+                match read_more(&mut flood, &mut buf, far, Duration::from_secs(60)).await {
+                    Ok(closed) => assert!(!closed),
+                    Err(kind) => break kind,
+                }
+                reads += 1;
+                assert!(
+                    buf.len() - PREFIX <= MAX_PENDING + READ_SIZE,
+                    "{}",
+                    buf.len()
+                );
+            };
+            assert_eq!(end, "event_too_large");
+            assert_eq!(reads, MAX_PENDING / READ_SIZE + 1);
+        });
+    }
 
     /// Feeds `raw` to a fresh framing in two reads split at `at`, the way the relay does:
     /// payload kept in the buffer, each read appended after it. Returns the payload.

@@ -132,7 +132,11 @@ fn upgrade(
     infergate::upgrade::cli::run(args, pidfile).map_err(|e| e.to_string())
 }
 
-fn serve(config: Option<PathBuf>, shards_flag: Option<usize>, launch: Launch) -> Result<(), String> {
+fn serve(
+    config: Option<PathBuf>,
+    shards_flag: Option<usize>,
+    launch: Launch,
+) -> Result<(), String> {
     let path = config.unwrap_or_else(|| PathBuf::from("config/quickstart.toml"));
     let cfg = Config::load(&path).map_err(|e| e.to_string())?;
     // Listening sockets handed over by the process this one replaces (or by systemd).

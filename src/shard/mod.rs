@@ -416,7 +416,8 @@ async fn accept_loop(ctx: &Rc<ShardCtx>, listener: &TcpListener, driver: DriverK
                 Ok(None) => {}
                 Ok(Some(stream)) => {
                     let max = ctx.table.load().server.max_connections_per_shard;
-                    match ctx.open_connection(max) {
+                    let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
+                    match ctx.open_connection(max, fd) {
                         Some(slot) => {
                             monoio::spawn(serve_connection(Rc::clone(ctx), stream, slot));
                         }
@@ -549,23 +550,37 @@ pub fn raise_fd_limit() -> std::io::Result<u64> {
     Ok(lim.rlim_cur)
 }
 
-/// How long after the drain began an idle client connection may still send one more request
-/// (answered with `connection: close`) before the shard closes it. A client that sent its
-/// next request as the drain began gets its answer instead of a reset; one idle for this long
-/// is closed (the race every HTTP/1.1 server has when it closes an idle connection).
+/// How long a draining shard must be quiet (no request in flight or ending) before it closes
+/// its idle connections. A client that got a keep-alive answer and sends its next request
+/// right away gets that answered (with `connection: close`) instead of a reset; a connection
+/// idle for this long is closed (the race every HTTP/1.1 server has when it closes an idle
+/// connection).
 const IDLE_GRACE: Duration = Duration::from_secs(1);
 
 /// Lets requests in flight finish and connections close, up to `limit`: the shard stops once
-/// no connection is open, or once nothing is in flight and connections have had
-/// [`IDLE_GRACE`] to send one more request. Connections still open then are closed.
+/// no connection is open, or once it has been quiet for [`IDLE_GRACE`]. The sockets still
+/// open then are shut down, and their tasks given a moment to end, so none is left behind.
 async fn drain(ctx: &ShardCtx, limit: Duration) {
     let start = Instant::now();
     let deadline = start + limit;
+    ctx.mark_quiet();
     while Instant::now() < deadline
         && ctx.connections() > 0
-        && (ctx.inflight() > 0 || start.elapsed() < IDLE_GRACE)
+        && ctx.quiet_for().is_none_or(|q| q < IDLE_GRACE)
     {
         monoio::time::sleep(Duration::from_millis(10)).await;
+    }
+    if ctx.connections() > 0 {
+        let n = ctx.open_sockets.shut_down_all();
+        tracing::debug!(
+            shard = ctx.shard_id,
+            sockets = n,
+            "closing the connections still open"
+        );
+        let wind_down = Instant::now() + Duration::from_secs(1);
+        while ctx.connections() > 0 && Instant::now() < wind_down {
+            monoio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
     if ctx.inflight() > 0 {
         tracing::warn!(

@@ -24,7 +24,9 @@ pub struct UpgradeArgs {
 #[derive(Debug, thiserror::Error)]
 pub enum UpgradeCliError {
     /// Neither `--pid` nor a pidfile says which process.
-    #[error("name the serving process: --pid PID or --pidfile FILE (or [server] pidfile in --config)")]
+    #[error(
+        "name the serving process: --pid PID or --pidfile FILE (or [server] pidfile in --config)"
+    )]
     NoTarget,
     /// The pidfile could not be read.
     #[error(transparent)]

@@ -94,7 +94,10 @@ impl Upgrader {
     /// queued where nobody accepts them).
     pub fn release(&self) {
         self.busy.store(true, Ordering::Release);
-        self.sockets.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.sockets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
     }
 
     /// Starts the new process with the sockets and waits until it serves. On success the
@@ -147,7 +150,7 @@ impl Upgrader {
                 Ok(())
             });
         }
-        let child = cmd.spawn().map_err(|source| UpgradeError::Spawn {
+        let child = spawn_retrying_busy(&mut cmd).map_err(|source| UpgradeError::Spawn {
             path: self.launch.exe.display().to_string(),
             source,
         })?;
@@ -157,6 +160,21 @@ impl Upgrader {
         let pid = child.id();
         tracing::info!(pid, exe = %self.launch.exe.display(), "upgrade: new process started; waiting until it serves");
         wait_ready(child, ready_read, self.ready_timeout)
+    }
+}
+
+/// Starts `cmd`, trying again for a second while the binary is still open for writing
+/// somewhere (ETXTBSY: an installer finishing, or any process forked while it was written).
+fn spawn_retrying_busy(cmd: &mut Command) -> std::io::Result<Child> {
+    let mut tries = 0;
+    loop {
+        match cmd.spawn() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 20 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            other => return other,
+        }
     }
 }
 

@@ -41,11 +41,7 @@ impl Launch {
 
 /// Where the shell would have found `arg0`: a path with a slash is taken as is (made absolute
 /// against `cwd`); a bare name is looked up on `path`.
-fn resolve(
-    arg0: &Path,
-    cwd: Option<&Path>,
-    path: Option<&std::ffi::OsStr>,
-) -> Option<PathBuf> {
+fn resolve(arg0: &Path, cwd: Option<&Path>, path: Option<&std::ffi::OsStr>) -> Option<PathBuf> {
     if arg0.as_os_str().is_empty() {
         return None;
     }

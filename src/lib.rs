@@ -4,7 +4,7 @@
 //! views, errors), `route` (the route table), `policy` (gateway keys), `upstream` (pools and
 //! the provider client), `translate` (stream scanning), `observe` (request records), `proxy`
 //! (the phases of one proxied request), `shard` (runtimes and listeners), `admin`, `config`,
-//! `cache` (exact and semantic response caches), `embed` (the MiniLM embedder), `guardrails` (secret and PII detection and redaction).
+//! `cache` (exact and semantic response caches), `embed` (the MiniLM embedder), `guardrails` (secret and PII detection and redaction), `upgrade` (zero-downtime binary upgrade: socket handoff).
 
 // A client- or provider-supplied index must never panic a shard: no unchecked indexing or
 // string slicing outside tests (clippy.toml allows it in tests).
@@ -23,6 +23,7 @@ pub mod proxy;
 pub mod route;
 pub mod shard;
 pub mod translate;
+pub mod upgrade;
 pub mod upstream;
 pub mod wire;
 

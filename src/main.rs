@@ -1,4 +1,4 @@
-//! The `infergate` binary: serve, check a config, hash a gateway key.
+//! The `infergate` binary: serve, check a config, hash a gateway key, upgrade a running one.
 #![deny(clippy::indexing_slicing, clippy::string_slice)]
 #![allow(clippy::print_stdout)] // stdout is the CLI's interface: the ready line, check-config, hash-key.
 
@@ -9,12 +9,14 @@ use arc_swap::ArcSwap;
 use clap::{Parser, Subcommand};
 
 use infergate::admin::{
-    spawn_signal_thread, spawn_watch_thread, start_admin_server, AdminInfo, ConfigReloader,
+    bind_admin_listener, spawn_signal_thread, spawn_watch_thread, start_admin_server, AdminInfo,
+    ConfigReloader,
 };
 use infergate::config::Config;
 use infergate::observe::LogWriter;
 use infergate::proxy::{Caches, Lifecycle};
 use infergate::shard::{self, DriverChoice, ShardShared};
+use infergate::upgrade::{Inherited, Launch, Pidfile, Role, Upgrader};
 use infergate::upstream::tls_connector;
 
 /// mimalloc, wrapped so that `INFERGATE_COUNT_ALLOCATIONS=1` can count each shard's
@@ -55,9 +57,14 @@ enum Command {
     Embed(infergate::embed::EmbedCliArgs),
     /// Show requests from the request log files (rotated ones included), filtered.
     Logs(infergate::observe::logs::LogsArgs),
+    /// Replace a running gateway with the binary now at its path, without dropping a
+    /// connection (sends SIGUSR2 and waits for the handoff).
+    Upgrade(infergate::upgrade::cli::UpgradeArgs),
 }
 
 fn main() -> std::process::ExitCode {
+    // First, before anything can change the working directory: what an upgrade starts again.
+    let launch = Launch::capture();
     let filter = tracing_subscriber::EnvFilter::try_from_env("INFERGATE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
@@ -78,7 +85,8 @@ fn main() -> std::process::ExitCode {
         Some(Command::Logs(args)) => {
             infergate::observe::logs::run(&args).map_err(|e| e.to_string())
         }
-        Some(Command::Serve) | None => serve(cli.config, cli.shards),
+        Some(Command::Upgrade(args)) => upgrade(&args, cli.config.as_deref()),
+        Some(Command::Serve) | None => serve(cli.config, cli.shards, launch),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -109,9 +117,34 @@ fn check_config(file: &std::path::Path) -> Result<(), String> {
     Ok(())
 }
 
-fn serve(config: Option<PathBuf>, shards_flag: Option<usize>) -> Result<(), String> {
+/// `infergate upgrade`: the pidfile defaults to `[server] pidfile` of `--config`.
+fn upgrade(
+    args: &infergate::upgrade::cli::UpgradeArgs,
+    config: Option<&std::path::Path>,
+) -> Result<(), String> {
+    let cfg = match config {
+        Some(path) if args.pid.is_none() && args.pidfile.is_none() => {
+            Some(Config::load(path).map_err(|e| e.to_string())?)
+        }
+        _ => None,
+    };
+    let pidfile = cfg.as_ref().and_then(|c| c.server.pidfile.as_deref());
+    infergate::upgrade::cli::run(args, pidfile).map_err(|e| e.to_string())
+}
+
+fn serve(
+    config: Option<PathBuf>,
+    shards_flag: Option<usize>,
+    launch: Launch,
+) -> Result<(), String> {
     let path = config.unwrap_or_else(|| PathBuf::from("config/quickstart.toml"));
     let cfg = Config::load(&path).map_err(|e| e.to_string())?;
+    // Listening sockets handed over by the process this one replaces (or by systemd).
+    let mut inherited = Inherited::from_env();
+    let upgrader = Arc::new(Upgrader::new(
+        launch,
+        std::time::Duration::from_millis(cfg.server.upgrade_timeout_ms),
+    ));
     let upstreams = Arc::new(infergate::upstream::UpstreamRegistry::new());
     let governor = Arc::new(infergate::policy::LocalGovernor::default());
     let store = Arc::new(infergate::admin::open_store(&cfg).map_err(|e| format!("[store]: {e}"))?);
@@ -148,8 +181,12 @@ fn serve(config: Option<PathBuf>, shards_flag: Option<usize>) -> Result<(), Stri
         Arc::clone(&lifecycle),
     )
     .map_err(|e| e.to_string())?;
-    spawn_signal_thread(Some(Arc::clone(&reloader)), Arc::clone(&lifecycle))
-        .map_err(|e| e.to_string())?;
+    spawn_signal_thread(
+        Some(Arc::clone(&reloader)),
+        Arc::clone(&lifecycle),
+        Some(Arc::clone(&upgrader)),
+    )
+    .map_err(|e| e.to_string())?;
     let tls_server = match &cfg.server.tls {
         Some(files) => Some(Arc::new(
             infergate::http::tls::TlsTerminator::new(files)
@@ -197,8 +234,18 @@ fn serve(config: Option<PathBuf>, shards_flag: Option<usize>) -> Result<(), Stri
         metrics: metrics.clone(),
         tls_server: tls_server.clone(),
     };
-    let shards = shard::start(count, &cfg.server.listen, DriverChoice::from_env(), shared)
-        .map_err(|e| e.to_string())?;
+    let clients = inherited.take_clients(&cfg.server.listen);
+    let mut shards = shard::start(
+        count,
+        &cfg.server.listen,
+        DriverChoice::from_env(),
+        shared,
+        clients,
+    )
+    .map_err(|e| e.to_string())?;
+    for l in std::mem::take(&mut shards.handoff) {
+        upgrader.keep(Role::Client, l);
+    }
     let driver = shards.driver.as_str();
     tracing::info!(shards = count, driver, addr = %shards.local_addr, "serving");
     let scheme = if tls_server.is_some() {
@@ -221,8 +268,13 @@ fn serve(config: Option<PathBuf>, shards_flag: Option<usize>) -> Result<(), Stri
             metrics,
             records: log_writer.views(),
         };
-        let addr = start_admin_server(admin, info)
-            .map_err(|e| format!("admin listener {}: {e}", admin.listen))?;
+        let admin_err = |e: std::io::Error| format!("admin listener {}: {e}", admin.listen);
+        let listener = match inherited.take_admin(&admin.listen) {
+            Some(l) => l,
+            None => bind_admin_listener(admin).map_err(admin_err)?,
+        };
+        upgrader.keep(Role::Admin, listener.try_clone().map_err(admin_err)?);
+        let addr = start_admin_server(admin, listener, info).map_err(admin_err)?;
         println!("admin listening on http://{addr}");
     }
     if let Some(alias) = cfg.models.keys().next() {
@@ -233,6 +285,12 @@ fn serve(config: Option<PathBuf>, shards_flag: Option<usize>) -> Result<(), Stri
     }
     use std::io::Write as _;
     let _ = std::io::stdout().flush();
+    let pidfile = match &cfg.server.pidfile {
+        Some(p) => Some(Pidfile::write(p).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    // Every shard listens: the process this one replaces may stop accepting now.
+    inherited.notify_ready();
     if let Err(died) = shards.join() {
         // Part of the listening socket's connections would go unanswered: end loudly so the
         // supervisor restarts the process.
@@ -250,6 +308,9 @@ fn serve(config: Option<PathBuf>, shards_flag: Option<usize>) -> Result<(), Stri
     log_writer.join();
     drop(tracer);
     trace_exporter.join();
+    if let Some(p) = &pidfile {
+        p.remove_if_ours();
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -14,5 +14,5 @@ mod watch;
 pub use access::{AdminAccess, AdminDenied};
 pub use persist::{flush, open_store, restore, spawn_flusher};
 pub use reload::{with_stored, ChangeError, ConfigReloader};
-pub use server::{start_admin_server, AdminInfo};
+pub use server::{bind_admin_listener, start_admin_server, AdminInfo};
 pub use watch::{spawn_signal_thread, spawn_watch_thread};

@@ -41,11 +41,19 @@ pub struct AdminInfo {
     pub records: Option<Arc<crate::observe::RecordViews>>,
 }
 
-/// Binds the admin listener and serves it on a new thread; returns the bound address.
-/// Without a token (`token_env` unset or empty) the API is read-only and must listen on
-/// loopback.
+/// Binds the admin listener at `[admin] listen`.
+pub fn bind_admin_listener(cfg: &AdminConfig) -> std::io::Result<std::net::TcpListener> {
+    let listener = std::net::TcpListener::bind(&cfg.listen)?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
+/// Serves the admin API on `std_listener` (bound by [`bind_admin_listener`], or inherited in
+/// an upgrade) on a new thread; returns the bound address. Without a token (`token_env` unset
+/// or empty) the API is read-only and must listen on loopback.
 pub fn start_admin_server(
     cfg: &AdminConfig,
+    std_listener: std::net::TcpListener,
     info: AdminInfo,
 ) -> std::io::Result<std::net::SocketAddr> {
     let token = cfg
@@ -53,8 +61,6 @@ pub fn start_admin_server(
         .as_deref()
         .and_then(|var| std::env::var(var).ok())
         .filter(|t| !t.trim().is_empty());
-    let std_listener = std::net::TcpListener::bind(&cfg.listen)?;
-    std_listener.set_nonblocking(true)?;
     let addr = std_listener.local_addr()?;
     if token.is_none() && !addr.ip().is_loopback() {
         return Err(std::io::Error::new(
@@ -237,6 +243,7 @@ fn health(info: &AdminInfo) -> serde_json::Value {
     models.sort_unstable();
     serde_json::json!({
         "status": if info.lifecycle.is_draining() { "draining" } else { "ok" },
+        "pid": std::process::id(),
         "table_version": table.version,
         "shards": info.shards,
         "driver": info.driver,

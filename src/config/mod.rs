@@ -201,6 +201,12 @@ pub struct ServerConfig {
     pub keepalive_timeout_ms: u64,
     /// How long shutdown waits for requests in flight before closing them.
     pub drain_timeout_ms: u64,
+    /// File to write the process id to once serving (read at start only); `infergate upgrade
+    /// --pidfile` and supervisors find the process there. Absent: no pidfile.
+    pub pidfile: Option<PathBuf>,
+    /// How long an upgrade (SIGUSR2) waits for the new process to serve before it kills it
+    /// and keeps serving.
+    pub upgrade_timeout_ms: u64,
     /// How long a new connection may take to send its first request head; shorter than the
     /// keep-alive timeout so idle sockets can't hold descriptors.
     pub first_request_timeout_ms: u64,
@@ -241,6 +247,8 @@ impl Default for ServerConfig {
             header_timeout_ms: 10_000,
             keepalive_timeout_ms: 75_000,
             drain_timeout_ms: 15_000,
+            pidfile: None,
+            upgrade_timeout_ms: 60_000,
             first_request_timeout_ms: 5_000,
             max_connections_per_shard: 16_384,
             max_inflight_body_bytes: 256 * 1024 * 1024,

@@ -99,6 +99,11 @@ pub struct ShardCtx {
     pub fd_connection_cap: usize,
     inflight: Cell<usize>,
     connections: Rc<Cell<usize>>,
+    /// The client sockets open on this shard (shut down when a drain ends).
+    pub open_sockets: Rc<super::open_sockets::OpenSockets>,
+    /// When the last request ended during a drain (the drain waits until the shard has been
+    /// quiet for a while before it closes idle connections).
+    quiet_since: Cell<Option<std::time::Instant>>,
 }
 
 /// What a shard is started with besides its table, pools and sinks.
@@ -121,14 +126,17 @@ pub struct ShardLimits {
     pub tls_server: Option<Arc<crate::http::tls::TlsTerminator>>,
 }
 
-/// One open client connection, counted against the shard's limit until dropped.
+/// One open client connection, counted against the shard's limit until dropped (after its
+/// socket, which the connection's task owns and drops first).
 pub struct ConnectionSlot {
     count: Rc<Cell<usize>>,
+    socket: (Rc<super::open_sockets::OpenSockets>, usize),
 }
 
 impl Drop for ConnectionSlot {
     fn drop(&mut self) {
         self.count.set(self.count.get().saturating_sub(1));
+        self.socket.0.remove(self.socket.1);
     }
 }
 
@@ -165,12 +173,14 @@ impl ShardCtx {
             fd_connection_cap: limits.fd_connection_cap,
             inflight: Cell::new(0),
             connections: Rc::new(Cell::new(0)),
+            open_sockets: Rc::default(),
+            quiet_since: Cell::new(None),
         }
     }
 
-    /// Counts a new connection, unless the shard already holds `max` (or its share of the
-    /// open-files limit).
-    pub fn open_connection(&self, max: usize) -> Option<ConnectionSlot> {
+    /// Counts a new connection on socket `fd`, unless the shard already holds `max` (or its
+    /// share of the open-files limit).
+    pub fn open_connection(&self, max: usize, fd: std::os::fd::RawFd) -> Option<ConnectionSlot> {
         let n = self.connections.get();
         if n >= max.min(self.fd_connection_cap) {
             return None;
@@ -178,7 +188,22 @@ impl ShardCtx {
         self.connections.set(n + 1);
         Some(ConnectionSlot {
             count: Rc::clone(&self.connections),
+            socket: (Rc::clone(&self.open_sockets), self.open_sockets.insert(fd)),
         })
+    }
+
+    /// How long no request has been in flight or ended on this shard during the drain
+    /// (`None`: a request is in flight, or none ended yet since the drain began).
+    pub fn quiet_for(&self) -> Option<std::time::Duration> {
+        if self.inflight.get() > 0 {
+            return None;
+        }
+        self.quiet_since.get().map(|t| t.elapsed())
+    }
+
+    /// Starts the quiet clock when the drain begins.
+    pub fn mark_quiet(&self) {
+        self.quiet_since.set(Some(std::time::Instant::now()));
     }
 
     /// Client connections open on this shard.
@@ -208,5 +233,8 @@ impl Drop for InflightGuard<'_> {
         self.ctx
             .inflight
             .set(self.ctx.inflight.get().saturating_sub(1));
+        if self.ctx.lifecycle.is_draining() {
+            self.ctx.mark_quiet();
+        }
     }
 }

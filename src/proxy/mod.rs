@@ -13,6 +13,7 @@ mod context;
 mod finish;
 mod headers;
 mod http2;
+mod open_sockets;
 mod outcome;
 mod phases;
 mod relay;
@@ -82,7 +83,11 @@ async fn serve_requests(ctx: &Rc<ShardCtx>, conn: &mut ServerConn) -> Handoff {
         if conn.end_request() {
             crate::shard::release_freed_memory();
         }
-        if !keep || ctx.lifecycle.is_draining() {
+        // An answer that did not say `connection: close` promised the client this connection
+        // for its next request, even when the drain began meanwhile: that request is answered
+        // (with `connection: close`, see `Session::new`). Idle connections are closed when the
+        // shard's drain ends.
+        if !keep {
             return Handoff::Closed;
         }
     }

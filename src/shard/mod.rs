@@ -1,6 +1,10 @@
 //! Shards: one thread per core, each pinned, each with its own monoio runtime (io_uring, or
 //! epoll where io_uring can't be set up) and its own SO_REUSEPORT listener on the same address.
 //! A connection lives and dies on the shard that accepted it.
+//!
+//! The listeners may be inherited from the process this one replaces (`crate::upgrade`): the
+//! same sockets, so connections queued on them are accepted here. A shard accepts only once a
+//! listener is readable, so stopping never drops a connection the kernel already handed over.
 
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -86,6 +90,9 @@ pub struct Shards {
     pub local_addr: SocketAddr,
     /// The driver the shards run on.
     pub driver: DriverKind,
+    /// Duplicates of the listening sockets, for a handoff to a new process (the shards close
+    /// theirs when they stop accepting).
+    pub handoff: Vec<std::net::TcpListener>,
     handles: Vec<JoinHandle<()>>,
     exits: mpsc::Receiver<ShardExit>,
     lifecycle: Arc<Lifecycle>,
@@ -195,12 +202,15 @@ pub struct ShardShared {
     pub tls_server: Option<Arc<crate::http::tls::TlsTerminator>>,
 }
 
-/// Starts `count` shards listening on `listen`.
+/// Starts `count` shards listening on `listen`, on the `inherited` listening sockets (bound
+/// to `listen`) first and on new SO_REUSEPORT ones for the rest. With more inherited sockets
+/// than shards, a shard accepts on several, so none is left with connections nobody takes.
 pub fn start(
     count: usize,
     listen: &str,
     choice: DriverChoice,
     shared: ShardShared,
+    inherited: Vec<std::net::TcpListener>,
 ) -> Result<Shards, ShardError> {
     let mut addr: SocketAddr = listen
         .parse()
@@ -209,19 +219,34 @@ pub fn start(
         addr: addr.to_string(),
         source,
     };
-    // The first bind fixes the port (port 0 becomes a real one); the others share it.
-    let first = bind_reuseport(addr).map_err(|e| listen_err(addr, e))?;
-    addr = first.local_addr().map_err(|e| listen_err(addr, e))?;
-    let mut listeners = vec![first];
-    for _ in 1..count {
+    let mut listeners = inherited;
+    if listeners.is_empty() {
+        // The first bind fixes the port (port 0 becomes a real one); the others share it.
         listeners.push(bind_reuseport(addr).map_err(|e| listen_err(addr, e))?);
+    }
+    if let Some(first) = listeners.first() {
+        addr = first.local_addr().map_err(|e| listen_err(addr, e))?;
+    }
+    while listeners.len() < count {
+        listeners.push(bind_reuseport(addr).map_err(|e| listen_err(addr, e))?);
+    }
+    let handoff = listeners
+        .iter()
+        .map(std::net::TcpListener::try_clone)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| listen_err(addr, e))?;
+    let mut per_shard: Vec<Vec<std::net::TcpListener>> = (0..count).map(|_| Vec::new()).collect();
+    for (i, l) in listeners.into_iter().enumerate() {
+        if let Some(mine) = per_shard.get_mut(i % count.max(1)) {
+            mine.push(l);
+        }
     }
     let cpus = allowed_cpus();
     let (ready_tx, ready_rx) = mpsc::channel::<Result<DriverKind, String>>();
     let (exit_tx, exits) = mpsc::channel::<ShardExit>();
     let lifecycle = Arc::clone(&shared.lifecycle);
     let mut handles = Vec::with_capacity(count);
-    for (id, std_listener) in listeners.into_iter().enumerate() {
+    for (id, std_listeners) in per_shard.into_iter().enumerate() {
         let shared = shared.clone();
         let ready = ready_tx.clone();
         let exit = exit_tx.clone();
@@ -232,7 +257,7 @@ pub fn start(
                 // A panic that escapes every connection task ends up here: report it, so the
                 // main thread can end the process instead of serving with a shard missing.
                 let run = std::panic::AssertUnwindSafe(|| {
-                    run_shard(id, core, std_listener, shared, choice, ready)
+                    run_shard(id, core, std_listeners, shared, choice, ready)
                 });
                 let panicked = std::panic::catch_unwind(run).is_err();
                 if panicked {
@@ -260,6 +285,7 @@ pub fn start(
     Ok(Shards {
         local_addr: addr,
         driver,
+        handoff,
         handles,
         exits,
         lifecycle,
@@ -290,7 +316,7 @@ fn allowed_cpus() -> Vec<usize> {
 fn run_shard(
     id: usize,
     core: usize,
-    std_listener: std::net::TcpListener,
+    std_listeners: Vec<std::net::TcpListener>,
     shared: ShardShared,
     choice: DriverChoice,
     ready: mpsc::Sender<Result<DriverKind, String>>,
@@ -307,7 +333,11 @@ fn run_shard(
     };
     let drain_ms = shared.table.load().server.drain_timeout_ms;
     rt.block_on(async move {
-        let listener = match TcpListener::from_std(std_listener) {
+        let listeners = match std_listeners
+            .into_iter()
+            .map(TcpListener::from_std)
+            .collect::<Result<Vec<_>, _>>()
+        {
             Ok(l) => l,
             Err(e) => {
                 let _ = ready.send(Err(format!("listener: {e}")));
@@ -349,8 +379,20 @@ fn run_shard(
                 Arc::clone(&ctx.lifecycle),
             ));
         }
-        accept_loop(&ctx, &listener).await;
-        drop(listener);
+        let mut listeners = listeners.into_iter();
+        let first = listeners.next();
+        let others: Vec<_> = listeners
+            .map(|l| {
+                let ctx = Rc::clone(&ctx);
+                monoio::spawn(async move { accept_loop(&ctx, &l, driver).await })
+            })
+            .collect();
+        if let Some(listener) = first {
+            accept_loop(&ctx, &listener, driver).await;
+        }
+        for other in others {
+            other.await;
+        }
         drain(&ctx, Duration::from_millis(drain_ms)).await;
         tracing::debug!(shard = id, "shard stopped");
     });
@@ -362,16 +404,20 @@ async fn wait_for_drain(lifecycle: &Lifecycle) {
     }
 }
 
-async fn accept_loop(ctx: &Rc<ShardCtx>, listener: &TcpListener) {
+/// Accepts on `listener` until the drain begins; the listener closes when the caller drops it.
+async fn accept_loop(ctx: &Rc<ShardCtx>, listener: &TcpListener, driver: DriverKind) {
     let stop = wait_for_drain(&ctx.lifecycle);
     let mut stop = std::pin::pin!(stop);
     let mut accept_errors = AcceptErrorLog::default();
     loop {
         monoio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => {
+            accepted = accept_when_ready(listener, driver) => match accepted {
+                // Another shard or process took the connection first.
+                Ok(None) => {}
+                Ok(Some(stream)) => {
                     let max = ctx.table.load().server.max_connections_per_shard;
-                    match ctx.open_connection(max) {
+                    let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
+                    match ctx.open_connection(max, fd) {
                         Some(slot) => {
                             monoio::spawn(serve_connection(Rc::clone(ctx), stream, slot));
                         }
@@ -392,6 +438,46 @@ async fn accept_loop(ctx: &Rc<ShardCtx>, listener: &TcpListener) {
             _ = &mut stop => break,
         }
     }
+}
+
+/// Waits until `listener` has a connection queued, then takes it with `accept4(2)`; `None` when
+/// another shard or process (the other side of an upgrade) took it first.
+///
+/// Dropping this future at any point loses nothing: the wait is a readiness poll, which takes
+/// no connection, and the accept itself does not wait. An io_uring accept dropped as it
+/// completes would leave the connection accepted, unserved and never closed; a shard stops
+/// accepting on every drain, and during an upgrade the connection must stay queued for the new
+/// process instead.
+async fn accept_when_ready(
+    listener: &TcpListener,
+    driver: DriverKind,
+) -> std::io::Result<Option<monoio::net::TcpStream>> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    listener.readable(false).await?;
+    // io_uring drives blocking sockets, epoll non-blocking ones (as monoio's own accept does).
+    let flags = match driver {
+        DriverKind::IoUring => libc::SOCK_CLOEXEC,
+        DriverKind::Epoll => libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+    };
+    // SAFETY: accept4 on the listening socket, with no address buffer.
+    let fd = unsafe {
+        libc::accept4(
+            listener.as_raw_fd(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            flags,
+        )
+    };
+    if fd < 0 {
+        let e = std::io::Error::last_os_error();
+        return match e.kind() {
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted => Ok(None),
+            _ => Err(e),
+        };
+    }
+    // SAFETY: accept4 returned a new descriptor that nothing else owns.
+    let stream = unsafe { std::net::TcpStream::from_raw_fd(fd) };
+    monoio::net::TcpStream::from_std(stream).map(Some)
 }
 
 /// True for the errors that mean the process or system has no file descriptor left.
@@ -464,11 +550,37 @@ pub fn raise_fd_limit() -> std::io::Result<u64> {
     Ok(lim.rlim_cur)
 }
 
-/// Lets requests in flight finish, up to `limit`.
+/// How long a draining shard must be quiet (no request in flight or ending) before it closes
+/// its idle connections. A client that got a keep-alive answer and sends its next request
+/// right away gets that answered (with `connection: close`) instead of a reset; a connection
+/// idle for this long is closed (the race every HTTP/1.1 server has when it closes an idle
+/// connection).
+const IDLE_GRACE: Duration = Duration::from_secs(1);
+
+/// Lets requests in flight finish and connections close, up to `limit`: the shard stops once
+/// no connection is open, or once it has been quiet for [`IDLE_GRACE`]. The sockets still
+/// open then are shut down, and their tasks given a moment to end, so none is left behind.
 async fn drain(ctx: &ShardCtx, limit: Duration) {
-    let deadline = Instant::now() + limit;
-    while ctx.inflight() > 0 && Instant::now() < deadline {
+    let start = Instant::now();
+    let deadline = start + limit;
+    ctx.mark_quiet();
+    while Instant::now() < deadline
+        && ctx.connections() > 0
+        && ctx.quiet_for().is_none_or(|q| q < IDLE_GRACE)
+    {
         monoio::time::sleep(Duration::from_millis(10)).await;
+    }
+    if ctx.connections() > 0 {
+        let n = ctx.open_sockets.shut_down_all();
+        tracing::debug!(
+            shard = ctx.shard_id,
+            sockets = n,
+            "closing the connections still open"
+        );
+        let wind_down = Instant::now() + Duration::from_secs(1);
+        while ctx.connections() > 0 && Instant::now() < wind_down {
+            monoio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
     if ctx.inflight() > 0 {
         tracing::warn!(

@@ -1,4 +1,4 @@
-//! The `infergate` binary: serve, check a config, hash a gateway key.
+//! The `infergate` binary: serve, check a config, hash a gateway key, check the machine.
 #![deny(clippy::indexing_slicing, clippy::string_slice)]
 #![allow(clippy::print_stdout)] // stdout is the CLI's interface: the ready line, check-config, hash-key.
 
@@ -55,6 +55,9 @@ enum Command {
     Embed(infergate::embed::EmbedCliArgs),
     /// Show requests from the request log files (rotated ones included), filtered.
     Logs(infergate::observe::logs::LogsArgs),
+    /// Check what an operator gets wrong (io_uring, limits, CPUs, model files, CUDA,
+    /// providers, keys, clock) and say what to fix; exits non-zero if a check fails.
+    Doctor,
 }
 
 fn main() -> std::process::ExitCode {
@@ -78,6 +81,7 @@ fn main() -> std::process::ExitCode {
         Some(Command::Logs(args)) => {
             infergate::observe::logs::run(&args).map_err(|e| e.to_string())
         }
+        Some(Command::Doctor) => infergate::doctor::run(cli.config.as_deref(), cli.shards),
         Some(Command::Serve) | None => serve(cli.config, cli.shards),
     };
     match result {
@@ -95,6 +99,8 @@ fn check_config(file: &std::path::Path) -> Result<(), String> {
     for p in table.providers.values() {
         infergate::upstream::UpstreamLink::build(p).map_err(|e| e.to_string())?;
     }
+    shard::ShardPlan::resolve(None, &cfg.server, &shard::allowed_cpus())
+        .map_err(|e| e.to_string())?;
     println!(
         "{}: ok ({} model(s), {} provider(s))",
         file.display(),
@@ -112,6 +118,8 @@ fn check_config(file: &std::path::Path) -> Result<(), String> {
 fn serve(config: Option<PathBuf>, shards_flag: Option<usize>) -> Result<(), String> {
     let path = config.unwrap_or_else(|| PathBuf::from("config/quickstart.toml"));
     let cfg = Config::load(&path).map_err(|e| e.to_string())?;
+    let plan = shard::ShardPlan::resolve(shards_flag, &cfg.server, &shard::allowed_cpus())
+        .map_err(|e| e.to_string())?;
     let upstreams = Arc::new(infergate::upstream::UpstreamRegistry::new());
     let governor = Arc::new(infergate::policy::LocalGovernor::default());
     let store = Arc::new(infergate::admin::open_store(&cfg).map_err(|e| format!("[store]: {e}"))?);
@@ -164,10 +172,7 @@ fn serve(config: Option<PathBuf>, shards_flag: Option<usize>) -> Result<(), Stri
     )
     .map_err(|e| e.to_string())?;
 
-    let count = shards_flag
-        .or(cfg.server.shards)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .max(1);
+    let count = plan.count;
     let fd_connection_cap = connection_cap(count, cfg.server.max_connections_per_shard);
     if shard::allocations::enable_from_env(count) {
         tracing::warn!(
@@ -197,7 +202,7 @@ fn serve(config: Option<PathBuf>, shards_flag: Option<usize>) -> Result<(), Stri
         metrics: metrics.clone(),
         tls_server: tls_server.clone(),
     };
-    let shards = shard::start(count, &cfg.server.listen, DriverChoice::from_env(), shared)
+    let shards = shard::start(&plan, &cfg.server.listen, DriverChoice::from_env(), shared)
         .map_err(|e| e.to_string())?;
     let driver = shards.driver.as_str();
     tracing::info!(shards = count, driver, addr = %shards.local_addr, "serving");
@@ -210,6 +215,11 @@ fn serve(config: Option<PathBuf>, shards_flag: Option<usize>) -> Result<(), Stri
         "infergate listening on {scheme}://{} ({count} shard(s), {driver} driver)",
         shards.local_addr
     );
+    let probes = infergate::service::Probes::new(
+        Arc::clone(&shards.heartbeats),
+        Arc::clone(&lifecycle),
+        std::time::Duration::from_millis(cfg.server.liveness_timeout_ms),
+    );
     if let Some(admin) = &cfg.admin {
         let info = AdminInfo {
             table: Arc::clone(&table),
@@ -220,6 +230,7 @@ fn serve(config: Option<PathBuf>, shards_flag: Option<usize>) -> Result<(), Stri
             governor: Arc::clone(&governor),
             metrics,
             records: log_writer.views(),
+            probes: probes.clone(),
         };
         let addr = start_admin_server(admin, info)
             .map_err(|e| format!("admin listener {}: {e}", admin.listen))?;
@@ -233,6 +244,10 @@ fn serve(config: Option<PathBuf>, shards_flag: Option<usize>) -> Result<(), Stri
     }
     use std::io::Write as _;
     let _ = std::io::stdout().flush();
+    let status = format!("serving on {} ({count} shard(s), {driver})", shards.local_addr);
+    if let Err(e) = infergate::service::announce_ready(probes, &status) {
+        tracing::warn!(error = %e, "could not notify the service manager (NOTIFY_SOCKET)");
+    }
     if let Err(died) = shards.join() {
         // Part of the listening socket's connections would go unanswered: end loudly so the
         // supervisor restarts the process.
@@ -265,9 +280,7 @@ fn connection_cap(shards: usize, configured: usize) -> usize {
             return configured;
         }
     };
-    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    let reserve = (limit / 4).min(128);
-    let cap = (limit.saturating_sub(reserve) / 2 / shards.max(1)).max(1);
+    let cap = infergate::shard::connections_within(limit, shards);
     if cap < configured {
         tracing::warn!(
             open_files = limit,

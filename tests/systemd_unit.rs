@@ -25,7 +25,7 @@ fn unit_with_built_binary(dir: &Path) -> std::path::PathBuf {
     let text = std::fs::read_to_string(UNIT).unwrap();
     assert!(text.contains(&format!("ExecStart={INSTALLED_BIN} ")), "{text}");
     let bin = env!("CARGO_BIN_EXE_infergate");
-    let changed = text.replace(INSTALLED_BIN, bin);
+    let changed = text.replace(&format!("={INSTALLED_BIN} "), &format!("={bin} "));
     let differing = text
         .lines()
         .zip(changed.lines())

@@ -304,6 +304,9 @@ fn run_shard(
                 return;
             }
         };
+        // The first beat before the shard reports ready: once `start` returns, every shard
+        // counts as serving for `/admin/ready`.
+        beats.beat_at(id, Instant::now());
         let _ = ready.send(Ok(driver));
         monoio::spawn(beat);
         let ctx = Rc::new(ShardCtx::new(

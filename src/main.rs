@@ -244,7 +244,10 @@ fn serve(config: Option<PathBuf>, shards_flag: Option<usize>) -> Result<(), Stri
     }
     use std::io::Write as _;
     let _ = std::io::stdout().flush();
-    let status = format!("serving on {} ({count} shard(s), {driver})", shards.local_addr);
+    let status = format!(
+        "serving on {} ({count} shard(s), {driver})",
+        shards.local_addr
+    );
     if let Err(e) = infergate::service::announce_ready(probes, &status) {
         tracing::warn!(error = %e, "could not notify the service manager (NOTIFY_SOCKET)");
     }

@@ -11,10 +11,15 @@ use std::process::{Command, Output};
 fn doctor(config: &str, env: &[(&str, &str)]) -> (Output, String) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("infergate.toml");
-    std::fs::write(&path, config.replace("{dir}", &dir.path().display().to_string())).unwrap();
+    std::fs::write(
+        &path,
+        config.replace("{dir}", &dir.path().display().to_string()),
+    )
+    .unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_infergate"));
     cmd.arg("doctor").arg("--config").arg(&path);
-    cmd.env_remove("DOCTOR_TEST_UNSET_KEY").env_remove("INFERGATE_DRIVER");
+    cmd.env_remove("DOCTOR_TEST_UNSET_KEY")
+        .env_remove("INFERGATE_DRIVER");
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -76,11 +81,16 @@ cache = {{ semantic = true }}
 
     let model = line(&stdout, "FAIL  model files: ");
     assert!(model.contains("model.safetensors"), "{model}");
-    assert!(model.contains("; fix: run scripts/fetch-model.sh"), "{model}");
+    assert!(
+        model.contains("; fix: run scripts/fetch-model.sh"),
+        "{model}"
+    );
 
     let key = line(&stdout, "FAIL  provider keyed key: ");
     assert!(
-        key.contains("environment variable DOCTOR_TEST_UNSET_KEY is not set; fix: set DOCTOR_TEST_UNSET_KEY"),
+        key.contains(
+            "environment variable DOCTOR_TEST_UNSET_KEY is not set; fix: set DOCTOR_TEST_UNSET_KEY"
+        ),
         "{key}"
     );
 
@@ -89,15 +99,27 @@ cache = {{ semantic = true }}
         unreachable.contains(&format!("TCP connect to 127.0.0.1:{down} failed")),
         "{unreachable}"
     );
-    assert!(unreachable.contains("fix: nothing listens at"), "{unreachable}");
+    assert!(
+        unreachable.contains("fix: nothing listens at"),
+        "{unreachable}"
+    );
 
     // The rest is reported too: the mock is reachable, the machine checks ran.
     line(&stdout, "ok    provider keyed reachable: ");
     line(&stdout, "ok    provider down key: no credential needed");
     line(&stdout, "ok    config: ");
-    for check in ["io_uring: ", "memlock: ", "open files: ", "cpus: ", "cuda: ", "clock: "] {
+    for check in [
+        "io_uring: ",
+        "memlock: ",
+        "open files: ",
+        "cpus: ",
+        "cuda: ",
+        "clock: ",
+    ] {
         assert!(
-            stdout.lines().any(|l| l.get(6..).is_some_and(|rest| rest.starts_with(check))),
+            stdout
+                .lines()
+                .any(|l| l.get(6..).is_some_and(|rest| rest.starts_with(check))),
             "no {check} line in:\n{stdout}"
         );
     }
@@ -149,7 +171,9 @@ fn an_unreadable_config_fails_and_the_machine_checks_still_run() {
     assert!(config.contains("/nonexistent/infergate.toml"), "{config}");
     for check in ["io_uring: ", "memlock: ", "clock: "] {
         assert!(
-            stdout.lines().any(|l| l.get(6..).is_some_and(|rest| rest.starts_with(check))),
+            stdout
+                .lines()
+                .any(|l| l.get(6..).is_some_and(|rest| rest.starts_with(check))),
             "no {check} line in:\n{stdout}"
         );
     }

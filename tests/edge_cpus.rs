@@ -69,13 +69,19 @@ fn start(cpus: &str, shards: Option<usize>) -> Gateway {
     if let Some(n) = &shards_setting {
         server.push(("shards", n.as_str()));
     }
-    Gateway::start_adjusted(MOCK_ONLY, Driver::Uring, &[], &server, |cmd: &mut Command| {
-        if shards.is_none() {
-            let path = cmd.get_args().nth(1).unwrap().to_owned();
-            let text = std::fs::read_to_string(&path).unwrap();
-            std::fs::write(&path, text.replace("shards = 2\n", "")).unwrap();
-        }
-    })
+    Gateway::start_adjusted(
+        MOCK_ONLY,
+        Driver::Uring,
+        &[],
+        &server,
+        |cmd: &mut Command| {
+            if shards.is_none() {
+                let path = cmd.get_args().nth(1).unwrap().to_owned();
+                let text = std::fs::read_to_string(&path).unwrap();
+                std::fs::write(&path, text.replace("shards = 2\n", "")).unwrap();
+            }
+        },
+    )
 }
 
 #[test]
@@ -83,7 +89,11 @@ fn shards_are_pinned_to_the_configured_cpu() {
     let last = *allowed_cpus().last().unwrap();
     let g = start(&last.to_string(), Some(2));
     let threads = shard_cpus(g.proc.child.id());
-    assert_eq!(threads, vec![vec![last], vec![last]], "two shards on CPU {last}");
+    assert_eq!(
+        threads,
+        vec![vec![last], vec![last]],
+        "two shards on CPU {last}"
+    );
     let ready = raw_request(
         &g.admin,
         &format!(
@@ -120,11 +130,17 @@ fn a_cpu_outside_the_allowed_set_is_refused_by_name() {
     std::fs::write(&path, config).unwrap();
     let bin = env!("CARGO_BIN_EXE_infergate");
 
-    let check = Command::new(bin).arg("check-config").arg(&path).output().unwrap();
+    let check = Command::new(bin)
+        .arg("check-config")
+        .arg(&path)
+        .output()
+        .unwrap();
     assert!(!check.status.success());
     let err = String::from_utf8_lossy(&check.stderr);
     assert!(
-        err.contains(&format!("[server] cpus names CPU(s) {outside} that this process may not run on")),
+        err.contains(&format!(
+            "[server] cpus names CPU(s) {outside} that this process may not run on"
+        )),
         "{err}"
     );
 

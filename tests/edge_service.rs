@@ -61,7 +61,10 @@ fn next_note(sock: &UnixDatagram, within: Duration) -> Option<(String, Instant)>
         .unwrap();
     let mut buf = [0u8; 4096];
     let n = sock.recv(&mut buf).ok()?;
-    Some((String::from_utf8_lossy(&buf[..n]).into_owned(), Instant::now()))
+    Some((
+        String::from_utf8_lossy(&buf[..n]).into_owned(),
+        Instant::now(),
+    ))
 }
 
 /// Notifications until one contains `line`; panics after `within`.
@@ -131,7 +134,10 @@ fn systemd_hears_ready_after_the_port_accepts_then_watchdog_pings_then_stopping(
     let g = Gateway::start_with_env(
         &mock_only(None),
         Driver::Uring,
-        &[("NOTIFY_SOCKET", path.as_str()), ("WATCHDOG_USEC", "1000000")],
+        &[
+            ("NOTIFY_SOCKET", path.as_str()),
+            ("WATCHDOG_USEC", "1000000"),
+        ],
     );
     let (note, _) = wait_for_note(&sock, "READY=1", Duration::from_secs(10));
     assert!(note.contains("STATUS=serving on"), "{note}");
@@ -208,7 +214,9 @@ fn a_wedged_shard_fails_live_and_ready_and_stops_the_watchdog() {
         )
     });
     let wedged_at = Instant::now();
-    let live = poll_admin(&g, "/admin/live", Duration::from_secs(2), |r| r.status == 503);
+    let live = poll_admin(&g, "/admin/live", Duration::from_secs(2), |r| {
+        r.status == 503
+    });
     assert_eq!(live.status, 503, "{}", live.body_str());
     assert_eq!(live.json()["status"], "dead");
     let reason = live.json()["reason"].as_str().unwrap().to_string();
@@ -235,7 +243,9 @@ fn a_wedged_shard_fails_live_and_ready_and_stops_the_watchdog() {
     }
     // When the shard turns again, so do the pings, and it is live again.
     wait_for_note(&sock, "WATCHDOG=1", Duration::from_secs(3));
-    let live = poll_admin(&g, "/admin/live", Duration::from_secs(2), |r| r.status == 200);
+    let live = poll_admin(&g, "/admin/live", Duration::from_secs(2), |r| {
+        r.status == 200
+    });
     assert_eq!(live.status, 200, "{}", live.body_str());
     let answer = wedge.join().unwrap();
     assert_eq!(answer.status, 200, "{}", answer.body_str());

@@ -6,7 +6,10 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-const UNIT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/systemd/infergate.service");
+const UNIT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/deploy/systemd/infergate.service"
+);
 const INSTALLED_BIN: &str = "/usr/local/bin/infergate";
 
 fn analyze(args: &[&str]) -> Output {
@@ -23,7 +26,10 @@ fn analyze(args: &[&str]) -> Output {
 /// nothing else in the unit is changed.
 fn unit_with_built_binary(dir: &Path) -> std::path::PathBuf {
     let text = std::fs::read_to_string(UNIT).unwrap();
-    assert!(text.contains(&format!("ExecStart={INSTALLED_BIN} ")), "{text}");
+    assert!(
+        text.contains(&format!("ExecStart={INSTALLED_BIN} ")),
+        "{text}"
+    );
     let bin = env!("CARGO_BIN_EXE_infergate");
     let changed = text.replace(&format!("={INSTALLED_BIN} "), &format!("={bin} "));
     let differing = text
@@ -31,7 +37,10 @@ fn unit_with_built_binary(dir: &Path) -> std::path::PathBuf {
         .zip(changed.lines())
         .filter(|(a, b)| a != b)
         .count();
-    assert_eq!(differing, 2, "only ExecStartPre and ExecStart name the binary");
+    assert_eq!(
+        differing, 2,
+        "only ExecStartPre and ExecStart name the binary"
+    );
     let path = dir.join("infergate.service");
     std::fs::write(&path, changed).unwrap();
     path
@@ -96,7 +105,10 @@ fn the_allowed_system_calls_hold_what_the_gateway_calls() {
         .find_map(|l| l.strip_prefix("SystemCallFilter=@system-service"))
         .unwrap();
     for call in ["io_uring_setup", "io_uring_enter", "io_uring_register"] {
-        assert!(filter.split_whitespace().any(|c| c == call), "{call} not allowed");
+        assert!(
+            filter.split_whitespace().any(|c| c == call),
+            "{call} not allowed"
+        );
     }
     // What the unit leaves to the group: pinning, raising the open-files limit, io_uring.
     let allowed = expand("@system-service");
@@ -110,20 +122,33 @@ fn the_allowed_system_calls_hold_what_the_gateway_calls() {
         "io_uring_register",
     ];
     for call in needed {
-        assert!(allowed.iter().any(|c| c == call), "@system-service lacks {call}");
+        assert!(
+            allowed.iter().any(|c| c == call),
+            "@system-service lacks {call}"
+        );
     }
     // And the denied group takes none of them away.
     let denied = expand("@privileged");
-    assert!(denied.iter().any(|c| c == "chroot"), "the group expands: {denied:?}");
+    assert!(
+        denied.iter().any(|c| c == "chroot"),
+        "the group expands: {denied:?}"
+    );
     for call in needed {
-        assert!(!denied.iter().any(|c| c == call), "@privileged denies {call}");
+        assert!(
+            !denied.iter().any(|c| c == call),
+            "@privileged denies {call}"
+        );
     }
 }
 
 /// The system calls of a `systemd-analyze syscall-filter` group, nested groups expanded.
 fn expand(group: &str) -> Vec<String> {
     let out = analyze(&["syscall-filter", group]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let mut calls = Vec::new();
     // The first line names the group itself; comments start with '#'.

@@ -112,8 +112,7 @@ fn number(text: &str, part: &str) -> Result<usize, CpuListError> {
         return Err(CpuListError::NotANumber(part.to_string()));
     }
     // All digits: only an overflow fails, and that is too large in any case.
-    text.parse()
-        .map_err(|_| CpuListError::TooLarge(usize::MAX))
+    text.parse().map_err(|_| CpuListError::TooLarge(usize::MAX))
 }
 
 fn bounded(cpu: usize) -> Result<usize, CpuListError> {
@@ -205,7 +204,9 @@ mod tests {
         assert_eq!(s.cpus.cpus(), [2, 3]);
         let s: Server = toml::from_str("cpus = [3, 1, 1]").unwrap();
         assert_eq!(s.cpus.cpus(), [1, 3]);
-        let err = toml::from_str::<Server>("cpus = []").unwrap_err().to_string();
+        let err = toml::from_str::<Server>("cpus = []")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("empty"), "{err}");
         let err = toml::from_str::<Server>("cpus = [2000]")
             .unwrap_err()

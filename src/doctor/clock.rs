@@ -28,7 +28,8 @@ pub fn check_clock(
     peers: &[(String, SystemTime, SystemTime)],
 ) -> Finding {
     const CHECK: &str = "clock";
-    const FIX: &str = "synchronise the clock: timedatectl set-ntp true (systemd-timesyncd) or run chrony/ntpd";
+    const FIX: &str =
+        "synchronise the clock: timedatectl set-ntp true (systemd-timesyncd) or run chrony/ntpd";
     if now + BUILD_SLACK < built {
         return Finding::fail(
             CHECK,
@@ -71,8 +72,7 @@ pub fn check_clock(
 }
 
 fn skew(a: SystemTime, b: SystemTime) -> Duration {
-    a.duration_since(b)
-        .unwrap_or_else(|e| e.duration())
+    a.duration_since(b).unwrap_or_else(|e| e.duration())
 }
 
 #[cfg(test)]
@@ -93,7 +93,10 @@ mod tests {
         assert!(f.detail.contains("before this binary was built"), "{f:?}");
         assert!(f.fix.unwrap().contains("timedatectl"));
         // A few hours before (a build machine's clock ahead) is tolerated.
-        assert_eq!(check_clock(at(BUILT - 3600), at(BUILT), &[]).level, Level::Ok);
+        assert_eq!(
+            check_clock(at(BUILT - 3600), at(BUILT), &[]).level,
+            Level::Ok
+        );
     }
 
     #[test]
@@ -102,7 +105,11 @@ mod tests {
         let peer = |name: &str, date: u64| (name.to_string(), at(date), now);
         let f = check_clock(now, at(BUILT), &[peer("a", BUILT + 1001)]);
         assert_eq!(f.level, Level::Ok, "{f:?}");
-        let f = check_clock(now, at(BUILT), &[peer("a", BUILT + 1001), peer("b", BUILT + 1090)]);
+        let f = check_clock(
+            now,
+            at(BUILT),
+            &[peer("a", BUILT + 1001), peer("b", BUILT + 1090)],
+        );
         assert_eq!(f.level, Level::Warn);
         assert_eq!(f.detail, "90 s off provider b's clock");
         let f = check_clock(now, at(BUILT), &[peer("a", BUILT + 100)]);

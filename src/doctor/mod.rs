@@ -93,7 +93,12 @@ impl Finding {
 
     /// The report line: `LEVEL  check: detail; fix: ...`.
     pub fn line(&self) -> String {
-        let mut line = format!("{:<4}  {}: {}", self.level.as_str(), self.check, self.detail);
+        let mut line = format!(
+            "{:<4}  {}: {}",
+            self.level.as_str(),
+            self.check,
+            self.detail
+        );
         if let Some(fix) = &self.fix {
             line.push_str("; fix: ");
             line.push_str(fix);
@@ -138,9 +143,9 @@ pub fn run(config: Option<&Path>, shards_flag: Option<usize>) -> Result<(), Stri
     }
 
     let allowed = crate::shard::allowed_cpus();
-    let plan = cfg.as_ref().map(|cfg| {
-        crate::shard::ShardPlan::resolve(shards_flag, &cfg.server, &allowed)
-    });
+    let plan = cfg
+        .as_ref()
+        .map(|cfg| crate::shard::ShardPlan::resolve(shards_flag, &cfg.server, &allowed));
     let shards = match &plan {
         Some(Ok(plan)) => plan.count,
         _ => shards_flag.unwrap_or(allowed.len()).max(1),
@@ -165,7 +170,10 @@ pub fn run(config: Option<&Path>, shards_flag: Option<usize>) -> Result<(), Stri
         ));
         say(cpus::check_cpus(shards_flag, &cfg.server, &allowed));
         if let Some(embedder) = model::embedder_in_use(cfg) {
-            say(model::check_model(&embedder.model_dir, model::load_and_embed));
+            say(model::check_model(
+                &embedder.model_dir,
+                model::load_and_embed,
+            ));
             say(model::check_cuda(embedder.backend, model::probe_cuda));
         }
     }

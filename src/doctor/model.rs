@@ -21,10 +21,7 @@ pub fn embedder_in_use(cfg: &Config) -> Option<EmbedderConfig> {
 
 /// The model line: the files must be there, and `load` (tokenizer and weights, one
 /// embedding) must work on them.
-pub fn check_model(
-    dir: &Path,
-    load: impl FnOnce(&ModelDir) -> Result<String, String>,
-) -> Finding {
+pub fn check_model(dir: &Path, load: impl FnOnce(&ModelDir) -> Result<String, String>) -> Finding {
     const CHECK: &str = "model files";
     let fetch = format!(
         "run scripts/fetch-model.sh {} (it checks each file's SHA-256), or point [embedder] model_dir at the model; without it the semantic cache is off",
@@ -77,10 +74,7 @@ pub fn load_and_embed(model: &ModelDir) -> Result<String, String> {
 }
 
 /// The CUDA line for the embedder's backend: `probe` says which device runs, or why none.
-pub fn check_cuda(
-    backend: BackendKind,
-    probe: impl FnOnce() -> Result<String, String>,
-) -> Finding {
+pub fn check_cuda(backend: BackendKind, probe: impl FnOnce() -> Result<String, String>) -> Finding {
     const CHECK: &str = "cuda";
     match backend {
         BackendKind::Cpu => Finding::ok(CHECK, "[embedder] backend = \"cpu\": CUDA is not used"),
@@ -120,7 +114,10 @@ mod tests {
         let f = check_model(Path::new("/nonexistent/model"), |_| Ok(String::new()));
         assert_eq!(f.level, Level::Fail);
         assert!(f.detail.contains("model.safetensors"), "{f:?}");
-        assert!(f.fix.unwrap().contains("scripts/fetch-model.sh /nonexistent/model"));
+        assert!(f
+            .fix
+            .unwrap()
+            .contains("scripts/fetch-model.sh /nonexistent/model"));
     }
 
     #[test]

@@ -187,7 +187,9 @@ pub fn reach(provider: &Provider, timeout: Duration) -> Result<Reached, ReachErr
             host: addr.host.clone(),
             why: "no address".into(),
         })?;
-    let left = timeout.saturating_sub(started.elapsed()).max(Duration::from_millis(1));
+    let left = timeout
+        .saturating_sub(started.elapsed())
+        .max(Duration::from_millis(1));
     let mut tcp = TcpStream::connect_timeout(&target, left).map_err(|source| {
         if source.kind() == std::io::ErrorKind::TimedOut {
             ReachError::Timeout(timeout)
@@ -218,7 +220,8 @@ pub fn reach(provider: &Provider, timeout: Duration) -> Result<Reached, ReachErr
             let mut conn =
                 rustls::ClientConnection::new(config, name).map_err(|e| tls_err(e.to_string()))?;
             while conn.is_handshaking() {
-                conn.complete_io(&mut tcp).map_err(|e| tls_err(e.to_string()))?;
+                conn.complete_io(&mut tcp)
+                    .map_err(|e| tls_err(e.to_string()))?;
             }
             let took = started.elapsed();
             let mut stream = rustls::Stream::new(&mut conn, &mut tcp);
@@ -285,7 +288,10 @@ mod tests {
         assert_eq!(f.detail, "environment variable UNSET_KEY is not set");
         assert!(f.fix.unwrap().contains("EnvironmentFile"));
         let f = check_key("bedrock", &CredentialRef::AwsEnv, &env);
-        assert_eq!(f.detail, "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY not set");
+        assert_eq!(
+            f.detail,
+            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY not set"
+        );
         let blank = |_: &str| Some("  ".to_string());
         let f = check_key("o", &CredentialRef::KeyEnv("K".into()), &blank);
         assert_eq!(f.level, Level::Fail, "a blank key is not a key");
@@ -320,7 +326,10 @@ mod tests {
         let p = provider(&format!("http://127.0.0.1:{port}/v1"));
         let r = reach(&p, Duration::from_secs(5)).unwrap();
         assert!(!r.tls);
-        assert_eq!(r.date, Some(SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_777)));
+        assert_eq!(
+            r.date,
+            Some(SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_777))
+        );
         assert_eq!(check_reach("p", Ok(r)).level, Level::Ok);
     }
 
@@ -337,7 +346,10 @@ mod tests {
         let p = Provider::compile("p", &cfg).unwrap();
         let f = check_reach("p", reach(&p, Duration::from_secs(5)));
         assert_eq!(f.level, Level::Fail);
-        assert!(f.detail.starts_with("TLS handshake with localhost"), "{f:?}");
+        assert!(
+            f.detail.starts_with("TLS handshake with localhost"),
+            "{f:?}"
+        );
         assert!(f.fix.unwrap().contains("tls_ca_file"));
     }
 

@@ -190,7 +190,10 @@ mod tests {
         let f = check_io_uring(&probe(Err(libc::EPERM), Some(2)));
         assert_eq!(f.level, Level::Warn);
         assert!(f.detail.contains("kernel.io_uring_disabled = 2"), "{f:?}");
-        assert!(f.fix.unwrap().contains("sysctl -w kernel.io_uring_disabled=0"));
+        assert!(f
+            .fix
+            .unwrap()
+            .contains("sysctl -w kernel.io_uring_disabled=0"));
         let f = check_io_uring(&probe(Err(libc::EPERM), Some(1)));
         assert!(f.detail.contains("io_uring_group"), "{f:?}");
     }
@@ -204,7 +207,10 @@ mod tests {
             assert!(f.fix.unwrap().contains("SystemCallFilter"));
         }
         let f = check_io_uring(&probe(Err(libc::ENOMEM), None));
-        assert!(f.fix.unwrap().contains("LimitMEMLOCK"), "ENOMEM points at memlock");
+        assert!(
+            f.fix.unwrap().contains("LimitMEMLOCK"),
+            "ENOMEM points at memlock"
+        );
     }
 
     #[test]

@@ -129,8 +129,8 @@ mod tests {
 
     #[test]
     fn a_cpu_outside_the_allowed_set_is_named() {
-        let err = ShardPlan::resolve(None, &server(None, Some("0-3,6")), &[0, 1, 2, 3])
-            .unwrap_err();
+        let err =
+            ShardPlan::resolve(None, &server(None, Some("0-3,6")), &[0, 1, 2, 3]).unwrap_err();
         assert_eq!(
             err,
             CpuSetError::NotAllowed {

@@ -99,8 +99,7 @@ fn check_config(file: &std::path::Path) -> Result<(), String> {
     for p in table.providers.values() {
         infergate::upstream::UpstreamLink::build(p).map_err(|e| e.to_string())?;
     }
-    shard::ShardPlan::resolve(None, &cfg.server, &shard::allowed_cpus())
-        .map_err(|e| e.to_string())?;
+    shard::ShardPlan::for_this_process(None, &cfg.server).map_err(|e| e.to_string())?;
     println!(
         "{}: ok ({} model(s), {} provider(s))",
         file.display(),
@@ -118,8 +117,8 @@ fn check_config(file: &std::path::Path) -> Result<(), String> {
 fn serve(config: Option<PathBuf>, shards_flag: Option<usize>) -> Result<(), String> {
     let path = config.unwrap_or_else(|| PathBuf::from("config/quickstart.toml"));
     let cfg = Config::load(&path).map_err(|e| e.to_string())?;
-    let plan = shard::ShardPlan::resolve(shards_flag, &cfg.server, &shard::allowed_cpus())
-        .map_err(|e| e.to_string())?;
+    let plan =
+        shard::ShardPlan::for_this_process(shards_flag, &cfg.server).map_err(|e| e.to_string())?;
     let upstreams = Arc::new(infergate::upstream::UpstreamRegistry::new());
     let governor = Arc::new(infergate::policy::LocalGovernor::default());
     let store = Arc::new(infergate::admin::open_store(&cfg).map_err(|e| format!("[store]: {e}"))?);

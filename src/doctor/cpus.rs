@@ -4,10 +4,16 @@ use super::Finding;
 use crate::config::{compact_cpu_list, ServerConfig};
 use crate::shard::ShardPlan;
 
-/// The CPU line: `allowed` is the process's allowed set (`shard::allowed_cpus`).
-pub fn check_cpus(flag: Option<usize>, server: &ServerConfig, allowed: &[usize]) -> Finding {
+/// The CPU line: `allowed` is the process's allowed set (`shard::allowed_cpus`),
+/// `parallelism` its available parallelism (a cgroup CPU quota included).
+pub fn check_cpus(
+    flag: Option<usize>,
+    server: &ServerConfig,
+    allowed: &[usize],
+    parallelism: usize,
+) -> Finding {
     const CHECK: &str = "cpus";
-    let plan = match ShardPlan::resolve(flag, server, allowed) {
+    let plan = match ShardPlan::resolve(flag, server, allowed, parallelism) {
         Ok(plan) => plan,
         Err(e) => {
             return Finding::fail(
@@ -62,7 +68,7 @@ mod tests {
 
     #[test]
     fn a_cpu_outside_the_allowed_set_fails_by_name() {
-        let f = check_cpus(None, &server(None, "0-3,6"), &[0, 1, 2, 3]);
+        let f = check_cpus(None, &server(None, "0-3,6"), &[0, 1, 2, 3], 4);
         assert_eq!(f.level, Level::Fail);
         assert!(f.detail.contains("CPU(s) 6 "), "{f:?}");
         assert!(f.fix.unwrap().contains("within 0-3"));
@@ -70,17 +76,17 @@ mod tests {
 
     #[test]
     fn more_shards_than_cpus_is_a_warning() {
-        let f = check_cpus(None, &server(Some(4), "1"), &[0, 1]);
+        let f = check_cpus(None, &server(Some(4), "1"), &[0, 1], 2);
         assert_eq!(f.level, Level::Warn);
         assert!(f.detail.starts_with("4 shards share 1 CPU(s)"), "{f:?}");
     }
 
     #[test]
     fn a_fitting_set_is_ok() {
-        let f = check_cpus(None, &server(None, "0-1"), &[0, 1, 2]);
+        let f = check_cpus(None, &server(None, "0-1"), &[0, 1, 2], 3);
         assert_eq!(f.level, Level::Ok);
         assert_eq!(f.detail, "2 shard(s) pinned to CPU(s) 0-1 (allowed: 0-2)");
-        let f = check_cpus(None, &ServerConfig::default(), &[0, 1]);
+        let f = check_cpus(None, &ServerConfig::default(), &[0, 1], 2);
         assert_eq!(f.level, Level::Ok);
     }
 }

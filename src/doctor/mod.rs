@@ -143,9 +143,10 @@ pub fn run(config: Option<&Path>, shards_flag: Option<usize>) -> Result<(), Stri
     }
 
     let allowed = crate::shard::allowed_cpus();
-    let plan = cfg
-        .as_ref()
-        .map(|cfg| crate::shard::ShardPlan::resolve(shards_flag, &cfg.server, &allowed));
+    let parallelism = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let plan = cfg.as_ref().map(|cfg| {
+        crate::shard::ShardPlan::resolve(shards_flag, &cfg.server, &allowed, parallelism)
+    });
     let shards = match &plan {
         Some(Ok(plan)) => plan.count,
         _ => shards_flag.unwrap_or(allowed.len()).max(1),
@@ -168,7 +169,12 @@ pub fn run(config: Option<&Path>, shards_flag: Option<usize>) -> Result<(), Stri
             shards,
             cfg.server.max_connections_per_shard,
         ));
-        say(cpus::check_cpus(shards_flag, &cfg.server, &allowed));
+        say(cpus::check_cpus(
+            shards_flag,
+            &cfg.server,
+            &allowed,
+            parallelism,
+        ));
         if let Some(embedder) = model::embedder_in_use(cfg) {
             say(model::check_model(
                 &embedder.model_dir,

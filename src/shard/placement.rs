@@ -32,13 +32,26 @@ pub enum CpuSetError {
 }
 
 impl ShardPlan {
+    /// The plan for this process: [`resolve`](Self::resolve) with the CPUs it may run on
+    /// and its available parallelism.
+    pub fn for_this_process(
+        flag: Option<usize>,
+        server: &ServerConfig,
+    ) -> Result<Self, CpuSetError> {
+        let parallelism = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Self::resolve(flag, server, &allowed_cpus(), parallelism)
+    }
+
     /// The plan for a config and the `--shards` flag, given the CPUs the process may run on
-    /// (see [`allowed_cpus`]): the configured CPU set, which must lie within `allowed`, or
-    /// all of `allowed`; the flag's count, else the config's, else one per CPU of the set.
+    /// (see [`allowed_cpus`]) and how many it may keep busy (`available_parallelism`, which
+    /// also counts a cgroup CPU quota): the configured CPU set, which must lie within
+    /// `allowed`, or all of `allowed`; the flag's count, else the config's, else one per CPU
+    /// of the configured set, or without one, one per allowed CPU within the quota.
     pub fn resolve(
         flag: Option<usize>,
         server: &ServerConfig,
         allowed: &[usize],
+        parallelism: usize,
     ) -> Result<Self, CpuSetError> {
         let cpus: Vec<usize> = match &server.cpus {
             Some(list) => {
@@ -59,7 +72,11 @@ impl ShardPlan {
             None if allowed.is_empty() => vec![0],
             None => allowed.to_vec(),
         };
-        let count = flag.or(server.shards).unwrap_or(cpus.len()).max(1);
+        let default = match &server.cpus {
+            Some(_) => cpus.len(),
+            None => cpus.len().min(parallelism.max(1)),
+        };
+        let count = flag.or(server.shards).unwrap_or(default).max(1);
         Ok(Self { count, cpus })
     }
 
@@ -111,7 +128,7 @@ mod tests {
 
     #[test]
     fn defaults_to_one_shard_per_allowed_cpu() {
-        let plan = ShardPlan::resolve(None, &server(None, None), &[0, 2, 5]).unwrap();
+        let plan = ShardPlan::resolve(None, &server(None, None), &[0, 2, 5], 8).unwrap();
         assert_eq!(plan.count, 3);
         assert_eq!(plan.cpus, [0, 2, 5]);
         assert_eq!((plan.cpu_of(0), plan.cpu_of(2), plan.cpu_of(3)), (0, 5, 0));
@@ -119,18 +136,18 @@ mod tests {
 
     #[test]
     fn a_cpu_set_sets_the_default_count() {
-        let plan = ShardPlan::resolve(None, &server(None, Some("1-2")), &[0, 1, 2, 3]).unwrap();
+        let plan = ShardPlan::resolve(None, &server(None, Some("1-2")), &[0, 1, 2, 3], 1).unwrap();
         assert_eq!((plan.count, plan.cpus.clone()), (2, vec![1, 2]));
-        let plan = ShardPlan::resolve(None, &server(Some(5), Some("3")), &[0, 3]).unwrap();
+        let plan = ShardPlan::resolve(None, &server(Some(5), Some("3")), &[0, 3], 2).unwrap();
         assert_eq!((plan.count, plan.cpu_of(4)), (5, 3));
-        let plan = ShardPlan::resolve(Some(1), &server(Some(5), Some("3")), &[3]).unwrap();
+        let plan = ShardPlan::resolve(Some(1), &server(Some(5), Some("3")), &[3], 1).unwrap();
         assert_eq!(plan.count, 1);
     }
 
     #[test]
     fn a_cpu_outside_the_allowed_set_is_named() {
         let err =
-            ShardPlan::resolve(None, &server(None, Some("0-3,6")), &[0, 1, 2, 3]).unwrap_err();
+            ShardPlan::resolve(None, &server(None, Some("0-3,6")), &[0, 1, 2, 3], 4).unwrap_err();
         assert_eq!(
             err,
             CpuSetError::NotAllowed {
@@ -145,8 +162,16 @@ mod tests {
     }
 
     #[test]
+    fn without_a_cpu_set_a_cpu_quota_bounds_the_default_count() {
+        // 64 CPUs allowed, a quota of 2 (`docker --cpus=2`, a Kubernetes limit): 2 shards.
+        let allowed: Vec<usize> = (0..64).collect();
+        let plan = ShardPlan::resolve(None, &server(None, None), &allowed, 2).unwrap();
+        assert_eq!((plan.count, plan.cpu_of(1)), (2, 1));
+    }
+
+    #[test]
     fn zero_shards_is_one() {
-        let plan = ShardPlan::resolve(Some(0), &server(None, None), &[0]).unwrap();
+        let plan = ShardPlan::resolve(Some(0), &server(None, None), &[0], 1).unwrap();
         assert_eq!(plan.count, 1);
     }
 

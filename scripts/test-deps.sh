@@ -31,6 +31,13 @@ for tool in curl openssl; do
   fi
 done
 
+# systemd-analyze checks deploy/systemd/infergate.service in tests/systemd_unit.rs (verify and
+# security work offline: systemd need not be running; Debian's systemd package has the tool).
+if ! command -v systemd-analyze >/dev/null; then
+  echo "test-deps: installing systemd (systemd-analyze)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd
+fi
+
 # promtool checks /metrics and a Prometheus server scrapes it in tests/metrics.rs (Debian's
 # prometheus package has both).
 if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then

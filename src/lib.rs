@@ -4,7 +4,8 @@
 //! views, errors), `route` (the route table), `policy` (gateway keys), `upstream` (pools and
 //! the provider client), `translate` (stream scanning), `observe` (request records), `proxy`
 //! (the phases of one proxied request), `shard` (runtimes and listeners), `admin`, `config`,
-//! `cache` (exact and semantic response caches), `embed` (the MiniLM embedder), `guardrails` (secret and PII detection and redaction), `upgrade` (zero-downtime binary upgrade: socket handoff).
+//! `cache` (exact and semantic response caches), `embed` (the MiniLM embedder), `guardrails` (secret and PII detection and redaction),
+//! `service` (liveness/readiness probes, systemd notifications), `doctor` (node checks), `upgrade` (zero-downtime binary upgrade: socket handoff).
 
 // A client- or provider-supplied index must never panic a shard: no unchecked indexing or
 // string slicing outside tests (clippy.toml allows it in tests).
@@ -14,6 +15,7 @@ pub mod admin;
 pub mod api;
 pub mod cache;
 pub mod config;
+pub mod doctor;
 pub mod embed;
 pub mod guardrails;
 pub mod http;
@@ -21,6 +23,7 @@ pub mod observe;
 pub mod policy;
 pub mod proxy;
 pub mod route;
+pub mod service;
 pub mod shard;
 pub mod translate;
 pub mod upgrade;

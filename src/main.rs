@@ -1,4 +1,5 @@
-//! The `infergate` binary: serve, check a config, hash a gateway key, upgrade a running one.
+//! The `infergate` binary: serve, check a config, hash a gateway key, check the machine,
+//! upgrade a running one.
 #![deny(clippy::indexing_slicing, clippy::string_slice)]
 #![allow(clippy::print_stdout)] // stdout is the CLI's interface: the ready line, check-config, hash-key.
 
@@ -60,6 +61,9 @@ enum Command {
     /// Replace a running gateway with the binary now at its path, without dropping a
     /// connection (sends SIGUSR2 and waits for the handoff).
     Upgrade(infergate::upgrade::cli::UpgradeArgs),
+    /// Check what an operator gets wrong (io_uring, limits, CPUs, model files, CUDA,
+    /// providers, keys, clock) and say what to fix; exits non-zero if a check fails.
+    Doctor,
 }
 
 fn main() -> std::process::ExitCode {
@@ -86,6 +90,7 @@ fn main() -> std::process::ExitCode {
             infergate::observe::logs::run(&args).map_err(|e| e.to_string())
         }
         Some(Command::Upgrade(args)) => upgrade(&args, cli.config.as_deref()),
+        Some(Command::Doctor) => infergate::doctor::run(cli.config.as_deref(), cli.shards),
         Some(Command::Serve) | None => serve(cli.config, cli.shards, launch),
     };
     match result {
@@ -103,6 +108,7 @@ fn check_config(file: &std::path::Path) -> Result<(), String> {
     for p in table.providers.values() {
         infergate::upstream::UpstreamLink::build(p).map_err(|e| e.to_string())?;
     }
+    shard::ShardPlan::for_this_process(None, &cfg.server).map_err(|e| e.to_string())?;
     println!(
         "{}: ok ({} model(s), {} provider(s))",
         file.display(),
@@ -139,6 +145,8 @@ fn serve(
 ) -> Result<(), String> {
     let path = config.unwrap_or_else(|| PathBuf::from("config/quickstart.toml"));
     let cfg = Config::load(&path).map_err(|e| e.to_string())?;
+    let plan =
+        shard::ShardPlan::for_this_process(shards_flag, &cfg.server).map_err(|e| e.to_string())?;
     // Listening sockets handed over by the process this one replaces (or by systemd).
     let mut inherited = Inherited::from_env();
     let upgrader = Arc::new(Upgrader::new(
@@ -201,10 +209,7 @@ fn serve(
     )
     .map_err(|e| e.to_string())?;
 
-    let count = shards_flag
-        .or(cfg.server.shards)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .max(1);
+    let count = plan.count;
     let fd_connection_cap = connection_cap(count, cfg.server.max_connections_per_shard);
     if shard::allocations::enable_from_env(count) {
         tracing::warn!(
@@ -236,7 +241,7 @@ fn serve(
     };
     let clients = inherited.take_clients(&cfg.server.listen);
     let mut shards = shard::start(
-        count,
+        &plan,
         &cfg.server.listen,
         DriverChoice::from_env(),
         shared,
@@ -257,6 +262,11 @@ fn serve(
         "infergate listening on {scheme}://{} ({count} shard(s), {driver} driver)",
         shards.local_addr
     );
+    let probes = infergate::service::Probes::new(
+        Arc::clone(&shards.heartbeats),
+        Arc::clone(&lifecycle),
+        std::time::Duration::from_millis(cfg.server.liveness_timeout_ms),
+    );
     if let Some(admin) = &cfg.admin {
         let info = AdminInfo {
             table: Arc::clone(&table),
@@ -267,6 +277,7 @@ fn serve(
             governor: Arc::clone(&governor),
             metrics,
             records: log_writer.views(),
+            probes: probes.clone(),
         };
         let admin_err = |e: std::io::Error| format!("admin listener {}: {e}", admin.listen);
         let listener = match inherited.take_admin(&admin.listen) {
@@ -291,6 +302,13 @@ fn serve(
     };
     // Every shard listens: the process this one replaces may stop accepting now.
     inherited.notify_ready();
+    let status = format!(
+        "serving on {} ({count} shard(s), {driver})",
+        shards.local_addr
+    );
+    if let Err(e) = infergate::service::announce_ready(probes, &status) {
+        tracing::warn!(error = %e, "could not notify the service manager (NOTIFY_SOCKET)");
+    }
     if let Err(died) = shards.join() {
         // Part of the listening socket's connections would go unanswered: end loudly so the
         // supervisor restarts the process.
@@ -326,9 +344,7 @@ fn connection_cap(shards: usize, configured: usize) -> usize {
             return configured;
         }
     };
-    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    let reserve = (limit / 4).min(128);
-    let cap = (limit.saturating_sub(reserve) / 2 / shards.max(1)).max(1);
+    let cap = infergate::shard::connections_within(limit, shards);
     if cap < configured {
         tracing::warn!(
             open_files = limit,

@@ -1,4 +1,5 @@
-//! The admin HTTP listener: `GET /admin/health`, `POST /admin/reload`, `GET /metrics`, keys,
+//! The admin HTTP listener: `GET /admin/health`, `/admin/live` and `/admin/ready`,
+//! `POST /admin/reload`, `GET /metrics`, keys,
 //! tenants, runs, recent requests and usage, and `GET /admin/debug/allocations` when
 //! allocations are counted. It runs on its own thread and runtime so control
 //! traffic never competes with a shard.
@@ -39,6 +40,8 @@ pub struct AdminInfo {
     pub metrics: Option<Arc<crate::observe::metrics::Metrics>>,
     /// The newest records and the usage ledger (absent: `[log] recent = 0`).
     pub records: Option<Arc<crate::observe::RecordViews>>,
+    /// What `GET /admin/live` and `GET /admin/ready` answer from.
+    pub probes: crate::service::Probes,
 }
 
 /// Binds the admin listener at `[admin] listen`.
@@ -183,6 +186,8 @@ fn route(head: &RequestHead, body: &[u8], info: &AdminInfo) -> (u16, serde_json:
     }
     match (head.method, head.path()) {
         (Method::Get, "/admin/health") | (Method::Get, "/health") => (200, health(info)),
+        (Method::Get, "/admin/live") => info.probes.live(),
+        (Method::Get, "/admin/ready") => info.probes.ready(info.table.load().version),
         (Method::Post, "/admin/reload") => match &info.reloader {
             Some(r) => {
                 let r = Arc::clone(r);

@@ -9,11 +9,13 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+mod cpus;
 mod governance;
 mod guardrails;
 mod kinds;
 mod otel;
 
+pub use cpus::{compact as compact_cpu_list, CpuList, CpuListError, MAX_CPU};
 pub use governance::{
     BudgetConfig, GovernanceConfig, LimitsConfig, PriceConfig, RunsConfig, StoreConfig,
     TenantConfig,
@@ -187,8 +189,16 @@ impl Config {
 pub struct ServerConfig {
     /// Address every shard listens on (SO_REUSEPORT).
     pub listen: String,
-    /// Number of shards (threads, one runtime each); defaults to the number of cores.
+    /// Number of shards (threads, one runtime each); defaults to the number of CPUs in
+    /// `cpus`.
     pub shards: Option<usize>,
+    /// The CPUs shard threads are pinned to (`"0-3,6"` or `[0, 1]`), each shard to one of
+    /// them in turn; every one must be in the process's allowed set (`taskset`, cgroup
+    /// cpuset). Absent: the allowed set. Read at start only.
+    pub cpus: Option<CpuList>,
+    /// How long a shard may go without its heartbeat (a timer task on its event loop,
+    /// every 100 ms) before `/admin/live` and the systemd watchdog call the process dead.
+    pub liveness_timeout_ms: u64,
     /// Largest request head (request line + headers) accepted, in bytes; larger gets 431.
     pub max_header_bytes: usize,
     /// Most headers accepted in one request; more gets 431.
@@ -241,6 +251,8 @@ impl Default for ServerConfig {
         Self {
             listen: "127.0.0.1:8080".to_string(),
             shards: None,
+            cpus: None,
+            liveness_timeout_ms: 5_000,
             max_header_bytes: 32 * 1024,
             max_headers: 100,
             max_body_bytes: 16 * 1024 * 1024,

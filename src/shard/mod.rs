@@ -20,8 +20,12 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 pub mod allocations;
 mod gauges;
+pub mod heartbeat;
 mod memory;
+mod placement;
+pub use heartbeat::{Heartbeats, Pulse};
 pub use memory::release_freed_memory;
+pub use placement::{allowed_cpus, CpuSetError, ShardPlan};
 
 use crate::observe::RecordSink;
 use crate::proxy::{serve_connection, Lifecycle, ShardCtx};
@@ -96,6 +100,8 @@ pub struct Shards {
     handles: Vec<JoinHandle<()>>,
     exits: mpsc::Receiver<ShardExit>,
     lifecycle: Arc<Lifecycle>,
+    /// Each shard's heartbeat (read by `/admin/live`, `/admin/ready` and the watchdog).
+    pub heartbeats: Arc<Heartbeats>,
 }
 
 /// A shard thread that ended, and whether it panicked.
@@ -202,16 +208,18 @@ pub struct ShardShared {
     pub tls_server: Option<Arc<crate::http::tls::TlsTerminator>>,
 }
 
-/// Starts `count` shards listening on `listen`, on the `inherited` listening sockets (bound
-/// to `listen`) first and on new SO_REUSEPORT ones for the rest. With more inherited sockets
-/// than shards, a shard accepts on several, so none is left with connections nobody takes.
+/// Starts the plan's shards listening on `listen`, each pinned to its CPU: on the
+/// `inherited` listening sockets (bound to `listen`) first and on new SO_REUSEPORT ones for
+/// the rest. With more inherited sockets than shards, a shard accepts on several, so none is
+/// left with connections nobody takes.
 pub fn start(
-    count: usize,
+    plan: &ShardPlan,
     listen: &str,
     choice: DriverChoice,
     shared: ShardShared,
     inherited: Vec<std::net::TcpListener>,
 ) -> Result<Shards, ShardError> {
+    let count = plan.count.max(1);
     let mut addr: SocketAddr = listen
         .parse()
         .map_err(|_| ShardError::BadAddress(listen.to_string()))?;
@@ -241,7 +249,7 @@ pub fn start(
             mine.push(l);
         }
     }
-    let cpus = allowed_cpus();
+    let heartbeats = Heartbeats::new(count);
     let (ready_tx, ready_rx) = mpsc::channel::<Result<DriverKind, String>>();
     let (exit_tx, exits) = mpsc::channel::<ShardExit>();
     let lifecycle = Arc::clone(&shared.lifecycle);
@@ -250,14 +258,15 @@ pub fn start(
         let shared = shared.clone();
         let ready = ready_tx.clone();
         let exit = exit_tx.clone();
-        let core = cpus.get(id % cpus.len().max(1)).copied().unwrap_or(0);
+        let core = plan.cpu_of(id);
+        let beats = Arc::clone(&heartbeats);
         let handle = std::thread::Builder::new()
             .name(format!("infergate-shard-{id}"))
             .spawn(move || {
                 // A panic that escapes every connection task ends up here: report it, so the
                 // main thread can end the process instead of serving with a shard missing.
                 let run = std::panic::AssertUnwindSafe(|| {
-                    run_shard(id, core, std_listeners, shared, choice, ready)
+                    run_shard(id, core, std_listeners, shared, choice, ready, &beats)
                 });
                 let panicked = std::panic::catch_unwind(run).is_err();
                 if panicked {
@@ -289,28 +298,8 @@ pub fn start(
         handles,
         exits,
         lifecycle,
+        heartbeats,
     })
-}
-
-/// The CPUs this process may run on (respects `taskset`/cgroup pinning), in order.
-fn allowed_cpus() -> Vec<usize> {
-    // SAFETY: cpu_set_t is plain data; sched_getaffinity fills it for the calling thread.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    let ok =
-        unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) }
-            == 0;
-    let cpus: Vec<usize> = if ok {
-        (0..libc::CPU_SETSIZE as usize)
-            .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
-            .collect()
-    } else {
-        Vec::new()
-    };
-    if cpus.is_empty() {
-        (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect()
-    } else {
-        cpus
-    }
 }
 
 fn run_shard(
@@ -320,6 +309,7 @@ fn run_shard(
     shared: ShardShared,
     choice: DriverChoice,
     ready: mpsc::Sender<Result<DriverKind, String>>,
+    beats: &Arc<Heartbeats>,
 ) {
     if let Err(e) = monoio::utils::bind_to_cpu_set([core]) {
         tracing::warn!(shard = id, core, error = ?e, "could not pin shard to its core");
@@ -332,6 +322,7 @@ fn run_shard(
         }
     };
     let drain_ms = shared.table.load().server.drain_timeout_ms;
+    let beat = heartbeat::beat(Arc::clone(beats), id);
     rt.block_on(async move {
         let listeners = match std_listeners
             .into_iter()
@@ -344,7 +335,11 @@ fn run_shard(
                 return;
             }
         };
+        // The first beat before the shard reports ready: once `start` returns, every shard
+        // counts as serving for `/admin/ready`.
+        beats.beat_at(id, Instant::now());
         let _ = ready.send(Ok(driver));
+        monoio::spawn(beat);
         let ctx = Rc::new(ShardCtx::new(
             id,
             shared.table,
@@ -396,6 +391,7 @@ fn run_shard(
         drain(&ctx, Duration::from_millis(drain_ms)).await;
         tracing::debug!(shard = id, "shard stopped");
     });
+    beats.stopped(id);
 }
 
 async fn wait_for_drain(lifecycle: &Lifecycle) {
@@ -548,6 +544,15 @@ pub fn raise_fd_limit() -> std::io::Result<u64> {
         lim.rlim_cur = lim.rlim_max;
     }
     Ok(lim.rlim_cur)
+}
+
+/// How many connections each of `shards` shards may hold within an open-files limit: a
+/// client connection can need an upstream one too, and some descriptors stay for listeners,
+/// logs and the embedder.
+pub fn connections_within(open_files: u64, shards: usize) -> usize {
+    let limit = usize::try_from(open_files).unwrap_or(usize::MAX);
+    let reserve = (limit / 4).min(128);
+    (limit.saturating_sub(reserve) / 2 / shards.max(1)).max(1)
 }
 
 /// How long a draining shard must be quiet (no request in flight or ending) before it closes

@@ -160,6 +160,18 @@ pub(crate) fn h2_tls_connector(
     client_config(roots, ALPN_H2_HTTP1).map(|c| tokio_rustls::TlsConnector::from(Arc::new(c)))
 }
 
+/// A blocking TLS client configuration as a provider's connections use (the web PKI roots,
+/// plus `ca_file`; HTTP/1.1 ALPN), for checks run off the shards (`infergate doctor`).
+pub fn blocking_client_config(
+    ca_file: Option<&std::path::Path>,
+) -> Result<Arc<rustls::ClientConfig>, String> {
+    let roots = match ca_file {
+        Some(path) => roots_with_ca_file(path)?,
+        None => web_roots(),
+    };
+    client_config(roots, ALPN_HTTP1).map(Arc::new)
+}
+
 /// ALPN of HTTP/1.1 connections.
 const ALPN_HTTP1: &[&[u8]] = &[b"http/1.1"];
 /// ALPN of HTTP/2 providers: h2 preferred, HTTP/1.1 accepted.

@@ -21,7 +21,10 @@ pub use call::{
 pub use client::{
     read_full_body, read_response_head, send_request, BodyKind, UpstreamResponseHead,
 };
-pub use conn::{connect, tls_connector, tls_connector_with_ca_file, UpstreamConn, UpstreamIo};
+pub use conn::{
+    blocking_client_config, connect, tls_connector, tls_connector_with_ca_file, UpstreamConn,
+    UpstreamIo,
+};
 pub use error::{status_is_retryable, UpstreamError};
 pub use h2call::H2Body;
 pub use h2pool::H2Pool;

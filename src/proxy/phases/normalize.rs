@@ -90,7 +90,9 @@ fn is_json(head: &RequestHead) -> bool {
 
 /// Fault injection for the containment tests (only with `INFERGATE_FAILPOINTS=1`):
 /// `x-infergate-failpoint: panic` panics inside the request, `kill-shard` panics in a task
-/// of its own that nothing catches, as a bug outside any request would.
+/// of its own that nothing catches, as a bug outside any request would, and `wedge-shard`
+/// blocks the shard's thread for 3 s, as a blocking call gone wrong would (the liveness
+/// probe and the watchdog must notice).
 #[allow(clippy::panic)] // Deliberate: these panics are what the containment tests inject.
 fn failpoint(head: &RequestHead) {
     match head.headers.get("x-infergate-failpoint") {
@@ -98,6 +100,7 @@ fn failpoint(head: &RequestHead) {
         Some(b"kill-shard") => {
             monoio::spawn(async { std::panic::panic_any("failpoint: panic outside any request") });
         }
+        Some(b"wedge-shard") => std::thread::sleep(std::time::Duration::from_secs(3)),
         _ => {}
     }
 }

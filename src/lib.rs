@@ -26,6 +26,24 @@ pub mod translate;
 pub mod upstream;
 pub mod wire;
 
+/// Entry points for the fuzz targets in `fuzz/` (a crate of its own) into code that is not
+/// public otherwise; nothing else uses them.
+#[doc(hidden)]
+pub mod fuzzing {
+    use bytes::BytesMut;
+
+    use crate::http::{HttpError, RequestHead, ServerLimits};
+
+    /// The server's HTTP/1.1 head parser, as `ServerConn::read_head` calls it on every read:
+    /// `Ok(None)` while the head is incomplete, else the head split off the front of `buf`.
+    pub fn parse_head(
+        buf: &mut BytesMut,
+        limits: &ServerLimits,
+    ) -> Result<Option<RequestHead>, HttpError> {
+        crate::http::parse_head(buf, limits)
+    }
+}
+
 /// A single-threaded monoio runtime (epoll, with timers) for unit tests of async code.
 #[cfg(test)]
 pub(crate) fn block_on_local<F: std::future::Future>(f: F) -> F::Output {

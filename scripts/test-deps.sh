@@ -48,3 +48,15 @@ if ! python3 -c 'import nvidia, os, sys; sys.exit(0 if any(os.path.exists(os.pat
   echo "test-deps: installing nvidia-cuda-nvrtc (NVRTC for the CUDA kernel compile check)"
   python3 -m pip install --quiet --disable-pip-version-check --no-deps 'nvidia-cuda-nvrtc>=13,<14'
 fi
+
+# cargo-fuzz (crates.io) builds and runs the fuzz targets of fuzz/ in scripts/fuzz-smoke.sh,
+# on the stable toolchain (FUZZING.md says how). libFuzzer itself comes with the
+# libfuzzer-sys crate and is compiled by its build script (a C++ compiler is needed).
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  echo "test-deps: installing cargo-fuzz"
+  cargo install --quiet --locked cargo-fuzz --version 0.13.2
+fi
+if ! command -v c++ >/dev/null; then
+  echo "test-deps: installing g++ (libFuzzer is C++)"
+  apt-get update -qq && apt-get install -y -qq g++
+fi

@@ -55,3 +55,4 @@ if ! python3 -c 'import nvidia, os, sys; sys.exit(0 if any(os.path.exists(os.pat
   echo "test-deps: installing nvidia-cuda-nvrtc (NVRTC for the CUDA kernel compile check)"
   python3 -m pip install --quiet --disable-pip-version-check --no-deps 'nvidia-cuda-nvrtc>=13,<14'
 fi
+

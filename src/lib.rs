@@ -35,6 +35,24 @@ pub mod wire;
 /// themselves. Keys a client chooses stay in `std`'s DoS-resistant maps.
 pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
+/// Entry points for the fuzz targets in `fuzz/` (a crate of its own) into code that is not
+/// public otherwise; nothing else uses them.
+#[doc(hidden)]
+pub mod fuzzing {
+    use bytes::BytesMut;
+
+    use crate::http::{HttpError, RequestHead, ServerLimits};
+
+    /// The server's HTTP/1.1 head parser, as `ServerConn::read_head` calls it on every read:
+    /// `Ok(None)` while the head is incomplete, else the head split off the front of `buf`.
+    pub fn parse_head(
+        buf: &mut BytesMut,
+        limits: &ServerLimits,
+    ) -> Result<Option<RequestHead>, HttpError> {
+        crate::http::parse_head(buf, limits)
+    }
+}
+
 /// A single-threaded monoio runtime (epoll, with timers) for unit tests of async code.
 #[cfg(test)]
 pub(crate) fn block_on_local<F: std::future::Future>(f: F) -> F::Output {

@@ -24,5 +24,5 @@ pub(crate) use head::HeadSpans;
 pub use head::{BodyLength, HeaderList, Method, RequestHead};
 pub use poll_rent::PollRent;
 pub use response::{status_reason, BodyFraming, ResponseHead};
-pub(crate) use server::take_front;
+pub(crate) use server::{parse_head, take_front};
 pub use server::{write_head_and_body, ServerConn, ServerLimits};

@@ -56,6 +56,18 @@ impl ChildProcess {
         cpus: &[usize],
         stderr_path: &Path,
     ) -> Result<Self, ProcessError> {
+        Self::spawn_with_env(name, program, args, &[], cpus, stderr_path)
+    }
+
+    /// [`ChildProcess::spawn`] with extra environment variables for the child.
+    pub fn spawn_with_env(
+        name: &str,
+        program: &Path,
+        args: &[String],
+        env: &[(&str, &str)],
+        cpus: &[usize],
+        stderr_path: &Path,
+    ) -> Result<Self, ProcessError> {
         let spawn_error = |source| ProcessError::Spawn {
             name: name.to_string(),
             source,
@@ -64,6 +76,7 @@ impl ChildProcess {
         let mut command = Command::new(program);
         command
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(stderr));

@@ -181,6 +181,14 @@ fn scenario_measures_a_gateway_given_by_url_and_pid_and_draws_charts() {
     }
     let text = std::fs::read_to_string(dir.join("report.txt")).unwrap();
     assert!(text.contains("theirs per thread"), "{text}");
+    // --replot draws the charts again from report.json alone.
+    std::fs::remove_file(dir.join("cpu-per-request.svg")).unwrap();
+    let replot = Command::new(env!("CARGO_BIN_EXE_scenario"))
+        .args(["--replot", dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(replot.status.success(), "{replot:?}");
+    assert!(dir.join("cpu-per-request.svg").is_file());
     if syscalls.is_ok() {
         let calls = &report["syscalls"]["paths"][0];
         assert_eq!(calls["path"], "theirs");

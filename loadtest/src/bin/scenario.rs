@@ -106,6 +106,9 @@ struct Args {
     /// CPU per request by rate) into this directory.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// Only redraw the charts of DIR/report.json (written by --out) into DIR; runs nothing.
+    #[arg(long, value_name = "DIR")]
+    replot: Option<PathBuf>,
 }
 
 /// `NAME=VALUE`, both non-empty.
@@ -163,6 +166,15 @@ fn main() -> std::process::ExitCode {
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
+    if let Some(dir) = &args.replot {
+        // Charts again from a saved report (e.g. after the chart code changed).
+        let text = std::fs::read(dir.join("report.json"))?;
+        let report: scenario::ScenarioReport = serde_json::from_slice(&text)?;
+        for file in scenario::plot::write_charts(&report, dir)? {
+            eprintln!("scenario: wrote {}", file.display());
+        }
+        return Ok(());
+    }
     let mockllm = match args.mockllm {
         Some(path) => path,
         None => std::env::current_exe()?

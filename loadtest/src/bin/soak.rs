@@ -52,7 +52,11 @@ fn main() -> std::process::ExitCode {
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
-    if args.window.is_zero() || args.reload_every.is_zero() || !(args.scale > 0.0) {
+    if args.window.is_zero()
+        || args.reload_every.is_zero()
+        || !args.scale.is_finite()
+        || args.scale <= 0.0
+    {
         return Err("--window, --reload-every and --scale must be > 0".into());
     }
     let mockllm = match args.mockllm {

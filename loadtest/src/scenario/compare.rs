@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::plot::SpectrumPoint;
 use super::syscalls::SyscallReport;
@@ -10,7 +10,7 @@ use super::threads::ThreadCpu;
 use crate::loadgen::Report;
 
 /// One path measured under one load.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PathResult {
     /// `direct`, `infergate`, `nginx` or the name of a `--gateway`.
     pub path: String,
@@ -27,7 +27,7 @@ pub struct PathResult {
 }
 
 /// All paths under one load (a rate, or the closed-loop run).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RateResult {
     /// E.g. `open-loop 1000 req/s`.
     pub mode: String,
@@ -36,7 +36,7 @@ pub struct RateResult {
 }
 
 /// The whole scenario's result.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ScenarioReport {
     pub stream: bool,
     pub body_bytes: usize,

@@ -177,6 +177,16 @@ impl ChildProcess {
         })
     }
 
+    /// Whether the child has exited (it is reaped then).
+    pub fn has_exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
+    /// The name it was started under.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// User + system CPU time the child has used so far (all its threads).
     pub fn cpu_time(&self) -> Option<Duration> {
         process_cpu_time(self.pid())

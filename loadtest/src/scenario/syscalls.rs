@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Which counter to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -33,7 +33,7 @@ pub enum SyscallError {
 }
 
 /// Calls of one syscall per request.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SyscallCount {
     /// Syscall name, e.g. `io_uring_enter`, `write`, `epoll_wait`.
     pub name: String,
@@ -44,7 +44,7 @@ pub struct SyscallCount {
 }
 
 /// One target's syscalls over the window.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PathSyscalls {
     /// The target's name.
     pub path: String,
@@ -59,7 +59,7 @@ pub struct PathSyscalls {
 }
 
 /// The syscall pass of a scenario.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SyscallReport {
     /// `perf` or `strace`.
     pub tool: String,

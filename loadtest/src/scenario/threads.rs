@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One thread's counters at one instant.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,7 +32,7 @@ pub struct CpuSnapshot {
 }
 
 /// CPU of the threads sharing one name over a measured window.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ThreadCpu {
     /// Thread name (`comm`), e.g. `infergate-shard-0`, `infergate-log`, `nginx`.
     pub name: String,

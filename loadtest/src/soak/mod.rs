@@ -68,6 +68,11 @@ pub enum SoakError {
     /// The gateway exited during the soak.
     #[error("the gateway exited during the soak; end of its stderr:\n{0}")]
     GatewayGone(String),
+    /// A mock provider exited (killed from outside): the rest would only measure errors.
+    #[error(
+        "{name} exited during the soak (not the gateway's doing); end of its stderr:\n{stderr}"
+    )]
+    MockGone { name: String, stderr: String },
     /// The chart could not be drawn.
     #[error("chart: {0}")]
     Chart(String),
@@ -175,7 +180,7 @@ pub fn csv_row(row: &WindowRow) -> String {
 }
 
 struct Started {
-    _mocks: Vec<ChildProcess>,
+    mocks: Vec<ChildProcess>,
     gateway: ChildProcess,
     url: String,
     admin_port: u16,
@@ -246,7 +251,7 @@ fn start(
         .to_string();
     port_of(&url)?;
     Ok(Started {
-        _mocks: vec![normal, failing, cutting],
+        mocks: vec![normal, failing, cutting],
         gateway,
         url,
         admin_port,
@@ -337,7 +342,7 @@ pub fn run(config: &SoakConfig, progress: &mut dyn FnMut(&str)) -> Result<SoakSu
     std::fs::create_dir_all(&config.out)?;
     let dir = TempDir::new()?;
     let token = format!("soak-{}-{}", std::process::id(), fastrand::u64(..));
-    let started = start(config, &dir.0, &load_cpus, &proxy_cpus, &token)?;
+    let mut started = start(config, &dir.0, &load_cpus, &proxy_cpus, &token)?;
     let pid = started.gateway.pid();
     progress(&format!(
         "gateway at {} (pid {pid}, cpu {}), admin 127.0.0.1:{}",
@@ -407,6 +412,16 @@ pub fn run(config: &SoakConfig, progress: &mut dyn FnMut(&str)) -> Result<SoakSu
         let Some(resources) = resources else {
             break Err(SoakError::GatewayGone(started.gateway.stderr_tail()));
         };
+        if let Some(mock) = started
+            .mocks
+            .iter_mut()
+            .find_map(|m| m.has_exited().then_some(m))
+        {
+            break Err(SoakError::MockGone {
+                name: mock.name().to_string(),
+                stderr: mock.stderr_tail(),
+            });
+        }
         let results = match results {
             Ok(results) => results,
             Err(e) => break Err(e),

@@ -2,7 +2,7 @@
 //! separate from the drawing so it can be tested without looking at pixels.
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::scenario::{RateResult, ScenarioReport};
 
@@ -13,7 +13,7 @@ pub const MAX_PERCENTILE: f64 = 99.99;
 const POINTS_PER_DECADE: u32 = 20;
 
 /// One point of a latency percentile spectrum.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct SpectrumPoint {
     /// Percentile, 0–99.99.
     pub percentile: f64,

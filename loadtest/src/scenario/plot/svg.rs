@@ -70,6 +70,7 @@ pub fn draw_spectrum(
     let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 22))
         .margin(18)
+        .margin_right(48)
         .x_label_area_size(50)
         .y_label_area_size(80)
         .build_cartesian_2d(0f64..4f64, y)
@@ -82,6 +83,8 @@ pub fn draw_spectrum(
         .x_desc("percentile (each step right adds a nine)")
         .y_desc("latency (log scale)")
         .label_style(("sans-serif", 15))
+        .max_light_lines(4)
+        .light_line_style(RGBColor(0xee, 0xee, 0xee))
         .draw()
         .map_err(err)?;
     for s in series {
@@ -126,6 +129,7 @@ pub fn draw_cpu_by_rate(
     let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 22))
         .margin(18)
+        .margin_right(48)
         .x_label_area_size(50)
         .y_label_area_size(80)
         .build_cartesian_2d(0f64..(max_rate * 1.1).max(1.0), 0f64..(hi * 1.2).max(1.0))
@@ -137,6 +141,8 @@ pub fn draw_cpu_by_rate(
         .x_desc("offered rate (requests per second)")
         .y_desc("CPU µs per request")
         .label_style(("sans-serif", 15))
+        .max_light_lines(4)
+        .light_line_style(RGBColor(0xee, 0xee, 0xee))
         .draw()
         .map_err(err)?;
     for s in series {
@@ -151,20 +157,16 @@ pub fn draw_cpu_by_rate(
             .legend(move |(x, y)| {
                 PathElement::new(vec![(x, y), (x + 24, y)], color.stroke_width(3))
             });
-        chart
-            .draw_series(
-                s.points
-                    .iter()
-                    .map(|&(x, y)| Circle::new((x, y), 5, color.filled())),
-            )
-            .map_err(err)?;
+        // A marker at each measured rate, its value written just above it.
         chart
             .draw_series(s.points.iter().map(|&(x, y)| {
-                Text::new(
-                    format!("{y:.1}"),
-                    (x, y),
-                    ("sans-serif", 14).into_font().color(&color),
-                )
+                EmptyElement::at((x, y))
+                    + Circle::new((0, 0), 5, color.filled())
+                    + Text::new(
+                        format!("{y:.1}"),
+                        (6, -22),
+                        ("sans-serif", 14).into_font().color(&color),
+                    )
             }))
             .map_err(err)?;
     }

@@ -710,3 +710,24 @@ fn port_of(url: &str, name: &str) -> Result<u16, ScenarioError> {
             text: url.to_string(),
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chat_completions_go_to_the_default_path_unless_the_url_has_one() {
+        assert_eq!(
+            chat_url("http://127.0.0.1:8080"),
+            "http://127.0.0.1:8080/v1/chat/completions"
+        );
+        assert_eq!(
+            chat_url("http://127.0.0.1:8080/"),
+            "http://127.0.0.1:8080/v1/chat/completions"
+        );
+        assert_eq!(
+            chat_url("http://127.0.0.1:8080/openai/chat"),
+            "http://127.0.0.1:8080/openai/chat"
+        );
+    }
+}

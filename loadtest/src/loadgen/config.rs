@@ -47,6 +47,10 @@ pub struct LoadgenConfig {
     pub body_bytes: usize,
     /// Extra request headers.
     pub headers: Vec<(String, String)>,
+    /// A JSON body sent as is instead of the chat completion built from `model`, `stream`
+    /// and `body_bytes` (e.g. an Anthropic Messages request); `stream` still says whether
+    /// the answer is read as SSE.
+    pub body: Option<Vec<u8>>,
     /// A request not complete after this is counted as a timeout.
     pub timeout: Duration,
 }
@@ -79,6 +83,7 @@ impl LoadgenConfig {
             model: "gpt-4o-mini".to_string(),
             body_bytes: 0,
             headers: Vec::new(),
+            body: None,
             timeout: Duration::from_secs(10),
         }
     }

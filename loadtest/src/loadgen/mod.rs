@@ -18,6 +18,8 @@ pub use target::{Target, TargetError};
 
 use std::time::{Duration, Instant};
 
+use hdrhistogram::Histogram;
+
 /// How long past `duration + timeout` a run waits for a stuck worker before giving up.
 const WATCHDOG_GRACE: Duration = Duration::from_secs(5);
 
@@ -34,6 +36,13 @@ pub enum LoadgenError {
 
 /// Runs the load described by `config` to completion and returns the merged report.
 pub fn run(config: &LoadgenConfig) -> Result<Report, LoadgenError> {
+    run_with_latency(config).map(|(report, _)| report)
+}
+
+/// Like [`run`], and also hands back the merged latency histogram of the successful
+/// requests (µs), for callers that draw the whole percentile spectrum, not only the
+/// percentiles the report keeps.
+pub fn run_with_latency(config: &LoadgenConfig) -> Result<(Report, Histogram<u64>), LoadgenError> {
     config.validate()?;
     let threads = config.threads.max(1);
     let request = request::build_request(config);
@@ -77,5 +86,6 @@ pub fn run(config: &LoadgenConfig) -> Result<Report, LoadgenError> {
         merged.merge(&recorder);
     }
     let elapsed = start.elapsed();
-    Ok(report::Report::new(config, &merged, elapsed))
+    let report = report::Report::new(config, &merged, elapsed);
+    Ok((report, merged.latency))
 }

@@ -207,3 +207,12 @@ impl fmt::Display for Report {
         Ok(())
     }
 }
+
+#[cfg(test)]
+impl Report {
+    /// The report of a run that measured nothing, for other modules' tests.
+    #[allow(clippy::unwrap_used)]
+    pub(crate) fn new_empty(config: &LoadgenConfig) -> Self {
+        Self::new(config, &Recorder::new().unwrap(), Duration::ZERO)
+    }
+}

@@ -37,7 +37,10 @@ pub fn chat_body(model: &str, stream: bool, body_bytes: usize) -> Vec<u8> {
 
 /// The full HTTP/1.1 request (head and body) for `config`.
 pub(crate) fn build_request(config: &LoadgenConfig) -> Bytes {
-    let body = chat_body(&config.model, config.stream, config.body_bytes);
+    let body = match &config.body {
+        Some(body) => body.clone(),
+        None => chat_body(&config.model, config.stream, config.body_bytes),
+    };
     let mut head = format!(
         "POST {} HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n",
         config.target.path,

@@ -2,23 +2,32 @@
 
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
+use super::plot::SpectrumPoint;
+use super::syscalls::SyscallReport;
+use super::threads::ThreadCpu;
 use crate::loadgen::Report;
 
 /// One path measured under one load.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PathResult {
-    /// `direct`, `infergate` or `nginx`.
+    /// `direct`, `infergate`, `nginx` or the name of a `--gateway`.
     pub path: String,
-    /// Proxy CPU time (user + system) per successful request, µs; None for direct.
+    /// The measured process (None for direct, or a gateway given without a PID).
+    pub pid: Option<u32>,
+    /// Proxy CPU time (user + system) per successful request, µs; None without a process.
     pub cpu_us_per_request: Option<f64>,
+    /// The same CPU per thread name, busiest first (empty without a process).
+    pub threads: Vec<ThreadCpu>,
+    /// Latency by percentile, 0 to 99.99 (HDR percentile spectrum, from loadgen's histogram).
+    pub latency_spectrum: Vec<SpectrumPoint>,
     /// The load generator's report.
     pub report: Report,
 }
 
 /// All paths under one load (a rate, or the closed-loop run).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RateResult {
     /// E.g. `open-loop 1000 req/s`.
     pub mode: String,
@@ -27,16 +36,20 @@ pub struct RateResult {
 }
 
 /// The whole scenario's result.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ScenarioReport {
     pub stream: bool,
     pub body_bytes: usize,
     pub duration_s: f64,
     pub load_cpu: usize,
     pub proxy_cpu: usize,
+    /// Where the mock listened (what `--gateway`s must route to).
+    pub mock_url: String,
     /// Paths skipped and other caveats.
     pub notes: Vec<String>,
     pub runs: Vec<RateResult>,
+    /// The syscall pass (`--syscalls`).
+    pub syscalls: Option<SyscallReport>,
 }
 
 fn ratio(a: u64, b: u64) -> f64 {
@@ -66,6 +79,7 @@ impl fmt::Display for ScenarioReport {
             self.load_cpu,
             self.proxy_cpu
         )?;
+        writeln!(f, "mock: {}", self.mock_url)?;
         for note in &self.notes {
             writeln!(f, "note: {note}")?;
         }
@@ -124,7 +138,79 @@ impl fmt::Display for ScenarioReport {
                     }
                 )?;
             }
+            for p in run.paths.iter().filter(|p| !p.threads.is_empty()) {
+                write_threads(f, p)?;
+            }
+        }
+        if let Some(calls) = &self.syscalls {
+            write_syscalls(f, calls)?;
         }
         Ok(())
     }
+}
+
+/// Threads that used less than this per request and were never scheduled are left out
+/// of the text table (they are in the JSON).
+const QUIET_THREAD_US: f64 = 0.05;
+
+fn write_threads(f: &mut fmt::Formatter<'_>, p: &PathResult) -> fmt::Result {
+    let width = p
+        .threads
+        .iter()
+        .map(|t| t.name.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(16);
+    writeln!(f, "{} per thread ({} ok):", p.path, p.report.requests.ok)?;
+    writeln!(
+        f,
+        "    {:<width$} {:>7} {:>11} {:>9} {:>8}",
+        "thread", "threads", "cpu µs/req", "runs/req", "cpu ms"
+    )?;
+    let mut quiet = 0;
+    for t in &p.threads {
+        let runs = t.runs_per_request.unwrap_or(0.0);
+        if t.cpu_us_per_request < QUIET_THREAD_US && runs == 0.0 {
+            quiet += 1;
+            continue;
+        }
+        writeln!(
+            f,
+            "    {:<width$} {:>7} {:>11.2} {:>9} {:>8.0}",
+            t.name,
+            t.threads,
+            t.cpu_us_per_request,
+            t.runs_per_request
+                .map(|r| format!("{r:.3}"))
+                .unwrap_or_else(|| "-".to_string()),
+            t.cpu_ms
+        )?;
+    }
+    if quiet > 0 {
+        writeln!(f, "    ({quiet} idle thread name(s) not shown)")?;
+    }
+    Ok(())
+}
+
+fn write_syscalls(f: &mut fmt::Formatter<'_>, calls: &SyscallReport) -> fmt::Result {
+    writeln!(
+        f,
+        "\n== syscalls per request ({}, {}; not a latency run)",
+        calls.tool, calls.mode
+    )?;
+    for p in &calls.paths {
+        writeln!(
+            f,
+            "{}: {:.2} per request ({} ok), io_uring_enter {:.2}",
+            p.path, p.total_per_request, p.requests, p.io_uring_enter_per_request
+        )?;
+        for c in &p.top {
+            writeln!(
+                f,
+                "    {:<24} {:>9.3} {:>12}",
+                c.name, c.per_request, c.calls
+            )?;
+        }
+    }
+    Ok(())
 }

@@ -2,19 +2,28 @@
 //! through infergate and through nginx, and reports what each proxy adds.
 //!
 //! The load generator and mockllm share the first allowed CPU, the proxy gets the second,
-//! so the proxy's cost is not hidden by (or confused with) the load it is under.
+//! so the proxy's cost is not hidden by (or confused with) the load it is under. Gateways
+//! the scenario does not start (`--gateway NAME=URL`, pointed by their owner at its
+//! mockllm) are measured the same way, their CPU read from the PID they are given.
 
 mod compare;
 mod otlp_sink;
+mod out;
+pub mod plot;
 mod process;
 mod proxy_config;
+pub mod syscalls;
+pub mod threads;
 
 pub use compare::{PathResult, RateResult, ScenarioReport};
+pub use out::{write_out, OutputError};
 pub use process::{find_in_path, free_port, process_cpu_time, ChildProcess, ProcessError};
 pub use proxy_config::{
     failover_toml, governed_toml, guarded_toml, infergate_toml, nginx_conf, FirstTarget, BENCH_KEY,
     NGINX_TEMPLATE,
 };
+pub use syscalls::{SyscallReport, SyscallTool};
+pub use threads::ThreadCpu;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -58,6 +67,42 @@ pub struct ScenarioConfig {
     /// request pays the failed attempt) and with the default ejection (the target is
     /// ejected after 5 failures and skipped).
     pub failover: bool,
+    /// Measure the gateway binary in `infergate` (false: only direct, nginx and `gateways`).
+    pub start_infergate: bool,
+    /// The mock's port on 127.0.0.1 (0: any free port), fixed so a gateway the scenario
+    /// does not start can be pointed at it beforehand.
+    pub mock_port: u16,
+    /// Gateways already running (started by the user), measured beside the others.
+    pub gateways: Vec<ExternalGateway>,
+    /// Count the live descendants of each external gateway's PID too (e.g. nginx's
+    /// workers under its master).
+    pub gateway_children: bool,
+    /// The optional syscall-counting pass.
+    pub syscalls: Option<SyscallPass>,
+}
+
+/// A gateway the user runs, pointed at the scenario's mockllm.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExternalGateway {
+    /// Its name in the tables and charts.
+    pub name: String,
+    /// `http://host:port` (chat completions are posted to `/v1/chat/completions`) or a full
+    /// URL with a path, used as is.
+    pub url: String,
+    /// Its process, whose CPU time is charged per request; None: latency only.
+    pub pid: Option<u32>,
+}
+
+/// A separate pass that counts syscalls per request per target (not used for latency:
+/// the counter slows the process).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SyscallPass {
+    /// perf, strace, or whichever works.
+    pub tool: SyscallTool,
+    /// Open-loop rate of the counted window.
+    pub rate: f64,
+    /// Length of the counted window.
+    pub duration: Duration,
 }
 
 /// Which configuration a measured gateway runs.
@@ -99,23 +144,56 @@ pub enum ScenarioError {
     /// A child printed an address that could not be used.
     #[error("bad address from {name}: {text:?}")]
     BadAddress { name: String, text: String },
+    /// A gateway given with `--gateway` did not answer a chat completion with a 2xx.
+    #[error(
+        "gateway {name} at {url} answered no request ({detail}); is it running and routing \
+         gpt-4o-mini to the mockllm at {mock_url}?"
+    )]
+    GatewayDown {
+        name: String,
+        url: String,
+        mock_url: String,
+        detail: String,
+    },
+    /// Syscalls could not be counted.
+    #[error(transparent)]
+    Syscalls(#[from] syscalls::SyscallError),
 }
 
 /// A proxied (or direct) way to reach the mock.
 struct MeasuredPath {
-    name: &'static str,
+    name: String,
     url: String,
-    /// The proxy process, whose CPU time is charged to the path (None: direct).
-    proxy: Option<ChildProcess>,
+    /// The process whose CPU time is charged to the path (None: direct, or a gateway
+    /// given without a PID).
+    pid: Option<u32>,
+    /// Count `pid`'s live descendants too.
+    children: bool,
+    /// The proxy process when the scenario started it (killed when dropped).
+    _child: Option<ChildProcess>,
     /// Request headers this path needs (the gateway key).
     headers: Vec<(String, String)>,
 }
 
+impl MeasuredPath {
+    /// The measured process and, if asked, its live descendants.
+    fn pids(&self) -> Vec<u32> {
+        let Some(pid) = self.pid else {
+            return Vec::new();
+        };
+        let mut pids = vec![pid];
+        if self.children {
+            pids.extend(threads::descendants(pid));
+        }
+        pids
+    }
+}
+
 /// A temporary directory removed when dropped.
-struct TempDir(PathBuf);
+pub(crate) struct TempDir(pub(crate) PathBuf);
 
 impl TempDir {
-    fn new() -> std::io::Result<Self> {
+    pub(crate) fn new() -> std::io::Result<Self> {
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
@@ -155,7 +233,7 @@ pub fn run(
         &config.mockllm,
         &[
             "--listen".into(),
-            "127.0.0.1:0".into(),
+            format!("127.0.0.1:{}", config.mock_port),
             "--threads".into(),
             "1".into(),
             "--tokens".into(),
@@ -202,12 +280,14 @@ pub fn run(
     };
 
     let mut paths = vec![MeasuredPath {
-        name: "direct",
+        name: "direct".into(),
         url: mock_url.clone(),
-        proxy: None,
+        pid: None,
+        children: false,
+        _child: None,
         headers: Vec::new(),
     }];
-    if config.infergate.is_file() {
+    if config.start_infergate && config.infergate.is_file() {
         let mut kinds = vec![Variant::Plain];
         if config.governance {
             kinds.push(Variant::Governance);
@@ -236,7 +316,7 @@ pub fn run(
             ));
             paths.push(path);
         }
-    } else {
+    } else if config.start_infergate {
         notes.push(format!(
             "infergate skipped: {} not found (cargo build --release)",
             config.infergate.display()
@@ -253,6 +333,35 @@ pub fn run(
         }
         Some(_) => {}
         None => notes.push("nginx skipped: not on PATH".to_string()),
+    }
+    for gateway in &config.gateways {
+        let path = MeasuredPath {
+            name: gateway.name.clone(),
+            url: gateway.url.clone(),
+            pid: gateway.pid,
+            children: config.gateway_children,
+            _child: None,
+            headers: Vec::new(),
+        };
+        check_answers(config, &path, &mock_url)?;
+        match gateway.pid {
+            Some(pid) if threads::snapshot(&path.pids()).is_some() => progress(&format!(
+                "{} at {} (pid {pid}{}, not pinned by the scenario)",
+                path.name,
+                path.url,
+                if path.children {
+                    " and descendants"
+                } else {
+                    ""
+                }
+            )),
+            Some(pid) => notes.push(format!(
+                "{}: pid {pid} not readable in /proc, CPU not measured",
+                path.name
+            )),
+            None => notes.push(format!("{}: no --gateway-pid, CPU not measured", path.name)),
+        }
+        paths.push(path);
     }
 
     if !config.warmup.is_zero() {
@@ -299,6 +408,17 @@ pub fn run(
             paths: results,
         });
     }
+    // A failed syscall pass costs its table, not the measurements already taken.
+    let syscalls = match config.syscalls {
+        Some(pass) => match count_syscalls(config, &paths, pass, &dir.0, progress, &mut notes) {
+            Ok(report) => Some(report),
+            Err(e) => {
+                notes.push(format!("syscalls not counted: {e}"));
+                None
+            }
+        },
+        None => None,
+    };
     drop(paths);
     drop(unavailable_mock);
     drop(mock);
@@ -308,9 +428,115 @@ pub fn run(
         duration_s: config.duration.as_secs_f64(),
         load_cpu: load_cpus[0],
         proxy_cpu: proxy_cpus[0],
+        mock_url,
         notes,
         runs: rates,
+        syscalls,
     })
+}
+
+/// One short request through a gateway the scenario did not start, so a gateway that is
+/// down or routes elsewhere is reported at once instead of as a run full of errors.
+fn check_answers(
+    config: &ScenarioConfig,
+    path: &MeasuredPath,
+    mock_url: &str,
+) -> Result<(), ScenarioError> {
+    let down = |detail: String| ScenarioError::GatewayDown {
+        name: path.name.clone(),
+        url: path.url.clone(),
+        mock_url: mock_url.to_string(),
+        detail,
+    };
+    let mut lg = loadgen_config(config, path, Mode::ClosedLoop { connections: 1 })?;
+    lg.duration = Duration::from_millis(300);
+    lg.timeout = Duration::from_secs(2);
+    let report = loadgen::run(&lg).map_err(|e| down(e.to_string()))?;
+    if report.requests.ok == 0 {
+        let e = &report.errors;
+        return Err(down(format!(
+            "{} errors: connect {}, reset {}, timeout {}, protocol {}, status {:?}",
+            e.total, e.connect, e.reset, e.timeout, e.protocol, e.status
+        )));
+    }
+    Ok(())
+}
+
+/// The syscall pass: for each target with a process, a counter attached for one open-loop
+/// window at `pass.rate`, divided by the requests answered in it.
+fn count_syscalls(
+    config: &ScenarioConfig,
+    paths: &[MeasuredPath],
+    pass: SyscallPass,
+    dir: &Path,
+    progress: &mut dyn FnMut(&str),
+    notes: &mut Vec<String>,
+) -> Result<SyscallReport, ScenarioError> {
+    let tool = syscalls::resolve(pass.tool)?;
+    let tool_name = if tool == SyscallTool::Perf {
+        "perf"
+    } else {
+        "strace"
+    };
+    let mut results = Vec::new();
+    for path in paths.iter().filter(|p| p.pid.is_some()) {
+        progress(&format!(
+            "{} syscalls with {tool_name} at {} req/s for {:?}",
+            path.name, pass.rate, pass.duration
+        ));
+        let counter = syscalls::Counter::start(tool, &path.pids(), dir)?;
+        let mut lg = loadgen_config(config, path, Mode::OpenLoop { rate: pass.rate })?;
+        lg.duration = pass.duration;
+        let report = loadgen::run(&lg);
+        let counts = counter.stop();
+        let report = report?;
+        match counts {
+            Ok(counts) => {
+                results.push(syscalls::summarize(&path.name, &counts, report.requests.ok));
+            }
+            Err(e) => notes.push(format!("{}: syscalls not counted: {e}", path.name)),
+        }
+    }
+    Ok(SyscallReport {
+        tool: tool_name.to_string(),
+        mode: format!(
+            "open-loop {} req/s for {:.1} s",
+            pass.rate,
+            pass.duration.as_secs_f64()
+        ),
+        paths: results,
+    })
+}
+
+/// Where a path's chat completions are posted: its URL as given when it has a path, else
+/// `/v1/chat/completions` on it.
+fn chat_url(base: &str) -> String {
+    let rest = base.strip_prefix("http://").unwrap_or(base);
+    match rest.find('/') {
+        Some(i) if rest.len() > i + 1 => base.to_string(),
+        _ => format!("{}/v1/chat/completions", base.trim_end_matches('/')),
+    }
+}
+
+/// The load generator's settings for `path` under `mode` (duration left at its default).
+fn loadgen_config(
+    config: &ScenarioConfig,
+    path: &MeasuredPath,
+    mode: Mode,
+) -> Result<LoadgenConfig, ScenarioError> {
+    let url = chat_url(&path.url);
+    let target = Target::parse(&url).map_err(|_| ScenarioError::BadAddress {
+        name: path.name.clone(),
+        text: url.clone(),
+    })?;
+    let mut lg = LoadgenConfig::new(target, url);
+    lg.mode = mode;
+    lg.max_connections = 512;
+    lg.stream = config.stream;
+    lg.body_bytes = config.body_bytes;
+    lg.timeout = Duration::from_secs(5);
+    lg.headers = path.headers.clone();
+    Ok(lg)
 }
 
 fn measure(
@@ -319,31 +545,29 @@ fn measure(
     mode: Mode,
     duration: Duration,
 ) -> Result<PathResult, ScenarioError> {
-    let url = format!("{}/v1/chat/completions", path.url);
-    let target = Target::parse(&url).map_err(|_| ScenarioError::BadAddress {
-        name: path.name.to_string(),
-        text: url.clone(),
-    })?;
-    let mut lg = LoadgenConfig::new(target, url);
-    lg.mode = mode;
+    let mut lg = loadgen_config(config, path, mode)?;
     lg.duration = duration;
-    lg.max_connections = 512;
-    lg.stream = config.stream;
-    lg.body_bytes = config.body_bytes;
-    lg.timeout = Duration::from_secs(5);
-    lg.headers = path.headers.clone();
-    let cpu_before = path.proxy.as_ref().and_then(ChildProcess::cpu_time);
-    let report = loadgen::run(&lg)?;
-    let cpu_after = path.proxy.as_ref().and_then(ChildProcess::cpu_time);
-    let cpu_us_per_request = match (cpu_before, cpu_after) {
-        (Some(before), Some(after)) if report.requests.ok > 0 => {
-            Some(after.saturating_sub(before).as_secs_f64() * 1e6 / report.requests.ok as f64)
+    // Descendants are listed once, before: one started during the run is not counted.
+    let pids = path.pids();
+    let before = threads::snapshot(&pids);
+    let (report, latency) = loadgen::run_with_latency(&lg)?;
+    let after = threads::snapshot(&pids);
+    let ok = report.requests.ok;
+    let tick = threads::tick();
+    let (cpu_us_per_request, thread_cpu) = match (before, after) {
+        (Some(before), Some(after)) if ok > 0 => {
+            let ticks = after.process_ticks.saturating_sub(before.process_ticks);
+            let cpu = ticks as f64 * tick.as_nanos() as f64 / 1000.0 / ok as f64;
+            (Some(cpu), threads::breakdown(&before, &after, ok, tick))
         }
-        _ => None,
+        _ => (None, Vec::new()),
     };
     Ok(PathResult {
-        path: path.name.to_string(),
+        path: path.name.clone(),
+        pid: path.pid,
         cpu_us_per_request,
+        threads: thread_cpu,
+        latency_spectrum: plot::spectrum(&latency),
         report,
     })
 }
@@ -431,9 +655,11 @@ fn start_infergate(
         Vec::new()
     };
     Ok(MeasuredPath {
-        name,
+        name: name.to_string(),
         url,
-        proxy: Some(child),
+        pid: Some(child.pid()),
+        children: false,
+        _child: Some(child),
         headers,
     })
 }
@@ -466,9 +692,11 @@ fn start_nginx(
         Duration::from_secs(10),
     )?;
     Ok(MeasuredPath {
-        name: "nginx",
+        name: "nginx".into(),
         url: format!("http://127.0.0.1:{port}"),
-        proxy: Some(child),
+        pid: Some(child.pid()),
+        children: false,
+        _child: Some(child),
         headers: Vec::new(),
     })
 }
@@ -481,4 +709,25 @@ fn port_of(url: &str, name: &str) -> Result<u16, ScenarioError> {
             name: name.to_string(),
             text: url.to_string(),
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chat_completions_go_to_the_default_path_unless_the_url_has_one() {
+        assert_eq!(
+            chat_url("http://127.0.0.1:8080"),
+            "http://127.0.0.1:8080/v1/chat/completions"
+        );
+        assert_eq!(
+            chat_url("http://127.0.0.1:8080/"),
+            "http://127.0.0.1:8080/v1/chat/completions"
+        );
+        assert_eq!(
+            chat_url("http://127.0.0.1:8080/openai/chat"),
+            "http://127.0.0.1:8080/openai/chat"
+        );
+    }
 }

@@ -56,6 +56,18 @@ impl ChildProcess {
         cpus: &[usize],
         stderr_path: &Path,
     ) -> Result<Self, ProcessError> {
+        Self::spawn_with_env(name, program, args, &[], cpus, stderr_path)
+    }
+
+    /// [`ChildProcess::spawn`] with extra environment variables for the child.
+    pub fn spawn_with_env(
+        name: &str,
+        program: &Path,
+        args: &[String],
+        env: &[(&str, &str)],
+        cpus: &[usize],
+        stderr_path: &Path,
+    ) -> Result<Self, ProcessError> {
         let spawn_error = |source| ProcessError::Spawn {
             name: name.to_string(),
             source,
@@ -64,6 +76,7 @@ impl ChildProcess {
         let mut command = Command::new(program);
         command
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(stderr));
@@ -162,6 +175,16 @@ impl ChildProcess {
             addr: addr.to_string(),
             timeout,
         })
+    }
+
+    /// Whether the child has exited (it is reaped then).
+    pub fn has_exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
+    /// The name it was started under.
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// User + system CPU time the child has used so far (all its threads).

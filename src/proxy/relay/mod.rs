@@ -38,6 +38,36 @@ const MIN_SPARE: usize = 1024;
 /// A single event larger than this ends the stream (a provider bug or an attack).
 const MAX_PENDING: usize = 8 * 1024 * 1024;
 
+/// A stream's buffer grown past this (a large event) hands its memory back to the OS when
+/// the stream ends, as a large request body does: mimalloc would otherwise keep the freed
+/// pages of several such streams resident.
+const KEEP_BYTES: usize = 1024 * 1024;
+
+/// The relay's buffer, purged from the shard's heap on drop when it grew large.
+struct StreamBuf(Vec<u8>);
+
+impl std::ops::Deref for StreamBuf {
+    type Target = Vec<u8>;
+    fn deref(&self) -> &Vec<u8> {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for StreamBuf {
+    fn deref_mut(&mut self) -> &mut Vec<u8> {
+        &mut self.0
+    }
+}
+
+impl Drop for StreamBuf {
+    fn drop(&mut self) {
+        if self.0.capacity() > KEEP_BYTES {
+            self.0 = Vec::new();
+            crate::shard::release_freed_memory();
+        }
+    }
+}
+
 /// How the provider frames its stream's events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UpstreamFrames {
@@ -120,7 +150,7 @@ pub async fn relay_stream(
     let mut framing = UpstreamFraming::new(body);
     // The prefix, then the payload not yet forwarded, then raw bytes not yet unframed; the
     // bytes read along with the response head are the first raw bytes.
-    let mut buf: Vec<u8> = Vec::with_capacity(PREFIX + FIRST_READ + upstream.buf.len());
+    let mut buf = StreamBuf(Vec::with_capacity(PREFIX + FIRST_READ + upstream.buf.len()));
     buf.resize(PREFIX, 0);
     buf.extend_from_slice(&upstream.buf);
     upstream.buf.clear();

@@ -107,20 +107,9 @@ impl HeaderList {
 
     /// All headers in order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> + '_ {
-        self.spans.iter().map(move |&(n, nl, v, vl)| {
-            // The spans were captured in `raw`; httparse validated header names as tokens
-            // (ASCII).
-            let name = self
-                .raw
-                .get(n as usize..(n + nl) as usize)
-                .unwrap_or_default();
-            let name = std::str::from_utf8(name).unwrap_or("");
-            let value = self
-                .raw
-                .get(v as usize..(v + vl) as usize)
-                .unwrap_or_default();
-            (name, value)
-        })
+        // httparse validated header names as tokens (ASCII).
+        self.raw_pairs()
+            .map(|(name, value)| (std::str::from_utf8(name).unwrap_or(""), value))
     }
 
     /// Number of headers.
